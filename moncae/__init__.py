@@ -1,0 +1,32 @@
+"""moncae: multi-objective neuroevolution of convolutional autoencoders (MONCAE).
+
+The public API; Keras/TensorFlow are imported only when a function that needs them runs, so
+`moncae --help` and the pure modules stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up chatter; set it to 0 to see it
+
+from moncae._version import __version__  # noqa: E402
+
+_EXPORTS = {
+    "load_dataset": "moncae.data",
+    "Genome": "moncae.genome",
+    "GenomeSpace": "moncae.genome",
+    "SearchConfig": "moncae.config",
+    "resolve_config": "moncae.config",
+    "run_search": "moncae.search",
+    "finetune_run": "moncae.finetune",
+    "build_report": "moncae.report",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'moncae' has no attribute {name!r}")

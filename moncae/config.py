@@ -1,0 +1,178 @@
+"""Search settings: one frozen dataclass, filled from defaults < preset < TOML file < flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from moncae.errors import MoncaeError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PAPER_SEEDS = (46, 29, 12, 8, 68, 44, 32, 91, 85, 61)
+LOSSES = ("bce", "mse")
+KNOWN_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta", "nadam", "sgd", "adamax", "adamw")
+_INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
+               "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "workers")
+_STR_FIELDS = ("dataset", "loss", "selection", "out", "executor")
+PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that decides a run's results (plus where it runs and writes)."""
+
+    dataset: str = "mnist_5k"
+    seed: int = 46
+    generations: int = 20
+    population: int = 20
+    epochs: int = 5
+    batch_size: int = 256
+    loss: str = "bce"
+    patience: int = 1
+    train_size: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+    split_seed: int = 0
+    max_blocks: int = 6
+    max_filters: int = 256
+    elitism: float = 0.1
+    selection: str = "paper"
+    optimizers: tuple[str, ...] = ("adam", "rmsprop", "adagrad", "adadelta", "nadam", "sgd")
+    ref_point: tuple[float, float] = (4.0, 12.0)
+    data_dir: str | None = None
+    out: str = "results"
+    preset: str | None = None
+    executor: str = "local"
+    workers: int | None = None
+    scheduler: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        object.__setattr__(self, "ref_point", tuple(float(v) for v in self.ref_point))
+        object.__setattr__(self, "optimizers", tuple(self.optimizers))
+        unknown = [o for o in self.optimizers if o not in KNOWN_OPTIMIZERS]
+        _check(bool(self.optimizers) and not unknown, "optimizers",
+               f"must be names from {', '.join(KNOWN_OPTIMIZERS)}", unknown or self.optimizers)
+        _check(self.generations >= 1, "generations", "must be >= 1", self.generations)
+        _check(self.population >= 2, "population", "must be >= 2", self.population)
+        _check(self.epochs >= 1, "epochs", "must be >= 1", self.epochs)
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
+        _check(self.patience >= 0, "patience", "must be >= 0", self.patience)
+        _check(self.loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}", self.loss)
+        _check(0.0 <= self.elitism < 1.0, "elitism", "must be in [0, 1)", self.elitism)
+        _check(self.max_blocks >= 1, "max_blocks", "must be >= 1", self.max_blocks)
+        _check(len(self.ref_point) == 2, "ref_point", "needs 2 values (loss, LOC)", self.ref_point)
+        for name in ("train_size", "val_size", "test_size"):
+            value = getattr(self, name)
+            _check(value is None or value >= 1, name, "must be >= 1 when given", value)
+        _check(self.executor in ("local", "dask"), "executor", "must be local or dask", self.executor)
+        _check(self.workers is None or self.workers >= 1, "workers", "must be >= 1", self.workers)
+        from moncae.selection import SELECTORS
+
+        _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
+               self.selection)
+
+    @property
+    def run_dir(self) -> Path:
+        """`OUT/DATASET/seed-SEED/`; a user .npz dataset is named by its file stem."""
+        name = Path(self.dataset).stem if self.dataset.endswith(".npz") else self.dataset
+        return Path(self.out) / name / f"seed-{self.seed}"
+
+    def results_settings(self) -> dict[str, Any]:
+        """The settings that decide results (not where the run writes or which executor runs it)."""
+        skip = {"out", "preset", "executor", "workers", "scheduler", "data_dir"}
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["ref_point"] = list(self.ref_point)
+        d["optimizers"] = list(self.optimizers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
+        return cls(**_known(d, "config.json"))
+
+
+def _check(ok: bool, name: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise MoncaeError(f"`{name}` {rule}. Received: {name}={value!r}")
+
+
+def _check_types(cfg: SearchConfig) -> None:
+    """Config files are user input: a wrong type must be a clear error, not a crash later."""
+    for name in _INT_FIELDS:
+        value = getattr(cfg, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise MoncaeError(f"`{name}` must be an integer. Received: {name}={value!r}")
+    for name in _STR_FIELDS:
+        value = getattr(cfg, name)
+        if not isinstance(value, str):
+            raise MoncaeError(f"`{name}` must be a string. Received: {name}={value!r}")
+    if isinstance(cfg.elitism, bool) or not isinstance(cfg.elitism, (int, float)):
+        raise MoncaeError(f"`elitism` must be a number. Received: elitism={cfg.elitism!r}")
+    if not isinstance(cfg.ref_point, (list, tuple)) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in cfg.ref_point
+    ):
+        raise MoncaeError(f"`ref_point` must be two numbers. Received: ref_point={cfg.ref_point!r}")
+    if not isinstance(cfg.optimizers, (list, tuple)):
+        raise MoncaeError(f"`optimizers` must be a list of names. Received: optimizers={cfg.optimizers!r}")
+
+
+def _known(d: dict[str, Any], where: str) -> dict[str, Any]:
+    names = {f.name for f in fields(SearchConfig)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise MoncaeError(
+            f"unknown setting(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(names))}"
+        )
+    return dict(d)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a settings file; the keys are SearchConfig field names (a [search] table is optional)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MoncaeError(f"config file {path} does not exist; pass an existing .toml file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise MoncaeError(f"config file {path} is not valid TOML: {err}") from None
+    data = data.get("search", data)
+    return _known(data, str(path))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    path = PRESET_DIR / f"{name}.toml"
+    if not path.exists():
+        raise MoncaeError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())}")
+    return read_toml(path)
+
+
+def resolve_config(
+    *, preset: str | None = None, config_file: str | Path | None = None, **overrides: Any
+) -> SearchConfig:
+    """Defaults < preset < config file < explicit overrides (None means 'not given')."""
+    settings: dict[str, Any] = {}
+    if preset:
+        settings.update(load_preset(preset))
+        settings["preset"] = preset
+    if config_file:
+        settings.update(read_toml(config_file))
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return SearchConfig(**_known(settings, "settings"))
+    except TypeError as err:
+        raise MoncaeError(f"invalid settings: {err}") from None

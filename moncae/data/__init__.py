@@ -1,0 +1,14 @@
+"""Datasets by name or `.npz` path, found offline first, split reproducibly.
+
+See `core.load_dataset` for the split rules and `locate` for where files are looked for.
+"""
+
+from moncae.data.core import (
+    DATASET_NAMES,
+    Dataset,
+    DatasetStatus,
+    dataset_status,
+    load_dataset,
+)
+
+__all__ = ["DATASET_NAMES", "Dataset", "DatasetStatus", "dataset_status", "load_dataset"]

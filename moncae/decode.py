@@ -1,0 +1,118 @@
+"""Decode a genome into a Keras 3 convolutional autoencoder, and measure its bottleneck.
+
+Encoder: the active blocks in order, each Conv2D('same') -> [BatchNorm] -> activation ->
+[Dropout] -> [MaxPool 2x2 'same', only while both sides are >= 2]. The bottleneck is the
+last encoder feature map. The decoder mirrors it: per block, in reverse, Conv2D with the
+block's filters, kernel and activation, then UpSampling2D where the encoder pooled, cropped
+back to the size the encoder had there (so 4 -> 8 is cropped to 7). A final
+Conv2D(input channels, sigmoid) gives an output of exactly the input's shape.
+
+`bottleneck_shape` and `level_of_compression` are pure arithmetic (no model is built), so
+the compression objective costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+from moncae.errors import MoncaeError
+from moncae.genome import Block, Genome, check_input_shape, pooled_size
+
+__all__ = [
+    "bottleneck_shape",
+    "build_autoencoder",
+    "describe_with_bottleneck",
+    "level_of_compression",
+    "loc_of_shape",
+]
+
+OUTPUT_KERNEL_SIZE = 3
+
+
+def bottleneck_shape(genome: Genome, input_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(height, width, channels) of the encoder output, computed without Keras."""
+    height, width, _ = check_input_shape(input_shape)
+    blocks = genome.blocks_for(input_shape)
+    for block in blocks:
+        if block.pool:
+            height, width = pooled_size(height), pooled_size(width)
+    return height, width, blocks[-1].filters
+
+
+def loc_of_shape(shape: Sequence[int]) -> float:
+    """Level of compression of a latent shape: log10 of its number of values (4x4x4 -> 1.806)."""
+    dims = [int(d) for d in shape]
+    if not dims or min(dims) < 1:
+        raise MoncaeError(f"`shape` must be positive sizes. Received: shape={tuple(shape)!r}")
+    return math.log10(math.prod(dims))
+
+
+def level_of_compression(genome: Genome, input_shape: Sequence[int]) -> float:
+    """The compression objective (minimised): LOC of the genome's bottleneck."""
+    return loc_of_shape(bottleneck_shape(genome, input_shape))
+
+
+def describe_with_bottleneck(genome: Genome, input_shape: Sequence[int]) -> str:
+    """`describe()` for this input with the bottleneck before the training part.
+
+    e.g. `C32k3-relu-bn-pool | C16k5-elu-pool | C4k3-relu -> 4x4x4 | adam lr=1e-3`.
+    """
+    blocks = genome.blocks_for(input_shape)
+    height, width, channels = bottleneck_shape(genome, input_shape)
+    arch = " | ".join(b.describe() for b in blocks)
+    return f"{arch} -> {height}x{width}x{channels} | {genome.describe_training()}"
+
+
+def _encoder_block(x, block: Block, i: int):
+    x = layers.Conv2D(block.filters, block.kernel_size, padding="same", name=f"enc{i}_conv")(x)
+    if block.batch_norm:
+        x = layers.BatchNormalization(name=f"enc{i}_bn")(x)
+    x = layers.Activation(block.activation, name=f"enc{i}_act")(x)
+    if block.dropout > 0:
+        x = layers.Dropout(block.dropout, name=f"enc{i}_dropout")(x)
+    if block.pool:
+        x = layers.MaxPooling2D(pool_size=2, padding="same", name=f"enc{i}_pool")(x)
+    return x
+
+
+def _decoder_block(x, block: Block, i: int, target: tuple[int, int]):
+    """Mirror of encoder block `i`; `target` is the (h, w) the encoder had before pooling."""
+    x = layers.Conv2D(block.filters, block.kernel_size, padding="same",
+                      activation=block.activation, name=f"dec{i}_conv")(x)
+    if block.pool:
+        x = layers.UpSampling2D(size=2, name=f"dec{i}_up")(x)
+        (height, width) = target
+        extra_h, extra_w = 2 * pooled_size(height) - height, 2 * pooled_size(width) - width
+        if extra_h or extra_w:
+            # 'same' max-pooling pads at the bottom/right, so the surplus is cropped there.
+            x = layers.Cropping2D(((0, extra_h), (0, extra_w)), name=f"dec{i}_crop")(x)
+    return x
+
+
+def build_autoencoder(genome: Genome, input_shape: Sequence[int]
+                      ) -> tuple[keras.Model, keras.Model]:
+    """Build (autoencoder, encoder); the encoder shares its layers with the autoencoder.
+
+    Not compiled: the trainer picks the loss and makes the genome's optimizer.
+    """
+    height, width, channels = check_input_shape(input_shape)
+    blocks = genome.blocks_for(input_shape)
+    inputs = keras.Input(shape=(height, width, channels), name="image")
+    x, sizes = inputs, []
+    for i, block in enumerate(blocks):
+        sizes.append((height, width))
+        x = _encoder_block(x, block, i)
+        if block.pool:
+            height, width = pooled_size(height), pooled_size(width)
+    bottleneck = x
+    for i in reversed(range(len(blocks))):
+        x = _decoder_block(x, blocks[i], i, sizes[i])
+    outputs = layers.Conv2D(channels, OUTPUT_KERNEL_SIZE, padding="same", activation="sigmoid",
+                            name="reconstruction")(x)
+    encoder = keras.Model(inputs, bottleneck, name="encoder")
+    autoencoder = keras.Model(inputs, outputs, name="autoencoder")
+    return autoencoder, encoder

@@ -1,0 +1,47 @@
+"""Parent-selection strategies, by name. Each takes fitnesses, k and an RNG and returns indices.
+
+Fitness is maximised (it is the exclusive hypervolume contribution). Add a strategy by writing
+one function and registering it in `SELECTORS`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+Selector = Callable[[Sequence[float], int, random.Random], list[int]]
+
+
+def select_paper(fitnesses: Sequence[float], k: int, rng: random.Random) -> list[int]:
+    """MONCAE Appendix B: a random individual is taken when its fitness beats U(0, max fitness).
+
+    Equivalent in distribution to fitness-proportional selection; falls back to uniform choice
+    when every fitness is 0 (e.g. a population that is all failures or all duplicates).
+    """
+    n = len(fitnesses)
+    top = max(fitnesses, default=0.0)
+    chosen: list[int] = []
+    while len(chosen) < k:
+        i = rng.randrange(n)
+        if top <= 0.0 or fitnesses[i] > rng.uniform(0.0, top):
+            chosen.append(i)
+    return chosen
+
+
+def select_tournament(fitnesses: Sequence[float], k: int, rng: random.Random, size: int = 3) -> list[int]:
+    """Tournament of `size` (with replacement), as in DEAP's `selTournament`."""
+    n = len(fitnesses)
+    out = []
+    for _ in range(k):
+        aspirants = [rng.randrange(n) for _ in range(size)]
+        out.append(max(aspirants, key=lambda i: fitnesses[i]))
+    return out
+
+
+SELECTORS: dict[str, Selector] = {"paper": select_paper, "tournament": select_tournament}
+
+
+def elite_indices(fitnesses: Sequence[float], losses: Sequence[float], count: int) -> list[int]:
+    """The `count` best individuals: highest fitness, ties broken by lower loss, then position."""
+    order = sorted(range(len(fitnesses)), key=lambda i: (-fitnesses[i], losses[i], i))
+    return order[:count]

@@ -1,0 +1,176 @@
+"""Every genome the operators can produce decodes to an autoencoder of the input's shape.
+
+Models are built, never trained. Building costs ~50 ms, so the property tests keep
+`max_examples` modest and clear the Keras session now and then.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import keras
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moncae.decode import (
+    bottleneck_shape,
+    build_autoencoder,
+    describe_with_bottleneck,
+    level_of_compression,
+    loc_of_shape,
+)
+from moncae.errors import MoncaeError
+from moncae.genome import Genome, GenomeSpace, crossover, mutate, random_genome
+
+SPACE = GenomeSpace()
+INPUT_SHAPES = [(28, 28, 1), (32, 32, 3), (8, 8, 1), (13, 17, 5)]
+_builds = itertools.count()
+
+shapes = st.sampled_from(INPUT_SHAPES)
+seeds = st.integers(0, 2**32 - 1)
+
+
+def pooled_blocks(n: int, pool: int = 1, space: GenomeSpace = SPACE) -> Genome:
+    """n active 4-filter blocks with the given pool gene; the rest inactive."""
+    block = [1, 0, 0, 0, 0, 0, pool]
+    off = [0] * 7
+    genes = block * n + off * (space.max_blocks - n) + [0, 0]
+    return Genome(tuple(genes), space)
+
+
+def check_decodes(genome: Genome, input_shape: tuple[int, int, int]) -> None:
+    """The invariants of the issue, on one built model."""
+    if next(_builds) % 25 == 24:
+        keras.backend.clear_session()
+    autoencoder, encoder = build_autoencoder(genome, input_shape)
+    assert tuple(autoencoder.output_shape) == (None, *input_shape)
+    assert tuple(encoder.output_shape) == (None, *bottleneck_shape(genome, input_shape))
+    assert math.isclose(level_of_compression(genome, input_shape),
+                        math.log10(math.prod(encoder.output_shape[1:])))
+    assert {id(layer) for layer in encoder.layers} <= {id(layer) for layer in autoencoder.layers}
+
+
+# --- property tests: every genome decodes ------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(seeds, shapes)
+def test_random_genomes_decode(seed, input_shape):
+    check_decodes(random_genome(SPACE, random.Random(seed)), input_shape)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seeds, st.integers(0, 80), st.integers(1, 6), shapes)
+def test_mutated_genomes_decode(seed, generation, rounds, input_shape):
+    rng = random.Random(seed)
+    genome = random_genome(SPACE, rng)
+    for _ in range(rounds):
+        genome = mutate(genome, SPACE, rng, generation)
+    check_decodes(genome, input_shape)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seeds, shapes)
+def test_crossed_over_genomes_decode(seed, input_shape):
+    rng = random.Random(seed)
+    child, other = crossover(random_genome(SPACE, rng), random_genome(SPACE, rng), rng)
+    check_decodes(child if rng.random() < 0.5 else other, input_shape)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data(), shapes)
+def test_any_valid_genome_of_a_small_or_large_space_decodes(data, input_shape):
+    space = data.draw(st.sampled_from([GenomeSpace(max_blocks=1), GenomeSpace(max_blocks=8),
+                                       GenomeSpace(min_filters=1, max_filters=8)]))
+    genes = [data.draw(st.integers(0, card - 1)) for card in space.cardinalities()]
+    genes[0] = 1
+    check_decodes(Genome(tuple(genes), space), input_shape)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seeds, st.integers(1, 64), st.integers(1, 64), st.integers(1, 4))
+def test_bottleneck_arithmetic_for_many_shapes_without_keras(seed, height, width, channels):
+    genome = random_genome(SPACE, random.Random(seed))
+    h, w, c = bottleneck_shape(genome, (height, width, channels))
+    pools = sum(block.pool for block in genome.blocks_for((height, width, channels)))
+    assert (h, w) == (math.ceil(height / 2**pools), math.ceil(width / 2**pools))
+    assert c == genome.blocks[-1].filters
+    assert pools == 0 or min(math.ceil(height / 2 ** (pools - 1)),
+                             math.ceil(width / 2 ** (pools - 1))) >= 2
+
+
+# --- paper values and pooling arithmetic -------------------------------------------------
+
+@pytest.mark.parametrize("shape, loc", [
+    ((4, 4, 4), 1.806), ((7, 7, 4), 2.292), ((2, 2, 4), 1.204), ((7, 7, 16), 2.894),
+    ((8, 8, 8), 2.709), ((1, 1, 1), 0.0),
+])
+def test_level_of_compression_matches_the_paper(shape, loc):
+    assert round(loc_of_shape(shape), 3) == loc
+
+
+def test_loc_of_shape_rejects_empty_and_zero_sizes():
+    for bad in [(), (0, 4, 4)]:
+        with pytest.raises(MoncaeError, match="Received: shape="):
+            loc_of_shape(bad)
+
+
+@pytest.mark.parametrize("input_shape, chain", [
+    ((28, 28, 1), [28, 14, 7, 4, 2, 1, 1]),
+    ((32, 32, 3), [32, 16, 8, 4, 2, 1, 1]),
+    ((8, 8, 1), [8, 4, 2, 1, 1, 1, 1]),
+])
+def test_repeated_pooling_halves_with_ceiling_and_stops_at_one(input_shape, chain):
+    for n, side in enumerate(chain):
+        assert bottleneck_shape(pooled_blocks(n or 1, pool=int(n > 0)), input_shape)[:2] \
+            == (side, side)
+    assert level_of_compression(pooled_blocks(4), (28, 28, 1)) == pytest.approx(math.log10(16))
+
+
+def test_odd_shapes_stop_pooling_once_a_side_reaches_one():
+    sides = [bottleneck_shape(pooled_blocks(n), (13, 17, 5))[:2] for n in range(1, 7)]
+    assert sides == [(7, 9), (4, 5), (2, 3), (1, 2), (1, 2), (1, 2)]
+
+
+def test_built_layers_follow_the_blocks():
+    genome = Genome(tuple(
+        [1, 3, 0, 1, 0, 2, 1]        # C32k3 bn relu drop0.2 pool
+        + [1, 2, 1, 0, 1, 0, 1]      # C16k5 elu pool
+        + [1, 0, 0, 0, 0, 0, 0]      # C4k3 relu
+        + [0] * 7 * 3 + [0, 2]), SPACE)
+    autoencoder, encoder = build_autoencoder(genome, (28, 28, 1))
+    kinds = [type(layer).__name__ for layer in encoder.layers]
+    assert kinds == ["InputLayer", "Conv2D", "BatchNormalization", "Activation", "Dropout",
+                     "MaxPooling2D", "Conv2D", "Activation", "MaxPooling2D", "Conv2D",
+                     "Activation"]
+    decoder = [type(layer).__name__ for layer in autoencoder.layers[len(encoder.layers):]]
+    assert decoder == ["Conv2D", "Conv2D", "UpSampling2D", "Conv2D", "UpSampling2D", "Conv2D"]
+    assert encoder.output_shape == (None, 7, 7, 4)
+    assert autoencoder.get_layer("dec0_conv").kernel_size == (3, 3)
+    assert autoencoder.get_layer("dec1_conv").kernel_size == (5, 5)
+    assert autoencoder.get_layer("reconstruction").activation.__name__ == "sigmoid"
+    assert describe_with_bottleneck(genome, (14, 14, 1)) == (
+        "C32k3-relu-bn-drop0.2-pool | C16k5-elu-pool | C4k3-relu -> 4x4x4 | adam lr=1e-3")
+
+
+def test_odd_sizes_are_cropped_back_on_the_way_up():
+    autoencoder, _ = build_autoencoder(pooled_blocks(3), (13, 17, 5))
+    crops = [layer for layer in autoencoder.layers if type(layer).__name__ == "Cropping2D"]
+    assert [layer.output.shape[1:3] for layer in crops] == [(4, 5), (7, 9), (13, 17)]
+    assert autoencoder.output_shape == (None, 13, 17, 5)
+
+
+def test_describe_with_bottleneck_drops_absent_pooling():
+    text = describe_with_bottleneck(pooled_blocks(4), (8, 8, 1))
+    assert text == ("C4k3-relu-pool | C4k3-relu-pool | C4k3-relu-pool | C4k3-relu -> 1x1x4"
+                    " | adam lr=1e-4")
+
+
+@pytest.mark.parametrize("bad", [(28, 28), (0, 28, 1), (28, 28, 1, 1), "28x28", (28.5, 28, 1)])
+def test_bad_input_shapes_are_user_errors(bad):
+    with pytest.raises(MoncaeError, match="input_shape"):
+        bottleneck_shape(pooled_blocks(1), bad)
+    with pytest.raises(MoncaeError, match="input_shape"):
+        build_autoencoder(pooled_blocks(1), bad)

@@ -1,0 +1,138 @@
+"""The search loop end to end on smoke-sized settings (real training, tiny models, 1 epoch)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from moncae.config import resolve_config
+from moncae.evaluate import EVAL_COLUMNS, TIMING_COLUMNS, run_task
+from moncae.runstore import GENERATION_COLUMNS, MODEL_INDEX_COLUMNS, POPULATION_COLUMNS
+from moncae.search import run_search
+
+SEED = 5
+
+
+def smoke(out: Path, **overrides):
+    return resolve_config(preset="smoke", dataset="mnist_5k", seed=SEED, out=str(out), **overrides)
+
+
+def comparable(path: Path) -> pd.DataFrame:
+    """A CSV without its timing columns: what must be identical between equivalent runs."""
+    df = pd.read_csv(path)
+    return df.drop(columns=[c for c in (*TIMING_COLUMNS, "seconds") if c in df.columns])
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    return run_search(smoke(out))
+
+
+def test_run_writes_every_file_with_its_columns(reference_run):
+    run = reference_run.run_dir
+    for name in ("config.json", "evaluations.csv", "population.csv", "generations.csv",
+                 "checkpoint.pkl", "models/index.csv", "pareto_front.csv"):
+        assert (run / name).is_file(), name
+    ev = pd.read_csv(run / "evaluations.csv")
+    assert list(ev.columns[: len(EVAL_COLUMNS)]) == EVAL_COLUMNS
+    assert "b0_filters" in ev.columns and "optimizer" in ev.columns
+    assert ev["genome_key"].is_unique
+    pop = pd.read_csv(run / "population.csv")
+    assert list(pop.columns) == POPULATION_COLUMNS
+    assert sorted(pop["generation"].unique()) == [0, 1]
+    assert (pop.groupby("generation").size() == 4).all()
+    gens = pd.read_csv(run / "generations.csv")
+    assert list(gens.columns) == GENERATION_COLUMNS
+    assert len(gens) == 2 and (gens["hypervolume"] > 0).all()
+    index = pd.read_csv(run / "models" / "index.csv")
+    assert list(index.columns) == MODEL_INDEX_COLUMNS and len(index) == 4
+    for file in index["file"].dropna():
+        assert (run / "models" / file).stat().st_size > 0
+    assert len(list((run / "models").glob("*.keras"))) == index["file"].dropna().nunique()
+    assert ((ev["status"] == "ok") & (ev["rec_loss"] > 0) & (ev["rec_loss"] < 4.0)).all()
+
+
+def test_fitness_is_the_exclusive_hypervolume_contribution(reference_run):
+    from moncae.objectives import hv_contributions
+
+    pop = pd.read_csv(reference_run.run_dir / "population.csv")
+    for _, group in pop.groupby("generation"):
+        expected = hv_contributions(group[["rec_loss", "loc"]].to_numpy(), (4.0, 12.0))
+        assert group["fitness"].to_numpy() == pytest.approx(expected)
+
+
+def test_cache_never_retrains_a_key(tmp_path, reference_run):
+    seen: list[str] = []
+
+    def counting(task):
+        seen.append(task.key)
+        return run_task(task)
+
+    result = run_search(smoke(tmp_path, generations=3), task_fn=counting)
+    assert len(seen) == len(set(seen))
+    pop = pd.read_csv(result.run_dir / "population.csv")
+    later = pop[pop["generation"] > 0]
+    assert later["cached"].any(), "the elite survives, so later generations must hit the cache"
+    gens = pd.read_csv(result.run_dir / "generations.csv")
+    assert gens["trained"].sum() == len(seen)
+
+
+def test_same_seed_gives_identical_csvs(tmp_path, reference_run):
+    again = run_search(smoke(tmp_path))
+    for name in ("evaluations.csv", "population.csv", "generations.csv"):
+        pd.testing.assert_frame_equal(comparable(reference_run.run_dir / name),
+                                      comparable(again.run_dir / name))
+
+
+def test_a_failing_genome_is_recorded_and_the_run_completes(tmp_path, monkeypatch):
+    import moncae.evaluate as evaluate
+
+    real_build = evaluate.build_autoencoder
+    victims: list[str] = []
+
+    def flaky_build(genome, shape):
+        if not victims or victims[0] == genome.key_for(shape):
+            victims.append(genome.key_for(shape))
+            raise RuntimeError("injected failure")
+        return real_build(genome, shape)
+
+    monkeypatch.setattr(evaluate, "build_autoencoder", flaky_build)
+    result = run_search(smoke(tmp_path))
+    ev = pd.read_csv(result.run_dir / "evaluations.csv")
+    failed = ev[ev["genome_key"] == victims[0]].iloc[0]
+    assert failed["status"] == "failed" and "injected failure" in failed["error"]
+    assert (failed["rec_loss"], failed["loc"]) == (4.0, 12.0)
+    assert (ev["status"] == "ok").sum() == len(ev) - 1
+    assert len(pd.read_csv(result.run_dir / "generations.csv")) == 2
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cli.main", "search", *args]
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run):
+    args = ["--dataset", "mnist_5k", "--seed", str(SEED), "--preset", "smoke", "--out", str(tmp_path),
+            "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(_cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoint = tmp_path / "mnist_5k" / f"seed-{SEED}" / "checkpoint.pkl"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid generation 1: generation 0 is checkpointed
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    done = subprocess.run(_cli(*args, "--resume"), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout
+    run = checkpoint.parent
+    for name in ("evaluations.csv", "population.csv", "generations.csv"):
+        pd.testing.assert_frame_equal(comparable(reference_run.run_dir / name), comparable(run / name))

@@ -1,0 +1,67 @@
+"""`moncae search` bad input: one-line error, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+
+BASE = ["search", "--dataset", "mnist_5k", "--seed", "1", "--preset", "smoke"]
+
+
+def _config(tmp_path, text: str) -> str:
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["search", "--dataset", "no_such_data", "--seed", "1"], "no_such_data"),
+        ([*BASE[:-1], "nope"], "unknown preset"),
+        ([*BASE, "--train-size", "0"], "train_size"),
+        ([*BASE, "--val-size", "-3"], "val_size"),
+        ([*BASE, "--population", "1"], "population"),
+        ([*BASE, "--train-size", "999999"], "train"),
+        ([*BASE, "--selection", "roulette-of-doom"], "selection"),
+        (lambda tmp: [*BASE, "--config", _config(tmp, 'optimizers = ["adam", "quantum"]')], "optimizers"),
+        (lambda tmp: [*BASE, "--config", _config(tmp, "colour = 3")], "unknown setting"),
+        (lambda tmp: [*BASE, "--config", _config(tmp, 'epochs = "five"')], "epochs"),
+        (lambda tmp: [*BASE, "--config", _config(tmp, "epochs = [")], "not valid TOML"),
+        (lambda tmp: [*BASE, "--config", str(tmp / "missing.toml")], "missing.toml"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, expected):
+    out = tmp_path / "out"
+    argv = args(tmp_path) if callable(args) else args
+    result = CliRunner().invoke(main, [*argv, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    message = result.output.strip().splitlines()
+    assert expected in result.output, result.output
+    assert "Traceback" not in result.output and len(message) <= 3  # click usage errors add 2 lines
+    assert not out.exists()
+
+
+def test_output_path_that_is_a_file_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(main, [*BASE, "--out", str(blocker / "sub")])
+    assert result.exit_code == 2 and "is a file" in result.output
+
+
+def test_existing_run_without_resume_is_refused(tmp_path):
+    run = tmp_path / "mnist_5k" / "seed-1"
+    run.mkdir(parents=True)
+    (run / "evaluations.csv").write_text("precious\n")
+    result = CliRunner().invoke(main, [*BASE, "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--resume" in result.output
+    assert (run / "evaluations.csv").read_text() == "precious\n"
+
+
+def test_paper_seed_list_is_expanded():
+    from cli.cmd_search import SeedParam
+
+    assert SeedParam().convert("paper", None, None) == (46, 29, 12, 8, 68, 44, 32, 91, 85, 61)
+    assert SeedParam().convert("1,2", None, None) == (1, 2)
