@@ -1,0 +1,191 @@
+"""`moncae finetune` on a smoke-sized run: CSV, latent accuracy, resume, failures, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from moncae import finetune
+from moncae.atomic import write_csv
+from moncae.config import resolve_config
+from moncae.finetune import FINETUNE_COLUMNS, finetune_run
+from moncae.runstore import MODEL_INDEX_COLUMNS, model_filename
+from moncae.search import run_search
+
+SEED = 5
+EPOCHS, CLASSIFIER_EPOCHS = 2, 10
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory) -> Path:
+    """A finished smoke search (never modified: tests work on copies)."""
+    out = tmp_path_factory.mktemp("search")
+    config = resolve_config(preset="smoke", dataset="mnist_5k", seed=SEED, out=str(out))
+    return run_search(config).run_dir
+
+
+@pytest.fixture(scope="module")
+def finetuned(search_run, tmp_path_factory):
+    run = copy_run(search_run, tmp_path_factory.mktemp("ft") / "run")
+    return run, finetune_run(run, epochs=EPOCHS, classifier_epochs=CLASSIFIER_EPOCHS)
+
+
+def test_csv_has_one_row_per_unique_final_genome(search_run, finetuned):
+    run, result = finetuned
+    index = pd.read_csv(search_run / "models" / "index.csv")
+    first = index.drop_duplicates("genome_key")
+    df = pd.read_csv(run / "finetune.csv").fillna({"error": ""})
+    assert list(df.columns) == FINETUNE_COLUMNS
+    assert list(df["genome_key"]) == list(first["genome_key"])
+    assert list(df["individual"]) == list(first["individual"])
+    assert len(result.records) == len(df) and result.trained == len(df) and result.skipped == 0
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert ((df["rec_loss"] > 0) & (df["rec_loss"] < 4)).all()
+    assert (df["epochs"].between(1, EPOCHS)).all() and (df["finetune_seconds"] > 0).all()
+    for _, row in df.iterrows():
+        dims = [int(d) for d in row["bottleneck"].split("x")]
+        assert row["loc"] == pytest.approx(math.log10(np.prod(dims)))
+        assert row["bottleneck"] in row["architecture"]
+        assert (run / "finetuned" / model_filename(row["genome_key"])).stat().st_size > 0
+    ft_index = pd.read_csv(run / "finetuned" / "index.csv")
+    assert list(ft_index.columns) == MODEL_INDEX_COLUMNS
+    assert list(ft_index["genome_key"]) == list(index["genome_key"])  # every individual mapped
+    assert result.to_frame()["genome_key"].tolist() == df["genome_key"].tolist()
+
+
+def test_latent_accuracy_is_real_and_beats_chance(finetuned):
+    _, result = finetuned
+    for r in result.records:
+        assert 0.0 <= r.cl_acc <= 1.0
+        assert r.cl_acc > 0.2, r  # 10 classes: chance is 0.1
+        assert math.isfinite(r.cl_loss) and r.cl_loss > 0
+
+
+def test_rerun_skips_done_models(finetuned, monkeypatch):
+    run, _ = finetuned
+    before = (run / "finetune.csv").read_bytes()
+    calls = []
+    monkeypatch.setattr(finetune, "finetune_model", lambda *a, **k: calls.append(a))
+    result = CliRunner().invoke(main, ["finetune", str(run), "--epochs", str(EPOCHS),
+                                       "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
+    assert result.exit_code == 0, result.output
+    assert calls == []
+    assert "skipped" in result.output and "ok" in result.output
+    assert (run / "finetune.csv").read_bytes() == before
+
+
+def test_corrupt_model_is_failed_and_the_others_complete(finetuned, tmp_path):
+    """Redo two of the models: one with a corrupt file fails, the other gives the same row."""
+    run = copy_run(finetuned[0], tmp_path / "run")
+    rows = pd.read_csv(run / "finetune.csv").fillna({"error": ""}).to_dict("records")
+    assert len(rows) >= 2
+    broken, redo = rows[0], rows[1]
+    (run / "models" / model_filename(broken["genome_key"])).write_bytes(b"not a zip file")
+    write_csv(run / "finetune.csv", FINETUNE_COLUMNS, rows[2:])
+
+    result = CliRunner().invoke(main, ["finetune", str(run), "--epochs", str(EPOCHS),
+                                       "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
+
+    assert result.exit_code == 0, result.output  # a failed model is a result, not an error
+    assert f"2 fine-tuned now, {len(rows) - 2} skipped" in result.output
+    assert "failed (ValueError" in result.output or "failed (BadZipFile" in result.output
+    df = pd.read_csv(run / "finetune.csv").fillna({"error": ""}).set_index("genome_key")
+    assert len(df) == len(rows)
+    failed = df.loc[broken["genome_key"]]
+    assert failed["status"] == "failed" and "zip" in failed["error"]
+    again = df.loc[redo["genome_key"]]
+    assert again["status"] == "ok"
+    for column in ("rec_loss", "cl_loss", "cl_acc", "epochs"):  # reproducible on CPU
+        assert again[column] == redo[column], column
+    ft_index = pd.read_csv(run / "finetuned" / "index.csv", keep_default_na=False)
+    assert (ft_index.loc[ft_index["genome_key"] == broken["genome_key"], "file"] == "").all()
+
+
+def test_streamed_codes_give_the_same_classifier(finetuned):
+    """Codes too big for memory are re-encoded per batch: same classifier, same scores."""
+    import keras
+
+    from moncae.decode import build_autoencoder
+    from moncae.evaluate import cached_dataset
+    from moncae.latent import latent_classification
+    from moncae.runstore import RunFolder
+    from moncae.search import data_spec
+
+    run, _ = finetuned
+    config = finetune.read_run_config(RunFolder(run))
+    data = cached_dataset(data_spec(config))
+    model = finetune.final_models(RunFolder(run), data.input_shape)[0]
+    scores = []
+    for budget in (1 << 30, 0):
+        keras.backend.clear_session()
+        autoencoder, encoder = build_autoencoder(model.genome, data.input_shape)
+        autoencoder.load_weights(run / "finetuned" / model_filename(model.genome_key))
+        scores.append(latent_classification(
+            encoder, data.x_train, data.y_train, data.x_test, data.y_test,
+            num_classes=data.num_classes, epochs=2, seed=1, memory_budget=budget))
+    assert [s.streamed for s in scores] == [False, True]
+    assert scores[1].accuracy == pytest.approx(scores[0].accuracy, abs=1e-6)
+    assert scores[1].loss == pytest.approx(scores[0].loss, rel=1e-4)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _unfinished(run: Path) -> None:
+    path = run / "checkpoint.pkl"
+    state = pickle.loads(path.read_bytes())
+    state.finished = False
+    path.write_bytes(pickle.dumps(state))
+
+
+def _missing_dataset(run: Path) -> None:
+    path = run / "config.json"
+    payload = json.loads(path.read_text())
+    payload["run"]["dataset"] = str(run.parent / "moved-away.npz")
+    path.write_text(json.dumps(payload))
+
+
+def _other_settings(run: Path) -> None:
+    (run / "finetune.json").write_text(json.dumps({"settings": {"epochs": 7}}))
+    write_csv(run / "finetune.csv", FINETUNE_COLUMNS, [
+        {"individual": 0, "genome_key": "x", "status": "ok", "epochs": 7}])
+
+
+@pytest.mark.parametrize("make_bad, args, expected", [
+    (lambda run: run / "nope", [], "not a moncae run folder"),
+    (lambda run: (run / "config.json"), [], "not a moncae run folder"),
+    (lambda run: (run / "config.json").unlink() or run, [], "not a moncae run folder"),
+    (lambda run: _unfinished(run) or run, [], "no final population"),
+    (lambda run: (run / "models" / "index.csv").unlink() or run, [], "no final population"),
+    (lambda run: (run / "checkpoint.pkl").unlink() or run, [], "no final population"),
+    (lambda run: (run / "checkpoint.pkl").write_bytes(b"junk") and run, [], "unreadable"),
+    (lambda run: _missing_dataset(run) or run, [], "moved-away.npz"),
+    (lambda run: _other_settings(run) or run, [], "other settings"),
+    (lambda run: (run / "finetune.csv").write_text("a,b\n1,2\n") and run, [], "corrupt"),
+    (lambda run: run, ["--epochs", "-1"], "epochs"),
+    (lambda run: run, ["--classifier-epochs", "0"], "classifier-epochs"),
+])
+def test_bad_input_exits_2_with_one_line(search_run, tmp_path, make_bad, args, expected):
+    run = copy_run(search_run, tmp_path / "run")
+    target = make_bad(run)
+    before = sorted(p.name for p in run.iterdir())
+    result = CliRunner().invoke(main, ["finetune", str(target), *args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert "Traceback" not in result.output and len(lines) <= 3  # click usage errors add 2 lines
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing written
