@@ -1,0 +1,265 @@
+"""The dask executor: same results as local, ordered results, and every fault a cluster has.
+
+Real Dask clusters on 127.0.0.1 only (LocalCluster, or `dask scheduler`/`dask worker`
+subprocesses where the test must kill the scheduler); short connection timeouts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from moncae.config import resolve_config
+from moncae.dask_executor import (
+    DaskExecutor,
+    WorkerSetupError,
+    WorkerTask,
+    lost_evaluation,
+    training_threads,
+    visible_gpus,
+)
+from moncae.errors import MoncaeError
+from moncae.evaluate import TIMING_COLUMNS, EvalRecord, EvalResult, EvalTask, TrainSettings
+from moncae.executors import make_executor
+from moncae.search import SearchProgress, data_spec, run_search
+
+pytest.importorskip("distributed")
+
+SEED = 5
+CSVS = ("evaluations.csv", "population.csv", "generations.csv")
+
+
+def smoke(out: Path, **overrides):
+    return resolve_config(preset="smoke", dataset="mnist_5k", seed=SEED, out=str(out), **overrides)
+
+
+def comparable(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path)
+    return df.drop(columns=[c for c in (*TIMING_COLUMNS, "seconds") if c in df.columns])
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Bit-identical CSVs (timings aside): not merely close floats."""
+    for name in CSVS:
+        pd.testing.assert_frame_equal(comparable(a / name), comparable(b / name), check_exact=True)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    return run_search(smoke(tmp_path_factory.mktemp("local")))
+
+
+@pytest.fixture(scope="module")
+def two_workers():
+    """What `--executor dask --workers 2` builds; shared by the tests (TF loads once per worker)."""
+    executor = make_executor("dask", workers=2)
+    assert isinstance(executor, DaskExecutor) and executor.worker_count() == 2
+    with executor:
+        yield executor
+
+
+# -- results -------------------------------------------------------------------------------------
+def test_smoke_run_on_two_workers_equals_the_local_run(tmp_path, reference_run, two_workers):
+    result = run_search(smoke(tmp_path, executor="dask", workers=2), executor=two_workers)
+    assert_same_run(reference_run.run_dir, result.run_dir)
+    assert two_workers.client.status == "running", "run_search must not close a given executor"
+
+
+def test_results_come_in_task_order_whatever_order_they_finish(two_workers):
+    def nap(seconds):  # a local function: shipped by value to the workers
+        import time
+
+        time.sleep(seconds)
+        return seconds, os.getpid()
+
+    durations = [0.6, 0.05, 0.3, 0.01, 0.2, 0.0]
+    results = list(two_workers.map_ordered(nap, durations))
+    assert [r[0] for r in results] == durations
+    assert len({pid for _, pid in results}) == 2, "both workers must have been used"
+    assert list(two_workers.map_ordered(nap, [])) == []
+    env = two_workers.client.run(lambda: os.environ.get("TF_NUM_INTRAOP_THREADS"))
+    assert set(env.values()) == {str(training_threads())}
+
+
+# -- faults --------------------------------------------------------------------------------------
+class KillOneBusyWorker(SearchProgress):
+    """After an evaluation is journaled, SIGKILL a worker that is running another one."""
+
+    def __init__(self, executor: DaskExecutor) -> None:
+        self.executor = executor
+        self.killed: list[int] = []
+
+    def evaluation_done(self, record: EvalRecord) -> None:
+        if self.killed:
+            return
+        client = self.executor.client
+        busy = [addr for addr, keys in client.processing().items() if keys]
+        if busy:
+            pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            self.killed.append(pid)
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_every_evaluation_recorded_once(
+        tmp_path, reference_run, two_workers):
+    progress = KillOneBusyWorker(two_workers)
+    result = run_search(smoke(tmp_path), executor=two_workers, progress=progress)
+    assert progress.killed, "no worker was busy when an evaluation came back"
+    ev = pd.read_csv(result.run_dir / "evaluations.csv")
+    assert ev["genome_key"].is_unique and (ev["status"] == "ok").all()
+    assert_same_run(reference_run.run_dir, result.run_dir)  # the retried training too
+    two_workers.client.wait_for_workers(2, timeout=30)  # the nanny restarts the killed worker
+
+
+def test_a_task_that_keeps_killing_its_worker_is_given_up_after_the_retries():
+    def die(task):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    lost = []
+    with DaskExecutor(workers=1, retries=1, on_lost=lambda task, error: lost.append(error) or task
+                      ) as executor:
+        assert list(executor.map_ordered(die, ["victim"])) == ["victim"]
+    assert len(lost) == 1 and "worker died" in lost[0]
+
+
+def test_a_lost_evaluation_is_a_failed_record_at_the_reference_point(reference_run):
+    config = reference_run.config
+    task = EvalTask(reference_run.population[0], data_spec(config), TrainSettings(), 1,
+                    config.ref_point, key="victim")
+    rec = lost_evaluation(task, "the worker died each time").record
+    assert (rec.genome_key, rec.status, rec.rec_loss, rec.loc) == ("victim", "failed", 4.0, 12.0)
+    assert rec.error == "the worker died each time" and rec.bottleneck
+    with pytest.raises(MoncaeError, match="worker died"):
+        lost_evaluation("not an evaluation", "the worker died")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fake_evaluation_fn():
+    """Cheap, deterministic in the genome: stands in for training where only the loop matters.
+
+    Made inside a function so that Dask ships it by value (workers cannot import test modules).
+    """
+
+    def fake_evaluation(task: EvalTask) -> EvalResult:
+        import time
+
+        time.sleep(0.2)
+        blocks = len(task.genome.blocks)
+        loss = 0.1 + 0.1 * blocks + (task.seed % 97) / 1000
+        return EvalResult(EvalRecord(task.key, task.genome.describe(), loss, 1.0 + blocks, "",
+                                     10 * blocks, 1, 0.2, 0.2, "ok"))
+
+    return fake_evaluation
+
+
+def test_scheduler_lost_mid_run_is_a_resume_error_and_resume_completes(tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s"}
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
+         address.rsplit(":", 1)[1], "--no-dashboard"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--no-dashboard"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    class KillScheduler(SearchProgress):  # in generation 1: generation 0 is checkpointed
+        def evaluation_done(self, record):
+            if record.generation >= 1 and scheduler.poll() is None:
+                scheduler.kill()
+                scheduler.wait()
+
+    config = smoke(tmp_path, generations=3)
+    fake = fake_evaluation_fn()
+    try:
+        executor = DaskExecutor(scheduler=address, connect_timeout=20, wait_for_workers=30)
+        try:
+            with pytest.raises(MoncaeError, match="--resume") as err:
+                run_search(config, executor=executor, progress=KillScheduler(),
+                           task_fn=fake)
+        finally:
+            executor.close()
+    finally:
+        for proc in (worker, scheduler):
+            proc.kill()
+            proc.wait()
+    assert "\n" not in str(err.value)
+    journaled = pd.read_csv(config.run_dir / "evaluations.csv")
+    assert journaled["generation"].max() == 1 and len(journaled) < 3 * config.population
+    resumed = run_search(config, resume=True, task_fn=fake)
+    straight = run_search(smoke(tmp_path / "straight", generations=3), task_fn=fake)
+    assert_same_run(straight.run_dir, resumed.run_dir)
+
+
+def test_unreachable_scheduler_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    import dask
+
+    out = tmp_path / "out"
+    args = ["search", "--dataset", "mnist_5k", "--seed", "1", "--preset", "smoke", "--executor",
+            "dask", "--scheduler", "tcp://127.0.0.1:1", "--out", str(out)]
+    started = time.perf_counter()
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "tcp://127.0.0.1:1" in errors[0] and "scheduler" in errors[0]
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    assert time.perf_counter() - started < 30
+
+
+def test_each_local_worker_sees_one_gpu_and_tasks_ask_for_one(two_workers):
+    with DaskExecutor(workers=3, gpus=["5", "7"]) as executor:  # no GPU needed to place them
+        seen = executor.client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+        assert sorted(seen.values()) == ["5", "5", "7"]
+        assert executor._resources() == {"GPU": 1}
+        assert list(executor.map_ordered(abs, [-1, -2, -3])) == [1, 2, 3]
+    assert two_workers._resources() is None
+
+
+# -- settings ------------------------------------------------------------------------------------
+def test_workers_and_scheduler_together_are_refused():
+    with pytest.raises(MoncaeError, match="not both"):
+        DaskExecutor(workers=2, scheduler="tcp://127.0.0.1:1")
+
+
+def test_training_threads_follow_tensorflow_rule(monkeypatch):
+    import tensorflow as tf
+
+    if tf.config.threading.get_intra_op_parallelism_threads() > 0:
+        pytest.skip("this process pinned TF's intra-op threads itself")
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    assert training_threads() == 3
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    assert training_threads() == len(os.sched_getaffinity(0))
+
+
+def test_a_worker_running_several_tasks_at_once_is_refused():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+                      ) as cluster, Client(cluster, set_as_default=False) as client:
+        future = client.submit(WorkerTask(abs, intra_threads=1), -1)
+        with pytest.raises(WorkerSetupError, match="--nthreads 1"):
+            future.result()
+
+
+@pytest.mark.parametrize("env, expected", [("0,2", ["0", "2"]), ("", []), ("-1", []), ("3", ["3"])])
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, env, expected):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", env)
+    assert visible_gpus() == expected
