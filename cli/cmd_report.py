@@ -1,0 +1,38 @@
+"""`moncae report`: Table 1, Pareto fronts with a PCA baseline, and figures over all runs."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("results_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the report files (default: RESULTS_DIR/report).")
+@click.option("--loc-threshold", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Table 1 averages final models with LOC below this "
+                   "(default: 2.5 for single-channel images, 3.1 for three-channel).")
+@click.option("--quiet", is_flag=True, help="Print only warnings and the path of report.md.")
+def command(results_dir, out, loc_threshold, quiet):
+    """Summarise every run under RESULTS_DIR (DATASET/seed-N/ folders): table1.csv/.md,
+    pareto_DATASET.png, hv_history_DATASET.png, reconstructions_DATASET_seed-N.png and a
+    report.md that embeds them. Prints the path of report.md last."""
+    from moncae.report import ReportWarning, build_report
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ReportWarning):  # one line each, as they happen
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    log = None if quiet else (lambda text: click.echo(text, err=True))
+    with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+        warnings.simplefilter("always", ReportWarning)
+        warnings.showwarning = show
+        report = build_report(results_dir, out=out, loc_threshold=loc_threshold, log=log)
+    click.echo(str(report))

@@ -1,0 +1,89 @@
+"""The PCA baseline front: the best *linear* autoencoder with k latent values, for each k.
+
+PCA is fitted on the training split; its reconstructions of the test split are scored with
+the run's own loss, defined as Keras defines it (mean over every pixel and channel):
+
+- `bce`: `-(x log p + (1 - x) log(1 - p))` with `p` clipped to `[eps, 1 - eps]`, `eps = 1e-7`
+  (Keras' `BinaryCrossentropy` clips its predictions the same way);
+- `mse`: `(x - p) ** 2` with `p` clipped to `[0, 1]`, the range of the decoder's sigmoid.
+
+A point is plotted at `LOC = log10(k)`: k latent values, like a bottleneck of k values. An
+evolved convolutional front should lie below this curve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from moncae.errors import MoncaeError
+
+EPSILON = 1e-7  # keras.config.epsilon()
+PCA_COLUMNS = ["k", "loc", "rec_loss"]
+
+
+def pixel_loss(x: np.ndarray, x_hat: np.ndarray, loss: str) -> np.ndarray:
+    """Per-element loss of reconstructions `x_hat` of `x` (both in [0, 1]), as float64."""
+    x = np.asarray(x, dtype=np.float64)
+    p = np.asarray(x_hat, dtype=np.float64)
+    if loss == "bce":
+        p = np.clip(p, EPSILON, 1.0 - EPSILON)
+        return -(x * np.log(p) + (1.0 - x) * np.log1p(-p))
+    if loss == "mse":
+        return (x - np.clip(p, 0.0, 1.0)) ** 2
+    raise MoncaeError(f"`loss` must be bce or mse. Received: loss={loss!r}")
+
+
+def baseline_ks(latent_sizes: Iterable[int], max_k: int) -> list[int]:
+    """The runs' latent sizes plus powers of two, and `max_k` itself, all within [1, max_k]."""
+    ks = {int(k) for k in latent_sizes if 1 <= int(k) <= max_k}
+    ks.update(2 ** i for i in range(int(math.log2(max_k)) + 1))
+    ks.add(int(max_k))
+    return sorted(ks)
+
+
+def max_components(n_train: int, n_pixels: int) -> int:
+    """The most components that are determined by the data: centring n images leaves rank
+    <= n - 1, and components beyond it are arbitrary null-space directions."""
+    return max(1, min(n_train - 1, n_pixels))
+
+
+def pca_baseline(x_train: np.ndarray, x_test: np.ndarray, ks: Iterable[int], loss: str, *,
+                 batch_size: int = 2048) -> pd.DataFrame:
+    """Test reconstruction loss of a PCA with k components, for each k (fitted once).
+
+    PCA components are nested (the first k of a larger fit are the k-component fit), so one
+    fit with the largest k serves every k. Returns columns `k, loc, rec_loss`, sorted by k;
+    values of k above `max_components` (training images - 1, or pixels) are dropped.
+    """
+    from sklearn.decomposition import PCA
+
+    train = np.asarray(x_train).reshape(len(x_train), -1)
+    test = np.asarray(x_test).reshape(len(x_test), -1)
+    if train.shape[1] != test.shape[1] or len(train) < 2 or len(test) < 1:
+        raise MoncaeError(f"PCA baseline needs >= 2 training and >= 1 test images of one size. "
+                          f"Received: train {train.shape}, test {test.shape}")
+    max_k = max_components(len(train), train.shape[1])
+    ks = sorted({int(k) for k in ks if 1 <= int(k) <= max_k})
+    if not ks:
+        return pd.DataFrame(columns=PCA_COLUMNS)
+    # covariance_eigh (scikit-learn >= 1.5) is exact and fast when images outnumber pixels
+    solver = "covariance_eigh" if len(train) >= train.shape[1] else "full"
+    try:
+        pca = PCA(n_components=ks[-1], svd_solver=solver).fit(train)
+    except ValueError:  # older scikit-learn without covariance_eigh
+        pca = PCA(n_components=ks[-1], svd_solver="full").fit(train)
+    components = pca.components_.astype(np.float64)
+    mean = pca.mean_.astype(np.float64)
+    totals = np.zeros(len(ks))
+    for start in range(0, len(test), batch_size):
+        x = test[start:start + batch_size].astype(np.float64)
+        codes = (x - mean) @ components.T
+        for i, k in enumerate(ks):
+            x_hat = codes[:, :k] @ components[:k] + mean
+            totals[i] += pixel_loss(x, x_hat, loss).sum()
+    losses = totals / test.size
+    return pd.DataFrame({"k": ks, "loc": np.log10(ks), "rec_loss": losses})
