@@ -22,7 +22,12 @@ from moncae.data import Dataset, load_dataset
 from moncae.tfquiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before decode imports keras
-from moncae.decode import bottleneck_shape, build_autoencoder, describe_with_bottleneck, loc_of_shape
+from moncae.decode import (
+    bottleneck_shape,
+    build_autoencoder,
+    describe_with_bottleneck,
+    loc_of_shape,
+)
 from moncae.genome import Genome
 
 EVAL_COLUMNS = [
@@ -194,8 +199,7 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
         fit_seconds=0.0, seconds=0.0, status="failed",
     )
     model_bytes = None
-    keras.backend.clear_session()
-    try:
+    try:  # the previous evaluation cleared the Keras session in its `finally`
         keras.utils.set_random_seed(task.seed)
         autoencoder, _ = build_autoencoder(genome, shape)
         record.params = int(autoencoder.count_params())

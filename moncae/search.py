@@ -23,7 +23,13 @@ from deap import base, creator, tools
 from moncae.config import SearchConfig
 from moncae.errors import RunFolderError
 from moncae.evaluate import (
-    DataSpec, EvalRecord, EvalTask, TrainSettings, cached_dataset, evaluation_seed, run_task,
+    DataSpec,
+    EvalRecord,
+    EvalTask,
+    TrainSettings,
+    cached_dataset,
+    evaluation_seed,
+    run_task,
 )
 from moncae.executors import Executor, make_executor
 from moncae.genome import Genome, GenomeSpace, crossover, mutate, random_genome

@@ -25,7 +25,9 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs here, once
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)
