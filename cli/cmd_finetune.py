@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import click
 
@@ -21,7 +22,7 @@ class BarProgress:
             click.echo(f"{skipped}/{total} models already in finetune.csv (skipped)")
         if not self.quiet and to_train:
             self.bar = click.progressbar(
-                length=to_train, label="fine-tune", file=click.get_text_stream("stderr"),
+                length=to_train, label="fine-tune", file=sys.stderr,
                 show_pos=True,
                 item_show_func=lambda r: r and f"individual {r.individual}: {r.status}",
             )

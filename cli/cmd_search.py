@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from cli.options import data_dir_option
@@ -42,7 +44,7 @@ class BarProgress:
         self.trained, self.hits = 0, cache_hits
         if not self.quiet and to_train:
             self.bar = click.progressbar(
-                length=to_train, label=f"gen {generation + 1}/{generations}", file=click.get_text_stream("stderr"),
+                length=to_train, label=f"gen {generation + 1}/{generations}", file=sys.stderr,
                 item_show_func=lambda _: f"trained {self.trained}, cache hits {self.hits}, HV {self.hv:.3f}",
                 show_pos=True,
             )

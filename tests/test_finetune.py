@@ -48,7 +48,7 @@ def test_csv_has_one_row_per_unique_final_genome(search_run, finetuned):
     run, result = finetuned
     index = pd.read_csv(search_run / "models" / "index.csv")
     first = index.drop_duplicates("genome_key")
-    df = pd.read_csv(run / "finetune.csv").fillna({"error": ""})
+    df = pd.read_csv(run / "finetune.csv", dtype={"error": str}).fillna({"error": ""})
     assert list(df.columns) == FINETUNE_COLUMNS
     assert list(df["genome_key"]) == list(first["genome_key"])
     assert list(df["individual"]) == list(first["individual"])
@@ -91,7 +91,7 @@ def test_rerun_skips_done_models(finetuned, monkeypatch):
 def test_corrupt_model_is_failed_and_the_others_complete(finetuned, tmp_path):
     """Redo two of the models: one with a corrupt file fails, the other gives the same row."""
     run = copy_run(finetuned[0], tmp_path / "run")
-    rows = pd.read_csv(run / "finetune.csv").fillna({"error": ""}).to_dict("records")
+    rows = pd.read_csv(run / "finetune.csv", dtype={"error": str}).fillna({"error": ""}).to_dict("records")
     assert len(rows) >= 2
     broken, redo = rows[0], rows[1]
     (run / "models" / model_filename(broken["genome_key"])).write_bytes(b"not a zip file")
@@ -103,7 +103,7 @@ def test_corrupt_model_is_failed_and_the_others_complete(finetuned, tmp_path):
     assert result.exit_code == 0, result.output  # a failed model is a result, not an error
     assert f"2 fine-tuned now, {len(rows) - 2} skipped" in result.output
     assert "failed (ValueError" in result.output or "failed (BadZipFile" in result.output
-    df = pd.read_csv(run / "finetune.csv").fillna({"error": ""}).set_index("genome_key")
+    df = pd.read_csv(run / "finetune.csv", dtype={"error": str}).fillna({"error": ""}).set_index("genome_key")
     assert len(df) == len(rows)
     failed = df.loc[broken["genome_key"]]
     assert failed["status"] == "failed" and "zip" in failed["error"]
