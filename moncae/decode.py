@@ -67,22 +67,33 @@ def describe_with_bottleneck(genome: Genome, input_shape: Sequence[int]) -> str:
     return f"{arch} -> {height}x{width}x{channels} | {genome.describe_training()}"
 
 
-def _encoder_block(x, block: Block, i: int):
-    x = layers.Conv2D(block.filters, block.kernel_size, padding="same", name=f"enc{i}_conv")(x)
+def _seeds(seed: int | None, offset: int) -> dict:
+    """Explicit per-layer seeds: with them a model's initial weights and dropout masks depend
+    only on `seed`, never on Python's global RNG (which other threads may also draw from)."""
+    if seed is None:
+        return {}
+    return {"kernel_initializer": keras.initializers.GlorotUniform(seed=seed + offset)}
+
+
+def _encoder_block(x, block: Block, i: int, seed: int | None = None):
+    x = layers.Conv2D(block.filters, block.kernel_size, padding="same", name=f"enc{i}_conv",
+                      **_seeds(seed, 2 * i))(x)
     if block.batch_norm:
         x = layers.BatchNormalization(name=f"enc{i}_bn")(x)
     x = layers.Activation(block.activation, name=f"enc{i}_act")(x)
     if block.dropout > 0:
-        x = layers.Dropout(block.dropout, name=f"enc{i}_dropout")(x)
+        x = layers.Dropout(block.dropout, name=f"enc{i}_dropout",
+                           seed=None if seed is None else seed + 2 * i + 1)(x)
     if block.pool:
         x = layers.MaxPooling2D(pool_size=2, padding="same", name=f"enc{i}_pool")(x)
     return x
 
 
-def _decoder_block(x, block: Block, i: int, target: tuple[int, int]):
+def _decoder_block(x, block: Block, i: int, target: tuple[int, int], seed: int | None = None):
     """Mirror of encoder block `i`; `target` is the (h, w) the encoder had before pooling."""
     x = layers.Conv2D(block.filters, block.kernel_size, padding="same",
-                      activation=block.activation, name=f"dec{i}_conv")(x)
+                      activation=block.activation, name=f"dec{i}_conv",
+                      **_seeds(seed, 1000 + i))(x)
     if block.pool:
         x = layers.UpSampling2D(size=2, name=f"dec{i}_up")(x)
         (height, width) = target
@@ -93,11 +104,12 @@ def _decoder_block(x, block: Block, i: int, target: tuple[int, int]):
     return x
 
 
-def build_autoencoder(genome: Genome, input_shape: Sequence[int]
+def build_autoencoder(genome: Genome, input_shape: Sequence[int], seed: int | None = None
                       ) -> tuple[keras.Model, keras.Model]:
     """Build (autoencoder, encoder); the encoder shares its layers with the autoencoder.
 
-    Not compiled: the trainer picks the loss and makes the genome's optimizer.
+    Not compiled: the trainer picks the loss and makes the genome's optimizer. With `seed`,
+    initial weights and dropout masks are fixed by it alone (the search passes the evaluation seed).
     """
     height, width, channels = check_input_shape(input_shape)
     blocks = genome.blocks_for(input_shape)
@@ -105,14 +117,14 @@ def build_autoencoder(genome: Genome, input_shape: Sequence[int]
     x, sizes = inputs, []
     for i, block in enumerate(blocks):
         sizes.append((height, width))
-        x = _encoder_block(x, block, i)
+        x = _encoder_block(x, block, i, seed)
         if block.pool:
             height, width = pooled_size(height), pooled_size(width)
     bottleneck = x
     for i in reversed(range(len(blocks))):
-        x = _decoder_block(x, blocks[i], i, sizes[i])
+        x = _decoder_block(x, blocks[i], i, sizes[i], seed)
     outputs = layers.Conv2D(channels, OUTPUT_KERNEL_SIZE, padding="same", activation="sigmoid",
-                            name="reconstruction")(x)
+                            name="reconstruction", **_seeds(seed, 2000))(x)
     encoder = keras.Model(inputs, bottleneck, name="encoder")
     autoencoder = keras.Model(inputs, outputs, name="autoencoder")
     return autoencoder, encoder

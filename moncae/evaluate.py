@@ -201,7 +201,7 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
     model_bytes = None
     try:  # the previous evaluation cleared the Keras session in its `finally`
         keras.utils.set_random_seed(task.seed)
-        autoencoder, _ = build_autoencoder(genome, shape)
+        autoencoder, _ = build_autoencoder(genome, shape, seed=task.seed)
         record.params = int(autoencoder.count_params())
         autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
                             jit_compile=False)

@@ -174,3 +174,23 @@ def test_bad_input_shapes_are_user_errors(bad):
         bottleneck_shape(pooled_blocks(1), bad)
     with pytest.raises(MoncaeError, match="input_shape"):
         build_autoencoder(pooled_blocks(1), bad)
+
+
+def test_seeded_build_ignores_the_global_rng():
+    """With `seed`, initial weights depend on it alone: other threads drawing from Python's
+    global RNG (Dask's do) cannot change a training's result."""
+    import random
+
+    import numpy as np
+
+    genome = random_genome(GenomeSpace(max_blocks=3, max_filters=16), random.Random(3))
+
+    def weights(seed, global_seed):
+        keras.backend.clear_session()
+        random.seed(global_seed)
+        autoencoder, _ = build_autoencoder(genome, (28, 28, 1), seed=seed)
+        return autoencoder.get_weights()
+
+    same_a, same_b, other = weights(7, 1), weights(7, 999), weights(8, 1)
+    assert all(np.array_equal(a, b) for a, b in zip(same_a, same_b))
+    assert not all(np.array_equal(a, b) for a, b in zip(same_a, other))

@@ -98,11 +98,11 @@ def test_a_failing_genome_is_recorded_and_the_run_completes(tmp_path, monkeypatc
     real_build = evaluate.build_autoencoder
     victims: list[str] = []
 
-    def flaky_build(genome, shape):
+    def flaky_build(genome, shape, **kwargs):
         if not victims or victims[0] == genome.key_for(shape):
             victims.append(genome.key_for(shape))
             raise RuntimeError("injected failure")
-        return real_build(genome, shape)
+        return real_build(genome, shape, **kwargs)
 
     monkeypatch.setattr(evaluate, "build_autoencoder", flaky_build)
     result = run_search(smoke(tmp_path))
