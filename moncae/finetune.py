@@ -24,7 +24,13 @@ from moncae.atomic import append_csv_rows, atomic_open, write_csv, write_json
 from moncae.config import SearchConfig
 from moncae.errors import MoncaeError, RunFolderError
 from moncae.genome import Genome
-from moncae.runstore import MODEL_INDEX_COLUMNS, RunFolder, model_filename, read_csv_rows
+from moncae.runstore import (
+    MODEL_INDEX_COLUMNS,
+    RunFolder,
+    csv_float,
+    model_filename,
+    read_csv_rows,
+)
 
 __all__ = ["FINETUNE_COLUMNS", "FinetuneProgress", "FinetuneRecord", "FinetuneResult",
            "FinetuneSettings", "FinalModel", "check_finished", "finetune_run", "final_models"]
@@ -83,7 +89,7 @@ class FinetuneRecord:
     @classmethod
     def from_row(cls, row: dict[str, str]) -> FinetuneRecord:
         def num(name: str) -> float:
-            return float(row[name]) if row.get(name) not in ("", None) else float("nan")
+            return csv_float(row.get(name))
 
         return cls(int(row["individual"]), row["genome_key"], row["architecture"], num("rec_loss"),
                    num("loc"), row["bottleneck"], num("cl_loss"), num("cl_acc"),

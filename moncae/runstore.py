@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,7 +48,8 @@ def model_filename(genome_key: str) -> str:
     return hashlib.sha256(genome_key.encode()).hexdigest()[:16] + ".keras"
 
 
-def _float(value: str) -> float:
+def csv_float(value: str | None) -> float:
+    """A float cell of a run CSV; an empty cell is NaN."""
     return float(value) if value not in ("", None) else float("nan")
 
 
@@ -84,8 +86,6 @@ class RunFolder:
         write_json(self.config, payload)
 
     def read_config(self) -> dict[str, Any]:
-        import json
-
         try:
             return json.loads(self.config.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -106,9 +106,9 @@ class RunFolder:
         for row in read_csv_rows(self.evaluations):
             rec = EvalRecord(
                 genome_key=row["genome_key"], architecture=row["architecture"],
-                rec_loss=_float(row["rec_loss"]), loc=_float(row["loc"]), bottleneck=row["bottleneck"],
+                rec_loss=csv_float(row["rec_loss"]), loc=csv_float(row["loc"]), bottleneck=row["bottleneck"],
                 params=int(row["params"] or 0), epochs=int(row["epochs"] or 0),
-                fit_seconds=_float(row["fit_seconds"]), seconds=_float(row["seconds"]),
+                fit_seconds=csv_float(row["fit_seconds"]), seconds=csv_float(row["seconds"]),
                 status=row["status"], error=row["error"], generation=int(row["generation"]),
             )
             cache[rec.genome_key] = rec
