@@ -38,7 +38,7 @@ def no_op(value: int) -> int:
 
 
 def sleep_scaling(sleep: float, workers: list[int], tasks_per_worker: int) -> None:
-    from moncae.dask_executor import DaskExecutor
+    from moncae.executors.dask import DaskExecutor
 
     print(f"simulated evaluation: sleep {sleep:g} s, {tasks_per_worker} tasks per worker")
     print(f"{'workers':>7} {'tasks':>6} {'wall s':>7} {'tasks/s':>8} {'speed-up':>9} "
@@ -67,12 +67,13 @@ def sleep_scaling(sleep: float, workers: list[int], tasks_per_worker: int) -> No
 
 def real_training(preset: str, dataset: str, seed: int, **overrides: int | None) -> None:
     import pandas as pd
+    from moncae.evaluation.records import TIMING_COLUMNS
 
     from moncae.config import resolve_config
-    from moncae.dask_executor import DaskExecutor, training_threads
-    from moncae.evaluate import TIMING_COLUMNS, cached_dataset
+    from moncae.data import cached_dataset
     from moncae.executors import LocalExecutor
-    from moncae.search import data_spec, run_search
+    from moncae.executors.dask import DaskExecutor, training_threads
+    from moncae.search.loop import run_search
 
     def comparable(path: Path) -> pd.DataFrame:
         df = pd.read_csv(path)
@@ -92,11 +93,11 @@ def real_training(preset: str, dataset: str, seed: int, **overrides: int | None)
         for i, (label, build) in enumerate(runs):
             config = resolve_config(preset=preset, dataset=dataset, seed=seed,
                                     out=str(Path(out) / f"run{i}"), **overrides)
-            n_train = len(cached_dataset(data_spec(config)).x_train)  # loading is not training
+            n_train = len(cached_dataset(config.data_spec()).x_train)  # loading is not training
             start = time.perf_counter()
             executor = build()
             if isinstance(executor, DaskExecutor):  # TF loaded in every worker, as in a long run
-                executor.client.run(lambda: __import__("moncae.evaluate"))
+                executor.client.run(lambda: __import__("moncae.evaluation.train"))
             started = time.perf_counter() - start
             try:
                 start = time.perf_counter()

@@ -14,20 +14,20 @@ import time
 import pandas as pd
 
 from moncae.config import resolve_config
-from moncae.evaluate import cached_dataset
-from moncae.search import data_spec, run_search
+from moncae.data import cached_dataset
+from moncae.search.loop import run_search
 
 
 def measure(preset: str, seed: int = 46) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out:
         config = resolve_config(preset=preset, dataset="mnist_5k", seed=seed, out=out)
-        cached_dataset(data_spec(config))  # data loading is not search overhead
+        cached_dataset(config.data_spec())  # data loading is not search overhead
         start = time.perf_counter()
         result = run_search(config)
         wall = time.perf_counter() - start
         ev = pd.read_csv(result.run_dir / "evaluations.csv")
         gens = pd.read_csv(result.run_dir / "generations.csv")
-        n_train = len(cached_dataset(data_spec(config)).x_train)
+        n_train = len(cached_dataset(config.data_spec()).x_train)
     fit = ev["fit_seconds"].sum()
     return {
         "wall_s": wall, "fit_s": fit, "outside_fit_pct": 100 * (wall - fit) / wall,

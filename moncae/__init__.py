@@ -7,19 +7,16 @@ The public API; Keras/TensorFlow are imported only when a function that needs th
 from __future__ import annotations
 
 import importlib
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up chatter; set it to 0 to see it
-
-from moncae._version import __version__  # noqa: E402
+from moncae._version import __version__
 
 _EXPORTS = {
     "load_dataset": "moncae.data",
-    "Genome": "moncae.genome",
-    "GenomeSpace": "moncae.genome",
+    "Genome": "moncae.method.genome",
+    "GenomeSpace": "moncae.method.genome",
     "SearchConfig": "moncae.config",
     "resolve_config": "moncae.config",
-    "run_search": "moncae.search",
+    "run_search": "moncae.search.loop",
     "finetune_run": "moncae.finetune",
     "build_report": "moncae.report",
 }

@@ -5,10 +5,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from moncae.data.spec import DataSpec
 from moncae.errors import MoncaeError
+from moncae.method.genome import DEFAULT_MAX_FILTERS, DEFAULT_OPTIMIZERS, KNOWN_OPTIMIZERS, GenomeSpace
+from moncae.method.objectives import REFERENCE_POINT
+from moncae.method.selection import SELECTORS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -17,11 +22,10 @@ else:  # pragma: no cover
 
 PAPER_SEEDS = (46, 29, 12, 8, 68, 44, 32, 91, 85, 61)
 LOSSES = ("bce", "mse")
-KNOWN_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta", "nadam", "sgd", "adamax", "adamw")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "workers")
 _STR_FIELDS = ("dataset", "loss", "selection", "out", "executor")
-PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments"
+PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,11 @@ class SearchConfig:
     test_size: int | None = None
     split_seed: int = 0
     max_blocks: int = 6
-    max_filters: int = 256
+    max_filters: int = DEFAULT_MAX_FILTERS
     elitism: float = 0.1
     selection: str = "paper"
-    optimizers: tuple[str, ...] = ("adam", "rmsprop", "adagrad", "adadelta", "nadam", "sgd")
-    ref_point: tuple[float, float] = (4.0, 12.0)
+    optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
+    ref_point: tuple[float, float] = REFERENCE_POINT
     data_dir: str | None = None
     out: str = "results"
     preset: str | None = None
@@ -59,7 +63,7 @@ class SearchConfig:
         object.__setattr__(self, "optimizers", tuple(self.optimizers))
         unknown = [o for o in self.optimizers if o not in KNOWN_OPTIMIZERS]
         _check(bool(self.optimizers) and not unknown, "optimizers",
-               f"must be names from {', '.join(KNOWN_OPTIMIZERS)}", unknown or self.optimizers)
+               f"must be names from {', '.join(sorted(KNOWN_OPTIMIZERS))}", unknown or self.optimizers)
         _check(self.generations >= 1, "generations", "must be >= 1", self.generations)
         _check(self.population >= 2, "population", "must be >= 2", self.population)
         _check(self.epochs >= 1, "epochs", "must be >= 1", self.epochs)
@@ -74,8 +78,6 @@ class SearchConfig:
             _check(value is None or value >= 1, name, "must be >= 1 when given", value)
         _check(self.executor in ("local", "dask"), "executor", "must be local or dask", self.executor)
         _check(self.workers is None or self.workers >= 1, "workers", "must be >= 1", self.workers)
-        from moncae.selection import SELECTORS
-
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
 
@@ -84,6 +86,16 @@ class SearchConfig:
         """`OUT/DATASET/seed-SEED/`; a user .npz dataset is named by its file stem."""
         name = Path(self.dataset).stem if self.dataset.endswith(".npz") else self.dataset
         return Path(self.out) / name / f"seed-{self.seed}"
+
+    def data_spec(self) -> DataSpec:
+        """How any process loads this run's data and splits."""
+        return DataSpec(self.dataset, self.data_dir, self.train_size, self.val_size, self.test_size,
+                        self.split_seed)
+
+    def genome_space(self) -> GenomeSpace:
+        """The search space these settings define."""
+        return GenomeSpace(max_blocks=self.max_blocks, max_filters=self.max_filters,
+                           optimizers=tuple(self.optimizers))
 
     def results_settings(self) -> dict[str, Any]:
         """The settings that decide results (not where the run writes or which executor runs it)."""
@@ -136,15 +148,21 @@ def _known(d: dict[str, Any], where: str) -> dict[str, Any]:
     return dict(d)
 
 
+def _preset_files() -> dict[str, Any]:
+    """Preset name -> its file in the installed package (works from a wheel too)."""
+    folder = resources.files(PRESETS_PACKAGE)
+    return {entry.name[:-5]: entry for entry in folder.iterdir() if entry.name.endswith(".toml")}
+
+
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+    return sorted(_preset_files())
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+def read_toml(path: str | Path, *, text: str | None = None) -> dict[str, Any]:
     """Read a settings file; the keys are SearchConfig field names (a [search] table is optional)."""
-    path = Path(path)
+    path = Path(path) if text is None else path
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8") if text is None else text)
     except FileNotFoundError:
         raise MoncaeError(f"config file {path} does not exist; pass an existing .toml file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
@@ -154,10 +172,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    path = PRESET_DIR / f"{name}.toml"
-    if not path.exists():
-        raise MoncaeError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())}")
-    return read_toml(path)
+    files = _preset_files()
+    if name not in files:
+        raise MoncaeError(f"unknown preset {name!r}; choose one of {', '.join(sorted(files))}")
+    return read_toml(f"preset {name}", text=files[name].read_text(encoding="utf-8"))
 
 
 def resolve_config(

@@ -11,3 +11,18 @@ class DataError(MoncaeError):
 
 class RunFolderError(MoncaeError):
     """A run folder is missing, incomplete, or would be overwritten."""
+
+
+def one_line(err: BaseException, *, with_type: bool = True, limit: int = 300) -> str:
+    """An exception as one line for a message or a CSV cell: `Type: text`, whitespace collapsed,
+    at most `limit` characters."""
+    text = " ".join(str(err).split())
+    if with_type:
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    text = text or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def brief(err: BaseException) -> str:
+    """An exception's message alone, on one line of at most 200 characters (for data errors)."""
+    return one_line(err, with_type=False, limit=200)

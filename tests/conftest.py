@@ -9,3 +9,46 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if SHARED_DATA.is_dir():
     os.environ.setdefault("MONCAE_DATA_DIR", str(SHARED_DATA))
+
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_npz(tmp_path_factory) -> Path:
+    """A small user dataset (16x16x1, 96 train / 32 test images): loads in milliseconds."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (96, 16, 16), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 96), x_test=rng.integers(0, 256, (32, 16, 16), dtype=np.uint8),
+             y_test=rng.integers(0, 10, 32))
+    return path
+
+
+@pytest.fixture
+def stub_config(tiny_npz, tmp_path):
+    """Settings for a search on `tiny_npz` with the surrogate evaluator (no Keras): call it with
+    overrides; results go under a fresh tmp_path folder."""
+    from moncae.config import resolve_config
+
+    def make(out: Path | None = None, **overrides):
+        settings = {"generations": 4, "population": 8, "max_blocks": 4, "max_filters": 32,
+                    "elitism": 0.25, **overrides}
+        return resolve_config(dataset=str(tiny_npz), seed=overrides.pop("seed", 3),
+                              out=str(out or tmp_path), **{k: v for k, v in settings.items() if k != "seed"})
+
+    return make
+
+
+SLOW_MODULE_MARK = "pytestmark = pytest.mark.slow"
+
+
+def pytest_ignore_collect(collection_path, config):
+    """With `-m "not slow"`, do not even import a module whose every test is slow (those import
+    TensorFlow, which alone costs seconds)."""
+    if config.getoption("markexpr", "") != "not slow" or collection_path.suffix != ".py":
+        return None
+    if collection_path.name.startswith("test_") and SLOW_MODULE_MARK in collection_path.read_text():
+        return True
+    return None

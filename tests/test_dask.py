@@ -18,9 +18,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from moncae.cli.main import main
 from moncae.config import resolve_config
-from moncae.dask_executor import (
+from moncae.errors import MoncaeError
+from moncae.evaluation.records import TIMING_COLUMNS, EvalRecord, EvalResult, EvalTask, TrainSettings
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.executors import make_executor
+from moncae.executors.dask import (
     DaskExecutor,
     WorkerSetupError,
     WorkerTask,
@@ -28,10 +32,7 @@ from moncae.dask_executor import (
     training_threads,
     visible_gpus,
 )
-from moncae.errors import MoncaeError
-from moncae.evaluate import TIMING_COLUMNS, EvalRecord, EvalResult, EvalTask, TrainSettings
-from moncae.executors import make_executor
-from moncae.search import SearchProgress, data_spec, run_search
+from moncae.search.loop import SearchProgress, run_search
 
 pytest.importorskip("distributed")
 
@@ -69,6 +70,7 @@ def two_workers():
 
 
 # -- results -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_smoke_run_on_two_workers_equals_the_local_run(tmp_path, reference_run, two_workers):
     result = run_search(smoke(tmp_path, executor="dask", workers=2), executor=two_workers)
     assert_same_run(reference_run.run_dir, result.run_dir)
@@ -91,6 +93,13 @@ def test_results_come_in_task_order_whatever_order_they_finish(two_workers):
     assert set(env.values()) == {str(training_threads())}
 
 
+def test_surrogate_run_on_two_workers_equals_the_local_run(stub_config, tmp_path, two_workers):
+    """The executor's ordering and bookkeeping with the surrogate evaluator (no training)."""
+    local = run_search(stub_config(tmp_path / "local"), task_fn=surrogate_task).run_dir
+    remote = run_search(stub_config(tmp_path / "dask"), executor=two_workers, task_fn=surrogate_task).run_dir
+    assert_same_run(local, remote)
+
+
 # -- faults --------------------------------------------------------------------------------------
 class KillOneBusyWorker(SearchProgress):
     """After an evaluation is journaled, SIGKILL a worker that is running another one."""
@@ -110,6 +119,7 @@ class KillOneBusyWorker(SearchProgress):
             self.killed.append(pid)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_is_replaced_and_every_evaluation_recorded_once(
         tmp_path, reference_run, two_workers):
     progress = KillOneBusyWorker(two_workers)
@@ -121,6 +131,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_evaluation_recorded_once(
     two_workers.client.wait_for_workers(2, timeout=30)  # the nanny restarts the killed worker
 
 
+@pytest.mark.slow
 def test_a_task_that_keeps_killing_its_worker_is_given_up_after_the_retries():
     def die(task):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -132,9 +143,10 @@ def test_a_task_that_keeps_killing_its_worker_is_given_up_after_the_retries():
     assert len(lost) == 1 and "worker died" in lost[0]
 
 
+@pytest.mark.slow
 def test_a_lost_evaluation_is_a_failed_record_at_the_reference_point(reference_run):
     config = reference_run.config
-    task = EvalTask(reference_run.population[0], data_spec(config), TrainSettings(), 1,
+    task = EvalTask(reference_run.population[0], config.data_spec(), TrainSettings(), 1,
                     config.ref_point, key="victim")
     rec = lost_evaluation(task, "the worker died each time").record
     assert (rec.genome_key, rec.status, rec.rec_loss, rec.loc) == ("victim", "failed", 4.0, 12.0)
@@ -167,6 +179,7 @@ def fake_evaluation_fn():
     return fake_evaluation
 
 
+@pytest.mark.slow
 def test_scheduler_lost_mid_run_is_a_resume_error_and_resume_completes(tmp_path):
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s"}
@@ -206,6 +219,7 @@ def test_scheduler_lost_mid_run_is_a_resume_error_and_resume_completes(tmp_path)
     assert_same_run(straight.run_dir, resumed.run_dir)
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_exits_2_with_one_line_and_writes_nothing(tmp_path):
     import dask
 
@@ -223,6 +237,7 @@ def test_unreachable_scheduler_exits_2_with_one_line_and_writes_nothing(tmp_path
     assert time.perf_counter() - started < 30
 
 
+@pytest.mark.slow
 def test_each_local_worker_sees_one_gpu_and_tasks_ask_for_one(two_workers):
     with DaskExecutor(workers=3, gpus=["5", "7"]) as executor:  # no GPU needed to place them
         seen = executor.client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -238,6 +253,7 @@ def test_workers_and_scheduler_together_are_refused():
         DaskExecutor(workers=2, scheduler="tcp://127.0.0.1:1")
 
 
+@pytest.mark.slow  # imports TensorFlow
 def test_training_threads_follow_tensorflow_rule(monkeypatch):
     import tensorflow as tf
 
@@ -249,6 +265,7 @@ def test_training_threads_follow_tensorflow_rule(monkeypatch):
     assert training_threads() == len(os.sched_getaffinity(0))
 
 
+@pytest.mark.slow
 def test_a_worker_running_several_tasks_at_once_is_refused():
     from distributed import Client, LocalCluster
 

@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from moncae import finetune
-from moncae.atomic import write_csv
+from moncae.cli.main import main
 from moncae.config import resolve_config
 from moncae.finetune import FINETUNE_COLUMNS, finetune_run
-from moncae.runstore import MODEL_INDEX_COLUMNS, model_filename
-from moncae.search import run_search
+from moncae.finetune import run as finetune
+from moncae.search.loop import run_search
+from moncae.store import MODEL_INDEX_COLUMNS, model_filename, write_csv
+
+pytestmark = pytest.mark.slow  # trains real models
 
 SEED = 5
 EPOCHS, CLASSIFIER_EPOCHS = 2, 10
@@ -79,7 +80,9 @@ def test_rerun_skips_done_models(finetuned, monkeypatch):
     run, _ = finetuned
     before = (run / "finetune.csv").read_bytes()
     calls = []
-    monkeypatch.setattr(finetune, "finetune_model", lambda *a, **k: calls.append(a))
+    import moncae.finetune.model
+
+    monkeypatch.setattr(moncae.finetune.model, "finetune_model", lambda *a, **k: calls.append(a))
     result = CliRunner().invoke(main, ["finetune", str(run), "--epochs", str(EPOCHS),
                                        "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
     assert result.exit_code == 0, result.output
@@ -119,15 +122,14 @@ def test_streamed_codes_give_the_same_classifier(finetuned):
     """Codes too big for memory are re-encoded per batch: same classifier, same scores."""
     import keras
 
-    from moncae.decode import build_autoencoder
-    from moncae.evaluate import cached_dataset
-    from moncae.latent import latent_classification
-    from moncae.runstore import RunFolder
-    from moncae.search import data_spec
+    from moncae.data import cached_dataset
+    from moncae.model.decode import build_autoencoder
+    from moncae.model.latent import latent_classification
+    from moncae.store import RunFolder
 
     run, _ = finetuned
     config = finetune.read_run_config(RunFolder(run))
-    data = cached_dataset(data_spec(config))
+    data = cached_dataset(config.data_spec())
     model = finetune.final_models(RunFolder(run), data.input_shape)[0]
     scores = []
     for budget in (1 << 30, 0):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moncae.errors import MoncaeError
-from moncae.genome import (
+from moncae.method.genome import (
     GENES_PER_BLOCK,
     Block,
     Genome,
@@ -22,7 +22,7 @@ from moncae.genome import (
     random_genome,
 )
 
-SPACE = GenomeSpace()
+SPACE = GenomeSpace(max_filters=64)
 N_BLOCK_GENES = GENES_PER_BLOCK * SPACE.max_blocks
 
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import moncae.objectives as objectives
+import moncae.method.objectives as objectives
 from moncae.errors import MoncaeError
-from moncae.objectives import REFERENCE_POINT, hv_contributions, hypervolume, non_dominated_mask
+from moncae.method.objectives import REFERENCE_POINT, hv_contributions, hypervolume, non_dominated_mask
 
 
 def library_2d(points, ref=REFERENCE_POINT):

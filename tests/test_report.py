@@ -15,22 +15,16 @@ import pytest
 from click.testing import CliRunner
 from matplotlib.image import imread
 
-from cli.main import main
+from moncae.cli.main import main
 from moncae.config import resolve_config
-from moncae.evaluate import cached_dataset
-from moncae.report import (
-    TABLE1_COLUMNS,
-    ReportWarning,
-    _channels_from_model,
-    _collect_final_models,
-    _collect_pareto,
-    _collect_runs,
-    _collect_table1,
-    _default_threshold,
-    build_report,
-)
-from moncae.report_pca import EPSILON, pca_baseline
-from moncae.search import data_spec, run_search
+from moncae.data import cached_dataset
+from moncae.report import TABLE1_COLUMNS, ReportWarning, build_report
+from moncae.report.collect import collect_final_models, collect_pareto, collect_runs
+from moncae.report.pca import EPSILON, pca_baseline
+from moncae.report.table1 import channels_from_model, collect_table1, default_threshold
+from moncae.search.loop import run_search
+
+pytestmark = pytest.mark.slow  # trains real models
 
 SEEDS = (2, 3)  # final LOCs: seed 2 {1.81, 3.80}, seed 3 {2.29}: both sides of 2.5
 DATASET = "mnist_5k"
@@ -141,9 +135,9 @@ def test_table1_matches_a_hand_computation_from_the_csvs(results, report):
 
 def table1(results: Path, threshold: float) -> pd.Series:
     """Table 1's one row through the pure collectors (no figures)."""
-    runs = _collect_runs(results)
-    finals = pd.concat([_collect_final_models(r) for r in runs], ignore_index=True)
-    return _collect_table1(runs, finals, {DATASET: threshold}).iloc[0]
+    runs = collect_runs(results)
+    finals = pd.concat([collect_final_models(r) for r in runs], ignore_index=True)
+    return collect_table1(runs, finals, {DATASET: threshold}).iloc[0]
 
 
 def test_loc_threshold_filters_the_models_averaged(results):
@@ -198,9 +192,9 @@ def test_finetune_results_replace_search_values_when_present(results, tmp_path):
 
 def test_default_threshold_follows_the_input_channels(results):
     files = sorted(str(f) for f in (run_dirs(results)[0] / "models").glob("*.keras"))
-    assert _channels_from_model(files) == 1  # read from the saved model, without Keras
-    assert _default_threshold(1) == 2.5 and _default_threshold(3) == 3.1
-    assert _default_threshold(None) == 2.5
+    assert channels_from_model(files) == 1  # read from the saved model, without Keras
+    assert default_threshold(1) == 2.5 and default_threshold(3) == 3.1
+    assert default_threshold(None) == 2.5
 
 
 # --------------------------------------------------------------------------- PCA baseline
@@ -224,7 +218,7 @@ def numpy_pca_losses(x_train, x_test, ks, loss):
 
 def test_pca_baseline_matches_numpy_svd(results, report):
     config = tiny(results, SEEDS[0])
-    data = cached_dataset(data_spec(config))
+    data = cached_dataset(config.data_spec())
     written = pd.read_csv(report.parent / f"pca_baseline_{DATASET}.csv")
     ks = written["k"].tolist()
     assert ks == sorted(ks) and ks[0] == 1 and max(ks) <= len(data.x_train) - 1
@@ -245,7 +239,7 @@ def test_pareto_front_is_the_non_dominated_subset():
         "rec_loss": [0.5, 0.3, 0.6, 0.2, 0.9], "source": "search",
         "status": ["ok", "ok", "ok", "ok", "failed"],
     })
-    info = _collect_pareto(finals, None, 2.5)
+    info = collect_pareto(finals, None, 2.5)
     assert info["front"].values.tolist() == [[1.0, 0.5], [2.0, 0.3], [2.5, 0.2]]
     assert len(info["points"]) == 4 and info["failed"] == 1
 

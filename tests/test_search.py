@@ -13,9 +13,12 @@ import pandas as pd
 import pytest
 
 from moncae.config import resolve_config
-from moncae.evaluate import EVAL_COLUMNS, TIMING_COLUMNS, run_task
-from moncae.runstore import GENERATION_COLUMNS, MODEL_INDEX_COLUMNS, POPULATION_COLUMNS
-from moncae.search import run_search
+from moncae.evaluation.records import EVAL_COLUMNS, TIMING_COLUMNS
+from moncae.evaluation.train import run_task
+from moncae.search.loop import run_search
+from moncae.store import GENERATION_COLUMNS, MODEL_INDEX_COLUMNS, POPULATION_COLUMNS
+
+pytestmark = pytest.mark.slow  # trains real models
 
 SEED = 5
 
@@ -61,7 +64,7 @@ def test_run_writes_every_file_with_its_columns(reference_run):
 
 
 def test_fitness_is_the_exclusive_hypervolume_contribution(reference_run):
-    from moncae.objectives import hv_contributions
+    from moncae.method.objectives import hv_contributions
 
     pop = pd.read_csv(reference_run.run_dir / "population.csv")
     for _, group in pop.groupby("generation"):
@@ -93,7 +96,7 @@ def test_same_seed_gives_identical_csvs(tmp_path, reference_run):
 
 
 def test_a_failing_genome_is_recorded_and_the_run_completes(tmp_path, monkeypatch):
-    import moncae.evaluate as evaluate
+    import moncae.evaluation.train as evaluate
 
     real_build = evaluate.build_autoencoder
     victims: list[str] = []
@@ -115,7 +118,7 @@ def test_a_failing_genome_is_recorded_and_the_run_completes(tmp_path, monkeypatc
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cli.main", "search", *args]
+    return [sys.executable, "-m", "moncae.cli.main", "search", *args]
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from moncae.cli.main import main
 
 BASE = ["search", "--dataset", "mnist_5k", "--seed", "1", "--preset", "smoke"]
 
@@ -61,7 +61,7 @@ def test_existing_run_without_resume_is_refused(tmp_path):
 
 
 def test_paper_seed_list_is_expanded():
-    from cli.cmd_search import SeedParam
+    from moncae.cli.cmd_search import SeedParam
 
     assert SeedParam().convert("paper", None, None) == (46, 29, 12, 8, 68, 44, 32, 91, 85, 61)
     assert SeedParam().convert("1,2", None, None) == (1, 2)

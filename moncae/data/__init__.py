@@ -10,5 +10,7 @@ from moncae.data.core import (
     dataset_status,
     load_dataset,
 )
+from moncae.data.spec import DataSpec, cached_dataset
 
-__all__ = ["DATASET_NAMES", "Dataset", "DatasetStatus", "dataset_status", "load_dataset"]
+__all__ = ["DATASET_NAMES", "DataSpec", "Dataset", "DatasetStatus", "cached_dataset", "dataset_status",
+           "load_dataset"]

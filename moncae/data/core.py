@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from moncae.data import locate
-from moncae.data.formats import RawData, _one_line, check_arrays, read_mnist_5k, read_npz
-from moncae.errors import DataError
+from moncae.data.formats import RawData, check_arrays, read_mnist_5k, read_npz
+from moncae.errors import DataError, brief
 
 DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10", "mnist_5k")
 NO_DOWNLOAD_ENV = "MONCAE_NO_DOWNLOAD"  # set to 1 to skip the keras download (offline CI)
@@ -146,7 +146,7 @@ def _find_raw(name: str, data_dir: str | os.PathLike | None, *,
         raise
     except Exception as err:  # any download failure is reported with the places looked
         raise DataError(_not_found(canonical, looked, f"failed ({type(err).__name__}: "
-                                                      f"{_one_line(err)})")) from err
+                                                      f"{brief(err)})")) from err
 
 
 def _not_found(name: str, looked: list[tuple[str, str]], download: str) -> str:

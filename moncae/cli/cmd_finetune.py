@@ -1,0 +1,83 @@
+"""`moncae finetune`: train a finished run's final population further and measure its codes."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import click
+
+from moncae.cli.options import data_dir_option
+
+
+class BarProgress:
+    """A Click progress bar over the models to fine-tune (nothing when `quiet`)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+
+    def started(self, total, to_train, skipped):
+        if skipped:
+            click.echo(f"{skipped}/{total} models already in finetune.csv (skipped)")
+        if not self.quiet and to_train:
+            self.bar = click.progressbar(
+                length=to_train, label="fine-tune", file=sys.stderr,
+                show_pos=True,
+                item_show_func=lambda r: r and f"individual {r.individual}: {r.status}",
+            )
+            self.bar.__enter__()
+
+    def model_done(self, record):
+        if self.bar is not None:
+            self.bar.update(1, record)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def message(self, text):
+        click.echo(text)
+
+
+def _num(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "-"
+
+
+@click.command("finetune")
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.option("--epochs", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Max fine-tuning epochs per model (early stopping on validation); 0 = none.")
+@click.option("--classifier-epochs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Training epochs of the softmax classifier on the frozen latent codes.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Early-stopping patience (epochs without a better validation loss).")
+@data_dir_option
+@click.option("--quiet", is_flag=True, help="No progress bar, only the summary.")
+def command(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet):
+    """Fine-tune the final population of the search run in RUN_DIR and score it on the test split.
+
+    Writes RUN_DIR/finetune.csv (one row per unique genome) and RUN_DIR/finetuned/*.keras; a
+    rerun skips the models already in finetune.csv.
+    """
+    from moncae.finetune import finetune_run
+
+    progress = BarProgress(quiet)
+    try:
+        result = finetune_run(run_dir, epochs=epochs, classifier_epochs=classifier_epochs,
+                              batch_size=batch_size, patience=patience, data_dir=data_dir,
+                              progress=progress)
+    finally:
+        progress.close()
+    click.echo(f"{'ind':>3}  {'rec_loss':>8}  {'LOC':>5}  {'cl_loss':>7}  {'cl_acc':>6}  "
+               f"{'epochs':>6}  {'seconds':>7}  status")
+    for r in result.records:
+        click.echo(f"{r.individual:>3}  {_num(r.rec_loss, 4):>8}  {_num(r.loc, 3):>5}  "
+                   f"{_num(r.cl_loss, 4):>7}  {_num(r.cl_acc, 3):>6}  {r.epochs:>6}  "
+                   f"{_num(r.finetune_seconds, 1):>7}  {r.status}"
+                   + (f" ({r.error})" if r.error else ""))
+    ok = sum(r.ok for r in result.records)
+    click.echo(f"done: {ok}/{len(result.records)} models ok ({result.trained} fine-tuned now, "
+               f"{result.skipped} skipped); results in {result.csv_path}")

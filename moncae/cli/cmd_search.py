@@ -1,0 +1,107 @@
+"""`moncae search`: one evolutionary run per seed, with a progress bar per generation."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from moncae.cli.options import data_dir_option
+
+
+class SeedParam(click.ParamType):
+    """An integer seed, a comma-separated list, or `paper` (the paper's 10 seeds)."""
+
+    name = "seed"
+
+    def convert(self, value, param, ctx):
+        from moncae.config import PAPER_SEEDS
+
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip().lower()
+        if text == "paper":
+            return PAPER_SEEDS
+        try:
+            return tuple(int(part) for part in text.split(","))
+        except ValueError:
+            self.fail(f"expected an integer, a comma-separated list or 'paper'. Received: {value!r}",
+                      param, ctx)
+
+
+class BarProgress:
+    """Click progress bar per generation plus a one-line summary; `quiet` keeps the lines only."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.trained = 0
+        self.hits = 0
+        self.hv = float("nan")
+
+    def generation_started(self, generation, generations, to_train, cache_hits):
+        self.generation, self.generations = generation, generations
+        self.trained, self.hits = 0, cache_hits
+        if not self.quiet and to_train:
+            self.bar = click.progressbar(
+                length=to_train, label=f"gen {generation + 1}/{generations}", file=sys.stderr,
+                item_show_func=lambda _: f"trained {self.trained}, cache hits {self.hits}, HV {self.hv:.3f}",
+                show_pos=True,
+            )
+            self.bar.__enter__()
+
+    def evaluation_done(self, record):
+        self.trained += 1
+        if self.bar is not None:
+            self.bar.update(1, record)
+
+    def generation_done(self, row):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        self.hv = row["hypervolume"]
+        click.echo(
+            f"gen {row['generation'] + 1:>2}/{self.generations}  HV {row['hypervolume']:.4f}  "
+            f"front {row['front_size']}  best loss {row['best_rec_loss']:.4f}  "
+            f"min LOC {row['min_loc']:.3f}  trained {row['trained']}  cached {row['cache_hits']}  "
+            f"{row['seconds']:.1f}s"
+        )
+
+    def message(self, text):
+        click.echo(text)
+
+
+@click.command("search")
+@click.option("--dataset", required=True, help="mnist, fashion_mnist, cifar10, mnist_5k, or a .npz path.")
+@click.option("--seed", type=SeedParam(), required=True, help="Seed(s): N, N,M,... or 'paper' (10 seeds).")
+@click.option("--preset", default=None, metavar="NAME",
+              help="Settings preset shipped with moncae: smoke, quick or paper.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with settings (SearchConfig field names); flags override it.")
+@click.option("--generations", type=int, default=None)
+@click.option("--population", type=int, default=None)
+@click.option("--epochs", type=int, default=None, help="Max training epochs per individual.")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--train-size", type=int, default=None, help="Cap on training images.")
+@click.option("--val-size", type=int, default=None, help="Validation images (carved from training).")
+@click.option("--loss", type=click.Choice(["bce", "mse"]), default=None)
+@click.option("--selection", default=None, help="Parent selection strategy (paper, tournament).")
+@click.option("--out", default=None, help="Results folder (default: results).")
+@data_dir_option
+@click.option("--executor", type=click.Choice(["local", "dask"]), default=None)
+@click.option("--workers", type=int, default=None, help="Dask: start a LocalCluster of N workers.")
+@click.option("--scheduler", default=None, help="Dask: scheduler address, e.g. tcp://host:8786.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bars, one line per generation.")
+def command(dataset, seed, preset, config_file, resume, quiet, **flags):
+    """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
+    from moncae.config import resolve_config
+    from moncae.search import run_search
+
+    configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
+               for s in seed]
+    for config in configs:
+        click.echo(f"search {config.dataset} seed {config.seed} -> {config.run_dir}")
+        result = run_search(config, resume=resume, progress=BarProgress(quiet))
+        ok = sum(r.ok for r in result.records)
+        click.echo(f"done: {ok}/{len(result.records)} final models trained; results in {result.run_dir}")

@@ -1,0 +1,47 @@
+"""Entry point: the `moncae` command group and its user-error handling."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from moncae._version import __version__
+from moncae.errors import MoncaeError
+
+
+class MoncaeGroup(click.Group):
+    """Turns `MoncaeError` into a one-line message and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MoncaeError as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=MoncaeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="moncae")
+def main() -> None:
+    """Find convolutional autoencoders by multi-objective neuroevolution (MONCAE).
+
+    \b
+      moncae search --dataset mnist --seed 46     one evolutionary run per seed
+      moncae finetune results/mnist/seed-46       fine-tune the final population
+      moncae report results/                      Table 1, Pareto fronts and figures
+    """
+
+
+def _register() -> None:
+    from moncae.cli import cmd_datasets, cmd_finetune, cmd_report, cmd_search
+
+    for command in (cmd_datasets.datasets, cmd_search.command, cmd_finetune.command,
+                    cmd_report.command):
+        main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

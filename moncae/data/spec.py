@@ -1,0 +1,33 @@
+"""`DataSpec`: how any process (driver or Dask worker) loads a run's data by itself, by name.
+
+Arrays are never shipped with a task: a task carries a `DataSpec` and each process loads the
+dataset once (`cached_dataset`) and reuses it for every task.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from moncae.data.core import Dataset, load_dataset
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A dataset by name (or `.npz` path) and the split settings that make a run's splits."""
+
+    name: str
+    data_dir: str | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+    split_seed: int = 0
+
+
+@functools.lru_cache(maxsize=2)
+def cached_dataset(spec: DataSpec) -> Dataset:
+    """Load the dataset of `spec` once per process and reuse it."""
+    return load_dataset(
+        spec.name, data_dir=spec.data_dir, train_size=spec.train_size, val_size=spec.val_size,
+        test_size=spec.test_size, seed=spec.split_seed,
+    )

@@ -1,0 +1,94 @@
+"""What one training is asked to do (`EvalTask`) and what it gives back (`EvalRecord`,
+`EvalResult`): plain values, no TensorFlow, so the run folder, executors and reports read them
+without loading it.
+
+Every evaluation is seeded from (run seed, genome key), so a genome gives the same result
+whatever order, process or machine it runs in; that is what makes the cache, `--resume` and
+distributed executors give identical runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from moncae.data.spec import DataSpec
+from moncae.method.genome import Genome
+from moncae.method.objectives import REFERENCE_POINT
+
+__all__ = ["EVAL_COLUMNS", "TIMING_COLUMNS", "EvalRecord", "EvalResult", "EvalTask", "TrainSettings",
+           "evaluation_seed", "failed_record"]
+
+EVAL_COLUMNS = [
+    "generation", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "params",
+    "epochs", "fit_seconds", "seconds", "status", "error",
+]
+TIMING_COLUMNS = ("fit_seconds", "seconds")
+ERROR_LIMIT = 300  # characters of an error message kept in a record
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 5
+    batch_size: int = 256
+    loss: str = "bce"
+    patience: int = 1
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    genome: Genome
+    data: DataSpec
+    train: TrainSettings
+    seed: int
+    ref_point: tuple[float, float] = REFERENCE_POINT
+    keep_model: bool = True
+    key: str = ""  # the genome's canonical key for this input shape (set by the search)
+
+
+@dataclass
+class EvalRecord:
+    """One training of one genome: a row of `evaluations.csv` (generation is set by the search)."""
+
+    genome_key: str
+    architecture: str
+    rec_loss: float
+    loc: float
+    bottleneck: str
+    params: int
+    epochs: int
+    fit_seconds: float
+    seconds: float
+    status: str
+    error: str = ""
+    generation: int = -1
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class EvalResult:
+    record: EvalRecord
+    model_bytes: bytes | None = field(default=None, repr=False)
+
+
+def failed_record(task: EvalTask, error: str, *, architecture: str | None = None,
+                  bottleneck: str = "") -> EvalRecord:
+    """A failed training: objectives at the reference point (it adds no hypervolume)."""
+    return EvalRecord(
+        genome_key=task.key, architecture=task.genome.describe() if architecture is None else architecture,
+        rec_loss=task.ref_point[0], loc=task.ref_point[1], bottleneck=bottleneck, params=0, epochs=0,
+        fit_seconds=0.0, seconds=0.0, status="failed", error=error[:ERROR_LIMIT],
+    )
+
+
+def evaluation_seed(run_seed: int, genome_key: str) -> int:
+    """A 31-bit seed from (run seed, genome key), the same in every process."""
+    digest = hashlib.sha256(f"{run_seed}:{genome_key}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF

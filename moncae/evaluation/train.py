@@ -1,0 +1,77 @@
+"""Train one genome and measure it: the only place the search touches Keras.
+
+`run_task` is the unit of work an executor runs (in this process or on a Dask worker).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+from moncae.data import Dataset, cached_dataset
+from moncae.errors import one_line
+from moncae.evaluation.records import EvalResult, EvalTask, failed_record
+from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
+from moncae.model.decode import build_autoencoder
+from moncae.model.training import (
+    fit_autoencoder,
+    make_loss,
+    make_optimizer,
+    model_to_bytes,
+    quiet_tensorflow,
+)
+
+__all__ = ["evaluate_genome", "run_task"]
+
+
+def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
+    """Build, compile and train one genome; never raises: failures come back as status 'failed'."""
+    import keras
+
+    quiet_tensorflow()
+    start = time.perf_counter()
+    genome = task.genome
+    shape = data.input_shape
+    bottleneck = bottleneck_shape(genome, shape)
+    record = failed_record(
+        dataclasses.replace(task, key=genome.key_for(shape)), "",
+        architecture=describe_with_bottleneck(genome, shape),
+        bottleneck="x".join(str(d) for d in bottleneck),
+    )
+    model_bytes = None
+    try:  # the previous evaluation cleared the Keras session in its `finally`
+        keras.utils.set_random_seed(task.seed)
+        autoencoder, _ = build_autoencoder(genome, shape, seed=task.seed)
+        record.params = int(autoencoder.count_params())
+        autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
+                            jit_compile=False)
+        fit_start = time.perf_counter()
+        loss, record.epochs = fit_autoencoder(
+            autoencoder, data.x_train, data.x_val, epochs=task.train.epochs,
+            batch_size=task.train.batch_size, patience=task.train.patience, seed=task.seed,
+        )
+        record.fit_seconds = round(time.perf_counter() - fit_start, 3)
+        if not math.isfinite(loss):
+            record.error = "loss is NaN or infinite"
+        else:
+            record.rec_loss = float(loss)
+            record.loc = loc_of_shape(bottleneck)
+            record.status = "ok"
+            if task.keep_model:
+                model_bytes = model_to_bytes(autoencoder)
+    except Exception as err:  # noqa: BLE001 - any failure of one genome must not stop the run
+        record.error = one_line(err)
+    finally:
+        keras.backend.clear_session()
+    record.seconds = round(time.perf_counter() - start, 3)
+    return EvalResult(record, model_bytes)
+
+
+def run_task(task: EvalTask) -> EvalResult:
+    """The unit of work an executor runs: load (cached) data, then evaluate."""
+    try:
+        data = cached_dataset(task.data)
+    except Exception as err:  # noqa: BLE001
+        return EvalResult(failed_record(task, f"data: {err}"))
+    return evaluate_genome(task, data)

@@ -1,0 +1,211 @@
+"""`DaskExecutor`: a generation's trainings on Dask distributed workers, results in task order."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
+from typing import Any
+
+from moncae.errors import MoncaeError, one_line
+from moncae.executors.dask.resources import training_threads, usable_cores, visible_gpus
+from moncae.executors.dask.worker import WorkerTask, lost_evaluation
+
+__all__ = ["DEFAULT_RETRIES", "DaskExecutor"]
+
+DEFAULT_RETRIES = 3  # worker deaths tolerated per task (Dask's `allowed-failures` default)
+RESUME_HINT = ("the evaluations journaled so far are kept: restart the scheduler and workers, then "
+               "run the same command with --resume")
+
+
+class DaskExecutor:
+    """Evaluate tasks on Dask distributed workers; results come back in task order.
+
+    Args:
+        workers: start a LocalCluster of this many single-task worker processes (default: one
+            per visible GPU, else cores // threads). Not together with `scheduler`.
+        scheduler: address of a running scheduler (`tcp://HOST:8786`) instead of a LocalCluster.
+        threads: TF intra-op threads per training on the workers (default: `training_threads()`,
+            what the local executor uses here, so results are identical to a local run).
+        inter_threads: TF inter-op threads per worker (no effect on results).
+        retries: worker deaths tolerated per task before it is recorded as failed (LocalCluster;
+            a running scheduler uses its own `distributed.scheduler.allowed-failures`).
+        gpus: GPU ids for the LocalCluster's workers (default: `visible_gpus()`); worker i sees
+            only `gpus[i % len(gpus)]` and declares the resource GPU=1.
+        connect_timeout: seconds to reach the scheduler (default: Dask's `comm.timeouts.connect`).
+        wait_for_workers: seconds to wait for a running scheduler's first worker.
+        on_lost: builds the result of a task that kept killing its worker (default: a failed
+            evaluation record).
+    """
+
+    name = "dask"
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, *,
+                 threads: int | None = None, inter_threads: int = 1,
+                 retries: int = DEFAULT_RETRIES, gpus: Sequence[str] | None = None,
+                 connect_timeout: float | str | None = None, wait_for_workers: float = 60.0,
+                 on_lost: Callable[[Any, str], Any] = lost_evaluation,
+                 silence_logs: int = logging.ERROR) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise MoncaeError("--executor dask needs Dask distributed: pip install 'moncae[dask]'"
+                              ) from None
+
+        if workers is not None and scheduler:
+            raise MoncaeError("pass either --workers (a cluster on this machine) or --scheduler "
+                              f"(a running cluster), not both. Received: workers={workers}, "
+                              f"scheduler={scheduler!r}")
+        if workers is not None and workers < 1:
+            raise MoncaeError(f"`workers` must be >= 1. Received: workers={workers}")
+        self.threads = threads or training_threads()
+        self.inter_threads = inter_threads
+        self.retries = retries
+        self.on_lost = on_lost
+        self.scheduler = scheduler
+        self.cluster = None
+        self.client = None
+        if scheduler:
+            if connect_timeout is None:
+                import dask
+
+                connect_timeout = dask.config.get("distributed.comm.timeouts.connect")
+            try:
+                self.client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
+            except Exception as err:  # noqa: BLE001 - refused, timed out, bad scheme, not Dask
+                raise MoncaeError(
+                    f"cannot reach the Dask scheduler at {scheduler} ({one_line(err, limit=1000)}); check "
+                    "--scheduler (tcp://HOST:8786) and that `dask scheduler` runs there"
+                ) from None
+            try:
+                self.client.wait_for_workers(1, timeout=wait_for_workers)
+            except (TimeoutError, OSError):
+                self.close()
+                raise MoncaeError(
+                    f"no Dask worker joined the scheduler at {scheduler} within "
+                    f"{wait_for_workers:g} s; start workers with `dask worker {scheduler} "
+                    "--nthreads 1` (one per GPU)"
+                ) from None
+        else:
+            self.cluster = self._start_cluster(workers, gpus, silence_logs)
+            self.client = Client(self.cluster, set_as_default=False)
+            n_workers = len(self.cluster.worker_spec)
+            try:
+                self.client.wait_for_workers(n_workers, timeout=wait_for_workers)
+            except (TimeoutError, OSError):
+                self.close()
+                raise MoncaeError(f"the local Dask workers did not start within "
+                                  f"{wait_for_workers:g} s (see the messages above)") from None
+
+    def _start_cluster(self, workers: int | None, gpus: Sequence[str] | None, silence_logs: int):
+        from distributed import LocalCluster, Nanny
+
+        gpus = list(visible_gpus() if gpus is None else gpus)
+        n = workers or (len(gpus) if gpus else max(1, usable_cores() // self.threads))
+        env = {"TF_NUM_INTRAOP_THREADS": str(self.threads),
+               "TF_NUM_INTEROP_THREADS": str(self.inter_threads),
+               "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+        cluster = LocalCluster(
+            n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=silence_logs,
+            scheduler_kwargs={"allowed_failures": self.retries},
+            # TF's memory is not Dask data: with a limit, a worker whose TF holds most of its
+            # share pauses (and takes no task again); the OS's OOM kill is a retry, then a failure
+            memory_limit=0, env=env,
+        )
+        base = cluster.new_spec["options"]
+        for i in range(n):  # one spec per worker: each sees its own GPU
+            options = dict(base)
+            if gpus:
+                options["env"] = {**env, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}
+                options["resources"] = {"GPU": 1}
+            cluster.worker_spec[f"moncae-{i}"] = {"cls": Nanny, "options": options}
+        cluster.scale(n)
+        return cluster
+
+    @property
+    def address(self) -> str:
+        return self.client.scheduler.address
+
+    def worker_count(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def _resources(self) -> dict[str, int] | None:
+        """Ask for one GPU per task when the workers declare GPUs (`--resources GPU=1`)."""
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
+
+    def _check_connected(self) -> None:
+        if self.client is None or self.client.status != "running":
+            where = self.scheduler or "the local cluster"
+            raise MoncaeError(f"lost the connection to the Dask scheduler at {where}; "
+                              f"{RESUME_HINT}")
+
+    def map_ordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
+        """Submit every task now; yield each result once it and all tasks before it are done."""
+        from distributed import as_completed
+
+        tasks = list(tasks)
+        if not tasks:
+            return
+        self._check_connected()
+        wrapped = WorkerTask(fn, self.threads, self.inter_threads)
+        batch = uuid.uuid4().hex[:8]
+        resources = self._resources()
+        futures = [self.client.submit(wrapped, task, key=f"moncae-eval-{batch}-{i}", pure=False,
+                                      resources=resources) for i, task in enumerate(tasks)]
+        position = {f.key: i for i, f in enumerate(futures)}
+        ready: dict[int, Any] = {}
+        following = 0
+        try:
+            for future in as_completed(futures, loop=self.client.loop):
+                ready[position[future.key]] = future
+                while following in ready:
+                    yield self._outcome(ready.pop(following), tasks[following])
+                    futures[following] = None  # release the result on the cluster
+                    following += 1
+        finally:
+            left = [f for f in futures if f is not None]
+            if left and self.client.status == "running":
+                self.client.cancel(left)
+
+    def _outcome(self, future, task: Any) -> Any:
+        from distributed import KilledWorker
+
+        try:
+            return future.result()
+        except KilledWorker as err:
+            return self.on_lost(task, f"the worker died each time it ran this evaluation (out of "
+                                      f"memory?): {one_line(err, limit=1000)}")
+        except CancelledError:
+            self._check_connected()
+            raise MoncaeError(f"Dask cancelled an evaluation (was the cluster shut down?); "
+                              f"{RESUME_HINT}") from None
+
+    def close(self) -> None:
+        """Disconnect; shut down the LocalCluster this executor started (never a remote one)."""
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        if client is not None:
+            lost = client.status != "running"
+            quiet = logging.getLogger("distributed.client")
+            level = quiet.level
+            if lost:  # its reconnection attempt, cancelled here, would log a traceback
+                quiet.setLevel(logging.CRITICAL)
+            try:
+                client.close(timeout=10)
+            except Exception:  # noqa: BLE001 - closing after a lost scheduler must not mask the error
+                pass
+            finally:
+                quiet.setLevel(level)
+        if cluster is not None:
+            try:
+                cluster.close(timeout=30)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,15 @@
+"""The paper's second stage on a finished search run: fine-tune the final population, measure it
+on the test split, and score its latent codes (`run.finetune_run`; Keras only in `model`)."""
+
+from moncae.finetune.records import (
+    FINETUNE_COLUMNS,
+    FinalModel,
+    FinetuneProgress,
+    FinetuneRecord,
+    FinetuneResult,
+    FinetuneSettings,
+)
+from moncae.finetune.run import check_finished, final_models, finetune_run
+
+__all__ = ["FINETUNE_COLUMNS", "FinalModel", "FinetuneProgress", "FinetuneRecord", "FinetuneResult",
+           "FinetuneSettings", "check_finished", "final_models", "finetune_run"]

@@ -1,0 +1,88 @@
+"""Fine-tune one final model: continue training from its searched weights, measure it on the
+test split, score its frozen codes with the latent classifier, save it (Keras)."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from pathlib import Path
+
+from moncae.config import SearchConfig
+from moncae.errors import MoncaeError, one_line
+from moncae.evaluation.records import evaluation_seed
+from moncae.finetune.records import FinalModel, FinetuneRecord, FinetuneSettings
+from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
+from moncae.model.decode import build_autoencoder
+from moncae.model.latent import latent_classification
+from moncae.model.training import (
+    evaluate_loss,
+    fit_autoencoder,
+    make_loss,
+    make_optimizer,
+    model_to_bytes,
+    quiet_tensorflow,
+)
+from moncae.store import atomic_open, model_filename
+
+__all__ = ["finetune_model"]
+
+
+def finetune_model(model: FinalModel, data, config: SearchConfig, settings: FinetuneSettings,
+                   out_dir: Path) -> FinetuneRecord:
+    """Fine-tune, measure and save one model; never raises: failures come back as 'failed'."""
+    import keras  # loaded (quietly) by moncae.model above
+
+    quiet_tensorflow()
+    start = time.perf_counter()
+    genome, shape = model.genome, data.input_shape
+    bottleneck = bottleneck_shape(genome, shape)
+    record = FinetuneRecord(
+        model.individual, model.genome_key, describe_with_bottleneck(genome, shape),
+        float("nan"), loc_of_shape(bottleneck), "x".join(str(d) for d in bottleneck),
+        float("nan"), float("nan"), 0, 0.0, "failed",
+    )
+    seed = evaluation_seed(config.seed, model.genome_key)
+    keras.backend.clear_session()
+    try:
+        if model.model_file is None:
+            raise MoncaeError("no searched model: its training failed during the search")
+        keras.utils.set_random_seed(seed)
+        # Rebuilding from the genome gives the encoder (it shares the autoencoder's layers)
+        # and checks that the saved weights really belong to this genome.
+        autoencoder, encoder = build_autoencoder(genome, shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            autoencoder.load_weights(model.model_file)
+        autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(config.loss),
+                            jit_compile=False)
+        bs = settings.batch_size
+        if settings.epochs > 0:
+            searched_val = evaluate_loss(autoencoder, data.x_val, bs)
+            searched_weights = autoencoder.get_weights()
+            best_val, record.epochs = fit_autoencoder(
+                autoencoder, data.x_train, data.x_val, epochs=settings.epochs, batch_size=bs,
+                patience=settings.patience, seed=seed,
+            )
+            if not math.isfinite(best_val) or best_val > searched_val:
+                autoencoder.set_weights(searched_weights)  # fine-tuning never made it better
+        rec_loss = evaluate_loss(autoencoder, data.x_test, bs)
+        if not math.isfinite(rec_loss):
+            raise FloatingPointError("test reconstruction loss is NaN or infinite")
+        record.rec_loss = rec_loss
+        model_bytes = model_to_bytes(autoencoder)
+        with atomic_open(out_dir / model_filename(model.genome_key), "wb") as fh:
+            fh.write(model_bytes)
+        score = latent_classification(
+            encoder, data.x_train, data.y_train, data.x_test, data.y_test,
+            num_classes=data.num_classes, epochs=settings.classifier_epochs, seed=seed,
+            encode_batch_size=bs,
+        )
+        record.cl_loss, record.cl_acc = score.loss, score.accuracy
+        record.status = "ok"
+    except Exception as err:  # noqa: BLE001 - one failing model must not stop the others
+        record.error = one_line(err)
+    finally:
+        keras.backend.clear_session()
+    record.finetune_seconds = round(time.perf_counter() - start, 3)
+    return record

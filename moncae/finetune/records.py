@@ -1,0 +1,119 @@
+"""The fine-tune's values: its settings, one fine-tuned model's row of `finetune.csv`, the
+final models it works on, its result and progress hooks. No TensorFlow."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moncae.errors import MoncaeError
+from moncae.method.genome import Genome
+from moncae.store import csv_float
+
+__all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_JSON", "FinalModel",
+           "FinetuneProgress", "FinetuneRecord", "FinetuneResult", "FinetuneSettings"]
+
+FINETUNE_COLUMNS = [
+    "individual", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "cl_loss",
+    "cl_acc", "epochs", "finetune_seconds", "status", "error",
+]
+FINETUNE_CSV = "finetune.csv"
+FINETUNE_JSON = "finetune.json"
+FINETUNED_DIR = "finetuned"
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """What decides the fine-tune results; stored in `finetune.json` so reruns stay consistent."""
+
+    epochs: int = 20
+    classifier_epochs: int = 20
+    batch_size: int = 256
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        for name, low in (("epochs", 0), ("classifier_epochs", 1), ("batch_size", 1),
+                          ("patience", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise MoncaeError(
+                    f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+
+
+@dataclass
+class FinetuneRecord:
+    """One fine-tuned model: a row of `finetune.csv`."""
+
+    individual: int
+    genome_key: str
+    architecture: str
+    rec_loss: float
+    loc: float
+    bottleneck: str
+    cl_loss: float
+    cl_acc: float
+    epochs: int
+    finetune_seconds: float
+    status: str
+    error: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> FinetuneRecord:
+        def num(name: str) -> float:
+            return csv_float(row.get(name))
+
+        return cls(int(row["individual"]), row["genome_key"], row["architecture"], num("rec_loss"),
+                   num("loc"), row["bottleneck"], num("cl_loss"), num("cl_acc"),
+                   int(row["epochs"] or 0), num("finetune_seconds"), row["status"],
+                   row.get("error") or "")
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    """A unique genome of the final population and where its searched model is."""
+
+    individual: int  # the first individual holding this genome
+    genome: Genome
+    genome_key: str
+    model_file: Path | None  # None when the search's training of it failed
+    individuals: tuple[int, ...] = ()  # every individual holding it
+
+
+@dataclass
+class FinetuneResult:
+    run_dir: Path
+    records: list[FinetuneRecord]  # one per unique final genome, in individual order
+    trained: int  # models fine-tuned by this call
+    skipped: int  # models already in finetune.csv
+    settings: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    @property
+    def csv_path(self) -> Path:
+        return self.run_dir / FINETUNE_CSV
+
+    def to_frame(self):
+        """The records as a pandas DataFrame (the columns of `finetune.csv`)."""
+        import pandas as pd
+
+        return pd.DataFrame([r.row() for r in self.records], columns=FINETUNE_COLUMNS)
+
+
+class FinetuneProgress:
+    """Hooks `finetune_run` calls as it goes; each does nothing by default."""
+
+    def started(self, total: int, to_train: int, skipped: int) -> None:
+        pass
+
+    def model_done(self, record: FinetuneRecord) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass

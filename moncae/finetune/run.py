@@ -1,0 +1,205 @@
+"""`finetune_run`: the paper's second stage on a finished search run (Section 3, Table 1).
+
+Each unique genome of the final population continues training from its searched weights with
+its own optimizer and learning rate (early stopping on the run's validation split; the best
+weights are kept, the searched ones included), and is then measured on the test split:
+reconstruction loss (the search's loss), LOC, and how well a softmax classifier trained on its
+frozen latent codes separates the classes (`moncae.model.latent`).
+
+Results go to `RUN_DIR/finetune.csv` (one row per unique genome, appended as each model
+finishes, so a rerun skips what is done) and the models to `RUN_DIR/finetuned/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from moncae.config import SearchConfig
+from moncae.data import cached_dataset
+from moncae.errors import RunFolderError, one_line
+from moncae.finetune.records import (
+    FINETUNE_COLUMNS,
+    FINETUNE_CSV,
+    FINETUNE_JSON,
+    FINETUNED_DIR,
+    FinalModel,
+    FinetuneProgress,
+    FinetuneRecord,
+    FinetuneResult,
+    FinetuneSettings,
+)
+from moncae.method.genome import Genome
+from moncae.store import (
+    MODEL_INDEX_COLUMNS,
+    RunFolder,
+    append_csv_rows,
+    model_filename,
+    read_csv_rows,
+    write_csv,
+    write_json,
+)
+
+__all__ = ["check_finished", "final_models", "finetune_run", "read_run_config"]
+
+
+# --------------------------------------------------------------------------- reading the run
+
+
+def read_run_config(run: RunFolder) -> SearchConfig:
+    if not run.path.is_dir():
+        what = "not a folder" if run.path.exists() else "no such folder"
+        raise RunFolderError(f"{run.path} is not a moncae run folder ({what}); pass the folder a "
+                             "search wrote, e.g. results/mnist/seed-46")
+    payload = run.read_config()
+    if not isinstance(payload, dict) or not isinstance(payload.get("run"), dict):
+        raise RunFolderError(f"{run.config} has no `run` settings; it was not written by "
+                             "`moncae search`")
+    return SearchConfig.from_dict(payload["run"])
+
+
+def check_finished(run: RunFolder):
+    """The checkpoint of a search that finished and wrote its final models (else an error)."""
+    state = run.load_checkpoint()
+    if state is None or not state.finished or not run.model_index.exists():
+        where = "no checkpoint" if state is None else (
+            f"last checkpoint after generation {state.generation + 1}" if not state.finished
+            else "no models/index.csv")
+        raise RunFolderError(
+            f"{run.path} has no final population ({where}); finish the search first with "
+            "`moncae search ... --resume`"
+        )
+    return state
+
+
+def final_models(run: RunFolder, input_shape) -> list[FinalModel]:
+    """The final population's unique genomes (first individual first), from a finished run."""
+    state = check_finished(run)
+    index = read_csv_rows(run.model_index)
+    if len(index) != len(state.population):
+        raise RunFolderError(f"{run.model_index} lists {len(index)} models but the final "
+                             f"population has {len(state.population)}; the run folder is "
+                             "inconsistent")
+    unique: dict[str, FinalModel] = {}
+    for row, config in zip(index, state.population, strict=True):
+        genome = Genome.from_config(config)
+        key = genome.key_for(input_shape)
+        if key != row["genome_key"]:
+            raise RunFolderError(f"{run.model_index} does not match the checkpoint's final "
+                                 f"population (individual {row['individual']}); the run folder "
+                                 "is inconsistent")
+        i = int(row["individual"])
+        if key in unique:
+            first = unique[key]
+            unique[key] = dataclasses.replace(first, individuals=(*first.individuals, i))
+        else:
+            model = run.models / row["file"] if row["file"] else None
+            unique[key] = FinalModel(i, genome, key, model, (i,))
+    return list(unique.values())
+
+
+def _check_settings(run: RunFolder, settings: FinetuneSettings, has_rows: bool) -> None:
+    """A rerun must use the settings of the rows it continues (or start over)."""
+    path = run.path / FINETUNE_JSON
+    if has_rows and path.exists():
+        import json
+
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+        except (ValueError, AttributeError):
+            previous = {}
+        current = asdict(settings)
+        differ = sorted(k for k in current if previous.get(k) != current[k])
+        if differ:
+            details = ", ".join(f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in differ)
+            raise RunFolderError(
+                f"{run.path / FINETUNE_CSV} was made with other settings ({details}); rerun with "
+                f"those, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over"
+            )
+        return
+    write_json(path, {"settings": asdict(settings),
+                      "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batch_size: int = 256,
+                 patience: int = 3, data_dir: str | None = None,
+                 progress: FinetuneProgress | None = None) -> FinetuneResult:
+    """Fine-tune every unique genome of a finished run's final population and measure it.
+
+    Args:
+        run_dir: a run folder written by `moncae search` (`OUT/DATASET/seed-N/`) whose search
+            finished.
+        epochs: maximum fine-tuning epochs per model (early stopping on the validation split);
+            0 measures the searched models as they are.
+        classifier_epochs: training epochs of the latent softmax classifier.
+        batch_size: fine-tuning batch size (and images per encoder call).
+        patience: early-stopping patience, in epochs without a better validation loss.
+        data_dir: where to find the dataset if not where the search found it.
+        progress: receives `started` / `model_done` calls (for a progress bar).
+
+    Returns:
+        A `FinetuneResult`: one record per unique final genome, in individual order (those
+        done by an earlier call are read from `finetune.csv`), and how many were trained now.
+
+    Raises:
+        RunFolderError: not a run folder, the search has not finished, or `finetune.csv` was
+            made with other settings.
+        DataError: the run's dataset cannot be loaded here.
+    """
+    progress = progress or FinetuneProgress()
+    settings = FinetuneSettings(epochs, classifier_epochs, batch_size, patience)
+    run = RunFolder(run_dir)
+    config = read_run_config(run)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=data_dir)
+
+    check_finished(run)  # before loading any data: a quick answer for an unfinished run
+
+    from moncae.finetune.model import finetune_model  # loads TensorFlow
+
+    data = cached_dataset(config.data_spec())
+    models = final_models(run, data.input_shape)
+    csv_path = run.path / FINETUNE_CSV
+    done = _read_done(csv_path)
+    _check_settings(run, settings, has_rows=bool(done))
+    todo = [m for m in models if m.genome_key not in done]
+    progress.started(len(models), len(todo), len(models) - len(todo))
+
+    out_dir = run.path / FINETUNED_DIR
+    for model in todo:
+        record = finetune_model(model, data, config, settings, out_dir)
+        append_csv_rows(csv_path, FINETUNE_COLUMNS, [record.row()])  # after its model file
+        done[model.genome_key] = record
+        progress.model_done(record)
+
+    records = [done[m.genome_key] for m in models]
+    _write_index(out_dir, models, records)
+    return FinetuneResult(run.path, records, trained=len(todo), skipped=len(models) - len(todo),
+                          settings=settings)
+
+
+def _read_done(path: Path) -> dict[str, FinetuneRecord]:
+    """Models already fine-tuned, by genome key (a rerun skips them)."""
+    try:
+        return {row["genome_key"]: FinetuneRecord.from_row(row) for row in read_csv_rows(path)}
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunFolderError(f"{path} is corrupt ({one_line(err)}); delete it (and "
+                             f"{FINETUNED_DIR}/) to fine-tune again") from None
+
+
+def _write_index(out_dir: Path, models: list[FinalModel], records: list[FinetuneRecord]) -> None:
+    """`finetuned/index.csv`: every final individual -> its fine-tuned model file."""
+    rows = []
+    for model, record in zip(models, records, strict=True):
+        name = model_filename(model.genome_key)
+        exists = record.ok and (out_dir / name).exists()
+        for i in model.individuals:
+            rows.append({"individual": i, "genome_key": model.genome_key,
+                         "file": name if exists else "", "status": record.status})
+    rows.sort(key=lambda r: r["individual"])
+    write_csv(out_dir / "index.csv", MODEL_INDEX_COLUMNS, rows)

@@ -1,0 +1,423 @@
+"""The MONCAE genome: a flat list of integer genes, DEvol-style, and its variation operators.
+
+A genome is `max_blocks` convolutional blocks of `GENES_PER_BLOCK` genes each
+(active, filters, kernel size, batch norm, activation, dropout, max-pool), then two
+hyperparameter genes (optimizer, learning rate). Every gene is an index into the
+`GenomeSpace`'s choices, so the genome is a plain list of small integers that DEAP's list
+operators and a CSV row can hold. No Keras here: decoding lives in `moncae.model.decode`.
+
+All operators take an explicit `random.Random`; nothing touches the global RNG, so a seed
+fixes every result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from moncae.errors import MoncaeError
+
+__all__ = [
+    "BLOCK_FIELDS",
+    "Block",
+    "DEFAULT_MAX_FILTERS",
+    "DEFAULT_OPTIMIZERS",
+    "KNOWN_OPTIMIZERS",
+    "GENES_PER_BLOCK",
+    "Genome",
+    "GenomeSpace",
+    "check_input_shape",
+    "crossover",
+    "mutate",
+    "pooled_size",
+    "random_genome",
+]
+
+BLOCK_FIELDS = ("active", "filters", "kernel_size", "batch_norm", "activation", "dropout", "pool")
+GENES_PER_BLOCK = len(BLOCK_FIELDS)
+HYPER_FIELDS = ("optimizer", "learning_rate")
+
+# Names Keras 3 resolves with `keras.activations.get` / `keras.optimizers.get`; checked here
+# so that a bad space fails when it is made, not hours later when a genome is decoded.
+KNOWN_ACTIVATIONS = frozenset({
+    "relu", "elu", "selu", "sigmoid", "tanh", "softplus", "softsign", "swish", "silu",
+    "gelu", "linear", "leaky_relu", "relu6", "hard_sigmoid", "exponential", "mish",
+})
+KNOWN_OPTIMIZERS = frozenset({
+    "adam", "rmsprop", "adagrad", "adadelta", "nadam", "sgd", "adamax", "adamw", "ftrl", "lion",
+})
+DEFAULT_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta", "nadam", "sgd")
+DEFAULT_MAX_FILTERS = 256  # the paper preset's value
+
+# DEvol's schedule: up to max(MUTATIONS_MIN, generation // MUTATIONS_EVERY) resamples.
+MUTATIONS_MIN = 3
+MUTATIONS_EVERY = 4
+# Chance that picking a gene of an inactive block switches the block on (DEvol: 1%).
+SWITCH_ON_PROBABILITY = 0.01
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def _fail(field: str, rule: str, value: Any) -> MoncaeError:
+    return MoncaeError(f"`{field}` {rule}. Received: {field}={value!r}")
+
+
+def _as_tuple(value: Any, field: str) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise _fail(field, "must be a list of choices", value)
+    if len(value) == 0:
+        raise _fail(field, "must hold at least one choice", value)
+    if len(set(value)) != len(value):
+        raise _fail(field, "must not repeat a choice", value)
+    return tuple(value)
+
+
+def _as_int(value: Any, field: str) -> int:
+    if isinstance(value, bool):
+        raise _fail(field, "must be an integer", value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise _fail(field, "must be an integer", value) from None
+
+
+def pooled_size(n: int) -> int:
+    """Side length after MaxPool 2x2 with 'same' padding: ceil(n / 2), so 7 -> 4."""
+    return (n + 1) // 2
+
+
+def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    """Validate an (height, width, channels) image shape and return it as ints."""
+    try:
+        shape = tuple(operator.index(d) for d in input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise _fail("input_shape", "must be three positive integers (height, width, channels)",
+                    tuple(input_shape) if isinstance(input_shape, Sequence) else input_shape)
+    return shape  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class GenomeSpace:
+    """The choices each gene indexes into; the search space of one run.
+
+    Filters are powers of two from `min_filters` to `max_filters`; a filters gene `g`
+    means `min_filters * 2**g`.
+    """
+
+    max_blocks: int = 6
+    min_filters: int = 4
+    max_filters: int = DEFAULT_MAX_FILTERS
+    kernel_sizes: tuple[int, ...] = (3, 5, 7)
+    activations: tuple[str, ...] = ("relu", "elu", "sigmoid", "tanh")
+    dropout_rates: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
+    learning_rates: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "max_blocks", _as_int(self.max_blocks, "max_blocks"))
+        if self.max_blocks < 1:
+            raise _fail("max_blocks", "must be at least 1", self.max_blocks)
+        for name in ("min_filters", "max_filters"):
+            value = _as_int(getattr(self, name), name)
+            if not _is_power_of_two(value):
+                raise _fail(name, "must be a power of two (1, 2, 4, 8, ...)", value)
+            set_(self, name, value)
+        if self.max_filters < self.min_filters:
+            raise _fail("max_filters", f"must be at least `min_filters` ({self.min_filters})",
+                        self.max_filters)
+        set_(self, "kernel_sizes", self._kernel_sizes())
+        set_(self, "activations", self._names("activations", KNOWN_ACTIVATIONS))
+        set_(self, "optimizers", self._names("optimizers", KNOWN_OPTIMIZERS))
+        set_(self, "dropout_rates", self._floats("dropout_rates", 0.0, 1.0, closed_low=True))
+        set_(self, "learning_rates", self._floats("learning_rates", 0.0, math.inf))
+
+    def _kernel_sizes(self) -> tuple[int, ...]:
+        sizes = tuple(_as_int(k, "kernel_sizes") for k in _as_tuple(self.kernel_sizes,
+                                                                     "kernel_sizes"))
+        if min(sizes) < 1:
+            raise _fail("kernel_sizes", "must be positive integers", self.kernel_sizes)
+        return sizes
+
+    def _names(self, field: str, known: frozenset[str]) -> tuple[str, ...]:
+        names = _as_tuple(getattr(self, field), field)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise _fail(field, f"must be names from {sorted(known)}", getattr(self, field))
+        return names
+
+    def _floats(self, field: str, low: float, high: float, closed_low: bool = False
+                ) -> tuple[float, ...]:
+        raw = _as_tuple(getattr(self, field), field)
+        try:
+            values = tuple(float(v) for v in raw)
+        except (TypeError, ValueError):
+            raise _fail(field, "must be numbers", raw) from None
+        ok = all((low <= v if closed_low else low < v) and v < high for v in values)
+        if not ok:
+            bracket = "[" if closed_low else "("
+            raise _fail(field, f"must lie in {bracket}{low}, {high})", raw)
+        return values
+
+    @property
+    def n_filter_choices(self) -> int:
+        return int(math.log2(self.max_filters // self.min_filters)) + 1
+
+    @property
+    def n_genes(self) -> int:
+        return GENES_PER_BLOCK * self.max_blocks + len(HYPER_FIELDS)
+
+    def block_cardinalities(self) -> tuple[int, ...]:
+        """How many values each gene of one block can take, in `BLOCK_FIELDS` order."""
+        return (2, self.n_filter_choices, len(self.kernel_sizes), 2, len(self.activations),
+                len(self.dropout_rates), 2)
+
+    def cardinalities(self) -> tuple[int, ...]:
+        """How many values each gene of a whole genome can take (gene i is in range(card[i]))."""
+        hyper = (len(self.optimizers), len(self.learning_rates))
+        return self.block_cardinalities() * self.max_blocks + hyper
+
+    def gene_names(self) -> list[str]:
+        """Column names for the flat gene list, e.g. `b0_active`, ..., `learning_rate`."""
+        names = [f"b{i}_{f}" for i in range(self.max_blocks) for f in BLOCK_FIELDS]
+        return names + list(HYPER_FIELDS)
+
+    def to_config(self) -> dict[str, Any]:
+        """A JSON-ready dict; `from_config` of it gives an equal space."""
+        config = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            config[field.name] = list(value) if isinstance(value, tuple) else value
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> GenomeSpace:
+        """Rebuild a space from `to_config()`; missing keys take their defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise _fail("config", f"has unknown keys {unknown}; expected some of {sorted(known)}",
+                        dict(config))
+        return cls(**config)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One active encoder block as built: filters already capped by the previous block."""
+
+    filters: int
+    kernel_size: int
+    batch_norm: bool
+    activation: str
+    dropout: float
+    pool: bool
+
+    def describe(self) -> str:
+        """Short label such as `C32k3-relu-bn-drop0.2-pool`."""
+        parts = [f"C{self.filters}k{self.kernel_size}", self.activation]
+        if self.batch_norm:
+            parts.append("bn")
+        if self.dropout > 0:
+            parts.append(f"drop{self.dropout:g}")
+        if self.pool:
+            parts.append("pool")
+        return "-".join(parts)
+
+
+def _format_lr(lr: float) -> str:
+    """1e-3 rather than 0.001: learning rates read best in scientific notation."""
+    mantissa, exponent = f"{lr:e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+@dataclass(frozen=True)
+class Genome:
+    """An immutable genome: integer genes indexing into `space`.
+
+    Equality and hashing use (genes, space). Use `key` (or `key_for(input_shape)`) to
+    recognise genomes that build the same network.
+    """
+
+    genes: tuple[int, ...]
+    space: GenomeSpace = dataclasses.field(default_factory=GenomeSpace)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.space, GenomeSpace):
+            raise _fail("space", "must be a GenomeSpace", self.space)
+        if isinstance(self.genes, (str, bytes)) or not isinstance(self.genes, Sequence):
+            raise _fail("genes", "must be a list of integers", self.genes)
+        genes = tuple(_as_int(g, "genes") for g in self.genes)
+        object.__setattr__(self, "genes", genes)
+        if len(genes) != self.space.n_genes:
+            raise _fail("genes", f"must hold {self.space.n_genes} genes for this space "
+                        f"({self.space.max_blocks} blocks x {GENES_PER_BLOCK} + "
+                        f"{len(HYPER_FIELDS)}), not {len(genes)}", list(genes))
+        for i, (gene, card) in enumerate(zip(genes, self.space.cardinalities(), strict=True)):
+            if not 0 <= gene < card:
+                name = self.space.gene_names()[i]
+                raise _fail("genes", f"gene {i} (`{name}`) must be in 0..{card - 1}", list(genes))
+        if genes[0] != 1:
+            raise _fail("genes", "must keep the first block active (gene 0 == 1)", list(genes))
+
+    def _block_genes(self, i: int) -> tuple[int, ...]:
+        start = i * GENES_PER_BLOCK
+        return self.genes[start:start + GENES_PER_BLOCK]
+
+    def is_active(self, i: int) -> bool:
+        """Whether block `i` is switched on (block 0 always is)."""
+        return self._block_genes(i)[0] == 1
+
+    @property
+    def blocks(self) -> list[Block]:
+        """Active blocks in order; filters never widen (min with the previous block)."""
+        space, out = self.space, []
+        previous = space.max_filters
+        for i in range(space.max_blocks):
+            active, filt, kernel, bn, act, drop, pool = self._block_genes(i)
+            if not active:
+                continue
+            filters = min(space.min_filters * 2 ** filt, previous)
+            previous = filters
+            out.append(Block(filters, space.kernel_sizes[kernel], bool(bn),
+                             space.activations[act], space.dropout_rates[drop], bool(pool)))
+        return out
+
+    def blocks_for(self, input_shape: Sequence[int]) -> list[Block]:
+        """`blocks` with `pool` turned off where the map is already smaller than 2x2.
+
+        This is what the decoder builds: MaxPool happens only while both sides are >= 2.
+        """
+        height, width, _ = check_input_shape(input_shape)
+        out = []
+        for block in self.blocks:
+            pool = block.pool and height >= 2 and width >= 2
+            if pool:
+                height, width = pooled_size(height), pooled_size(width)
+            out.append(dataclasses.replace(block, pool=pool))
+        return out
+
+    @property
+    def optimizer(self) -> str:
+        return self.space.optimizers[self.genes[-2]]
+
+    @property
+    def learning_rate(self) -> float:
+        return self.space.learning_rates[self.genes[-1]]
+
+    @staticmethod
+    def _key_of(blocks: list[Block], optimizer: str, lr: float) -> str:
+        parts = [f"{b.filters},{b.kernel_size},{int(b.batch_norm)},{b.activation},"
+                 f"{b.dropout!r},{int(b.pool)}" for b in blocks]
+        return "|".join([*parts, optimizer, repr(lr)])
+
+    @property
+    def key(self) -> str:
+        """Canonical string of the network this genome builds, for any input shape.
+
+        Ignores inactive blocks' genes and filters genes capped by an earlier block, so
+        genomes that differ only there share a key; it does not depend on the space.
+        Pooling that an input's size makes absent is ignored only by `key_for`.
+        """
+        return self._key_of(self.blocks, self.optimizer, self.learning_rate)
+
+    def key_for(self, input_shape: Sequence[int]) -> str:
+        """`key` that also ignores pool genes absent for this input (map already 1 wide)."""
+        return self._key_of(self.blocks_for(input_shape), self.optimizer, self.learning_rate)
+
+    def describe(self, input_shape: Sequence[int] | None = None) -> str:
+        """Readable summary, e.g. `C32k3-relu-bn-pool | C16k5-elu | adam lr=1e-3`.
+
+        With `input_shape`, shows only the pooling that actually happens for that input.
+        """
+        blocks = self.blocks if input_shape is None else self.blocks_for(input_shape)
+        return " | ".join([*(b.describe() for b in blocks), self.describe_training()])
+
+    def describe_training(self) -> str:
+        """The hyperparameter part of `describe()`, e.g. `adam lr=1e-3`."""
+        return f"{self.optimizer} lr={_format_lr(self.learning_rate)}"
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON-ready dict holding the genes and the space."""
+        return {"genes": list(self.genes), "space": self.space.to_config()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Genome:
+        """Rebuild a genome from `to_config()`."""
+        if not isinstance(config, Mapping) or "genes" not in config:
+            raise _fail("config", "must be a dict with `genes` (and optionally `space`)", config)
+        unknown = sorted(set(config) - {"genes", "space"})
+        if unknown:
+            raise _fail("config", f"has unknown keys {unknown}", dict(config))
+        space = GenomeSpace.from_config(config.get("space", {}))
+        return cls(tuple(config["genes"]), space)
+
+
+def random_genome(space: GenomeSpace, rng: random.Random) -> Genome:
+    """Draw every gene uniformly; block 0 is then switched on (DEvol's `generate`)."""
+    genes = [rng.randrange(card) for card in space.cardinalities()]
+    genes[0] = 1
+    return Genome(tuple(genes), space)
+
+
+def mutation_count(generation: int, rng: random.Random) -> int:
+    """How many genes to resample: 1..max(3, generation // 4), growing with the generation.
+
+    DEvol draws 0..max(3, g // 4) - 1; we draw at least one so a mutated child is never a
+    plain copy by construction.
+    """
+    upper = max(MUTATIONS_MIN, generation // MUTATIONS_EVERY)
+    return rng.randint(1, upper)
+
+
+def mutate(genome: Genome, space: GenomeSpace, rng: random.Random, generation: int) -> Genome:
+    """DEvol-style mutation: resample a few random genes (never gene 0).
+
+    A gene of an inactive block is not resampled; instead the block is switched on with
+    probability `SWITCH_ON_PROBABILITY`. Returns a new genome; `genome` is unchanged.
+    """
+    if genome.space != space:
+        raise _fail("space", "must be the space the genome was made in", space)
+    if generation < 0:
+        raise _fail("generation", "must be >= 0", generation)
+    genes = list(genome.genes)
+    cards = space.cardinalities()
+    n_block_genes = GENES_PER_BLOCK * space.max_blocks
+    for _ in range(mutation_count(generation, rng)):
+        index = rng.randrange(1, len(genes))
+        if index >= n_block_genes:
+            genes[index] = rng.randrange(cards[index])
+            continue
+        active_index = index - index % GENES_PER_BLOCK
+        if genes[active_index]:
+            genes[index] = rng.randrange(cards[index])
+        elif rng.random() < SWITCH_ON_PROBABILITY:
+            genes[active_index] = 1
+    return Genome(tuple(genes), space)
+
+
+def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Genome]:
+    """Single-point crossover on the gene lists: (a[:p] + b[p:], b[:p] + a[p:]).
+
+    The cut `p` is in 1..n-1 (as DEAP's `cxOnePoint`), so each child keeps its own parent's
+    gene 0 and block 0 stays active. Own code rather than `cxOnePoint` because that one
+    draws from the global `random` module.
+    """
+    if a.space != b.space:
+        raise _fail("b", "must share the first genome's space to cross over", b.space)
+    n = len(a.genes)
+    if n < 2:
+        return a, b
+    cut = rng.randint(1, n - 1)
+    child_a = Genome(a.genes[:cut] + b.genes[cut:], a.space)
+    child_b = Genome(b.genes[:cut] + a.genes[cut:], a.space)
+    return child_a, child_b

@@ -1,0 +1,90 @@
+"""Decode a genome into a Keras 3 convolutional autoencoder.
+
+Encoder: the active blocks in order, each Conv2D('same') -> [BatchNorm] -> activation ->
+[Dropout] -> [MaxPool 2x2 'same', only while both sides are >= 2]. The bottleneck is the
+last encoder feature map. The decoder mirrors it: per block, in reverse, Conv2D with the
+block's filters, kernel and activation, then UpSampling2D where the encoder pooled, cropped
+back to the size the encoder had there (so 4 -> 8 is cropped to 7). A final
+Conv2D(input channels, sigmoid) gives an output of exactly the input's shape.
+
+The bottleneck's shape and LOC are pure arithmetic, in `moncae.method.architecture`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from moncae.model.tfquiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before keras imports TensorFlow
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from moncae.method.genome import Block, Genome, check_input_shape, pooled_size  # noqa: E402
+
+__all__ = ["build_autoencoder"]
+
+OUTPUT_KERNEL_SIZE = 3
+
+
+def _seeds(seed: int | None, offset: int) -> dict:
+    """Explicit per-layer seeds: with them a model's initial weights and dropout masks depend
+    only on `seed`, never on Python's global RNG (which other threads may also draw from)."""
+    if seed is None:
+        return {}
+    return {"kernel_initializer": keras.initializers.GlorotUniform(seed=seed + offset)}
+
+
+def _encoder_block(x, block: Block, i: int, seed: int | None = None):
+    x = layers.Conv2D(block.filters, block.kernel_size, padding="same", name=f"enc{i}_conv",
+                      **_seeds(seed, 2 * i))(x)
+    if block.batch_norm:
+        x = layers.BatchNormalization(name=f"enc{i}_bn")(x)
+    x = layers.Activation(block.activation, name=f"enc{i}_act")(x)
+    if block.dropout > 0:
+        x = layers.Dropout(block.dropout, name=f"enc{i}_dropout",
+                           seed=None if seed is None else seed + 2 * i + 1)(x)
+    if block.pool:
+        x = layers.MaxPooling2D(pool_size=2, padding="same", name=f"enc{i}_pool")(x)
+    return x
+
+
+def _decoder_block(x, block: Block, i: int, target: tuple[int, int], seed: int | None = None):
+    """Mirror of encoder block `i`; `target` is the (h, w) the encoder had before pooling."""
+    x = layers.Conv2D(block.filters, block.kernel_size, padding="same",
+                      activation=block.activation, name=f"dec{i}_conv",
+                      **_seeds(seed, 1000 + i))(x)
+    if block.pool:
+        x = layers.UpSampling2D(size=2, name=f"dec{i}_up")(x)
+        (height, width) = target
+        extra_h, extra_w = 2 * pooled_size(height) - height, 2 * pooled_size(width) - width
+        if extra_h or extra_w:
+            # 'same' max-pooling pads at the bottom/right, so the surplus is cropped there.
+            x = layers.Cropping2D(((0, extra_h), (0, extra_w)), name=f"dec{i}_crop")(x)
+    return x
+
+
+def build_autoencoder(genome: Genome, input_shape: Sequence[int], seed: int | None = None
+                      ) -> tuple[keras.Model, keras.Model]:
+    """Build (autoencoder, encoder); the encoder shares its layers with the autoencoder.
+
+    Not compiled: the trainer picks the loss and makes the genome's optimizer. With `seed`,
+    initial weights and dropout masks are fixed by it alone (the search passes the evaluation seed).
+    """
+    height, width, channels = check_input_shape(input_shape)
+    blocks = genome.blocks_for(input_shape)
+    inputs = keras.Input(shape=(height, width, channels), name="image")
+    x, sizes = inputs, []
+    for i, block in enumerate(blocks):
+        sizes.append((height, width))
+        x = _encoder_block(x, block, i, seed)
+        if block.pool:
+            height, width = pooled_size(height), pooled_size(width)
+    bottleneck = x
+    for i in reversed(range(len(blocks))):
+        x = _decoder_block(x, blocks[i], i, sizes[i], seed)
+    outputs = layers.Conv2D(channels, OUTPUT_KERNEL_SIZE, padding="same", activation="sigmoid",
+                            name="reconstruction", **_seeds(seed, 2000))(x)
+    encoder = keras.Model(inputs, bottleneck, name="encoder")
+    autoencoder = keras.Model(inputs, outputs, name="autoencoder")
+    return autoencoder, encoder

@@ -1,0 +1,97 @@
+"""Training helpers shared by the search and the fine-tune: loss, optimizer, tf.data input,
+early-stopped fit, and a model as bytes. Every Keras training in moncae goes through here."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from moncae.method.genome import Genome
+from moncae.model.tfquiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+import keras  # noqa: E402
+
+__all__ = ["fit_autoencoder", "make_loss", "make_optimizer", "model_to_bytes", "quiet_tensorflow",
+           "tf_dataset"]
+
+LOSSES = {"bce": keras.losses.BinaryCrossentropy, "mse": keras.losses.MeanSquaredError}
+
+
+def quiet_tensorflow() -> None:
+    """Silence TF's Python-side warnings (retracing notices are expected: one model per genome)."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+
+def make_loss(name: str):
+    return LOSSES[name]()
+
+
+def make_optimizer(genome: Genome):
+    return keras.optimizers.get(
+        {"class_name": genome.optimizer, "config": {"learning_rate": genome.learning_rate}}
+    )
+
+
+def tf_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
+               shuffle_seed: int | None = None, autoencoder: bool = False):
+    """Batches of `x`, `(x, y)`, or with `autoencoder` `(x, x)`, via tf.data with autotune OFF.
+
+    With autotune on, TF 2.21 idles 15-45 s at every iterator teardown (each epoch, fit and
+    evaluate), see shared/PERFORMANCE-NOTES.md. Shuffling (when seeded) happens every epoch.
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if autoencoder:
+        ds = ds.map(lambda b: (b, b))
+    ds = ds.prefetch(1)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.deterministic = True
+    return ds.with_options(options)
+
+
+def fit_autoencoder(
+    model, x_train: np.ndarray, x_val: np.ndarray, *, epochs: int, batch_size: int,
+    patience: int, seed: int,
+) -> tuple[float, int]:
+    """Fit with early stopping on the fixed validation split; return (best val loss, epochs run).
+
+    The best epoch's weights are restored, so the model matches the loss returned.
+    """
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    history = model.fit(
+        tf_dataset(x_train, batch_size=batch_size, shuffle_seed=seed, autoencoder=True),
+        validation_data=tf_dataset(x_val, batch_size=batch_size, autoencoder=True),
+        epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False,  # shuffled by tf.data
+    )
+    val = [v for v in history.history.get("val_loss", []) if math.isfinite(v)]
+    epochs_run = len(history.history.get("loss", []))
+    best = min(val) if val else float("nan")
+    return best, epochs_run
+
+
+def evaluate_loss(model, x: np.ndarray, batch_size: int) -> float:
+    """The compiled loss of an autoencoder on `x` (its own target)."""
+    return float(model.evaluate(tf_dataset(x, batch_size=batch_size, autoencoder=True), verbose=0))
+
+
+def model_to_bytes(model) -> bytes:
+    """The model as a `.keras` file's bytes (what a worker sends back to the driver)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        with open(path, "rb") as fh:
+            return fh.read()

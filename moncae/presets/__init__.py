@@ -1,0 +1,1 @@
+"""Settings presets (package data): smoke, quick, paper; `moncae search --preset NAME`."""

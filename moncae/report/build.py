@@ -1,0 +1,199 @@
+"""`build_report`: the paper's Table 1 and figures over every run folder under a results folder.
+
+Collecting and drawing are apart: `collect` and `table1` read run folders into plain data
+(DataFrames, dicts) that the tests check, `pca` computes the linear baseline, `plots` only
+draws, `markdown` only writes text; this module puts them together.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moncae.data import cached_dataset
+from moncae.errors import MoncaeError, RunFolderError
+from moncae.report.collect import (
+    RunInfo,
+    collect_final_models,
+    collect_hv_history,
+    collect_pareto,
+    collect_runs,
+    warn,
+)
+from moncae.report.markdown import DatasetSection, dataset_section, report_markdown, table1_markdown
+from moncae.report.pca import PCA_COLUMNS, baseline_ks, max_components, pca_baseline
+from moncae.report.table1 import (
+    DEFAULT_LOC_THRESHOLDS,
+    RUN_COLUMNS,
+    TABLE1_COLUMNS,
+    channels_from_model,
+    collect_runs_table,
+    collect_table1,
+    default_threshold,
+)
+from moncae.store import write_csv, write_text
+
+__all__ = ["build_report"]
+
+KNOWN_CHANNELS = {"mnist": 1, "mnist_5k": 1, "fashion_mnist": 1, "cifar10": 3}
+REPORT_DIRNAME = "report"
+RECONSTRUCTION_IMAGES = 4
+
+
+@dataclass
+class _DatasetData:
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    channels: int
+    description: str
+
+
+def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
+    """The splits of the dataset's first run (by seed); None with a warning if unavailable."""
+    run = runs[0]
+    specs = {r.config.data_spec() for r in runs}
+    if len(specs) > 1:
+        warn(f"{run.dataset}: runs use different data splits; the PCA baseline and "
+             f"reconstructions use those of {run.path}")
+    try:
+        data = cached_dataset(run.config.data_spec())
+    except Exception as err:  # noqa: BLE001 - the report works without the data
+        warn(f"{run.dataset}: cannot load the data ({str(err).splitlines()[0][:200]}); the PCA "
+             "baseline and reconstruction figures are left out")
+        return None
+    desc = (f"{len(data.x_train)} training / {len(data.x_test)} test images of "
+            f"{'x'.join(str(d) for d in data.input_shape)}")
+    return _DatasetData(data.x_train, data.x_test, data.y_test, data.input_shape[-1], desc)
+
+
+def _threshold(dataset: str, runs: Sequence[RunInfo], data: _DatasetData | None,
+               finals: pd.DataFrame, loc_threshold: float | None) -> float:
+    """The LOC threshold of a dataset: given, else from its input channels (paper's rule)."""
+    if loc_threshold is not None:
+        return loc_threshold
+    channels = data.channels if data is not None else \
+        KNOWN_CHANNELS.get(runs[0].config.dataset.strip().lower().replace("-", "_"))
+    if channels is None:
+        channels = channels_from_model(finals.loc[finals["dataset"] == dataset, "model_file"])
+    if channels is None:
+        warn(f"{dataset}: input channels unknown; LOC threshold "
+             f"{DEFAULT_LOC_THRESHOLDS[1]} assumed (set it with --loc-threshold)")
+    return default_threshold(channels)
+
+
+def _reconstruction_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame,
+                            data: _DatasetData, loss: str, out_dir: Path, used_names: set[str],
+                            log: Callable[[str], None]) -> list[tuple[RunInfo, str, int]]:
+    from moncae.report import plots
+    from moncae.report.reconstructions import collect_reconstructions, pick_images
+
+    idx = pick_images(data.x_test, data.y_test, RECONSTRUCTION_IMAGES)
+    pngs = []
+    for run in runs:
+        run_finals = finals[finals["seed"] == run.seed]
+        n_files = int((run_finals["model_file"] != "").sum())
+        log(f"{dataset} {run.label}: reconstructions by {n_files} models")
+        recon = collect_reconstructions(run_finals, data.x_test[idx])
+        if not recon["models"]:
+            warn(f"{run.path}: no saved final model to draw reconstructions with")
+            continue
+        name = f"reconstructions_{dataset}_{run.label}"
+        n = 2
+        while name in used_names:  # the same seed twice (copied folders)
+            name, n = f"reconstructions_{dataset}_{run.label}-{n}", n + 1
+        used_names.add(name)
+        axes = plots.plot_reconstructions(recon, title=f"{dataset} {run.label}", loss=loss)
+        plots.save_figure(axes.flat[0].figure, out_dir / f"{name}.png")
+        pngs.append((run, f"{name}.png", len(recon["models"])))
+    return pngs
+
+
+def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | None = None,
+                 loc_threshold: float | None = None,
+                 log: Callable[[str], None] | None = None) -> Path:
+    """Write Table 1, the figures and `report.md` for every run under `results_dir`.
+
+    Args:
+        results_dir: folder holding `DATASET/seed-N/` run folders (any stage reached).
+        out: where to write (default: `results_dir/report/`).
+        loc_threshold: LOC below which final models count in Table 1, for every dataset
+            (default 2.5 for single-channel images, 3.1 for three-channel ones).
+        log: called with a line of progress now and then (the CLI echoes it).
+
+    Returns:
+        The path of `report.md`.
+
+    Raises:
+        RunFolderError: no such folder, no run in it, or a malformed run file (named, with
+            its line). Unfinished runs and missing data are warnings (`ReportWarning`).
+    """
+    from moncae.report import plots
+
+    log = log or (lambda _text: None)
+    if loc_threshold is not None and not (math.isfinite(loc_threshold) and loc_threshold > 0):
+        raise MoncaeError(f"`loc_threshold` must be a positive number. "
+                          f"Received: loc_threshold={loc_threshold!r}")
+    root = Path(results_dir)
+    out_dir = Path(out) if out is not None else root / REPORT_DIRNAME
+    runs = collect_runs(root)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFolderError(f"output path {out_dir} is a file, not a folder; pass another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    datasets = sorted({r.dataset for r in runs})
+    log(f"report: {len(runs)} run(s) of {', '.join(datasets)} -> {out_dir}")
+
+    finals = pd.concat([collect_final_models(r) for r in runs], ignore_index=True)
+    by_dataset = {d: [r for r in runs if r.dataset == d] for d in datasets}
+    data: dict[str, _DatasetData | None] = {}
+    thresholds: dict[str, float] = {}
+    for dataset, ds_runs in by_dataset.items():
+        losses = {r.config.loss for r in ds_runs}
+        if len(losses) > 1:
+            warn(f"{dataset}: runs use different losses ({', '.join(sorted(losses))}); their "
+                 "rec losses are not comparable")
+        data[dataset] = _load_dataset_for(ds_runs)
+        thresholds[dataset] = _threshold(dataset, ds_runs, data[dataset], finals, loc_threshold)
+
+    table = collect_table1(runs, finals, thresholds)
+    runs_table = collect_runs_table(runs, finals, thresholds)
+    write_csv(out_dir / "table1.csv", TABLE1_COLUMNS, table.to_dict("records"))
+    write_text(out_dir / "table1.md", table1_markdown(table))
+    write_csv(out_dir / "runs.csv", RUN_COLUMNS, runs_table.to_dict("records"))
+
+    sections = []
+    used_names: set[str] = set()
+    for dataset, ds_runs in by_dataset.items():
+        loss = ds_runs[0].config.loss
+        ds_finals = finals[finals["dataset"] == dataset]
+        d = data[dataset]
+        pca = None
+        if d is not None:
+            log(f"{dataset}: PCA baseline on {d.description}")
+            sizes = ds_finals.loc[ds_finals["status"] == "ok", "latent_size"].dropna()
+            ks = baseline_ks(sizes.astype(int),
+                             max_components(len(d.x_train), int(np.prod(d.x_train.shape[1:]))))
+            pca = pca_baseline(d.x_train, d.x_test, ks, loss)
+            write_csv(out_dir / f"pca_baseline_{dataset}.csv", PCA_COLUMNS, pca.to_dict("records"))
+        pareto = collect_pareto(ds_finals, pca, thresholds[dataset])
+        pareto_png = f"pareto_{dataset}.png"
+        plots.save_figure(plots.plot_pareto(pareto, dataset=dataset, loss=loss).figure,
+                          out_dir / pareto_png)
+        hv_png = f"hv_history_{dataset}.png"
+        plots.save_figure(plots.plot_hv_history(collect_hv_history(ds_runs), dataset=dataset).figure,
+                          out_dir / hv_png)
+        recon_pngs = [] if d is None else _reconstruction_figures(
+            dataset, ds_runs, ds_finals, d, loss, out_dir, used_names, log)
+        sections.append(dataset_section(DatasetSection(
+            dataset, ds_runs, runs_table, table, pareto, loss, pareto_png, hv_png,
+            None if d is None else d.description, recon_pngs)))
+
+    report = out_dir / "report.md"
+    write_text(report, report_markdown(root, runs, table, sections))
+    return report

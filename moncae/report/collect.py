@@ -1,0 +1,308 @@
+"""Reading run folders into plain data (pandas, dicts) for the report: which runs exist and how
+far they got, each run's distinct final models, the Pareto and hypervolume figures' data.
+
+Pure pandas/numpy: no TensorFlow, no drawing; the tests check these values directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from moncae.config import SearchConfig
+from moncae.errors import MoncaeError, RunFolderError
+from moncae.method.objectives import REFERENCE_POINT, non_dominated_mask
+from moncae.report.pca import PCA_COLUMNS
+from moncae.store import model_filename
+
+__all__ = ["FINAL_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models", "collect_hv_history",
+           "collect_pareto", "collect_runs", "latent_size", "read_table", "warn"]
+
+FINAL_COLUMNS = [
+    "dataset", "seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc",
+    "search_rec_loss", "rec_loss", "source", "cl_loss", "cl_acc", "finetune_seconds",
+    "individuals", "status", "model_file", "model_stage",
+]
+
+
+class ReportWarning(UserWarning):
+    """Something the report could not use (an unfinished run, missing data); it goes on."""
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, ReportWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_table(path: Path, required: Sequence[str], *, numeric: Sequence[str] = (),
+                integer: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows of a run CSV with typed columns; a malformed file is an error naming file and line.
+
+    Empty numeric cells become NaN. An absent file gives [].
+    """
+    if not path.exists():
+        return []
+    rows: list[dict[str, Any]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise RunFolderError(f"{path}:1: empty file, expected a header row with "
+                                     f"{', '.join(required)}")
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise RunFolderError(f"{path}:1: missing column(s) {', '.join(missing)}; "
+                                     f"the header is {','.join(header)}")
+            for cells in reader:
+                line = reader.line_num
+                if not cells:
+                    continue
+                if len(cells) != len(header):
+                    raise RunFolderError(f"{path}:{line}: expected {len(header)} fields, "
+                                         f"found {len(cells)}")
+                row: dict[str, Any] = dict(zip(header, cells, strict=True))
+                for name in numeric:
+                    row[name] = _number(row.get(name, ""), float, path, line, name)
+                for name in integer:
+                    row[name] = _number(row.get(name, ""), int, path, line, name)
+                rows.append(row)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise RunFolderError(f"{path}: not a readable CSV ({err})") from None
+    return rows
+
+
+def _number(text: Any, kind: type, path: Path, line: int, name: str) -> Any:
+    text = "" if text is None else str(text).strip()
+    if text == "":
+        if kind is int:
+            raise RunFolderError(f"{path}:{line}: column `{name}` is empty, expected an integer")
+        return float("nan")
+    try:
+        return kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise RunFolderError(f"{path}:{line}: column `{name}` must be {what}. "
+                             f"Received: {text!r}") from None
+
+
+def latent_size(bottleneck: str) -> int | None:
+    try:
+        dims = [int(d) for d in str(bottleneck).split("x")]
+    except ValueError:
+        return None
+    return math.prod(dims) if dims and min(dims) > 0 else None
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass
+class RunInfo:
+    """One run folder: what it holds and how far it got."""
+
+    path: Path
+    dataset: str
+    seed: int
+    config: SearchConfig
+    generations_done: int
+    generations: int
+    finished: bool
+    finetuned: bool
+    search_minutes: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"seed-{self.seed}"
+
+
+def _find_run_dirs(root: Path) -> list[Path]:
+    """Folders holding a `config.json` or `evaluations.csv` (not searched below one)."""
+    if not root.exists():
+        raise RunFolderError(f"results folder {root} does not exist; pass the folder `moncae "
+                             "search` wrote to (its --out, default: results)")
+    if not root.is_dir():
+        raise RunFolderError(f"{root} is a file, not a results folder")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "config.json" in filenames or "evaluations.csv" in filenames:
+            found.append(Path(dirpath))
+            dirnames[:] = []
+        else:
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    if not found:
+        raise RunFolderError(f"no run folders under {root}: expected DATASET/seed-N/ folders "
+                             "written by `moncae search`")
+    return found
+
+
+def _read_run_config(path: Path) -> SearchConfig:
+    config_path = path / "config.json"
+    if not config_path.exists():
+        raise RunFolderError(f"{path} has run files but no config.json; it was not written by "
+                             "`moncae search` or is damaged")
+    try:
+        payload = json.loads(config_path.read_text(encoding="utf-8"))
+        return SearchConfig.from_dict(payload["run"])
+    except (ValueError, KeyError, TypeError, MoncaeError) as err:
+        detail = "no 'run' entry" if isinstance(err, KeyError) else str(err).splitlines()[0]
+        raise RunFolderError(f"{config_path}: not a valid moncae run configuration "
+                             f"({detail})") from None
+
+
+def _collect_run(path: Path) -> RunInfo | None:
+    """How far one run got; None (with a warning) when it has no finished generation."""
+    config = _read_run_config(path)
+    dataset = Path(config.run_dir).parent.name
+    population = read_table(path / "population.csv", ["generation", "genome_key"],
+                             integer=["generation"])
+    generations = read_table(path / "generations.csv", ["generation", "seconds"],
+                              numeric=["seconds"], integer=["generation"])
+    if not population:
+        warn(f"{path}: no finished generation yet (no population.csv rows); left out")
+        return None
+    done = max(r["generation"] for r in population) + 1
+    seconds = [r["seconds"] for r in generations if math.isfinite(r["seconds"])]
+    notes = []
+    finished = done >= config.generations and (path / "models" / "index.csv").exists()
+    if done < config.generations:
+        notes.append(f"stopped after generation {done} of {config.generations}; its last "
+                     f"generation is used as the final population")
+    elif not finished:
+        notes.append("models/index.csv is missing: the search did not finish writing models")
+    finetuned = (path / "finetune.csv").exists()
+    run = RunInfo(path, dataset, config.seed, config, done, config.generations, finished,
+                  finetuned, sum(seconds) / 60.0 if seconds else float("nan"), notes)
+    for note in notes:
+        warn(f"{path}: {note}")
+    return run
+
+
+def collect_runs(results_dir: str | os.PathLike) -> list[RunInfo]:
+    """Every run under `results_dir` with at least one finished generation, sorted."""
+    root = Path(results_dir)
+    runs = [r for r in (_collect_run(p) for p in _find_run_dirs(root)) if r is not None]
+    if not runs:
+        raise RunFolderError(f"no run under {root} has finished a generation yet; nothing to "
+                             "report")
+    runs.sort(key=lambda r: (r.dataset, r.seed, str(r.path)))
+    return runs
+
+
+# --------------------------------------------------------------------------- final models
+
+
+def collect_final_models(run: RunInfo) -> pd.DataFrame:
+    """One row per distinct genome of the run's final population (FINAL_COLUMNS).
+
+    `rec_loss` is the fine-tuned test loss when `finetune.csv` has the model (`source`
+    'finetune'), else the search's validation loss (`source` 'search').
+    """
+    path = run.path
+    population = read_table(path / "population.csv",
+                             ["generation", "genome_key", "rec_loss", "loc"],
+                             numeric=["rec_loss", "loc"], integer=["generation"])
+    last = max(r["generation"] for r in population)
+    final = [r for r in population if r["generation"] == last]
+    evaluations = {r["genome_key"]: r for r in read_table(
+        path / "evaluations.csv", ["genome_key", "architecture", "bottleneck", "status"],
+        numeric=["rec_loss", "loc"])}
+    finetune = {r["genome_key"]: r for r in read_table(
+        path / "finetune.csv", ["genome_key", "rec_loss", "cl_loss", "cl_acc", "finetune_seconds",
+                                "status"],
+        numeric=["rec_loss", "cl_loss", "cl_acc", "finetune_seconds"])}
+    index = {r["genome_key"]: r for r in read_table(
+        path / "models" / "index.csv", ["genome_key", "file", "status"])}
+
+    counts: dict[str, int] = {}
+    for r in final:
+        counts[r["genome_key"]] = counts.get(r["genome_key"], 0) + 1
+    rows = []
+    missing_finetune = 0
+    for key, n in counts.items():
+        pop = next(r for r in final if r["genome_key"] == key)
+        ev = evaluations.get(key, {})
+        status = ev.get("status", "ok" if pop["rec_loss"] < run.config.ref_point[0] else "failed")
+        ok = status == "ok" and math.isfinite(pop["rec_loss"]) and math.isfinite(pop["loc"])
+        bottleneck = ev.get("bottleneck", "")
+        row = {
+            "dataset": run.dataset, "seed": run.seed, "genome_key": key,
+            "architecture": ev.get("architecture", ""), "bottleneck": bottleneck,
+            "latent_size": latent_size(bottleneck), "loc": pop["loc"],
+            "search_rec_loss": pop["rec_loss"], "rec_loss": pop["rec_loss"], "source": "search",
+            "cl_loss": float("nan"), "cl_acc": float("nan"), "finetune_seconds": float("nan"),
+            "individuals": n, "status": status if ok else "failed", "model_file": "",
+            "model_stage": "",
+        }
+        ft = finetune.get(key)
+        if ft is not None:
+            row["finetune_seconds"] = ft["finetune_seconds"]
+        if ok and ft is not None and ft["status"] == "ok" and math.isfinite(ft["rec_loss"]):
+            row.update(rec_loss=ft["rec_loss"], source="finetune", cl_loss=ft["cl_loss"],
+                       cl_acc=ft["cl_acc"])
+        elif ok and run.finetuned:
+            missing_finetune += 1
+        if ok:
+            candidates = []
+            if row["source"] == "finetune":
+                candidates.append((path / "finetuned" / model_filename(key), "finetune"))
+            if key in index and index[key]["file"]:
+                candidates.append((path / "models" / index[key]["file"], "search"))
+            candidates.append((path / "models" / model_filename(key), "search"))
+            found = next((c for c in candidates if c[0].is_file()), None)
+            if found:
+                row["model_file"], row["model_stage"] = str(found[0]), found[1]
+        rows.append(row)
+    if missing_finetune:
+        warn(f"{path}: finetune.csv has no usable result for {missing_finetune} of the final "
+              "models; their search values are used")
+    return pd.DataFrame(rows, columns=FINAL_COLUMNS)
+
+
+# --------------------------------------------------------------------------- figures' data
+
+
+def collect_pareto(finals: pd.DataFrame, pca: pd.DataFrame | None, threshold: float) -> dict:
+    """Points of every final model of every seed, their combined front, the PCA front."""
+    ok = finals[finals["status"] == "ok"].sort_values(["seed", "loc", "rec_loss"])
+    points = ok[["seed", "loc", "rec_loss", "source"]].reset_index(drop=True)
+    if len(points):
+        xy = points[["rec_loss", "loc"]].to_numpy(dtype=float)
+        mask = non_dominated_mask(xy)
+        front = points.loc[mask, ["loc", "rec_loss"]].drop_duplicates()
+        front = front.sort_values(["loc", "rec_loss"]).reset_index(drop=True)
+    else:
+        front = pd.DataFrame(columns=["loc", "rec_loss"])
+    return {
+        "points": points, "front": front, "threshold": threshold,
+        "pca": pca if pca is not None else pd.DataFrame(columns=PCA_COLUMNS),
+        "failed": int((finals["status"] != "ok").sum()),
+        "sources": sorted(set(points["source"])),
+    }
+
+
+def collect_hv_history(runs: Sequence[RunInfo]) -> dict:
+    """Hypervolume per generation: each run's (`runs`) and mean/std/min/max over seeds."""
+    rows = []
+    for run in runs:
+        for r in read_table(run.path / "generations.csv", ["generation", "hypervolume"],
+                             numeric=["hypervolume"], integer=["generation"]):
+            rows.append({"seed": run.seed, "generation": r["generation"],
+                         "hypervolume": r["hypervolume"]})
+    per_run = pd.DataFrame(rows, columns=["seed", "generation", "hypervolume"])
+    summary = per_run.groupby("generation")["hypervolume"].agg(
+        ["mean", "std", "min", "max", "count"]).reset_index()
+    ref = runs[0].config.ref_point if runs else REFERENCE_POINT
+    return {"runs": per_run, "summary": summary, "ref_point": tuple(ref)}

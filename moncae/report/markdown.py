@@ -1,0 +1,161 @@
+"""The report's Markdown: Table 1, the runs table, one section per dataset, `report.md`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from moncae._version import __version__
+from moncae.report.collect import RunInfo
+
+__all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown"]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if math.isfinite(std) else f"{mean:.{digits}f}"
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+_SOURCE_MARK = {"finetune": "", "search": " †", "mixed": " ‡", "": ""}
+
+
+def table1_markdown(table: pd.DataFrame) -> str:
+    """Table 1 as a GitHub markdown table (mean ± std over seeds) with its footnotes."""
+    rows = []
+    for _, r in table.iterrows():
+        mark = _SOURCE_MARK.get(r["source"], "")
+        rows.append([
+            f"{r['dataset']}", _pm(r["rec_loss"], r["rec_loss_std"], 3) + mark,
+            _pm(r["loc"], r["loc_std"], 3), _pm(r["cl_loss"], r["cl_loss_std"], 3),
+            _pm(r["cl_acc"], r["cl_acc_std"], 3),
+            _pm(r["search_minutes"], r["search_minutes_std"], 2),
+            _pm(r["finetune_seconds"], r["finetune_seconds_std"], 0)
+            + (f" ({r['finetuned_runs']} of {r['runs']} runs)"
+               if 0 < r["finetuned_runs"] < r["runs"] else ""),
+            f"{r['runs']}"
+            + (f" ({r['unfinished_runs']} unfinished)" if r["unfinished_runs"] else ""),
+            f"{r['models']} with LOC < {r['loc_threshold']:g}",
+        ])
+    header = ["Dataset", "Rec loss", "LOC", "Cl loss", "Cl acc", "Search time (min)",
+              "Fine-tune (s)", "Runs", "Models"]
+    notes = [
+        "Mean ± standard deviation over seeds of each seed's mean over its distinct "
+        "final-population models with LOC below the threshold (failed models left out).",
+        "Rec loss after fine-tuning, on the test split. † not fine-tuned: the search's "
+        "validation loss, and no classification columns. ‡ some runs fine-tuned, some not.",
+        "Search time: sum of the generation times in generations.csv. Fine-tune: seconds to "
+        "fine-tune a run's whole final population. –: no value.",
+    ]
+    return _md_table(header, rows) + "\n\n" + "\n".join(f"{n}  " for n in notes).rstrip() + "\n"
+
+
+def _runs_markdown(runs_table: pd.DataFrame, threshold: float) -> str:
+    rows = []
+    for _, r in runs_table.iterrows():
+        status = "finished" if r["finished"] else \
+            f"**unfinished** ({r['generations_done']}/{r['generations']} generations)"
+        rows.append([f"seed-{r['seed']}", status, f"{r['final_models']}",
+                     f"{r['failed_models']}", f"{r['models_below_threshold']}",
+                     _fmt(r["search_minutes"], 2), "yes" if r["finetuned"] else "no",
+                     _fmt(r["finetune_seconds"], 0)])
+    header = ["Run", "Search", "Distinct final models", "Failed", f"LOC < {threshold:g}",
+              "Search (min)", "Fine-tuned", "Fine-tune (s)"]
+    return _md_table(header, rows)
+
+
+def _loss_name(loss: str) -> str:
+    return {"bce": "binary cross-entropy", "mse": "mean squared error"}.get(loss, loss)
+
+
+@dataclass
+class DatasetSection:
+    """What one dataset's section of `report.md` shows."""
+
+    dataset: str
+    runs: Sequence[RunInfo]
+    runs_table: pd.DataFrame  # every run (this dataset's rows are picked)
+    table1: pd.DataFrame  # every dataset's Table 1 row
+    pareto: dict  # `collect_pareto`'s output
+    loss: str
+    pareto_png: str
+    hv_png: str
+    data_description: str | None  # None when the data could not be loaded
+    reconstructions: list[tuple[RunInfo, str, int]]  # (run, png, models drawn)
+
+
+def dataset_section(section: DatasetSection) -> str:
+    s = section
+    dataset, pareto, loss = s.dataset, s.pareto, s.loss
+    threshold = pareto["threshold"]
+    row = s.table1[s.table1["dataset"] == dataset].iloc[0]
+    split = {"finetune": "after fine-tuning, test split", "search": "after the search, "
+             "validation split", "mixed": "fine-tuned runs on the test split, the others on "
+             "the validation split"}.get(row["source"], "")
+    parts = [f"## {dataset}", ""]
+    parts += [_runs_markdown(s.runs_table[s.runs_table["dataset"] == dataset], threshold), ""]
+    parts += ["### Pareto front", "", f"![Pareto front of {dataset}]({s.pareto_png})", ""]
+    pca_text = (f"The dashed line is the PCA baseline (a linear autoencoder with k latent values "
+                f"at LOC = log10 k, fitted on the training split, scored on the test split; "
+                f"[pca_baseline_{dataset}.csv](pca_baseline_{dataset}.csv)): an evolved front "
+                f"below it beats the linear reference." if s.data_description and len(pareto["pca"])
+                else "No PCA baseline: the data could not be loaded.")
+    parts += [
+        f"Every distinct final model of every seed: reconstruction loss ({_loss_name(loss)}, "
+        f"{split}) against level of compression. The black step line is the non-dominated "
+        f"front over all seeds. {pca_text} Models left of the dotted line (LOC < "
+        f"{threshold:g}) are the ones averaged in Table 1."
+        + (f" {pareto['failed']} failed model(s) are not drawn." if pareto["failed"] else ""),
+        "",
+    ]
+    parts += ["### Hypervolume per generation", "", f"![Hypervolume of {dataset}]({s.hv_png})", ""]
+    parts += ["Hypervolume of each generation's population (reference point "
+              f"{tuple(s.runs[0].config.ref_point)}; higher is better), per seed and its mean "
+              "over seeds.", ""]
+    parts += ["### Reconstructions", ""]
+    if not s.reconstructions:
+        parts += ["No reconstruction figure (no data or no saved models).", ""]
+    if s.data_description and s.reconstructions:
+        parts += [f"Test images (left column) and their reconstructions by each final model of "
+                  f"the run, most compressed first; above each column its rec loss and LOC. "
+                  f"Data: {s.data_description}.", ""]
+    for run, png, n in s.reconstructions:
+        parts += [f"#### {run.label} ({n} models)", "", f"![Reconstructions {dataset} "
+                  f"{run.label}]({png})", ""]
+    return "\n".join(parts)
+
+
+def report_markdown(root: Path, runs: Sequence[RunInfo], table: pd.DataFrame,
+                    sections: Sequence[str]) -> str:
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    notes = [f"- `{r.path}`: {n}" for r in runs for n in r.notes]
+    parts = [
+        "# MONCAE report", "",
+        f"{len(runs)} run(s) under `{root}`, generated {now} by moncae {__version__}.", "",
+        "## Table 1", "", table1_markdown(table),
+        "As CSV: [table1.csv](table1.csv); per run: [runs.csv](runs.csv).", "",
+        *sections,
+    ]
+    if notes:
+        parts += ["## Warnings", "", *notes, ""]
+    return "\n".join(parts).rstrip() + "\n"

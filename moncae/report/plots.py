@@ -1,0 +1,146 @@
+"""Drawing for `moncae report`: each `plot_*` takes collected data, draws and returns its Axes.
+
+No pyplot: figures are plain `matplotlib.figure.Figure` objects (Agg canvas), so nothing here
+needs a display or touches global state.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from itertools import cycle
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from moncae.store.atomic import atomic_open
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+LOSS_LABELS = {"bce": "binary cross-entropy", "mse": "mean squared error"}
+LOC_LABEL = "Level of compression, LOC = log10(latent values)"
+
+
+def _loss_label(loss: str) -> str:
+    return f"Reconstruction loss ({LOSS_LABELS.get(loss, loss)} per pixel)"
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Write `fig` as a PNG atomically (temp file beside `path`, then rename)."""
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=dpi)
+
+
+def plot_pareto(info: dict, *, dataset: str, loss: str, ax=None):
+    """Final models of every seed, their combined front (step line) and the PCA baseline."""
+    if ax is None:
+        ax = Figure(figsize=(8, 5.2), layout="constrained").subplots()
+    points, front, pca = info["points"], info["front"], info["pca"]
+    seeds = sorted(points["seed"].unique())
+    colors = cycle(f"C{i}" for i in range(10))
+    markers = cycle(MARKERS)
+    for seed in seeds:
+        mine = points[points["seed"] == seed]
+        tuned = " (fine-tuned)" if set(mine["source"]) == {"finetune"} else ""
+        ax.scatter(mine["loc"], mine["rec_loss"], s=36, marker=next(markers), color=next(colors),
+                   alpha=0.8, edgecolors="none", label=f"seed {seed}{tuned}", zorder=3)
+    if len(front):  # the attained region's edge, carried on to the right of the last point
+        right = max([*points["loc"], *pca["loc"]])
+        xs = [*front["loc"], max(right, front["loc"].iloc[-1])]
+        ys = [*front["rec_loss"], front["rec_loss"].iloc[-1]]
+        ax.step(xs, ys, where="post", color="black", lw=1.6, zorder=2)
+        ax.scatter(front["loc"], front["rec_loss"], s=90, facecolors="none", edgecolors="black",
+                   lw=1.2, zorder=4, label="non-dominated front of all seeds")
+    if len(pca):
+        ax.plot(pca["loc"], pca["rec_loss"], ls="--", marker="x", ms=6, color="0.35", lw=1.3,
+                label="PCA baseline (k components)", zorder=2)
+        last = -np.inf
+        for k, x, y in zip(pca["k"], pca["loc"], pca["rec_loss"], strict=True):
+            if x - last < 0.15:  # keep the k labels apart
+                continue
+            last = x
+            ax.annotate(f"{int(k)}", (x, y), textcoords="offset points", xytext=(3, 4),
+                        fontsize=7, color="0.35")
+    ax.axvline(info["threshold"], ls=":", color="tab:red", lw=1.3,
+               label=f"LOC threshold {info['threshold']:g} (Table 1: left of it)")
+    if not len(points):
+        ax.text(0.5, 0.5, "no successful final model", transform=ax.transAxes, ha="center")
+    n = len(seeds)
+    ax.set_title(f"{dataset}: final populations of {n} seed{'s' if n != 1 else ''} "
+                 "vs. a PCA baseline")
+    ax.set_xlabel(LOC_LABEL)
+    ax.set_ylabel(_loss_label(loss))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return ax
+
+
+def plot_hv_history(info: dict, *, dataset: str, ax=None):
+    """Hypervolume per generation: thin line per seed, mean over seeds, min-max band."""
+    if ax is None:
+        ax = Figure(figsize=(8, 4.8), layout="constrained").subplots()
+    per_run, summary = info["runs"], info["summary"]
+    seeds = sorted(per_run["seed"].unique())
+    for i, seed in enumerate(seeds):
+        mine = per_run[per_run["seed"] == seed].sort_values("generation")
+        ax.plot(mine["generation"] + 1, mine["hypervolume"], lw=1, alpha=0.6, color=f"C{i % 10}",
+                marker=".", label=f"seed {seed}" if len(seeds) <= 10 else None)
+    if len(seeds) > 1 and len(summary):
+        gen = summary["generation"] + 1
+        ax.fill_between(gen, summary["min"], summary["max"], color="0.5", alpha=0.15,
+                        label="range over seeds")
+        ax.plot(gen, summary["mean"], color="black", lw=2.2, label="mean over seeds")
+    ref = info["ref_point"]
+    ax.set_title(f"{dataset}: hypervolume of each generation's population "
+                 f"({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+    ax.set_xlabel("Generation (1 = random initial population)")
+    ax.set_ylabel(f"Hypervolume (loss × LOC), ref. point ({ref[0]:g}, {ref[1]:g})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return ax
+
+
+def plot_reconstructions(info: dict, *, title: str, loss: str, per_row: int = 10) -> np.ndarray:
+    """Figure 4 of the paper: test images (left column), then one column per model.
+
+    More than `per_row` models wrap into further blocks of rows, each with the originals again.
+    """
+    images, models = info["images"], info["models"]
+    n_img = len(images)
+    cols = min(per_row, max(1, len(models))) + 1
+    blocks = [models[i:i + per_row] for i in range(0, len(models), per_row)] or [[]]
+    rows = n_img * len(blocks)
+    width = max(0.95 * cols + 0.3, 4.0)
+    fig = Figure(figsize=(width, 0.95 * rows + 0.75 * len(blocks) + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    for ax in axes.flat:
+        ax.set_axis_off()
+
+    def show(ax, img):
+        ax.set_axis_on()
+        if img.shape[-1] == 1:
+            ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+        else:
+            ax.imshow(img)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    for b, block in enumerate(blocks):
+        top = b * n_img
+        for r in range(n_img):
+            show(axes[top + r, 0], images[r])
+            for c, m in enumerate(block, start=1):
+                show(axes[top + r, c], m["reconstructions"][r])
+        axes[top, 0].set_title("original", fontsize=8)
+        for c, m in enumerate(block, start=1):
+            number = b * per_row + c
+            axes[top, c].set_title(f"#{number}  loss {m['rec_loss']:.3f}\nLOC {m['loc']:.2f}  "
+                                   f"{m['bottleneck']}", fontsize=6.5)
+    sources = {m["source"] for m in models}
+    which = ("fine-tuned, test split" if sources == {"finetune"} else
+             "after the search, validation split" if sources == {"search"} else "mixed sources")
+    text = (f"{title}: test images reconstructed by each final model, most compressed first. "
+            f"Above each: rec loss ({LOSS_LABELS.get(loss, loss)}, {which}), LOC, bottleneck.")
+    fig.suptitle("\n".join(textwrap.wrap(text, width=int(width * 14))), fontsize=8.5)
+    return axes

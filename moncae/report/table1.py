@@ -1,0 +1,121 @@
+"""The paper's Table 1 over runs, and the per-run table (pure pandas).
+
+What Table 1 averages, per dataset (like the paper's Table 1):
+- the *final population* of each run: the rows of the last generation in `population.csv`
+  (for a run that did not finish, its last completed generation, with a warning);
+- each distinct network once (duplicated genomes are one trained model), failed ones left out,
+  and only those with `LOC < threshold` (default 2.5 for single-channel images, 3.1 for
+  three-channel ones);
+- rec loss and classification loss/accuracy from `finetune.csv` when the run was fine-tuned
+  (test split), else the search's validation loss with the fine-tune columns empty;
+- per seed the mean over its models, then the mean and standard deviation over seeds;
+- `search_minutes`: the sum of `generations.csv` `seconds` of a run, / 60 (training and
+  bookkeeping time of the generations, not start-up); `finetune_seconds`: the sum of
+  `finetune.csv` `finetune_seconds` of a run (its whole final population).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from moncae.report.collect import RunInfo, warn
+
+__all__ = ["DEFAULT_LOC_THRESHOLDS", "RUN_COLUMNS", "TABLE1_COLUMNS", "channels_from_model",
+           "collect_runs_table", "collect_table1", "default_threshold"]
+
+DEFAULT_LOC_THRESHOLDS = {1: 2.5, 3: 3.1}  # input channels -> LOC threshold (paper)
+TABLE1_COLUMNS = [
+    "dataset", "loc_threshold", "runs", "unfinished_runs", "finetuned_runs", "models", "source",
+    "rec_loss", "rec_loss_std", "loc", "loc_std", "cl_loss", "cl_loss_std", "cl_acc", "cl_acc_std",
+    "search_minutes", "search_minutes_std", "finetune_seconds", "finetune_seconds_std",
+]
+RUN_COLUMNS = [
+    "dataset", "seed", "path", "generations_done", "generations", "finished", "finetuned",
+    "final_models", "failed_models", "models_below_threshold", "search_minutes", "finetune_seconds",
+]
+_MEANED = ("rec_loss", "loc", "cl_loss", "cl_acc")
+
+
+
+def channels_from_model(files: Iterable[str]) -> int | None:
+    """Input channels read from a saved .keras model's config (no Keras needed)."""
+    for file in files:
+        if not file:
+            continue
+        try:
+            with zipfile.ZipFile(file) as zf:
+                text = zf.read("config.json").decode("utf-8")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            continue
+        match = re.search(r'"batch_shape":\s*\[\s*null\s*,\s*\d+\s*,\s*\d+\s*,\s*(\d+)\s*\]', text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def default_threshold(channels: int | None) -> float:
+    return DEFAULT_LOC_THRESHOLDS[3] if channels is not None and channels >= 3 else \
+        DEFAULT_LOC_THRESHOLDS[1]
+
+
+def collect_runs_table(runs: Sequence[RunInfo], finals: pd.DataFrame,
+                        thresholds: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        mine = finals[(finals["dataset"] == run.dataset) & (finals["seed"] == run.seed)]
+        ok = mine[mine["status"] == "ok"]
+        below = ok[ok["loc"] < thresholds[run.dataset]]
+        ft = mine["finetune_seconds"].dropna()
+        rows.append({
+            "dataset": run.dataset, "seed": run.seed, "path": str(run.path),
+            "generations_done": run.generations_done, "generations": run.generations,
+            "finished": run.finished, "finetuned": run.finetuned, "final_models": len(mine),
+            "failed_models": int((mine["status"] != "ok").sum()),
+            "models_below_threshold": len(below), "search_minutes": run.search_minutes,
+            "finetune_seconds": float(ft.sum()) if run.finetuned else float("nan"),
+        })
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _mean_std(values: Iterable[float]) -> tuple[float, float]:
+    arr = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if arr.size == 0:
+        return float("nan"), float("nan")
+    std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
+    return float(arr.mean()), std
+
+
+def collect_table1(runs: Sequence[RunInfo], finals: pd.DataFrame,
+                    thresholds: dict[str, float]) -> pd.DataFrame:
+    """Table 1: one row per dataset (TABLE1_COLUMNS); see the module docstring for the rules."""
+    runs_table = collect_runs_table(runs, finals, thresholds)
+    rows = []
+    for dataset, group in runs_table.groupby("dataset", sort=True):
+        threshold = thresholds[dataset]
+        models = finals[(finals["dataset"] == dataset) & (finals["status"] == "ok")
+                        & (finals["loc"] < threshold)]
+        per_seed = models.groupby("seed")[list(_MEANED)].mean()
+        row: dict[str, Any] = {
+            "dataset": dataset, "loc_threshold": threshold, "runs": len(group),
+            "unfinished_runs": int((~group["finished"].astype(bool)).sum()),
+            "finetuned_runs": int(group["finetuned"].astype(bool).sum()), "models": len(models),
+        }
+        sources = set(models["source"])
+        row["source"] = ("mixed" if len(sources) > 1 else sources.pop()) if sources else ""
+        for col in _MEANED:
+            row[col], row[f"{col}_std"] = _mean_std(per_seed[col]) if len(per_seed) else \
+                (float("nan"), float("nan"))
+        row["search_minutes"], row["search_minutes_std"] = _mean_std(group["search_minutes"])
+        row["finetune_seconds"], row["finetune_seconds_std"] = _mean_std(group["finetune_seconds"])
+        if not len(models):
+            warn(f"{dataset}: no final model has LOC < {threshold:g}; its Table 1 row is empty "
+                  "(lower the compression requirement with --loc-threshold)")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)

@@ -1,0 +1,124 @@
+"""The search loop, its cache, resume bookkeeping and elitism on the surrogate evaluator: the
+real loop and run folder, objectives computed from the genome, no Keras (milliseconds each)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.method.objectives import hv_contributions
+from moncae.search.loop import run_search
+from moncae.store import GENERATION_COLUMNS, POPULATION_COLUMNS
+
+CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv")
+
+
+def read(run_dir, name) -> pd.DataFrame:
+    df = pd.read_csv(run_dir / name)
+    return df.drop(columns=[c for c in ("fit_seconds", "seconds") if c in df.columns])
+
+
+def test_loop_writes_every_table_and_fitness_is_the_exclusive_contribution(stub_config):
+    result = run_search(stub_config(), task_fn=surrogate_task)
+    run = result.run_dir
+    pop = pd.read_csv(run / "population.csv")
+    assert list(pop.columns) == POPULATION_COLUMNS
+    assert list(pd.read_csv(run / "generations.csv").columns) == GENERATION_COLUMNS
+    assert sorted(pop["generation"].unique()) == [0, 1, 2, 3]
+    for _, group in pop.groupby("generation"):
+        expected = hv_contributions(group[["rec_loss", "loc"]].to_numpy(), (4.0, 12.0))
+        assert group["fitness"].to_numpy() == pytest.approx(expected)
+    ev = pd.read_csv(run / "evaluations.csv")
+    assert ev["genome_key"].is_unique and (ev["status"] == "ok").all()
+
+
+def test_cache_never_retrains_a_key_and_counts_match(stub_config):
+    seen: list[str] = []
+
+    def counting(task):
+        seen.append(task.key)
+        return surrogate_task(task)
+
+    result = run_search(stub_config(generations=5), task_fn=counting)
+    assert len(seen) == len(set(seen))
+    gens = pd.read_csv(result.run_dir / "generations.csv")
+    assert gens["trained"].sum() == len(seen)
+    assert (gens["trained"] + gens["cache_hits"] == 8).all()
+    assert gens["cache_hits"].iloc[1:].min() >= 2, "two elites survive: at least two cache hits"
+
+
+def test_same_seed_same_csvs_and_another_seed_differs(stub_config, tmp_path):
+    a = run_search(stub_config(tmp_path / "a"), task_fn=surrogate_task).run_dir
+    b = run_search(stub_config(tmp_path / "b"), task_fn=surrogate_task).run_dir
+    c = run_search(stub_config(tmp_path / "c", seed=4), task_fn=surrogate_task).run_dir
+    for name in CSVS:
+        pd.testing.assert_frame_equal(read(a, name), read(b, name), check_exact=True)
+    assert not read(a, "evaluations.csv")["genome_key"].equals(read(c, "evaluations.csv")["genome_key"])
+
+
+class Crash(BaseException):
+    """Stands for a kill: not an Exception, so nothing records it as a failed training."""
+
+
+@pytest.mark.parametrize("crash_after", [3, 8, 9, 14, 17])
+def test_resume_after_a_crash_at_any_training_equals_the_uninterrupted_run(stub_config, tmp_path,
+                                                                           crash_after):
+    reference = run_search(stub_config(tmp_path / "ref"), task_fn=surrogate_task).run_dir
+    calls = []
+
+    def crashing(task):
+        if len(calls) == crash_after:
+            raise Crash
+        calls.append(task.key)
+        return surrogate_task(task)
+
+    config = stub_config(tmp_path / "crashed")
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing)
+    resumed = run_search(config, resume=True, task_fn=surrogate_task)
+    assert resumed.resumed_from is None or resumed.resumed_from >= 0
+    for name in CSVS:
+        pd.testing.assert_frame_equal(read(reference, name), read(resumed.run_dir, name),
+                                      check_exact=True)
+
+
+def test_resuming_a_finished_run_trains_nothing(stub_config):
+    config = stub_config()
+    first = run_search(config, task_fn=surrogate_task)
+
+    def never(task):
+        raise AssertionError("a finished run must not train")
+
+    again = run_search(config, resume=True, task_fn=never)
+    assert [g.genes for g in again.population] == [g.genes for g in first.population]
+    assert again.fitness == pytest.approx(first.fitness)
+
+
+def test_elitism_carries_the_fittest_individuals_into_the_next_generation(stub_config):
+    """The best `round(elitism * n)` by fitness of each generation are in the next one, first."""
+    result = run_search(stub_config(generations=6), task_fn=surrogate_task)
+    pop = pd.read_csv(result.run_dir / "population.csv")
+    for gen in range(5):
+        now = pop[pop["generation"] == gen].sort_values(["fitness", "rec_loss", "individual"],
+                                                        ascending=[False, True, True])
+        after = pop[pop["generation"] == gen + 1]
+        assert list(after["genome_key"].iloc[:2]) == list(now["genome_key"].iloc[:2])
+
+
+def best_lost(config) -> int:
+    """Generations after which the fittest individual is gone from the next population."""
+    pop = pd.read_csv(run_search(config, task_fn=surrogate_task).run_dir / "population.csv")
+    lost = 0
+    for gen in range(config.generations - 1):
+        best = pop[pop["generation"] == gen].sort_values("fitness", ascending=False)["genome_key"].iloc[0]
+        lost += best not in set(pop.loc[pop["generation"] == gen + 1, "genome_key"])
+    return lost
+
+
+def test_without_elitism_the_fittest_are_lost(stub_config, tmp_path):
+    """The elitism test above has teeth: with elitism off, the same runs lose their best."""
+    on = sum(best_lost(stub_config(tmp_path / f"on{s}", seed=s, generations=10)) for s in range(4))
+    off = sum(best_lost(stub_config(tmp_path / f"off{s}", seed=s, generations=10, elitism=0.0))
+              for s in range(4))
+    assert on == 0 and off > 0

@@ -1,0 +1,81 @@
+"""Report aggregation on surrogate runs (no training, no TensorFlow): Table 1 against a hand
+computation, and a whole report built from them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from moncae.config import resolve_config
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.report import ReportWarning
+from moncae.report.collect import collect_final_models, collect_runs
+from moncae.report.table1 import collect_table1
+from moncae.search.loop import run_search
+
+SEEDS = (1, 2, 3)
+THRESHOLD = 2.5
+
+
+@pytest.fixture(scope="module")
+def results(tiny_npz, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    for seed in SEEDS:
+        run_search(resolve_config(dataset=str(tiny_npz), seed=seed, out=str(out), generations=3,
+                                  population=8, max_blocks=4, max_filters=32, elitism=0.25),
+                   task_fn=surrogate_task)
+    return out
+
+
+def hand_table1(results) -> dict[str, float]:
+    """Per seed: mean over distinct ok final models with LOC < 2.5; then mean and std over seeds."""
+    per_seed = []
+    for seed in SEEDS:
+        run = next(results.glob(f"*/seed-{seed}"))
+        pop = pd.read_csv(run / "population.csv")
+        final = pop[pop["generation"] == pop["generation"].max()].drop_duplicates("genome_key")
+        below = final[final["loc"] < THRESHOLD]
+        if len(below):
+            per_seed.append((below["rec_loss"].mean(), below["loc"].mean()))
+    losses, locs = np.array(per_seed).T
+    return {"rec_loss": losses.mean(), "rec_loss_std": losses.std(ddof=1), "loc": locs.mean(),
+            "runs": len(SEEDS), "models_seeds": len(per_seed)}
+
+
+def test_table1_matches_a_hand_computation(results):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReportWarning)
+        runs = collect_runs(results)
+        finals = pd.concat([collect_final_models(r) for r in runs], ignore_index=True)
+        table = collect_table1(runs, finals, {runs[0].dataset: THRESHOLD})
+    expected = hand_table1(results)
+    row = table.iloc[0]
+    assert row["runs"] == expected["runs"] and row["source"] == "search"
+    assert row["rec_loss"] == pytest.approx(expected["rec_loss"])
+    assert row["rec_loss_std"] == pytest.approx(expected["rec_loss_std"])
+    assert row["loc"] == pytest.approx(expected["loc"])
+    assert len(finals) == finals.groupby("seed")["genome_key"].nunique().sum()
+
+
+def test_report_of_surrogate_runs_writes_every_file_without_tensorflow(results):
+    code = ("import sys, warnings\nfrom moncae.report import build_report\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    print(build_report({str(results)!r}))\n"
+            "print(*[str(w.message) for w in seen], sep='\\n')\n"
+            "assert 'tensorflow' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "no saved final model" in done.stdout  # the surrogate keeps no model: said, not hidden
+    folder = results / "report"
+    dataset = "tiny"
+    for name in ("report.md", "table1.csv", "table1.md", "runs.csv", f"pareto_{dataset}.png",
+                 f"hv_history_{dataset}.png", f"pca_baseline_{dataset}.csv"):
+        assert (folder / name).stat().st_size > 0, name
+    assert len(pd.read_csv(folder / "runs.csv")) == len(SEEDS)
+
