@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -21,6 +22,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PAPER_SEEDS = (46, 29, 12, 8, 68, 44, 32, 91, 85, 61)
+MAX_POPULATION = 10_000  # trainings per generation; far beyond any budget, a typo guard
+MAX_GENERATIONS = 100_000
 LOSSES = ("bce", "mse")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "workers")
@@ -64,8 +67,12 @@ class SearchConfig:
         unknown = [o for o in self.optimizers if o not in KNOWN_OPTIMIZERS]
         _check(bool(self.optimizers) and not unknown, "optimizers",
                f"must be names from {', '.join(sorted(KNOWN_OPTIMIZERS))}", unknown or self.optimizers)
-        _check(self.generations >= 1, "generations", "must be >= 1", self.generations)
-        _check(self.population >= 2, "population", "must be >= 2", self.population)
+        _check(self.seed >= 0, "seed", "must be >= 0 (seeds are non-negative integers)", self.seed)
+        _check(self.split_seed >= 0, "split_seed", "must be >= 0", self.split_seed)
+        _check(1 <= self.generations <= MAX_GENERATIONS, "generations", f"must be in 1..{MAX_GENERATIONS}",
+               self.generations)
+        _check(2 <= self.population <= MAX_POPULATION, "population", f"must be in 2..{MAX_POPULATION}",
+               self.population)
         _check(self.epochs >= 1, "epochs", "must be >= 1", self.epochs)
         _check(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
         _check(self.patience >= 0, "patience", "must be >= 0", self.patience)
@@ -73,6 +80,8 @@ class SearchConfig:
         _check(0.0 <= self.elitism < 1.0, "elitism", "must be in [0, 1)", self.elitism)
         _check(self.max_blocks >= 1, "max_blocks", "must be >= 1", self.max_blocks)
         _check(len(self.ref_point) == 2, "ref_point", "needs 2 values (loss, LOC)", self.ref_point)
+        _check(all(math.isfinite(v) and v > 0 for v in self.ref_point), "ref_point",
+               "must be finite positive numbers", self.ref_point)
         for name in ("train_size", "val_size", "test_size"):
             value = getattr(self, name)
             _check(value is None or value >= 1, name, "must be >= 1 when given", value)
@@ -138,7 +147,10 @@ def _check_types(cfg: SearchConfig) -> None:
         raise MoncaeError(f"`optimizers` must be a list of names. Received: optimizers={cfg.optimizers!r}")
 
 
-def _known(d: dict[str, Any], where: str) -> dict[str, Any]:
+def _known(d: Any, where: str) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise MoncaeError(f"settings in {where} must be a table of `name = value` lines. "
+                          f"Received: {d!r}"[:300])
     names = {f.name for f in fields(SearchConfig)}
     unknown = sorted(set(d) - names)
     if unknown:

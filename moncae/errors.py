@@ -13,6 +13,14 @@ class RunFolderError(MoncaeError):
     """A run folder is missing, incomplete, or would be overwritten."""
 
 
+class MoncaeWarning(UserWarning):
+    """Something the user should know that does not stop the command (shown as one line)."""
+
+
+class RunFolderWarning(MoncaeWarning):
+    """A run folder needed a repair (a torn journal line dropped) or holds something odd."""
+
+
 def one_line(err: BaseException, *, with_type: bool = True, limit: int = 300) -> str:
     """An exception as one line for a message or a CSV cell: `Type: text`, whitespace collapsed,
     at most `limit` characters."""

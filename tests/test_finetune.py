@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import shutil
 from pathlib import Path
 
@@ -148,10 +147,10 @@ def test_streamed_codes_give_the_same_classifier(finetuned):
 
 
 def _unfinished(run: Path) -> None:
-    path = run / "checkpoint.pkl"
-    state = pickle.loads(path.read_bytes())
-    state.finished = False
-    path.write_bytes(pickle.dumps(state))
+    path = run / "checkpoint.json"
+    state = json.loads(path.read_text())
+    state["finished"] = False
+    path.write_text(json.dumps(state))
 
 
 def _missing_dataset(run: Path) -> None:
@@ -173,21 +172,21 @@ def _other_settings(run: Path) -> None:
     (lambda run: (run / "config.json").unlink() or run, [], "not a moncae run folder"),
     (lambda run: _unfinished(run) or run, [], "no final population"),
     (lambda run: (run / "models" / "index.csv").unlink() or run, [], "no final population"),
-    (lambda run: (run / "checkpoint.pkl").unlink() or run, [], "no final population"),
-    (lambda run: (run / "checkpoint.pkl").write_bytes(b"junk") and run, [], "unreadable"),
+    (lambda run: (run / "checkpoint.json").unlink() or run, [], "no final population"),
+    (lambda run: (run / "checkpoint.json").write_bytes(b"junk") and run, [], "damaged"),
     (lambda run: _missing_dataset(run) or run, [], "moved-away.npz"),
     (lambda run: _other_settings(run) or run, [], "other settings"),
-    (lambda run: (run / "finetune.csv").write_text("a,b\n1,2\n") and run, [], "corrupt"),
+    (lambda run: (run / "finetune.csv").write_text("a,b\n1,2\n") and run, [], "to fine-tune again"),
     (lambda run: run, ["--epochs", "-1"], "epochs"),
     (lambda run: run, ["--classifier-epochs", "0"], "classifier-epochs"),
 ])
 def test_bad_input_exits_2_with_one_line(search_run, tmp_path, make_bad, args, expected):
     run = copy_run(search_run, tmp_path / "run")
     target = make_bad(run)
-    before = sorted(p.name for p in run.iterdir())
+    before = sorted(p.name for p in run.iterdir() if p.name != ".lock")
     result = CliRunner().invoke(main, ["finetune", str(target), *args])
     assert result.exit_code == 2, result.output
     assert expected in result.output, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert "Traceback" not in result.output and len(lines) <= 3  # click usage errors add 2 lines
-    assert sorted(p.name for p in run.iterdir()) == before  # nothing written
+    assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == before  # nothing written

@@ -316,5 +316,9 @@ def test_bad_input_exits_2_with_one_line(case, results, tmp_path):
     assert result.exit_code == 2, result.output
     assert expected in result.output
     assert "Traceback" not in result.output
-    if case != "bad_threshold":
+    if case in ("malformed", "bad_config"):  # the run is left out with a warning; then nothing is left
+        warning, error = result.stderr.strip().splitlines()
+        assert warning.startswith("Warning:") and expected in warning and "left out" in warning
+        assert error.startswith("Error:") and "no run" in error
+    elif case != "bad_threshold":
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -42,7 +42,7 @@ def reference_run(tmp_path_factory):
 def test_run_writes_every_file_with_its_columns(reference_run):
     run = reference_run.run_dir
     for name in ("config.json", "evaluations.csv", "population.csv", "generations.csv",
-                 "checkpoint.pkl", "models/index.csv", "pareto_front.csv"):
+                 "checkpoint.json", "models/index.csv", "pareto_front.csv"):
         assert (run / name).is_file(), name
     ev = pd.read_csv(run / "evaluations.csv")
     assert list(ev.columns[: len(EVAL_COLUMNS)]) == EVAL_COLUMNS
@@ -126,7 +126,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run):
             "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(_cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoint = tmp_path / "mnist_5k" / f"seed-{SEED}" / "checkpoint.pkl"
+    checkpoint = tmp_path / "mnist_5k" / f"seed-{SEED}" / "checkpoint.json"
     deadline = time.time() + 240
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

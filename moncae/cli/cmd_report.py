@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import click
@@ -20,19 +19,8 @@ def command(results_dir, out, loc_threshold, quiet):
     """Summarise every run under RESULTS_DIR (DATASET/seed-N/ folders): table1.csv/.md,
     pareto_DATASET.png, hv_history_DATASET.png, reconstructions_DATASET_seed-N.png and a
     report.md that embeds them. Prints the path of report.md last."""
-    from moncae.report import ReportWarning, build_report
-
-    original = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, ReportWarning):  # one line each, as they happen
-            click.echo(f"Warning: {message}", err=True)
-        else:
-            original(message, category, filename, lineno, file, line)
+    from moncae.report import build_report
 
     log = None if quiet else (lambda text: click.echo(text, err=True))
-    with warnings.catch_warnings():  # restores showwarning and the filters afterwards
-        warnings.simplefilter("always", ReportWarning)
-        warnings.showwarning = show
-        report = build_report(results_dir, out=out, loc_threshold=loc_threshold, log=log)
+    report = build_report(results_dir, out=out, loc_threshold=loc_threshold, log=log)
     click.echo(str(report))

@@ -23,10 +23,13 @@ class SeedParam(click.ParamType):
         if text == "paper":
             return PAPER_SEEDS
         try:
-            return tuple(int(part) for part in text.split(","))
+            seeds = tuple(int(part) for part in text.split(","))
         except ValueError:
-            self.fail(f"expected an integer, a comma-separated list or 'paper'. Received: {value!r}",
-                      param, ctx)
+            seeds = ()
+        if seeds and min(seeds) >= 0:
+            return seeds
+        self.fail(f"expected a non-negative integer, a comma-separated list of them or 'paper'. "
+                  f"Received: {value!r}", param, ctx)
 
 
 class BarProgress:
@@ -104,4 +107,10 @@ def command(dataset, seed, preset, config_file, resume, quiet, **flags):
         click.echo(f"search {config.dataset} seed {config.seed} -> {config.run_dir}")
         result = run_search(config, resume=resume, progress=BarProgress(quiet))
         ok = sum(r.ok for r in result.records)
-        click.echo(f"done: {ok}/{len(result.records)} final models trained; results in {result.run_dir}")
+        click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "
+                   f"their model on disk; results in {result.run_dir}")
+        if result.unsaved:
+            click.echo(f"Error: {len(result.unsaved)} final model(s) failed for a passing reason (first: "
+                       f"{result.unsaved[0].error}); fix it (e.g. free disk space) and run the same command "
+                       "with --resume to train them again", err=True)
+            sys.exit(1)

@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
 from moncae._version import __version__
-from moncae.errors import MoncaeError
+from moncae.errors import MoncaeError, MoncaeWarning, one_line
+
+
+def _one_line_warnings(original):
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, MoncaeWarning):  # one line each, as they happen
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    return show
 
 
 class MoncaeGroup(click.Group):
-    """Turns `MoncaeError` into a one-line message and exit code 2, never a traceback."""
+    """User errors (`MoncaeError`) print one line and exit 2; an OS error (disk full, permission)
+    prints one line and exits 1; moncae's warnings print one line each. Never a traceback."""
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except MoncaeError as err:
-            click.echo(f"Error: {err}", err=True)
-            sys.exit(2)
+        with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+            warnings.simplefilter("always", MoncaeWarning)
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            try:
+                return super().invoke(ctx)
+            except MoncaeError as err:
+                click.echo(f"Error: {err}", err=True)
+                sys.exit(2)
+            except OSError as err:
+                click.echo(f"Error: {one_line(err)}; what was journaled before is kept: fix the cause "
+                           "(e.g. free disk space) and run the same command again (search: with --resume)",
+                           err=True)
+                sys.exit(1)
 
 
 @click.group(cls=MoncaeGroup, context_settings={"help_option_names": ["-h", "--help"]})

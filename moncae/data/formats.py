@@ -247,15 +247,42 @@ def read_npz(path: Path) -> RawData:
                     f"{', '.join(NPZ_KEYS)} (the keras mnist.npz layout). "
                     f"Received keys: {', '.join(npz.files) or 'none'}."
                 )
+            for key in NPZ_KEYS:
+                _check_npy_size(path, npz.zip, f"{key}.npy")
             arrays = [npz[k] for k in NPZ_KEYS]
     except DataError:
         raise
+    except MemoryError:
+        raise DataError(f"{path}: its arrays do not fit in memory here; use a smaller dataset file") from None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(
             f"{path}: not a readable .npz file or truncated ({brief(err)}). Save it again "
             f"with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
         ) from err
     return check_arrays(str(path), *arrays)
+
+
+def _check_npy_size(path: Path, archive: zipfile.ZipFile, member: str) -> None:
+    """An array's header must not declare more bytes than the member holds (a forged or
+    damaged header would otherwise allocate e.g. 10^15 elements)."""
+    try:
+        info = archive.getinfo(member)
+    except KeyError:
+        return  # np.load reports it
+    with archive.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            return
+        shape, _, dtype = read_header(fh)
+        if dtype.hasobject:
+            return  # pickled objects: np.load refuses them (allow_pickle=False)
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        held = info.file_size - fh.tell()
+    if declared > held:
+        raise DataError(f"{path}: array {member[:-4]} declares shape {shape} ({declared:,} bytes) but "
+                        f"holds {held:,} bytes; the file is damaged. Save it again with np.savez")
 
 
 # --------------------------------------------------------------------------- CIFAR-10

@@ -17,15 +17,20 @@ from moncae.data.spec import DataSpec
 from moncae.method.genome import Genome
 from moncae.method.objectives import REFERENCE_POINT
 
-__all__ = ["EVAL_COLUMNS", "TIMING_COLUMNS", "EvalRecord", "EvalResult", "EvalTask", "TrainSettings",
-           "evaluation_seed", "failed_record"]
+__all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURES", "EvalRecord",
+           "EvalResult", "EvalTask", "TrainSettings", "evaluation_seed", "failed_record", "failure_kind"]
 
 EVAL_COLUMNS = [
     "generation", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "params",
-    "epochs", "fit_seconds", "seconds", "status", "error",
+    "epochs", "fit_seconds", "seconds", "status", "error", "failure",
 ]
 TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
+# Why a training failed. `nan` and `error` belong to the genome and stay cached; `oom` (out of
+# memory), `io` (disk full, unreadable file) and `lost` (its worker kept dying) belong to the
+# moment, so `--resume` and a `finetune` rerun try them again.
+FAILURE_KINDS = ("nan", "error", "oom", "io", "lost")
+TRANSIENT_FAILURES = frozenset({"oom", "io", "lost"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class EvalRecord:
     status: str
     error: str = ""
     generation: int = -1
+    failure: str = ""  # one of FAILURE_KINDS when status is "failed"
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +77,11 @@ class EvalRecord:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def transient(self) -> bool:
+        """A failure worth trying again later (see `TRANSIENT_FAILURES`)."""
+        return self.status != "ok" and self.failure in TRANSIENT_FAILURES
+
 
 @dataclass
 class EvalResult:
@@ -78,13 +89,23 @@ class EvalResult:
     model_bytes: bytes | None = field(default=None, repr=False)
 
 
-def failed_record(task: EvalTask, error: str, *, architecture: str | None = None,
+def failure_kind(err: BaseException) -> str:
+    """`oom`, `io` or `error` for an exception (TensorFlow's out-of-memory error is `oom`)."""
+    names = {cls.__name__ for cls in type(err).__mro__}
+    if isinstance(err, MemoryError) or "ResourceExhaustedError" in names:
+        return "oom"
+    if isinstance(err, OSError):
+        return "io"
+    return "error"
+
+
+def failed_record(task: EvalTask, error: str, *, failure: str = "error", architecture: str | None = None,
                   bottleneck: str = "") -> EvalRecord:
     """A failed training: objectives at the reference point (it adds no hypervolume)."""
     return EvalRecord(
         genome_key=task.key, architecture=task.genome.describe() if architecture is None else architecture,
         rec_loss=task.ref_point[0], loc=task.ref_point[1], bottleneck=bottleneck, params=0, epochs=0,
-        fit_seconds=0.0, seconds=0.0, status="failed", error=error[:ERROR_LIMIT],
+        fit_seconds=0.0, seconds=0.0, status="failed", error=error[:ERROR_LIMIT], failure=failure,
     )
 
 

@@ -11,7 +11,7 @@ import time
 
 from moncae.data import Dataset, cached_dataset
 from moncae.errors import one_line
-from moncae.evaluation.records import EvalResult, EvalTask, failed_record
+from moncae.evaluation.records import EvalResult, EvalTask, failed_record, failure_kind
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
 from moncae.model.decode import build_autoencoder
 from moncae.model.training import (
@@ -53,15 +53,15 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
         )
         record.fit_seconds = round(time.perf_counter() - fit_start, 3)
         if not math.isfinite(loss):
-            record.error = "loss is NaN or infinite"
+            record.error, record.failure = "loss is NaN or infinite", "nan"
         else:
+            if task.keep_model:  # ok only once the model exists: a failed save is a failure
+                model_bytes = model_to_bytes(autoencoder)
             record.rec_loss = float(loss)
             record.loc = loc_of_shape(bottleneck)
-            record.status = "ok"
-            if task.keep_model:
-                model_bytes = model_to_bytes(autoencoder)
+            record.status, record.failure = "ok", ""
     except Exception as err:  # noqa: BLE001 - any failure of one genome must not stop the run
-        record.error = one_line(err)
+        record.error, record.failure = one_line(err), failure_kind(err)
     finally:
         keras.backend.clear_session()
     record.seconds = round(time.perf_counter() - start, 3)
@@ -73,5 +73,5 @@ def run_task(task: EvalTask) -> EvalResult:
     try:
         data = cached_dataset(task.data)
     except Exception as err:  # noqa: BLE001
-        return EvalResult(failed_record(task, f"data: {err}"))
+        return EvalResult(failed_record(task, f"data: {one_line(err)}", failure="io"))
     return evaluate_genome(task, data)

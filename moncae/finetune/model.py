@@ -10,7 +10,7 @@ from pathlib import Path
 
 from moncae.config import SearchConfig
 from moncae.errors import MoncaeError, one_line
-from moncae.evaluation.records import evaluation_seed
+from moncae.evaluation.records import evaluation_seed, failure_kind
 from moncae.finetune.records import FinalModel, FinetuneRecord, FinetuneSettings
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
 from moncae.model.decode import build_autoencoder
@@ -81,7 +81,7 @@ def finetune_model(model: FinalModel, data, config: SearchConfig, settings: Fine
         record.cl_loss, record.cl_acc = score.loss, score.accuracy
         record.status = "ok"
     except Exception as err:  # noqa: BLE001 - one failing model must not stop the others
-        record.error = one_line(err)
+        record.error, record.failure = one_line(err), failure_kind(err)
     finally:
         keras.backend.clear_session()
     record.finetune_seconds = round(time.perf_counter() - start, 3)

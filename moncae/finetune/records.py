@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from moncae.errors import MoncaeError
+from moncae.evaluation.records import TRANSIENT_FAILURES
 from moncae.method.genome import Genome
 from moncae.store import csv_float
 
@@ -16,7 +17,7 @@ __all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_JSON",
 
 FINETUNE_COLUMNS = [
     "individual", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "cl_loss",
-    "cl_acc", "epochs", "finetune_seconds", "status", "error",
+    "cl_acc", "epochs", "finetune_seconds", "status", "error", "failure",
 ]
 FINETUNE_CSV = "finetune.csv"
 FINETUNE_JSON = "finetune.json"
@@ -57,6 +58,7 @@ class FinetuneRecord:
     finetune_seconds: float
     status: str
     error: str = ""
+    failure: str = ""  # a `moncae.evaluation.records.FAILURE_KINDS` name when failed
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +66,11 @@ class FinetuneRecord:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def transient(self) -> bool:
+        """Failed for a passing reason (memory, disk): a rerun tries it again."""
+        return self.status != "ok" and self.failure in TRANSIENT_FAILURES
 
     @classmethod
     def from_row(cls, row: dict[str, str]) -> FinetuneRecord:
@@ -73,7 +80,7 @@ class FinetuneRecord:
         return cls(int(row["individual"]), row["genome_key"], row["architecture"], num("rec_loss"),
                    num("loc"), row["bottleneck"], num("cl_loss"), num("cl_acc"),
                    int(row["epochs"] or 0), num("finetune_seconds"), row["status"],
-                   row.get("error") or "")
+                   row.get("error") or "", row.get("failure") or "")
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,11 @@ class FinetuneResult:
     trained: int  # models fine-tuned by this call
     skipped: int  # models already in finetune.csv
     settings: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    @property
+    def unsaved(self) -> list[FinetuneRecord]:
+        """Models that failed for a passing reason (e.g. the model could not be saved)."""
+        return [r for r in self.records if r.transient]
 
     @property
     def csv_path(self) -> Path:

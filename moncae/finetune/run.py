@@ -19,7 +19,7 @@ from pathlib import Path
 
 from moncae.config import SearchConfig
 from moncae.data import cached_dataset
-from moncae.errors import RunFolderError, one_line
+from moncae.errors import MoncaeError, RunFolderError, one_line
 from moncae.finetune.records import (
     FINETUNE_COLUMNS,
     FINETUNE_CSV,
@@ -35,9 +35,12 @@ from moncae.method.genome import Genome
 from moncae.store import (
     MODEL_INDEX_COLUMNS,
     RunFolder,
-    append_csv_rows,
+    RunLock,
+    append_rows,
     model_filename,
     read_csv_rows,
+    read_rows,
+    rewrite_rows,
     write_csv,
     write_json,
 )
@@ -53,11 +56,10 @@ def read_run_config(run: RunFolder) -> SearchConfig:
         what = "not a folder" if run.path.exists() else "no such folder"
         raise RunFolderError(f"{run.path} is not a moncae run folder ({what}); pass the folder a "
                              "search wrote, e.g. results/mnist/seed-46")
-    payload = run.read_config()
-    if not isinstance(payload, dict) or not isinstance(payload.get("run"), dict):
-        raise RunFolderError(f"{run.config} has no `run` settings; it was not written by "
-                             "`moncae search`")
-    return SearchConfig.from_dict(payload["run"])
+    try:
+        return SearchConfig.from_dict(run.read_config()["run"])
+    except MoncaeError as err:
+        raise RunFolderError(f"{run.config}: not a valid run configuration ({err})") from None
 
 
 def check_finished(run: RunFolder):
@@ -77,6 +79,14 @@ def check_finished(run: RunFolder):
 def final_models(run: RunFolder, input_shape) -> list[FinalModel]:
     """The final population's unique genomes (first individual first), from a finished run."""
     state = check_finished(run)
+    try:
+        return _final_models(run, state, input_shape)
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunFolderError(f"{run.model_index} or {run.checkpoint} is damaged ({one_line(err)}); "
+                             "finish the search again with `moncae search ... --resume`") from None
+
+
+def _final_models(run: RunFolder, state, input_shape) -> list[FinalModel]:
     index = read_csv_rows(run.model_index)
     if len(index) != len(state.population):
         raise RunFolderError(f"{run.model_index} lists {len(index)} models but the final "
@@ -159,21 +169,32 @@ def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batc
         config = dataclasses.replace(config, data_dir=data_dir)
 
     check_finished(run)  # before loading any data: a quick answer for an unfinished run
+    data = cached_dataset(config.data_spec())
+    run.check_data(data)
+    with RunLock(run.path, "moncae finetune"):
+        return _finetune_locked(run, config, settings, data, progress)
 
+
+def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSettings, data,
+                     progress: FinetuneProgress) -> FinetuneResult:
     from moncae.finetune.model import finetune_model  # loads TensorFlow
 
-    data = cached_dataset(config.data_spec())
     models = final_models(run, data.input_shape)
     csv_path = run.path / FINETUNE_CSV
     done = _read_done(csv_path)
     _check_settings(run, settings, has_rows=bool(done))
+    retry = [k for k, r in done.items() if r.transient]
+    if retry:  # failed for a passing reason (memory, disk): drop the rows, train them again
+        rewrite_rows(csv_path, FINETUNE_COLUMNS, [r.row() for k, r in done.items() if k not in retry])
+        done = {k: r for k, r in done.items() if k not in retry}
+        progress.message(f"{len(retry)} model(s) that failed for a passing reason are tried again")
     todo = [m for m in models if m.genome_key not in done]
     progress.started(len(models), len(todo), len(models) - len(todo))
 
     out_dir = run.path / FINETUNED_DIR
     for model in todo:
         record = finetune_model(model, data, config, settings, out_dir)
-        append_csv_rows(csv_path, FINETUNE_COLUMNS, [record.row()])  # after its model file
+        append_rows(csv_path, FINETUNE_COLUMNS, [record.row()])  # after its model file
         done[model.genome_key] = record
         progress.model_done(record)
 
@@ -184,12 +205,20 @@ def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batc
 
 
 def _read_done(path: Path) -> dict[str, FinetuneRecord]:
-    """Models already fine-tuned, by genome key (a rerun skips them)."""
+    """Models already fine-tuned, by genome key (a rerun skips them); a torn last row is cut."""
+    hint = f"delete it (and {FINETUNED_DIR}/) to fine-tune again"
     try:
-        return {row["genome_key"]: FinetuneRecord.from_row(row) for row in read_csv_rows(path)}
-    except (KeyError, TypeError, ValueError) as err:
-        raise RunFolderError(f"{path} is corrupt ({one_line(err)}); delete it (and "
-                             f"{FINETUNED_DIR}/) to fine-tune again") from None
+        rows = read_rows(path, FINETUNE_COLUMNS, repair=True)
+    except RunFolderError as err:
+        raise RunFolderError(f"{err}; {hint}") from None
+    done: dict[str, FinetuneRecord] = {}
+    for row in rows:
+        try:
+            record = FinetuneRecord.from_row(row)
+        except (KeyError, TypeError, ValueError) as err:
+            raise RunFolderError(f"{path} is corrupt ({one_line(err)}); {hint}") from None
+        done.setdefault(record.genome_key, record)
+    return done
 
 
 def _write_index(out_dir: Path, models: list[FinalModel], records: list[FinetuneRecord]) -> None:

@@ -34,10 +34,12 @@ def elite_count(elitism: float, population: int) -> int:
 
 
 def breed(population: Sequence[Genome], fitness: Sequence[float], losses: Sequence[float],
-          generation: int, rng: random.Random, toolbox: base.Toolbox, elitism: float) -> list[Genome]:
-    """Next generation: the elite unchanged, then crossover+mutation children of selected parents."""
+          generation: int, rng: random.Random, toolbox: base.Toolbox, elitism: float,
+          keys: Sequence[str] | None = None) -> list[Genome]:
+    """Next generation: the elite unchanged (distinct networks first when `keys` are given), then
+    crossover+mutation children of selected parents."""
     n = len(population)
-    nextgen = [population[i] for i in elite_indices(fitness, losses, elite_count(elitism, n))]
+    nextgen = [population[i] for i in elite_indices(fitness, losses, elite_count(elitism, n), keys)]
     while len(nextgen) < n:
         i, j = toolbox.select(fitness, 2, rng)
         child, _ = toolbox.mate(population[i], population[j], rng)

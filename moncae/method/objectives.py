@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 
 from moncae.errors import MoncaeError
 
-__all__ = ["REFERENCE_POINT", "hv_contributions", "hypervolume", "non_dominated_mask"]
+__all__ = ["REFERENCE_POINT", "hv_contributions", "hypervolume", "non_dominated_mask", "unique_contributions"]
 
 REFERENCE_POINT: tuple[float, float] = (4.0, 12.0)
 
@@ -142,6 +142,28 @@ def hv_contributions(points: ArrayLike, ref: Sequence[float] = REFERENCE_POINT) 
         return _contributions_2d(pts, ref_arr)
     contrib = _moocore().hv_contributions(pts, ref=ref_arr, ignore_dominated=False)
     return np.asarray(contrib, dtype=float)
+
+
+def unique_contributions(points: ArrayLike, keys: Sequence[str],
+                         ref: Sequence[float] = REFERENCE_POINT) -> np.ndarray:
+    """The MONCAE fitness per *distinct network*: exclusive contributions computed over the set of
+    distinct points (one per key, its first occurrence), every copy getting its key's value.
+
+    `hv_contributions` per individual gives two copies of the best network 0 each (removing one
+    copy changes nothing), so the GA would drop its best model whenever it is duplicated;
+    `HV(X) - HV(X minus x_i)` over a *set* of points does not.
+    """
+    if len(keys) != len(points):
+        raise MoncaeError(f"`keys` must name every point. Received: {len(keys)} keys for "
+                          f"{len(points)} points")
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    rows = list(first.values())
+    pts = np.asarray(points, dtype=float)
+    distinct = hv_contributions(pts[rows] if len(rows) else pts[:0], ref)
+    value = dict(zip(first, distinct))
+    return np.array([value[key] for key in keys], dtype=float)
 
 
 def non_dominated_mask(points: ArrayLike) -> np.ndarray:

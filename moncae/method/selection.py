@@ -41,7 +41,17 @@ def select_tournament(fitnesses: Sequence[float], k: int, rng: random.Random, si
 SELECTORS: dict[str, Selector] = {"paper": select_paper, "tournament": select_tournament}
 
 
-def elite_indices(fitnesses: Sequence[float], losses: Sequence[float], count: int) -> list[int]:
-    """The `count` best individuals: highest fitness, ties broken by lower loss, then position."""
+def elite_indices(fitnesses: Sequence[float], losses: Sequence[float], count: int,
+                  keys: Sequence[str] | None = None) -> list[int]:
+    """The `count` best individuals: highest fitness, ties broken by lower loss, then position.
+
+    With `keys`, distinct networks come first: a second copy of a network takes an elite slot
+    only when there are fewer distinct networks than slots.
+    """
     order = sorted(range(len(fitnesses)), key=lambda i: (-fitnesses[i], losses[i], i))
-    return order[:count]
+    if keys is None:
+        return order[:count]
+    seen: set[str] = set()
+    firsts = [i for i in order if not (keys[i] in seen or seen.add(keys[i]))]
+    copies = [i for i in order if i not in set(firsts)]
+    return (firsts + copies)[:count]

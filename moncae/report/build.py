@@ -68,6 +68,12 @@ def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
         warn(f"{run.dataset}: cannot load the data ({str(err).splitlines()[0][:200]}); the PCA "
              "baseline and reconstruction figures are left out")
         return None
+    differ = [r for r in runs if r.data.get("fingerprint") not in (None, data.fingerprint)]
+    if differ:
+        warn(f"{run.dataset}: the data found now is not the data {differ[0].path} was searched on "
+             f"(fingerprint {differ[0].data.get('fingerprint')} != {data.fingerprint}); the PCA "
+             "baseline and reconstruction figures are left out (set MONCAE_DATA_DIR to the same files)")
+        return None
     desc = (f"{len(data.x_train)} training / {len(data.x_test)} test images of "
             f"{'x'.join(str(d) for d in data.input_shape)}")
     return _DatasetData(data.x_train, data.x_test, data.y_test, data.input_shape[-1], desc)

@@ -6,7 +6,7 @@ Pure pandas/numpy: no TensorFlow, no drawing; the tests check these values direc
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import json
 import math
 import os
@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 
 from moncae.config import SearchConfig
-from moncae.errors import MoncaeError, RunFolderError
+from moncae.errors import MoncaeError, MoncaeWarning, RunFolderError
 from moncae.method.objectives import REFERENCE_POINT, non_dominated_mask
 from moncae.report.pca import PCA_COLUMNS
-from moncae.store import model_filename
+from moncae.store import lock_holder, model_filename, read_rows
 
 __all__ = ["FINAL_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models", "collect_hv_history",
            "collect_pareto", "collect_runs", "latent_size", "read_table", "warn"]
@@ -34,7 +34,7 @@ FINAL_COLUMNS = [
 ]
 
 
-class ReportWarning(UserWarning):
+class ReportWarning(MoncaeWarning):
     """Something the report could not use (an unfinished run, missing data); it goes on."""
 
 
@@ -46,40 +46,28 @@ def warn(message: str) -> None:
 
 
 def read_table(path: Path, required: Sequence[str], *, numeric: Sequence[str] = (),
-                integer: Sequence[str] = ()) -> list[dict[str, Any]]:
+               integer: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Rows of a run CSV with typed columns; a malformed file is an error naming file and line.
 
+    A torn last line (a run writing right now, or killed mid-write) is left out with a warning.
     Empty numeric cells become NaN. An absent file gives [].
     """
     if not path.exists():
         return []
-    rows: list[dict[str, Any]] = []
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if not header:
-                raise RunFolderError(f"{path}:1: empty file, expected a header row with "
-                                     f"{', '.join(required)}")
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise RunFolderError(f"{path}:1: missing column(s) {', '.join(missing)}; "
-                                     f"the header is {','.join(header)}")
-            for cells in reader:
-                line = reader.line_num
-                if not cells:
-                    continue
-                if len(cells) != len(header):
-                    raise RunFolderError(f"{path}:{line}: expected {len(header)} fields, "
-                                         f"found {len(cells)}")
-                row: dict[str, Any] = dict(zip(header, cells, strict=True))
-                for name in numeric:
-                    row[name] = _number(row.get(name, ""), float, path, line, name)
-                for name in integer:
-                    row[name] = _number(row.get(name, ""), int, path, line, name)
-                rows.append(row)
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise RunFolderError(f"{path}: not a readable CSV ({err})") from None
+    rows = read_rows(path)
+    if not rows:
+        if path.stat().st_size == 0:
+            raise RunFolderError(f"{path}:1: empty file, expected a header row with {', '.join(required)}")
+        return []
+    missing = [c for c in required if c not in rows[0]]
+    if missing:
+        raise RunFolderError(f"{path}:1: missing column(s) {', '.join(missing)}; "
+                             f"the header is {','.join(rows[0])}")
+    for line, row in enumerate(rows, start=2):
+        for name in numeric:
+            row[name] = _number(row.get(name, ""), float, path, line, name)
+        for name in integer:
+            row[name] = _number(row.get(name, ""), int, path, line, name)
     return rows
 
 
@@ -122,10 +110,18 @@ class RunInfo:
     finetuned: bool
     search_minutes: float
     notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # config.json's record of the data searched on
 
     @property
     def label(self) -> str:
         return f"seed-{self.seed}"
+
+    @property
+    def settings_id(self) -> str:
+        """A short hash of the settings that decide results, seed aside: runs that share it are
+        seeds of one experiment and may be averaged together."""
+        settings = {k: v for k, v in self.config.results_settings().items() if k != "seed"}
+        return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=3).hexdigest()
 
 
 def _find_run_dirs(root: Path) -> list[Path]:
@@ -148,23 +144,37 @@ def _find_run_dirs(root: Path) -> list[Path]:
     return found
 
 
-def _read_run_config(path: Path) -> SearchConfig:
+def _read_run_config(path: Path) -> tuple[SearchConfig, dict[str, Any]]:
+    """The run's settings and its record of the data it searched on."""
     config_path = path / "config.json"
     if not config_path.exists():
         raise RunFolderError(f"{path} has run files but no config.json; it was not written by "
                              "`moncae search` or is damaged")
     try:
         payload = json.loads(config_path.read_text(encoding="utf-8"))
-        return SearchConfig.from_dict(payload["run"])
-    except (ValueError, KeyError, TypeError, MoncaeError) as err:
-        detail = "no 'run' entry" if isinstance(err, KeyError) else str(err).splitlines()[0]
+        data = payload.get("data", {})
+        return SearchConfig.from_dict(payload["run"]), data if isinstance(data, dict) else {}
+    except (ValueError, KeyError, TypeError, AttributeError, MoncaeError) as err:
+        detail = "no 'run' entry" if isinstance(err, KeyError) else str(err).splitlines()[0][:200]
         raise RunFolderError(f"{config_path}: not a valid moncae run configuration "
                              f"({detail})") from None
 
 
 def _collect_run(path: Path) -> RunInfo | None:
-    """How far one run got; None (with a warning) when it has no finished generation."""
-    config = _read_run_config(path)
+    """How far one run got; None (with a warning) when it cannot be read or has no finished
+    generation."""
+    try:
+        return _read_run(path)
+    except RunFolderError as err:
+        warn(f"{path}: left out, it cannot be read ({err})")
+        return None
+
+
+def _read_run(path: Path) -> RunInfo | None:
+    holder = lock_holder(path)
+    if holder:
+        warn(f"{path}: in progress ({holder}); reported as it stands now")
+    config, data = _read_run_config(path)
     dataset = Path(config.run_dir).parent.name
     population = read_table(path / "population.csv", ["generation", "genome_key"],
                              integer=["generation"])
@@ -184,7 +194,7 @@ def _collect_run(path: Path) -> RunInfo | None:
         notes.append("models/index.csv is missing: the search did not finish writing models")
     finetuned = (path / "finetune.csv").exists()
     run = RunInfo(path, dataset, config.seed, config, done, config.generations, finished,
-                  finetuned, sum(seconds) / 60.0 if seconds else float("nan"), notes)
+                  finetuned, sum(seconds) / 60.0 if seconds else float("nan"), notes, data)
     for note in notes:
         warn(f"{path}: {note}")
     return run
@@ -195,8 +205,33 @@ def collect_runs(results_dir: str | os.PathLike) -> list[RunInfo]:
     root = Path(results_dir)
     runs = [r for r in (_collect_run(p) for p in _find_run_dirs(root)) if r is not None]
     if not runs:
-        raise RunFolderError(f"no run under {root} has finished a generation yet; nothing to "
-                             "report")
+        raise RunFolderError(f"no run under {root} can be reported (none has finished a generation, "
+                             "or none could be read: see the warnings)")
+    runs.sort(key=lambda r: (r.dataset, r.seed, str(r.path)))
+    return _split_settings(_drop_copies(runs))
+
+
+def _drop_copies(runs: list[RunInfo]) -> list[RunInfo]:
+    """One run per (dataset, settings, seed): a second one (a copied folder) is never averaged in."""
+    kept: dict[tuple, RunInfo] = {}
+    for run in runs:
+        first = kept.setdefault((run.dataset, run.settings_id, run.seed), run)
+        if first is not run:
+            warn(f"{run.path}: the same dataset, settings and seed as {first.path}; left out (two runs "
+                 "of one seed would count twice in the averages)")
+    return list(kept.values())
+
+
+def _split_settings(runs: list[RunInfo]) -> list[RunInfo]:
+    """Runs of one dataset with different settings are reported apart, as `DATASET_<settings id>`."""
+    for dataset in sorted({r.dataset for r in runs}):
+        mine = [r for r in runs if r.dataset == dataset]
+        ids = sorted({r.settings_id for r in mine})
+        if len(ids) > 1:
+            warn(f"{dataset}: runs with {len(ids)} different settings; reported apart as "
+                 + ", ".join(f"{dataset}_{i}" for i in ids))
+            for run in mine:
+                run.dataset = f"{dataset}_{run.settings_id}"
     runs.sort(key=lambda r: (r.dataset, r.seed, str(r.path)))
     return runs
 

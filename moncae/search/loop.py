@@ -27,13 +27,13 @@ from deap import tools
 
 from moncae.config import SearchConfig
 from moncae.data import cached_dataset
-from moncae.errors import RunFolderError
+from moncae.errors import RunFolderError, one_line
 from moncae.evaluation.records import EvalRecord, EvalResult, EvalTask, TrainSettings, evaluation_seed
 from moncae.executors import Executor, make_executor
 from moncae.method.evolution import breed, make_toolbox, pareto_individual, same_key
 from moncae.method.genome import Genome
 from moncae.method.objectives import hv_contributions, hypervolume, non_dominated_mask
-from moncae.store import Checkpoint, RunFolder
+from moncae.store import Checkpoint, RunFolder, RunLock, data_record
 
 __all__ = ["RunResult", "SearchProgress", "package_versions", "run_search"]
 
@@ -69,6 +69,13 @@ class RunResult:
     hypervolumes: list[float] = field(default_factory=list)
     logbook: Any = None
     resumed_from: int | None = None
+    models_saved: int = 0  # final individuals whose trained model is on disk
+
+    @property
+    def unsaved(self) -> list[EvalRecord]:
+        """Final individuals whose training failed for a passing reason (e.g. the model could not
+        be saved): the run is not complete until `--resume` trains them again."""
+        return [r for r in self.records if r.transient]
 
 
 def package_versions() -> dict[str, str]:
@@ -81,28 +88,33 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _start_or_resume(run: RunFolder, config: SearchConfig, resume: bool) -> Checkpoint | None:
-    """Create the run folder, or check it can be resumed with these settings."""
+def _check_same(run: RunFolder, what: str, previous: dict, current: dict) -> None:
+    differ = sorted(k for k in set(current) | set(previous) if previous.get(k) != current.get(k))
+    if differ:
+        details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in differ)
+        raise RunFolderError(f"cannot resume {run.path} with different {what} ({details}); use the "
+                             "run's own settings, or another --out")
+
+
+def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool) -> Checkpoint | None:
+    """Create the run folder, or check it can be resumed with these settings and this data."""
     if run.has_results() and not resume:
         raise RunFolderError(
             f"run folder {run.path} already has results; pass --resume to continue it, or --out "
             "to write somewhere else"
         )
     if resume and run.config.exists():
-        previous = run.read_config().get("settings", {})
-        current = config.results_settings()
-        differ = sorted(k for k in current if previous.get(k) != current[k])
-        if differ:
-            details = ", ".join(f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in differ)
-            raise RunFolderError(
-                f"cannot resume {run.path} with different settings ({details}); use the run's "
-                "own settings or another --out"
-            )
+        payload = run.read_config()
+        _check_same(run, "settings", payload["settings"], config.results_settings())
+        run.check_data(data, stored=payload.get("data"))
         return run.load_checkpoint()
+    if run.has_journals():
+        raise RunFolderError(f"{run.path} has search results but no config.json, so its settings "
+                             "cannot be checked; it cannot be resumed (start a new run with --out)")
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config({
         "settings": config.results_settings(), "run": config.to_dict(), "preset": config.preset,
-        "versions": package_versions(),
+        "data": data_record(data), "versions": package_versions(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     return None
@@ -115,31 +127,56 @@ class _State:
     population: list[Genome]
     rng: random.Random
     first: int  # the next generation to run
-    logbook: Any
-    hof: Any
+    logbook: Any  # deap.tools.Logbook
+    hof: Any  # deap.tools.ParetoFront of every ok network seen
+
+
+def _logbook(rows: list[dict[str, Any]]):
+    logbook = tools.Logbook()
+    for row in rows:
+        logbook.record(**row)
+    logbook.header = LOGBOOK_HEADER
+    return logbook
+
+
+def _hall_of_fame(entries: list[dict[str, Any]]):
+    hof = tools.ParetoFront(similar=same_key)
+    hof.update([pareto_individual(e["genes"], e["key"], tuple(e["objectives"])) for e in entries])
+    return hof
+
+
+def _checkpoint(gen: int, state: _State, finished: bool) -> Checkpoint:
+    return Checkpoint(
+        gen, [g.to_config() for g in state.population], state.rng.getstate(),
+        [dict(row) for row in state.logbook],
+        [{"genes": list(ind), "key": ind.key, "objectives": list(ind.fitness.values)} for ind in state.hof],
+        finished=finished,
+    )
 
 
 def _initial_state(config: SearchConfig, toolbox, run: RunFolder, checkpoint: Checkpoint | None,
-                   cache: dict[str, EvalRecord], progress: SearchProgress) -> _State:
+                   cache: dict[str, EvalRecord], shape, progress: SearchProgress) -> _State:
     if checkpoint is None:
         rng = random.Random(config.seed)
         population = [toolbox.individual(rng) for _ in range(config.population)]
         run.drop_generations_after(-1)
-        state = _State(population, rng, 0, tools.Logbook(), tools.ParetoFront(similar=same_key))
+        return _State(population, rng, 0, _logbook([]), _hall_of_fame([]))
+    rng = random.Random()
+    rng.setstate(checkpoint.rng_state)
+    population = [Genome.from_config(c) for c in checkpoint.population]
+    first, logbook = checkpoint.generation + 1, checkpoint.logbook
+    missing = [g for g in population if g.key_for(shape) not in cache]
+    if checkpoint.finished and missing:  # a final model failed for a passing reason: redo the
+        first, logbook = checkpoint.generation, logbook[:-1]  # last generation (same population)
+        progress.message(f"{run.path}: {len(missing)} final model(s) failed for a passing reason "
+                         "(memory, disk, worker); training them again")
+    elif checkpoint.finished:
+        progress.message(f"{run.path} is already complete ({config.generations} generations)")
     else:
-        rng = random.Random()
-        rng.setstate(checkpoint.rng_state)
-        population = [Genome.from_config(c) for c in checkpoint.population]
-        run.drop_generations_after(checkpoint.generation)
-        state = _State(population, rng, checkpoint.generation + 1, checkpoint.logbook,
-                       checkpoint.halloffame)
-        if checkpoint.finished:
-            progress.message(f"{run.path} is already complete ({config.generations} generations)")
-        else:
-            progress.message(f"resuming {run.path} after generation {checkpoint.generation} "
-                             f"({len(cache)} trainings reused)")
-    state.logbook.header = LOGBOOK_HEADER
-    return state
+        progress.message(f"resuming {run.path} after generation {checkpoint.generation} "
+                         f"({len(cache)} trainings reused)")
+    run.drop_generations_after(first - 1)
+    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame))
 
 
 def _fitness(records: list[EvalRecord], ref_point) -> tuple[np.ndarray, list[float]]:
@@ -161,7 +198,11 @@ def _train_pending(gen: int, keys: list[str], population: list[Genome], config: 
         rec = result.record
         rec.generation = gen
         if result.model_bytes:
-            run.save_model_bytes(rec.genome_key, result.model_bytes)  # before the journal row
+            try:
+                run.save_model_bytes(rec.genome_key, result.model_bytes)  # before the journal row
+            except OSError as err:  # disk full: the training counts as failed, and is retried
+                rec.status, rec.failure, rec.error = "failed", "io", f"saving the model: {one_line(err)}"
+                rec.rec_loss, rec.loc = config.ref_point
         run.append_evaluation(rec, gene_columns, pending[rec.genome_key].genes)
         cache[rec.genome_key] = rec
         progress.evaluation_done(rec)
@@ -205,57 +246,63 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchPr
     run = RunFolder(config.run_dir)
     run.check_writable()
     data = cached_dataset(config.data_spec())  # fails here (nothing written) if the data is unusable
+    own_executor = executor is None  # built before the run folder: a bad --scheduler writes nothing
+    executor = executor or make_executor(config.executor, workers=config.workers,
+                                         scheduler=config.scheduler)
+    try:
+        with RunLock(run.path, "moncae search"):
+            return _search_locked(config, resume, progress, executor, task_fn, run, data)
+    finally:
+        if own_executor:
+            executor.close()
+
+
+def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress, executor: Executor,
+                   task_fn: TaskFn | None, run: RunFolder, data) -> RunResult:
+    """`run_search` once the run folder's lock is held."""
     space = config.genome_space()
     toolbox = make_toolbox(space, config.selection)
     settings = TrainSettings(config.epochs, config.batch_size, config.loss, config.patience)
     gene_columns = space.gene_names()
     shape = data.input_shape
-
-    own_executor = executor is None  # built before the run folder: a bad --scheduler writes nothing
-    executor = executor or make_executor(config.executor, workers=config.workers,
-                                         scheduler=config.scheduler)
-    try:
-        checkpoint = _start_or_resume(run, config, resume)
-        if task_fn is None:  # real training: TensorFlow loads here, after every check passed
-            from moncae.evaluation.train import run_task as task_fn
-        cache = run.read_evaluations()
-        state = _initial_state(config, toolbox, run, checkpoint, cache, progress)
-        population = state.population
-        records: list[EvalRecord] = []
-        fitness: list[float] = []
-        for gen in range(state.first, config.generations):
-            started = time.perf_counter()
-            keys = [g.key_for(shape) for g in population]
-            _train_pending(gen, keys, population, config, settings, run, cache, executor, task_fn,
-                           gene_columns, progress)
-            records = [cache[k] for k in keys]
-            points, fitness = _fitness(records, config.ref_point)
-            row = _record_generation(gen, keys, records, points, fitness, cache, run, config,
-                                     time.perf_counter() - started)
-            state.logbook.record(gen=gen, **{k: v for k, v in row.items()
-                                            if k not in ("generation", "seconds")})
-            state.hof.update([pareto_individual(g.genes, r.genome_key, (r.rec_loss, r.loc))
-                              for g, r in zip(population, records) if r.ok])
-            progress.generation_done(row)
-
-            last = gen == config.generations - 1
-            if not last:
-                population = breed(population, fitness, [r.rec_loss for r in records], gen + 1,
-                                   state.rng, toolbox, config.elitism)
-            run.save_checkpoint(Checkpoint(gen, [g.to_config() for g in population],
-                                           state.rng.getstate(), state.logbook, state.hof,
-                                           finished=last))
-    finally:
-        if own_executor:
-            executor.close()
+    checkpoint = _start_or_resume(run, config, data, resume)
+    if task_fn is None:  # real training: TensorFlow loads here, after every check passed
+        from moncae.evaluation.train import run_task as task_fn
+    retried = run.forget_transient_failures() if checkpoint is not None else 0
+    cache = run.read_evaluations(repair=True)
+    if retried:
+        progress.message(f"{retried} training(s) that failed for a passing reason (memory, disk, "
+                         "worker) will be tried again")
+    state = _initial_state(config, toolbox, run, checkpoint, cache, shape, progress)
+    records: list[EvalRecord] = []
+    fitness: list[float] = []
+    for gen in range(state.first, config.generations):
+        started = time.perf_counter()
+        keys = [g.key_for(shape) for g in state.population]
+        _train_pending(gen, keys, state.population, config, settings, run, cache, executor, task_fn,
+                       gene_columns, progress)
+        records = [cache[k] for k in keys]
+        points, fitness = _fitness(records, config.ref_point)
+        row = _record_generation(gen, keys, records, points, fitness, cache, run, config,
+                                 time.perf_counter() - started)
+        state.logbook.record(gen=gen, **{k: v for k, v in row.items() if k not in ("generation", "seconds")})
+        state.hof.update([pareto_individual(g.genes, r.genome_key, (r.rec_loss, r.loc))
+                          for g, r in zip(state.population, records) if r.ok])
+        progress.generation_done(row)
+        last = gen == config.generations - 1
+        if not last:
+            state.population = breed(state.population, fitness, [r.rec_loss for r in records], gen + 1,
+                                     state.rng, toolbox, config.elitism)
+        run.save_checkpoint(_checkpoint(gen, state, finished=last))
 
     if not records:  # resumed a finished run: rebuild the final generation's view from disk
-        records = [cache[g.key_for(shape)] for g in population]
+        records = [cache[g.key_for(shape)] for g in state.population]
         _, fitness = _fitness(records, config.ref_point)
-    run.write_model_index([r.genome_key for r in records], [r.status for r in records])
+    saved = run.write_model_index([r.genome_key for r in records], [r.status for r in records])
     run.write_front([{"genome_key": ind.key, "architecture": cache[ind.key].architecture,
                       "rec_loss": ind.fitness.values[0], "loc": ind.fitness.values[1],
                       "generation": cache[ind.key].generation} for ind in state.hof])
     hvs = [row["hypervolume"] for row in state.logbook]
-    return RunResult(run.path, config, population, records, fitness, hvs, state.logbook,
-                     resumed_from=None if checkpoint is None else checkpoint.generation)
+    return RunResult(run.path, config, state.population, records, fitness, hvs, state.logbook,
+                     resumed_from=None if checkpoint is None else checkpoint.generation,
+                     models_saved=saved)

@@ -21,6 +21,19 @@ def _umask() -> int:
     return mask
 
 
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temp file beside `path`; on clean exit fsync it and rename it over `path`."""
@@ -34,6 +47,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # the rename itself survives a power cut
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -46,7 +60,8 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """Strict JSON (no NaN or Infinity: they are not JSON), written atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
 
 
 def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -54,23 +69,5 @@ def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[Ma
     with atomic_open(path, "w") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-
-
-def append_csv_rows(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append rows to a CSV atomically: the file is rewritten whole via temp + rename.
-
-    The CSVs of a run stay small (hundreds of rows), so rewriting costs microseconds and a
-    crash can never leave a half-written last line.
-    """
-    path = Path(path)
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    with atomic_open(path, "w") as fh:
-        if existing:
-            fh.write(existing)
-        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-        if not existing:
-            writer.writeheader()
         for row in rows:
             writer.writerow(row)

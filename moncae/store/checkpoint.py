@@ -1,54 +1,119 @@
-"""The snapshot a search takes after each generation: enough to continue exactly where it
-stopped (next population, RNG state, DEAP logbook and Pareto hall of fame)."""
+"""The snapshot a search takes after each generation, as plain JSON: enough to continue exactly
+where it stopped, and nothing that can run code when it is read.
+
+`checkpoint.json` holds the generation, the next population (genome configs), the GA's
+`random.Random` state (a list of ints), the per-generation log and the all-time Pareto front
+(genes, key, objectives). Loading checks every field's type; a damaged file is an error, never a
+guess. An old `checkpoint.pkl` (a pickle: loading one can execute code) is refused unread.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
-import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from moncae.errors import RunFolderError
-from moncae.store.atomic import atomic_open
+from moncae.store.atomic import write_json
 
-__all__ = ["CHECKPOINT_VERSION", "Checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "CHECKPOINT_VERSION", "LEGACY_CHECKPOINT_NAME", "Checkpoint",
+           "load_checkpoint", "save_checkpoint"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.json"
+LEGACY_CHECKPOINT_NAME = "checkpoint.pkl"
+CHECKPOINT_FORMAT = "moncae-checkpoint"
+CHECKPOINT_VERSION = 2
 
 
 @dataclass
 class Checkpoint:
-    """State after a finished generation: enough to continue exactly where the run stopped."""
+    """State after a finished generation (plain data only)."""
 
     generation: int
     population: list[dict[str, Any]]  # genome configs of the NEXT generation (or the final one)
-    rng_state: Any
-    logbook: Any
-    halloffame: Any
+    rng_state: tuple  # random.Random.getstate()
+    logbook: list[dict[str, Any]] = field(default_factory=list)  # one row per generation
+    halloffame: list[dict[str, Any]] = field(default_factory=list)  # {genes, key, objectives}
     finished: bool = False
-    version: int = CHECKPOINT_VERSION
+
+
+def _rng_to_json(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_from_json(value: Any) -> tuple:
+    ok = (isinstance(value, list) and len(value) == 3 and isinstance(value[0], int)
+          and isinstance(value[1], list) and all(isinstance(v, int) for v in value[1])
+          and (value[2] is None or isinstance(value[2], float)))
+    if not ok:
+        raise ValueError("rng_state is not a random.Random state")
+    return value[0], tuple(value[1]), value[2]
+
+
+def _nan_to_null(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN (e.g. the best loss of a generation where every training failed)."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
+def _null_to_nan(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: float("nan") if v is None else v for k, v in row.items()}
 
 
 def save_checkpoint(path: str | os.PathLike, state: Checkpoint) -> None:
-    with atomic_open(path, "wb") as fh:
-        pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    write_json(path, {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "generation": state.generation,
+        "finished": state.finished, "population": state.population,
+        "rng_state": _rng_to_json(state.rng_state), "logbook": [_nan_to_null(r) for r in state.logbook],
+        "halloffame": state.halloffame,
+    })
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _parse(data: Any) -> Checkpoint:
+    _check(isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT, "not a moncae checkpoint")
+    _check(data.get("version") == CHECKPOINT_VERSION, f"unknown version {data.get('version')!r}")
+    generation, population = data.get("generation"), data.get("population")
+    _check(isinstance(generation, int) and generation >= 0, "bad generation")
+    _check(isinstance(population, list) and population and all(isinstance(g, dict) for g in population),
+           "bad population")
+    _check(isinstance(data.get("finished"), bool), "bad finished flag")
+    logbook, hof = data.get("logbook"), data.get("halloffame")
+    _check(isinstance(logbook, list) and all(isinstance(r, dict) for r in logbook), "bad logbook")
+    _check(isinstance(hof, list), "bad halloffame")
+    for entry in hof:
+        _check(isinstance(entry, dict) and isinstance(entry.get("key"), str)
+               and isinstance(entry.get("genes"), list)
+               and all(isinstance(g, int) for g in entry["genes"])
+               and isinstance(entry.get("objectives"), list)
+               and all(isinstance(v, (int, float)) and math.isfinite(v) for v in entry["objectives"]),
+               "bad halloffame entry")
+    return Checkpoint(generation, population, _rng_from_json(data.get("rng_state")),
+                      [_null_to_nan(r) for r in logbook], hof, data["finished"])
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint | None:
+    """The checkpoint at `path`, None when there is none; an error for anything unusable."""
     path = Path(path)
+    legacy = path.with_name(LEGACY_CHECKPOINT_NAME)
     if not path.exists():
+        if legacy.exists():
+            raise RunFolderError(
+                f"{legacy} is a pickle from an older moncae and is never loaded (a pickle can run "
+                f"code); delete it to resume from the evaluations journal (every training is reused)"
+            )
         return None
-    import moncae.method.evolution  # noqa: F401 - defines the DEAP classes the hall of fame holds
-
     try:
-        with open(path, "rb") as fh:
-            state = pickle.load(fh)
-    except Exception as err:  # noqa: BLE001 - any unreadable pickle is the same user problem
+        return _parse(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError) as err:
         raise RunFolderError(
-            f"{path} is unreadable ({type(err).__name__}); delete it to resume from "
-            "the evaluations journal alone"
+            f"{path} is damaged ({str(err).splitlines()[0][:120]}); delete it to resume from the "
+            "evaluations journal (every training is reused)"
         ) from None
-    if not isinstance(state, Checkpoint) or state.version != CHECKPOINT_VERSION:
-        raise RunFolderError(f"{path} has an unknown format; delete it to resume")
-    return state

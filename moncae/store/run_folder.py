@@ -1,8 +1,10 @@
-"""The run folder `OUT/DATASET/seed-SEED/`: every file a search reads or writes, atomically.
+"""The run folder `OUT/DATASET/seed-SEED/`: every file a search reads or writes.
 
-`evaluations.csv` is the append-only journal of trainings (the cache); `checkpoint.pkl` is the
+`evaluations.csv` is the append-only journal of trainings (the cache); `checkpoint.json` is the
 snapshot taken after each generation. Resume = load the snapshot, drop CSV rows of unfinished
-generations, and reuse every training the journal already holds.
+generations, and reuse every training the journal already holds. Journals are appended row by
+row (fsynced) and survive a torn last line (`moncae.store.journal`); every other file is
+written whole, atomically (`moncae.store.atomic`). `.lock` keeps a second command out.
 """
 
 from __future__ import annotations
@@ -10,15 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from moncae.errors import RunFolderError
-from moncae.evaluation.records import EVAL_COLUMNS, EvalRecord
-from moncae.store.atomic import append_csv_rows, atomic_open, write_csv, write_json
-from moncae.store.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from moncae.store.tables import csv_float, read_csv_rows
+from moncae.errors import RunFolderError, RunFolderWarning
+from moncae.evaluation.records import EVAL_COLUMNS, FAILURE_KINDS, EvalRecord
+from moncae.store.atomic import atomic_open, write_csv, write_json
+from moncae.store.checkpoint import (
+    CHECKPOINT_NAME,
+    LEGACY_CHECKPOINT_NAME,
+    Checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from moncae.store.journal import append_rows, read_rows, rewrite_rows
+from moncae.store.lock import LOCK_NAME
+from moncae.store.tables import csv_float
 
 POPULATION_COLUMNS = ["generation", "individual", "genome_key", "rec_loss", "loc", "fitness", "cached"]
 GENERATION_COLUMNS = [
@@ -27,6 +38,12 @@ GENERATION_COLUMNS = [
 ]
 MODEL_INDEX_COLUMNS = ["individual", "genome_key", "file", "status"]
 FRONT_COLUMNS = ["genome_key", "architecture", "rec_loss", "loc", "generation"]
+
+
+def data_record(data) -> dict[str, Any]:
+    """What config.json keeps of the data a run searched on (a `moncae.data.Dataset`)."""
+    return {"fingerprint": data.fingerprint, "input_shape": list(data.input_shape),
+            "train": len(data.x_train), "val": len(data.x_val), "test": len(data.x_test)}
 
 
 def model_filename(genome_key: str) -> str:
@@ -42,14 +59,20 @@ class RunFolder:
         self.evaluations = self.path / "evaluations.csv"
         self.population = self.path / "population.csv"
         self.generations = self.path / "generations.csv"
-        self.checkpoint = self.path / "checkpoint.pkl"
+        self.checkpoint = self.path / CHECKPOINT_NAME
         self.front = self.path / "pareto_front.csv"
         self.models = self.path / "models"
         self.model_index = self.models / "index.csv"
 
     # -- checks -------------------------------------------------------------------------------
     def has_results(self) -> bool:
-        return self.path.is_dir() and any(self.path.iterdir())
+        """Whether the folder holds anything but its lock file."""
+        return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+
+    def has_journals(self) -> bool:
+        """Whether a search has written results here (journals or a checkpoint)."""
+        return any(p.exists() for p in (self.evaluations, self.population, self.generations,
+                                        self.checkpoint, self.path / LEGACY_CHECKPOINT_NAME))
 
     def check_writable(self) -> None:
         """Fail before writing anything if the run folder cannot be created or written."""
@@ -66,48 +89,102 @@ class RunFolder:
         write_json(self.config, payload)
 
     def read_config(self) -> dict[str, Any]:
+        """config.json as written by `moncae search` (a dict with `settings` and `run`)."""
         try:
-            return json.loads(self.config.read_text(encoding="utf-8"))
+            payload = json.loads(self.config.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunFolderError(f"{self.path} is not a moncae run folder (no config.json)") from None
-        except ValueError as err:
-            raise RunFolderError(f"{self.config} is corrupt ({err}); it cannot be resumed") from None
+        except (ValueError, UnicodeDecodeError) as err:
+            raise RunFolderError(f"{self.config} is corrupt ({str(err)[:120]}); it cannot be used") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("settings"), dict) \
+                or not isinstance(payload.get("run"), dict):
+            raise RunFolderError(f"{self.config} is not a moncae run configuration (no `settings` and "
+                                 "`run` tables); it was not written by `moncae search`")
+        return payload
+
+    def check_data(self, data, *, stored: Mapping[str, Any] | None = None) -> None:
+        """Refuse data other than the data the search ran on (by its fingerprint)."""
+        stored = self.read_config().get("data") if stored is None else stored
+        current = data_record(data)
+        if not isinstance(stored, Mapping) or "fingerprint" not in stored:
+            raise RunFolderError(f"{self.config} does not record the data the search ran on (an older "
+                                 "moncae); it cannot be checked, so it is not reused")
+        differ = sorted(k for k in current if stored.get(k) != current[k])
+        if differ:
+            details = ", ".join(f"{k}: {stored.get(k)!r} -> {current[k]!r}" for k in differ)
+            raise RunFolderError(f"the data found now is not the data {self.path} was searched on "
+                                 f"({details}); point --data-dir (or MONCAE_DATA_DIR) at the same files")
 
     # -- evaluations journal ------------------------------------------------------------------
     def append_evaluation(self, record: EvalRecord, gene_columns: Sequence[str],
                           genes: Sequence[int]) -> None:
         row = record.row()
         row.update(zip(gene_columns, genes))
-        append_csv_rows(self.evaluations, EVAL_COLUMNS + list(gene_columns), [row])
+        append_rows(self.evaluations, EVAL_COLUMNS + list(gene_columns), [row])
 
-    def read_evaluations(self) -> dict[str, EvalRecord]:
-        """The cache: genome key -> its one training record."""
+    def _evaluation_rows(self, repair: bool) -> list[tuple[int, dict[str, str], EvalRecord]]:
+        out = []
+        for line, row in enumerate(read_rows(self.evaluations, EVAL_COLUMNS, repair=repair), start=2):
+            try:
+                rec = EvalRecord(
+                    genome_key=row["genome_key"], architecture=row["architecture"],
+                    rec_loss=csv_float(row["rec_loss"]), loc=csv_float(row["loc"]),
+                    bottleneck=row["bottleneck"], params=int(row["params"] or 0),
+                    epochs=int(row["epochs"] or 0), fit_seconds=csv_float(row["fit_seconds"]),
+                    seconds=csv_float(row["seconds"]), status=row["status"], error=row["error"],
+                    generation=int(row["generation"]), failure=row["failure"],
+                )
+            except ValueError as err:
+                raise RunFolderError(f"{self.evaluations}:{line}: unreadable value ({err}); the file "
+                                     "is damaged") from None
+            if rec.status not in ("ok", "failed") or (rec.failure and rec.failure not in FAILURE_KINDS):
+                raise RunFolderError(f"{self.evaluations}:{line}: unknown status {rec.status!r} / "
+                                     f"failure {rec.failure!r}; the file is damaged")
+            out.append((line, row, rec))
+        return out
+
+    def read_evaluations(self, *, repair: bool = False) -> dict[str, EvalRecord]:
+        """The cache: genome key -> its one training record (a torn last row is dropped; with
+        `repair`, held under the run's lock, also cut from the file)."""
         cache: dict[str, EvalRecord] = {}
-        for row in read_csv_rows(self.evaluations):
-            rec = EvalRecord(
-                genome_key=row["genome_key"], architecture=row["architecture"],
-                rec_loss=csv_float(row["rec_loss"]), loc=csv_float(row["loc"]), bottleneck=row["bottleneck"],
-                params=int(row["params"] or 0), epochs=int(row["epochs"] or 0),
-                fit_seconds=csv_float(row["fit_seconds"]), seconds=csv_float(row["seconds"]),
-                status=row["status"], error=row["error"], generation=int(row["generation"]),
-            )
+        for line, _, rec in self._evaluation_rows(repair):
+            if rec.genome_key in cache:
+                warnings.warn(f"{self.evaluations}:{line}: a second row for one genome key; the "
+                              "first is used", RunFolderWarning, stacklevel=2)
+                continue
             cache[rec.genome_key] = rec
         return cache
 
+    def forget_transient_failures(self) -> int:
+        """Drop the journal rows of trainings that failed for a passing reason (out of memory,
+        disk, a dying worker) so that they are trained again; returns how many."""
+        rows = self._evaluation_rows(repair=True)
+        keep = [row for _, row, rec in rows if not rec.transient]
+        if len(keep) < len(rows):
+            header = list(rows[0][1])
+            rewrite_rows(self.evaluations, header, keep)
+        return len(rows) - len(keep)
+
     # -- per-generation tables ----------------------------------------------------------------
     def append_population(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        append_csv_rows(self.population, POPULATION_COLUMNS, list(rows))
+        append_rows(self.population, POPULATION_COLUMNS, list(rows))
 
     def append_generation(self, row: Mapping[str, Any]) -> None:
-        append_csv_rows(self.generations, GENERATION_COLUMNS, [row])
+        append_rows(self.generations, GENERATION_COLUMNS, [row])
 
     def drop_generations_after(self, generation: int) -> None:
         """Remove rows of generations that did not reach their checkpoint (crash mid-generation)."""
         for path, columns in ((self.population, POPULATION_COLUMNS),
                               (self.generations, GENERATION_COLUMNS)):
-            if path.exists():
-                rows = [r for r in read_csv_rows(path) if int(r["generation"]) <= generation]
-                write_csv(path, columns, rows)
+            if not path.exists():
+                continue
+            rows = read_rows(path, columns)
+            try:
+                keep = [r for r in rows if int(r["generation"]) <= generation]
+            except ValueError:
+                raise RunFolderError(f"{path}: a `generation` cell is not an integer; the file is "
+                                     "damaged") from None
+            rewrite_rows(path, columns, keep)
 
     # -- checkpoint -----------------------------------------------------------------------------
     def save_checkpoint(self, state: Checkpoint) -> None:
@@ -121,8 +198,10 @@ class RunFolder:
         with atomic_open(self.models / model_filename(genome_key), "wb") as fh:
             fh.write(data)
 
-    def write_model_index(self, keys: Sequence[str], statuses: Sequence[str]) -> None:
-        """Map final individuals to model files; delete models no final individual uses."""
+    def write_model_index(self, keys: Sequence[str], statuses: Sequence[str]) -> int:
+        """Map final individuals to model files; delete models no final individual uses.
+
+        Returns how many final individuals have their model on disk."""
         rows = []
         for i, (key, status) in enumerate(zip(keys, statuses)):
             name = model_filename(key)
@@ -134,6 +213,7 @@ class RunFolder:
         for path in self.models.glob("*.keras"):
             if path.name not in keep:
                 path.unlink()
+        return sum(1 for r in rows if r["file"])
 
     def write_front(self, rows: Sequence[Mapping[str, Any]]) -> None:
         write_csv(self.front, FRONT_COLUMNS, rows)

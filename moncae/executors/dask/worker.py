@@ -133,4 +133,5 @@ def lost_evaluation(task: Any, error: str) -> Any:
         bottleneck = "x".join(str(d) for d in bottleneck_shape(task.genome, shape))
     except Exception:  # noqa: BLE001 - the description is a nicety, the record is what matters
         pass
-    return EvalResult(failed_record(task, error, architecture=architecture, bottleneck=bottleneck))
+    return EvalResult(failed_record(task, error, failure="lost", architecture=architecture,
+                                    bottleneck=bottleneck))

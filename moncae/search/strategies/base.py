@@ -1,0 +1,71 @@
+"""The interface every search strategy implements, and what it is given.
+
+A strategy decides which genomes are trained next; the loop, the cache, the run folder, the
+executors and resume are shared. Each generation the loop trains the genomes of `population`
+that the cache lacks (a cached key is free), then calls `advance`, which returns the next
+population to train (or, after the last generation, the final population). A strategy may keep
+state between generations (e.g. the parents NSGA-II selects from); it must be plain data
+(`state()`: JSON-ready), saved in the checkpoint, so a resumed run continues identically.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from moncae.evaluation.records import EvalRecord
+from moncae.method.genome import Genome, GenomeSpace, random_genome
+from moncae.method.objectives import unique_contributions
+
+__all__ = ["Generation", "Strategy"]
+
+
+@dataclass
+class Generation:
+    """One trained generation as a strategy sees it."""
+
+    index: int
+    population: list[Genome]
+    keys: list[str]
+    records: list[EvalRecord]
+    fitness: list[float]  # each individual's exclusive HV contribution, per distinct network
+    lookup: Callable[[str], EvalRecord]  # the record of any key trained so far in this run
+
+
+class Strategy(ABC):
+    """A search strategy: `initial` population, then `advance` once per trained generation."""
+
+    name: ClassVar[str]
+
+    def __init__(self, space: GenomeSpace, *, population: int, ref_point: Sequence[float],
+                 elitism: float = 0.0, selection: str = "paper") -> None:
+        self.space = space
+        self.size = population
+        self.ref_point = tuple(ref_point)
+        self.elitism = elitism
+        self.selection = selection
+
+    def initial(self, rng: random.Random) -> list[Genome]:
+        """Generation 0: `population` random genomes (every strategy starts the same way)."""
+        return [random_genome(self.space, rng) for _ in range(self.size)]
+
+    @abstractmethod
+    def advance(self, generation: Generation, rng: random.Random, *, last: bool) -> list[Genome]:
+        """The next population to train, or with `last` the run's final population."""
+
+    def state(self) -> dict[str, Any]:
+        """What the strategy carries between generations, as JSON-ready data."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, like Keras'
+        """Restore `state()` (on resume); stateless strategies need nothing."""
+
+    # helpers shared by the strategies ------------------------------------------------------
+    def contributions(self, records: Sequence[EvalRecord], keys: Sequence[str]) -> list[float]:
+        points = np.array([(r.rec_loss, r.loc) for r in records], dtype=float).reshape(-1, 2)
+        return [float(c) for c in unique_contributions(points, keys, self.ref_point)]

@@ -1,0 +1,95 @@
+"""One command at a time per run folder: an OS file lock (`fcntl.flock`) on `RUN/.lock`.
+
+The lock is held for the whole command (`search`, `finetune`); the kernel releases it when the
+process ends, however it ends, so a lock can never go stale. The file records who holds it
+(PID, host, command, start time) so that a second command can say whom it waits for.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from moncae.errors import RunFolderError
+
+__all__ = ["LOCK_NAME", "RunLock", "lock_holder"]
+
+LOCK_NAME = ".lock"
+
+
+def _holder_text(info: dict) -> str:
+    if not info:
+        return "another process"
+    return (f"PID {info.get('pid', '?')} on {info.get('host', '?')} "
+            f"({info.get('command', '?')}, since {info.get('started', '?')})")
+
+
+def _read_info(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+class RunLock:
+    """`with RunLock(run_dir, "search"):` holds the run folder's lock or raises at once."""
+
+    def __init__(self, run_dir: str | os.PathLike, command: str) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self.command = command
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise RunFolderError(f"cannot lock {self.path.parent} ({err})") from None
+            raise RunFolderError(
+                f"{self.path.parent} is in use by {_holder_text(_read_info(self.path))}; wait for it "
+                "to finish (or stop it), then run this again"
+            ) from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
+                "argv": " ".join(sys.argv[1:])[:300],
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_holder(run_dir: str | os.PathLike) -> str | None:
+    """Who holds the run folder's lock now (a description), or None if nobody does."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _holder_text(_read_info(path))
+    finally:
+        os.close(fd)
+    return None

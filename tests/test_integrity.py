@@ -1,0 +1,410 @@
+"""Run-folder integrity: a run never reports success while losing results, never executes code
+from a folder, survives concurrent and torn writes, and checks its settings and data.
+
+One test (or more) per case of the integrity issue, on the surrogate evaluator (no Keras)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from moncae.cli.main import main
+from moncae.config import resolve_config
+from moncae.errors import MoncaeError, RunFolderError, RunFolderWarning
+from moncae.evaluation.records import EvalResult
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.report import ReportWarning
+from moncae.report.collect import collect_runs
+from moncae.search.loop import run_search
+from moncae.store import RunFolder, RunLock, lock_holder
+
+CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv")
+
+
+def read(run_dir, name) -> pd.DataFrame:
+    df = pd.read_csv(run_dir / name, dtype={"error": str, "failure": str})
+    return df.drop(columns=[c for c in ("fit_seconds", "seconds") if c in df.columns])
+
+
+def assert_same(a: Path, b: Path) -> None:
+    for name in CSVS:
+        pd.testing.assert_frame_equal(read(a, name), read(b, name), check_exact=True)
+
+
+def with_model(task):
+    """The surrogate, plus a stand-in model file (so the run has models to save)."""
+    return EvalResult(surrogate_task(task).record, b"model bytes")
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: nothing catches it, nothing is recorded."""
+
+
+def crashing_after(n):
+    calls = []
+
+    def task(t):
+        if len(calls) == n:
+            raise Crash
+        calls.append(t.key)
+        return with_model(t)
+
+    return task
+
+
+@pytest.fixture
+def reference(stub_config, tmp_path):
+    return run_search(stub_config(tmp_path / "ref"), task_fn=with_model).run_dir
+
+
+# -- 1. status is the truth --------------------------------------------------------------------
+def test_a_model_that_cannot_be_saved_is_a_failure_and_resume_trains_it(stub_config, tmp_path, monkeypatch,
+                                                                          reference):
+    config = stub_config(tmp_path / "full")
+    real_save = RunFolder.save_model_bytes
+    broken = {"on": True}
+
+    def save(self, key, data):
+        if broken["on"] and key in last_trained:
+            raise OSError(28, "No space left on device")
+        return real_save(self, key, data)
+
+    ev = pd.read_csv(reference / "evaluations.csv")  # the disk fills up in the last generation
+    last_trained = set(ev.loc[ev["generation"] == ev["generation"].max(), "genome_key"])
+    monkeypatch.setattr(RunFolder, "save_model_bytes", save)
+    result = run_search(config, task_fn=with_model)
+    assert result.unsaved and result.models_saved < len(result.records)
+    ev = pd.read_csv(result.run_dir / "evaluations.csv", dtype={"failure": str})
+    lost = ev[ev["failure"] == "io"]
+    assert len(lost) and (lost["status"] == "failed").all()
+    assert lost["error"].str.contains("No space left").all()
+
+    broken["on"] = False  # space freed
+    resumed = run_search(config, resume=True, task_fn=with_model)
+    assert not resumed.unsaved and resumed.models_saved == len(resumed.records)
+    assert_same(reference, config.run_dir)
+
+
+def test_search_cli_exits_1_when_final_models_were_not_saved(tiny_npz, tmp_path, monkeypatch):
+    monkeypatch.setattr(RunFolder, "save_model_bytes", lambda *a: (_ for _ in ()).throw(OSError(28, "disk full")))
+    import moncae.evaluation.train as train
+
+    monkeypatch.setattr(train, "run_task", with_model)
+    result = CliRunner().invoke(main, ["search", "--dataset", str(tiny_npz), "--seed", "1", "--generations", "2",
+                                       "--population", "4", "--out", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "0 with their model on disk" in result.output and "--resume" in result.output
+    assert "Traceback" not in result.output
+
+
+# -- 2. a lock per run folder -------------------------------------------------------------------
+def test_a_second_command_on_a_locked_folder_exits_2_naming_the_holder(stub_config, tmp_path):
+    config = stub_config()
+    run_search(config, task_fn=surrogate_task)
+    with RunLock(config.run_dir, "moncae search"):
+        assert lock_holder(config.run_dir) and str(os.getpid()) in lock_holder(config.run_dir)
+        with pytest.raises(RunFolderError, match=f"in use by PID {os.getpid()} on "):
+            run_search(config, resume=True, task_fn=surrogate_task)
+        result = CliRunner().invoke(main, ["finetune", str(config.run_dir)])
+        assert result.exit_code == 2 and "in use by PID" in result.output, result.output
+        with pytest.warns(ReportWarning, match="in progress"):
+            collect_runs(config.run_dir.parent)
+    assert lock_holder(config.run_dir) is None
+    run_search(config, resume=True, task_fn=surrogate_task)  # free again
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    code = ("import sys, time; from moncae.store import RunLock; "
+            f"RunLock({str(tmp_path)!r}, 'test').acquire(); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    assert lock_holder(tmp_path) is not None
+    proc.kill()
+    proc.wait()
+    assert lock_holder(tmp_path) is None
+    with RunLock(tmp_path, "again"):
+        pass
+
+
+# -- 3. no code execution from a run folder ------------------------------------------------------
+class Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_an_old_or_crafted_pickle_checkpoint_is_refused_unread(stub_config, tmp_path):
+    config = stub_config()
+    run_search(config, task_fn=surrogate_task)
+    run = config.run_dir
+    (run / "checkpoint.json").unlink()
+    marker = tmp_path / "pwned"
+    (run / "checkpoint.pkl").write_bytes(pickle.dumps(Exploit(marker)))
+    with pytest.raises(RunFolderError, match="never loaded"):
+        run_search(config, resume=True, task_fn=surrogate_task)
+    result = CliRunner().invoke(main, ["finetune", str(run)])
+    assert result.exit_code == 2 and "never loaded" in result.output, result.output
+    assert not marker.exists()
+
+
+def test_the_checkpoint_is_plain_json(stub_config):
+    config = stub_config()
+    run_search(config, task_fn=surrogate_task)
+    state = json.loads((config.run_dir / "checkpoint.json").read_text())
+    assert state["format"] == "moncae-checkpoint" and state["finished"] is True
+    assert not list(config.run_dir.glob("*.pkl"))
+
+
+# -- 4. torn journals ---------------------------------------------------------------------------
+@pytest.mark.parametrize("cut", [1, 17, 40, -2, -1])
+def test_a_torn_last_row_is_dropped_and_the_resumed_run_equals_the_uninterrupted_one(
+        stub_config, tmp_path, reference, cut):
+    config = stub_config(tmp_path / "torn")
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing_after(11))  # mid generation 1
+    path = config.run_dir / "evaluations.csv"
+    data = path.read_bytes()
+    last = data.rstrip(b"\r\n").rfind(b"\n") + 1  # start of the last row
+    path.write_bytes(data[: last + cut] if cut > 0 else data[:cut])  # cut inside the last row
+    with pytest.warns(RunFolderWarning, match=r"evaluations.csv:\d+: torn last line"):
+        run_search(config, resume=True, task_fn=with_model)
+    assert_same(reference, config.run_dir)
+    assert pd.read_csv(path)["genome_key"].is_unique
+
+
+def test_damage_in_the_middle_of_a_journal_is_an_error_naming_the_line(stub_config, tmp_path):
+    config = stub_config()
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing_after(11))
+    path = config.run_dir / "evaluations.csv"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[3] = lines[3][:20] + b"\r\n"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(RunFolderError, match=r"evaluations.csv:4: expected \d+ fields"):
+        run_search(config, resume=True, task_fn=surrogate_task)
+
+
+# -- 5. settings and data checked on every reuse ------------------------------------------------
+def test_resume_without_config_json_is_refused(stub_config):
+    config = stub_config()
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing_after(11))
+    (config.run_dir / "config.json").unlink()
+    with pytest.raises(RunFolderError, match="no config.json"):
+        run_search(config, resume=True, task_fn=surrogate_task)
+
+
+def test_resume_with_other_settings_is_refused(stub_config):
+    config = stub_config()
+    run_search(config, task_fn=surrogate_task)
+    with pytest.raises(RunFolderError, match="epochs: 5 -> 3"):
+        run_search(stub_config(epochs=3), resume=True, task_fn=surrogate_task)
+
+
+# -- 6. data checked ----------------------------------------------------------------------------
+def test_changed_data_is_refused_by_resume_and_finetune(stub_config, tmp_path):
+    data = tmp_path / "mine.npz"
+    rng = np.random.default_rng(1)
+    arrays = {"x_train": rng.integers(0, 256, (96, 16, 16), dtype=np.uint8), "y_train": rng.integers(0, 10, 96),
+              "x_test": rng.integers(0, 256, (32, 16, 16), dtype=np.uint8), "y_test": rng.integers(0, 10, 32)}
+    np.savez(data, **arrays)
+    config = resolve_config(dataset=str(data), seed=1, out=str(tmp_path / "out"), generations=2, population=4)
+    run_search(config, task_fn=surrogate_task)
+    arrays["x_train"][0, 0, 0] ^= 1  # one pixel
+    np.savez(data, **arrays)
+    from moncae.data import cached_dataset
+
+    cached_dataset.cache_clear()
+    with pytest.raises(RunFolderError, match="not the data .* was searched on"):
+        run_search(config, resume=True, task_fn=surrogate_task)
+    result = CliRunner().invoke(main, ["finetune", str(config.run_dir)])
+    assert result.exit_code == 2 and "fingerprint" in result.output, result.output
+
+
+# -- 7. transient failures are retried, permanent ones cached -------------------------------------
+def test_a_transient_failure_in_the_last_generation_is_retried_to_the_uninterrupted_result(
+        stub_config, tmp_path, reference):
+    final = pd.read_csv(reference / "population.csv")
+    last = final[final["generation"] == final["generation"].max()]
+    ev = pd.read_csv(reference / "evaluations.csv")
+    victim = ev[(ev["generation"] == ev["generation"].max()) & ev["genome_key"].isin(last["genome_key"])]
+    victim = victim["genome_key"].iloc[0]
+
+    def out_of_memory_once(task):
+        result = with_model(task)
+        if task.key == victim:
+            rec = result.record
+            rec.status, rec.failure, rec.error = "failed", "oom", "ResourceExhaustedError: OOM"
+            rec.rec_loss, rec.loc = task.ref_point
+            return EvalResult(rec)
+        return result
+
+    config = stub_config(tmp_path / "oom")
+    assert run_search(config, task_fn=out_of_memory_once).unsaved
+    resumed = run_search(config, resume=True, task_fn=with_model)
+    assert not resumed.unsaved
+    for name in CSVS[1:]:
+        pd.testing.assert_frame_equal(read(reference, name), read(config.run_dir, name), check_exact=True)
+    by_key = [read(d, "evaluations.csv").sort_values("genome_key", ignore_index=True)
+              for d in (reference, config.run_dir)]  # the retried row comes last in the journal
+    pd.testing.assert_frame_equal(*by_key, check_exact=True)
+
+
+def test_permanent_failures_stay_cached(stub_config):
+    def nan_for_some(task):
+        result = surrogate_task(task)
+        if task.seed % 5 == 0:
+            result.record.status, result.record.failure = "failed", "nan"
+        return result
+
+    config = stub_config()
+    run_search(config, task_fn=nan_for_some)
+    before = (config.run_dir / "evaluations.csv").read_bytes()
+
+    def never(task):
+        raise AssertionError("nothing may be retrained")
+
+    run_search(config, resume=True, task_fn=never)
+    assert (config.run_dir / "evaluations.csv").read_bytes() == before
+
+
+# -- 8. the report never double-counts and survives garbage ---------------------------------------
+def test_report_warns_and_never_averages_a_copied_run(stub_config, tmp_path):
+    config = stub_config(tmp_path / "a")
+    run_search(config, task_fn=surrogate_task)
+    shutil.copytree(tmp_path / "a", tmp_path / "results" / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "results" / "b")
+    (tmp_path / "results" / "junk" / "x").mkdir(parents=True)
+    (tmp_path / "results" / "junk" / "x" / "config.json").write_text("[1, 2]")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        runs = collect_runs(tmp_path / "results")
+    messages = [str(w.message) for w in seen]
+    assert len(runs) == 1
+    assert any("same dataset, settings and seed" in m for m in messages)
+    assert any("junk" in m and "left out" in m for m in messages)
+
+
+def test_report_keeps_runs_of_other_settings_apart(stub_config, tmp_path):
+    run_search(stub_config(tmp_path / "r", seed=1), task_fn=surrogate_task)
+    run_search(stub_config(tmp_path / "r", seed=2, epochs=2), task_fn=surrogate_task)
+    with pytest.warns(ReportWarning, match="different settings"):
+        runs = collect_runs(tmp_path / "r")
+    assert len({r.dataset for r in runs}) == 2
+
+
+# -- 9 and 10. bad input: one line, exit 2 ------------------------------------------------------
+def _toml(tmp_path, text):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return ["--config", str(path)]
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (lambda t: _toml(t, "search = 5"), "must be a table"),
+    (lambda t: _toml(t, "ref_point = [nan, inf]"), "ref_point"),
+    (lambda t: _toml(t, "ref_point = [4.0, -1.0]"), "ref_point"),
+    (lambda t: ["--population", "300000000"], "population"),
+    (lambda t: ["--seed", "-5"], "non-negative"),
+])
+def test_bad_settings_exit_2_with_one_line(tiny_npz, tmp_path, extra, expected):
+    args = ["search", "--dataset", str(tiny_npz), "--preset", "smoke", "--out", str(tmp_path / "out")]
+    if "--seed" not in extra(tmp_path):
+        args += ["--seed", "1"]
+    result = CliRunner().invoke(main, [*args, *extra(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda run: (run / "evaluations.csv").write_bytes(b"\xff\xfe garbage \x00\n" * 3), "evaluations.csv"),
+    (lambda run: (run / "generations.csv").write_bytes(b"\xff\xfe\x00\x01"), "generations.csv"),
+    (lambda run: (run / "population.csv").write_bytes(
+        (run / "population.csv").read_bytes().replace(b"\r\n", b"\r\nx,y,z,1,2,3,4\r\n", 1)), "population.csv"),
+    (lambda run: (run / "config.json").write_text("[1, 2]"), "config.json"),
+    (lambda run: (run / "checkpoint.json").write_text('{"format": "moncae-checkpoint"}'), "checkpoint.json"),
+])
+def test_damaged_run_files_on_resume_exit_2_with_one_line(stub_config, tmp_path, damage, expected, monkeypatch):
+    config = stub_config()
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing_after(11))
+    damage(config.run_dir)
+    import moncae.evaluation.train as train
+
+    monkeypatch.setattr(train, "run_task", surrogate_task)
+    args = ["search", "--dataset", config.dataset, "--seed", str(config.seed), "--out", config.out,
+            "--resume", "--generations", "4", "--population", "8"]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("max_blocks = 4\nmax_filters = 32\nelitism = 0.25\n")
+    result = CliRunner().invoke(main, [*args, "--config", str(cfg)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and expected in errors[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_npz_declaring_a_huge_array_is_a_data_error(tmp_path):
+    import zipfile
+
+    from moncae.data import load_dataset
+
+    path = tmp_path / "huge.npz"
+    x = np.zeros((10, 4, 4), np.uint8)
+    np.savez(path, x_train=x, y_train=np.zeros(10, np.int64), x_test=x, y_test=np.zeros(10, np.int64))
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members["x_train.npy"] = members["x_train.npy"].replace(b"(10, 4, 4)", b"(10000000000000, 4, 4)")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(MoncaeError, match="declares shape"):
+        load_dataset(str(path))
+
+
+def test_config_json_is_strict_json(stub_config):
+    config = stub_config()
+    run_search(config, task_fn=surrogate_task)
+    text = (config.run_dir / "config.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+# -- 1 for real: a full temp folder while Keras saves the models (root only: a 16 KiB tmpfs) ----
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root to mount a 16 KiB tmpfs (the disk-full case)")
+    where = tmp_path / "tiny"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(where)]).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here")
+    yield where
+    subprocess.run(["umount", str(where)], check=False)
+
+
+@pytest.mark.slow  # trains 7 tiny models twice
+def test_a_full_temp_folder_fails_the_trainings_and_resume_completes_the_run(tiny_tmpfs, tmp_path):
+    args = [sys.executable, "-m", "moncae", "search", "--dataset", "mnist_5k", "--preset", "smoke", "--seed",
+            "7", "--out", str(tmp_path / "out"), "--quiet"]
+    full = subprocess.run(args, env={**os.environ, "TMPDIR": str(tiny_tmpfs)}, capture_output=True, text=True)
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert "0 with their model on disk" in full.stdout and "No space left" in full.stderr
+    assert "Traceback" not in full.stderr
+    ev = pd.read_csv(tmp_path / "out" / "mnist_5k" / "seed-7" / "evaluations.csv", dtype={"failure": str})
+    assert (ev["status"] == "failed").all() and (ev["failure"] == "io").all()
+    resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "4/4 final models trained, 4 with their model on disk" in resumed.stdout
