@@ -85,10 +85,13 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
         run.evaluations, ["genome_key", "rec_loss", "loc", "bottleneck", "params", "status", "generation",
                           *gene_names])}
     searched = _model_files(run.model_index, run.models)
-    ft_dir = run.path / FINETUNED_DIR
-    finetuned = _model_files(ft_dir / "index.csv", ft_dir)
     ft_rows = {r["genome_key"]: r for r in _rows(run.path / FINETUNE_CSV,
                                                  ["genome_key", "rec_loss", "cl_acc", "status"])}
+    # a fine-tuned model's file is written before its finetune.csv row (finetuned/index.csv only
+    # at the end), so the CSV says which exist, even after an interrupted fine-tune
+    ft_dir = run.path / FINETUNED_DIR
+    finetuned = {key: ft_dir / model_filename(key) for key, r in ft_rows.items()
+                 if r["status"] == "ok" and (ft_dir / model_filename(key)).is_file()}
 
     keys = [r["genome_key"] for r in front]
     if all_models:  # the final population's other (successfully trained) models
@@ -105,7 +108,7 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
         except (ValueError, MoncaeError) as err:
             raise RunFolderError(f"{run.evaluations}: the genes of {key!r} do not fit the run's "
                                  f"genome space ({err})") from None
-    shape = _input_shape(config, [*searched.files.values(), *finetuned.files.values()])
+    shape = _input_shape(config, [*searched.files.values(), *finetuned.values()])
 
     by_key = {r["genome_key"]: r for r in front}
     rows = []
@@ -133,7 +136,7 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
             "generation": int(by_key[key]["generation"] if on_front else ev.get("generation") or 0),
             "on_front": on_front,
             "searched_model": str(searched.files.get(key, "")),
-            "finetuned_model": str(finetuned.files.get(key, "")) if ft_ok else "",
+            "finetuned_model": str(finetuned.get(key, "")) if ft_ok else "",
         })
     frame = pd.DataFrame(rows, columns=FRONT_TABLE_COLUMNS)
     frame = frame.sort_values(["on_front", "loc", "search_rec_loss"], ascending=[False, True, True],

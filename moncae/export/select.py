@@ -99,8 +99,8 @@ def choose(frame: pd.DataFrame, *, key: str | None = None, max_loc: float | None
     The rules other than `key` choose among front points whose model file exists. Raises
     `MoncaeError` with a one-line reason (and the closest model) when nothing qualifies.
     """
-    given = [name for name, value in (("key", key), ("max_loc", max_loc), ("max_loss", max_loss),
-                                      ("knee", knee or None)) if value is not None]
+    given = [name for name, value in (("--key", key), ("--max-loc", max_loc), ("--max-loss", max_loss),
+                                      ("--knee", knee or None)) if value is not None]
     if len(given) != 1:
         raise MoncaeError("choose the model with exactly one of --key, --max-loc, --max-loss, "
                           f"--knee (given: {', '.join(given) or 'none'})")
