@@ -7,8 +7,10 @@ import io
 import json
 import math
 import pickle
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from moncae.cli.main import main
-from moncae.config import SearchConfig
+from moncae.config import SearchConfig, resolve_config
 from moncae.errors import MoncaeError
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.export import FRONT_TABLE_COLUMNS, choose, knee_distances, load_front
@@ -29,10 +31,19 @@ from moncae.store import MODEL_INDEX_COLUMNS, model_filename, write_csv
 SHAPE = (16, 16, 1)  # tiny_npz
 
 
+@pytest.fixture(scope="module")
+def surrogate_run(tiny_npz, tmp_path_factory):
+    """A finished surrogate run: its front is real, its models were never kept (stub_config's
+    settings, made once per module)."""
+    config = resolve_config(dataset=str(tiny_npz), seed=3, out=str(tmp_path_factory.mktemp("front")),
+                            generations=4, population=8, max_blocks=4, max_filters=32, elitism=0.25)
+    return run_search(config, task_fn=surrogate_task).run_dir
+
+
 @pytest.fixture
-def run(stub_config):
-    """A finished surrogate run: its front is real, its models were never kept."""
-    return run_search(stub_config(), task_fn=surrogate_task).run_dir
+def run(surrogate_run, tmp_path):
+    """A copy of the surrogate run for one test to read or damage."""
+    return Path(shutil.copytree(surrogate_run, tmp_path / "run"))
 
 
 def keep_fake_models(run) -> pd.DataFrame:
@@ -91,6 +102,7 @@ def test_all_models_adds_the_final_population_off_the_front(run):
     assert list(on["genome_key"]) == list(load_front(run)["genome_key"])
     assert set(off["genome_key"]) == final - set(on["genome_key"])
     assert front.index.tolist() == list(range(len(front)))
+    assert list(front["in_final"]) == [k in final for k in front["genome_key"]]
 
 
 def test_fine_tuned_figures_replace_the_loss_and_say_test(run):
@@ -172,11 +184,11 @@ def hand_front() -> pd.DataFrame:
     points = [("a", 0.05, 3.0, True), ("b", 0.10, 2.0, True), ("c", 0.12, 1.5, False),
               ("d", 0.30, 1.0, True), ("e", 0.60, 0.5, True)]
     rows = [{"id": f"{name * 4}{i:012d}", "genome_key": f"key-{name}", "loc": loc,
-             "search_rec_loss": loss, "rec_loss": loss, "on_front": True,
+             "search_rec_loss": loss, "rec_loss": loss, "on_front": True, "in_final": kept,
              "searched_model": f"models/{name}.keras" if kept else "", "finetuned_model": ""}
             for i, (name, loss, loc, kept) in enumerate(points)]
     rows.append({"id": "ffff" + "9" * 12, "genome_key": "key-f", "loc": 2.5, "search_rec_loss": 0.5,
-                 "rec_loss": 0.5, "on_front": False, "searched_model": "models/f.keras",
+                 "rec_loss": 0.5, "on_front": False, "in_final": True, "searched_model": "models/f.keras",
                  "finetuned_model": "finetuned/f.keras"})
     return pd.DataFrame(rows)
 
@@ -227,13 +239,17 @@ def test_fine_tuned_weights_are_preferred_unless_searched():
     ({"max_loss": 0.01}, "the closest kept model is aaaa0000 (LOC 3.000, val loss 0.0500)"),
     ({"key": "cccc"}, "has no saved model: it is on the front but not in the final population"),
     ({"key": "zzz"}, "no model with key 'zzz'"),
+    ({"key": "key-f", "searched": True, "_drop": "models/f.keras"}, "its model file is missing"),
     ({"key": ""}, "no model with key ''"),
     ({}, "exactly one of --key, --max-loc, --max-loss, --knee (given: none)"),
     ({"knee": True, "max_loc": 1.0}, "(given: --max-loc, --knee)"),
 ])
 def test_nothing_qualifies_is_one_line_naming_the_closest(rule, message):
+    front = hand_front()
+    if "_drop" in rule:  # a file listed in models/index.csv but gone
+        front.loc[front["searched_model"] == rule.pop("_drop"), "searched_model"] = ""
     with pytest.raises(MoncaeError) as err:
-        choose(hand_front(), **rule)
+        choose(front, **rule)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

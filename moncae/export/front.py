@@ -32,8 +32,8 @@ __all__ = ["FRONT_TABLE_COLUMNS", "RunModels", "format_front", "load_front", "re
 
 FRONT_TABLE_COLUMNS = [
     "id", "genome_key", "architecture", "bottleneck", "loc", "rec_loss", "rec_loss_split",
-    "search_rec_loss", "params", "flops", "cl_acc", "generation", "on_front", "searched_model",
-    "finetuned_model",
+    "search_rec_loss", "params", "flops", "cl_acc", "generation", "on_front", "in_final",
+    "searched_model", "finetuned_model",
 ]
 
 
@@ -60,7 +60,8 @@ def load_front(run_dir: str | os.PathLike, *, all_models: bool = False) -> pd.Da
     the front's own objective), `params` (the autoencoder's, from the search), `flops` (one
     image's forward pass: `moncae.method.architecture.forward_flops`), `cl_acc` (the fine-tune's
     latent-classifier test accuracy, NaN if none), `generation` (first trained), `on_front`,
-    `searched_model` / `finetuned_model` (paths of the saved `.keras` files, '' where none).
+    `in_final` (in the final population, whose models alone are kept), `searched_model` /
+    `finetuned_model` (paths of the saved `.keras` files, '' where none).
 
     With `all_models`, the final population's models that are not on the front follow
     (`on_front` False). Reads CSVs only: no TensorFlow.
@@ -135,6 +136,7 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
             "cl_acc": csv_float(ft["cl_acc"]) if ft_ok else float("nan"),
             "generation": int(by_key[key]["generation"] if on_front else ev.get("generation") or 0),
             "on_front": on_front,
+            "in_final": key in searched.order,
             "searched_model": str(searched.files.get(key, "")),
             "finetuned_model": str(finetuned.get(key, "")) if ft_ok else "",
         })

@@ -111,10 +111,12 @@ def choose(frame: pd.DataFrame, *, key: str | None = None, max_loc: float | None
     if key is not None:
         row = find_key(frame, key)
         if not row["_file"]:
-            where = "on the front but not in the final population" if row["on_front"] else \
-                "in the final population but its model file is missing"
-            raise MoncaeError(f"model {describe(row)} has no saved {which}model: it is {where}, and "
-                              "only the final population's models are kept (models/, finetuned/)")
+            if row["in_final"]:
+                raise MoncaeError(f"model {describe(row)} has no saved {which}model: its model file is "
+                                  "missing from the run folder (models/index.csv lists it)")
+            raise MoncaeError(f"model {describe(row)} has no saved {which}model: it is on the front but "
+                              "not in the final population, and only the final population's models "
+                              "are kept (models/, finetuned/)")
         return _choice(row, f"--key {key}")
 
     front = frame[frame["on_front"]]
