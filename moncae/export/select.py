@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from moncae.errors import MoncaeError
-from moncae.export import KNEE_HELP
 
-__all__ = ["KNEE_HELP", "Choice", "choose", "find_key", "knee_distances", "model_file"]
+__all__ = ["Choice", "choose", "find_key", "knee_distances", "model_file"]
 
 LOC_DIGITS, LOSS_DIGITS = 3, 4
 
@@ -94,7 +93,7 @@ def choose(frame: pd.DataFrame, *, key: str | None = None, max_loc: float | None
     - `key`: that genome (any row: the front or the final population);
     - `max_loc`: the front point with the lowest validation loss among those with LOC <= max_loc;
     - `max_loss`: the front point with the smallest LOC among those with loss <= max_loss;
-    - `knee`: see `KNEE_HELP` and `knee_distances`.
+    - `knee`: see `moncae.export.KNEE_HELP` and `knee_distances`.
 
     The rules other than `key` choose among front points whose model file exists. Raises
     `MoncaeError` with a one-line reason (and the closest model) when nothing qualifies.
@@ -145,7 +144,10 @@ def choose(frame: pd.DataFrame, *, key: str | None = None, max_loc: float | None
         ok = front.assign(_distance=distance)
         order = ["_distance", "search_rec_loss"]
         ok = ok.sort_values(order, ascending=[False, True], kind="stable")
-        return _best_kept(ok, "--knee: " + KNEE_HELP)
+        rule = ("--knee: the point farthest from the line through the front's extremes "
+                "(normalised objectives)") if len(front) >= 3 else \
+            f"--knee: a front of {len(front)} point(s) has no knee, the lowest loss"
+        return _best_kept(ok, rule)
 
     ok = ok.sort_values(order, kind="stable")
     if ok.empty:
