@@ -161,14 +161,21 @@ def _unfinished(run):
     (run / "checkpoint.pkl").write_bytes(pickle.dumps(state))
 
 
+def _damage_loc(run):
+    front = pd.read_csv(run / "pareto_front.csv", dtype=str)
+    front.loc[0, "loc"] = "two"
+    front.to_csv(run / "pareto_front.csv", index=False)
+
+
 @pytest.mark.parametrize("command", ["front", "export"])
 @pytest.mark.parametrize("make_bad, expected", [
     (lambda run: run / "nope", "not a moncae run folder"),
     (lambda run: _unfinished(run) or run, "no final population"),
     (lambda run: (run / "pareto_front.csv").unlink() or run, "no pareto_front.csv"),
     (lambda run: (run / "evaluations.csv").write_text("genome_key\nx\n") and run, "lacks the column"),
+    (lambda run: _damage_loc(run) or run, "malformed"),
 ])
-def test_a_run_that_is_not_finished_is_a_one_line_error(run, tmp_path, command, make_bad, expected):
+def test_an_unfinished_or_damaged_run_is_a_one_line_error(run, tmp_path, command, make_bad, expected):
     target = make_bad(run)
     args = ["front", str(target)] if command == "front" else \
         ["export", str(target), str(tmp_path / "out"), "--knee"]

@@ -112,39 +112,43 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
     shape = _input_shape(config, [*searched.files.values(), *finetuned.values()])
 
     by_key = {r["genome_key"]: r for r in front}
-    rows = []
-    for key in keys:
-        genome, ev = genomes[key], evaluations[key]
-        if shape is not None:
-            _check_genome(run, key, genome, shape, ev["bottleneck"])
-        on_front = key in by_key
-        search_loss = csv_float(by_key[key]["rec_loss"] if on_front else ev.get("rec_loss"))
-        loc = csv_float(by_key[key]["loc"] if on_front else ev.get("loc"))
-        ft = ft_rows.get(key)
-        ft_ok = ft is not None and ft["status"] == "ok" and math.isfinite(csv_float(ft["rec_loss"]))
-        rows.append({
-            "id": model_filename(key).removesuffix(".keras"),
-            "genome_key": key,
-            "architecture": genome.describe(shape) if shape is not None else genome.describe(),
-            "bottleneck": ev["bottleneck"],
-            "loc": loc,
-            "rec_loss": csv_float(ft["rec_loss"]) if ft_ok else search_loss,
-            "rec_loss_split": "test" if ft_ok else "val",
-            "search_rec_loss": search_loss,
-            "params": int(ev["params"] or 0),
-            "flops": forward_flops(genome, shape) if shape is not None else float("nan"),
-            "cl_acc": csv_float(ft["cl_acc"]) if ft_ok else float("nan"),
-            "generation": int(by_key[key]["generation"] if on_front else ev.get("generation") or 0),
-            "on_front": on_front,
-            "in_final": key in searched.order,
-            "searched_model": str(searched.files.get(key, "")),
-            "finetuned_model": str(finetuned.get(key, "")) if ft_ok else "",
-        })
+    try:
+        rows = [_row(key, genomes[key], evaluations[key], by_key.get(key), ft_rows.get(key), shape,
+                     run, searched, finetuned) for key in keys]
+    except ValueError as err:
+        raise RunFolderError(f"{run.path}: a number in its CSVs is malformed ({err})") from None
     frame = pd.DataFrame(rows, columns=FRONT_TABLE_COLUMNS)
     frame = frame.sort_values(["on_front", "loc", "search_rec_loss"], ascending=[False, True, True],
                               kind="stable").reset_index(drop=True)
     return RunModels(run.path, config, payload, shape, frame, genomes,
                      (run.path / FINETUNE_CSV).exists())
+
+
+def _row(key, genome, ev, on_front_row, ft, shape, run, searched, finetuned) -> dict[str, Any]:
+    """One model's row of the table."""
+    if shape is not None:
+        _check_genome(run, key, genome, shape, ev["bottleneck"])
+    on_front = on_front_row is not None
+    search_loss = csv_float((on_front_row or ev)["rec_loss"])
+    ft_ok = ft is not None and ft["status"] == "ok" and math.isfinite(csv_float(ft["rec_loss"]))
+    return {
+        "id": model_filename(key).removesuffix(".keras"),
+        "genome_key": key,
+        "architecture": genome.describe(shape) if shape is not None else genome.describe(),
+        "bottleneck": ev["bottleneck"],
+        "loc": csv_float((on_front_row or ev)["loc"]),
+        "rec_loss": csv_float(ft["rec_loss"]) if ft_ok else search_loss,
+        "rec_loss_split": "test" if ft_ok else "val",
+        "search_rec_loss": search_loss,
+        "params": int(ev["params"] or 0),
+        "flops": forward_flops(genome, shape) if shape is not None else float("nan"),
+        "cl_acc": csv_float(ft["cl_acc"]) if ft_ok else float("nan"),
+        "generation": int((on_front_row or ev)["generation"] or 0),
+        "on_front": on_front,
+        "in_final": key in searched.order,
+        "searched_model": str(searched.files.get(key, "")),
+        "finetuned_model": str(finetuned.get(key, "")) if ft_ok else "",
+    }
 
 
 # --------------------------------------------------------------------------- reading helpers

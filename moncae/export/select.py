@@ -111,8 +111,9 @@ def choose(frame: pd.DataFrame, *, key: str | None = None, max_loc: float | None
         row = find_key(frame, key)
         if not row["_file"]:
             if row["in_final"]:
-                raise MoncaeError(f"model {describe(row)} has no saved {which}model: its model file is "
-                                  "missing from the run folder (models/index.csv lists it)")
+                raise MoncaeError(f"model {describe(row)} has no saved {which}model file: its model file is "
+                                  "missing (models/index.csv names none: its training failed, or the "
+                                  "file is gone)")
             raise MoncaeError(f"model {describe(row)} has no saved {which}model: it is on the front but "
                               "not in the final population, and only the final population's models "
                               "are kept (models/, finetuned/)")
