@@ -11,11 +11,11 @@ from moncae.export import KNEE_HELP
 @click.command("export")
 @click.argument("run_dir", type=click.Path(path_type=str))
 @click.argument("out_dir", type=click.Path(path_type=str))
-@click.option("--key", default=None, help="A genome key, or a unique prefix of its model file name "
+@click.option("--key", metavar="K", default=None, help="A genome key, or a unique prefix of its model file name "
                                           "(the key column of `moncae front`).")
-@click.option("--max-loc", type=float, default=None,
+@click.option("--max-loc", type=float, default=None, metavar="X",
               help="The front point with the lowest validation loss among those with LOC <= X.")
-@click.option("--max-loss", type=float, default=None,
+@click.option("--max-loss", type=float, default=None, metavar="Y",
               help="The front point with the smallest LOC among those with validation loss <= Y.")
 @click.option("--knee", is_flag=True, help=f"The front's knee: {KNEE_HELP.split(': ', 1)[1]}.")
 @click.option("--searched", is_flag=True,

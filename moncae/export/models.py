@@ -44,9 +44,9 @@ def build_parts(model_file: str | os.PathLike, genome: Genome, input_shape) -> d
                           f"corrupt or belongs to another genome ({one_line(err, limit=160)})") from None
     code = keras.Input(shape=bottleneck_shape(genome, input_shape), name="code")
     x = code
+    names = {layer.name for layer in autoencoder.layers}
     for i in reversed(range(len(genome.blocks_for(input_shape)))):
-        for part in ("conv", "up", "crop"):
-            names = {layer.name for layer in autoencoder.layers}
+        for part in ("conv", "up", "crop"):  # the order `decode._decoder_block` applies them
             if f"dec{i}_{part}" in names:
                 x = autoencoder.get_layer(f"dec{i}_{part}")(x)
     x = autoencoder.get_layer("reconstruction")(x)
