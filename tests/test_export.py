@@ -240,3 +240,29 @@ def test_fine_tuned_weights_are_exported_by_default(finetuned_run, data, tmp_pat
         else:
             assert meta["metrics"]["finetune"] is None
             assert bce(auto, data.x_val) == pytest.approx(row["search_rec_loss"], abs=1e-5)
+
+
+def test_decoder_with_cropping_splits_exactly_and_converts_to_tflite(tmp_path):
+    """28 -> 14 -> 7 -> 4: the decoder upsamples 4 -> 8 and crops back to 7 (untrained weights)."""
+    import tensorflow as tf
+
+    from moncae.export.export import _run_tflite, _tflite_bytes
+    from moncae.export.models import build_parts
+    from moncae.method.genome import GenomeSpace
+    from moncae.model.decode import build_autoencoder
+
+    space = GenomeSpace(max_blocks=3, max_filters=8)
+    genome = Genome((1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 0, 2, 0, 3, 0, 1, 0, 2), space)
+    assert bottleneck_shape(genome, (28, 28, 1)) == (4, 4, 4)
+    autoencoder, _ = build_autoencoder(genome, (28, 28, 1), seed=1)
+    autoencoder.save(tmp_path / "model.keras")
+    parts = build_parts(tmp_path / "model.keras", genome, (28, 28, 1))
+    assert "dec2_crop" in [layer.name for layer in parts["decoder"].layers]
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    reference = parts["autoencoder"](x).numpy()
+    assert np.abs(autoencoder(x).numpy() - reference).max() == 0.0
+    assert np.abs(parts["decoder"](parts["encoder"](x)).numpy() - reference).max() == 0.0
+    for name in ("encoder", "decoder"):
+        (tmp_path / f"{name}.tflite").write_bytes(_tflite_bytes(parts[name], tf))
+    lite = _run_tflite(tmp_path / "decoder.tflite", _run_tflite(tmp_path / "encoder.tflite", x))
+    assert np.abs(lite - reference).max() <= TFLITE_TOLERANCE
