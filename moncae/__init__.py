@@ -19,6 +19,9 @@ _EXPORTS = {
     "run_search": "moncae.search.loop",
     "finetune_run": "moncae.finetune",
     "build_report": "moncae.report",
+    "load_front": "moncae.export",
+    "load_model": "moncae.export",
+    "export_model": "moncae.export",
 }
 __all__ = ["__version__", *_EXPORTS]
 

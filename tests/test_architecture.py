@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from moncae.errors import MoncaeError
 from moncae.method.architecture import (
     bottleneck_shape,
+    conv_layers,
     describe_with_bottleneck,
+    forward_flops,
     level_of_compression,
     loc_of_shape,
 )
@@ -79,3 +81,62 @@ def test_describe_with_bottleneck_drops_absent_pooling():
     text = describe_with_bottleneck(pooled_blocks(4), (8, 8, 1))
     assert text == ("C4k3-relu-pool | C4k3-relu-pool | C4k3-relu-pool | C4k3-relu -> 1x1x4"
                     " | adam lr=1e-4")
+
+
+# --- FLOPs: 2 x the multiply-adds of every Conv2D, counted by hand ----------------------------
+
+def built(*blocks, space: GenomeSpace = SPACE) -> Genome:
+    """A genome of the given (filters, kernel, pool) blocks, relu, no batch-norm or dropout."""
+    genes = []
+    for filters, kernel, pool in blocks:
+        genes += [1, int(math.log2(filters // space.min_filters)), space.kernel_sizes.index(kernel),
+                  0, 0, 0, pool]
+    genes += [0] * 7 * (space.max_blocks - len(blocks))
+    return Genome(tuple(genes + [0, 0]), space)
+
+
+# MACs of a 'same' conv = out_h * out_w * out_channels * k * k * in_channels.
+HAND_COUNTS = [
+    # one block, no pooling, 28x28x1: enc0 28*28*4*9*1, dec0 28*28*4*9*4, output 28*28*1*9*4
+    (built((4, 3, 0)), (28, 28, 1), 28 * 28 * 4 * 9 + 28 * 28 * 4 * 9 * 4 + 28 * 28 * 9 * 4),
+    # C8k5-pool | C4k3-pool on 28x28x1 (bottleneck 7x7x4): enc0 at 28 (1 -> 8, k5), enc1 at 14
+    # (8 -> 4, k3); dec1 at 7 (4 -> 4, k3), dec0 at 14 (4 -> 8, k5); output at 28 (8 -> 1, k3)
+    (built((8, 5, 1), (4, 3, 1)), (28, 28, 1),
+     784 * 8 * 25 + 196 * 4 * 9 * 8 + 49 * 4 * 9 * 4 + 196 * 8 * 25 * 4 + 784 * 1 * 9 * 8),
+    # C16k3-pool | C8k5-pool | C4k7-pool on 28x28x1: 28 -> 14 -> 7 -> 4 (4x4x4), the decoder
+    # upsamples 4 -> 8 and crops to 7. enc at 28, 14, 7; dec2 at 4, dec1 at 7, dec0 at 14
+    (built((16, 3, 1), (8, 5, 1), (4, 7, 1)), (28, 28, 1),
+     784 * 16 * 9 + 196 * 8 * 25 * 16 + 49 * 4 * 49 * 8
+     + 16 * 4 * 49 * 4 + 49 * 8 * 25 * 4 + 196 * 16 * 9 * 8 + 784 * 1 * 9 * 16),
+    # the same on 32x32x3: 32 -> 16 -> 8 -> 4, the output conv back to 3 channels
+    (built((16, 3, 1), (8, 5, 1), (4, 7, 1)), (32, 32, 3),
+     1024 * 16 * 9 * 3 + 256 * 8 * 25 * 16 + 64 * 4 * 49 * 8
+     + 16 * 4 * 49 * 4 + 64 * 8 * 25 * 4 + 256 * 16 * 9 * 8 + 1024 * 3 * 9 * 16),
+]
+
+
+@pytest.mark.parametrize("genome, shape, macs", HAND_COUNTS, ids=["1-block", "2-pool", "3-pool-crop", "cifar"])
+def test_forward_flops_is_twice_the_conv_multiply_adds_counted_by_hand(genome, shape, macs):
+    assert forward_flops(genome, shape) == 2 * macs
+
+
+def test_hand_counts_spelled_out():
+    assert [forward_flops(g, s) for g, s, _ in HAND_COUNTS] == [338_688, 867_104, 2_414_720, 4_325_888]
+
+
+def test_conv_layers_mirror_the_encoder_and_end_at_the_input_size():
+    layers = conv_layers(built((16, 3, 1), (8, 5, 1), (4, 7, 1)), (28, 28, 1))
+    assert [(c.name, c.height, c.in_channels, c.out_channels, c.kernel_size) for c in layers] == [
+        ("enc0_conv", 28, 1, 16, 3), ("enc1_conv", 14, 16, 8, 5), ("enc2_conv", 7, 8, 4, 7),
+        ("dec2_conv", 4, 4, 4, 7), ("dec1_conv", 7, 4, 8, 5), ("dec0_conv", 14, 8, 16, 3),
+        ("reconstruction", 28, 16, 1, 3),
+    ]
+
+
+def test_flops_ignore_pooling_absent_for_the_input_and_capped_filters():
+    # on 2x2 the second pool is absent (1x1 already): same FLOPs as without its pool gene
+    assert forward_flops(built((4, 3, 1), (4, 3, 1)), (2, 2, 1)) \
+        == forward_flops(built((4, 3, 1), (4, 3, 0)), (2, 2, 1))
+    # a wider block after a narrower one is capped to the narrower width
+    assert forward_flops(built((4, 3, 0), (64, 3, 0)), (8, 8, 1)) \
+        == forward_flops(built((4, 3, 0), (4, 3, 0)), (8, 8, 1))

@@ -19,14 +19,15 @@ LAYERS = [
     ("evaluation",),
     ("store", "executors"),
     ("search",),
-    ("finetune", "report"),
+    ("finetune", "report", "export"),
     ("cli", "__init__", "__main__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 NO_TENSORFLOW = ["moncae", "moncae.method", "moncae.store", "moncae.report", "moncae.report.collect",
                  "moncae.config", "moncae.data", "moncae.search", "moncae.evaluation.records",
                  "moncae.evaluation.surrogate", "moncae.executors", "moncae.executors.dask",
-                 "moncae.finetune", "moncae.cli.main"]
+                 "moncae.finetune", "moncae.export", "moncae.export.front", "moncae.export.select",
+                 "moncae.cli.main"]
 
 
 def imported_moncae_modules(path: Path) -> set[str]:

@@ -50,14 +50,16 @@ def main() -> None:
       moncae search --dataset mnist --seed 46     one evolutionary run per seed
       moncae finetune results/mnist/seed-46       fine-tune the final population
       moncae report results/                      Table 1, Pareto fronts and figures
+      moncae front results/mnist/seed-46          the run's Pareto front as a table
+      moncae export results/mnist/seed-46 DIR --knee   one model, ready to use
     """
 
 
 def _register() -> None:
-    from moncae.cli import cmd_datasets, cmd_finetune, cmd_report, cmd_search
+    from moncae.cli import cmd_datasets, cmd_export, cmd_finetune, cmd_front, cmd_report, cmd_search
 
     for command in (cmd_datasets.datasets, cmd_search.command, cmd_finetune.command,
-                    cmd_report.command):
+                    cmd_report.command, cmd_front.command, cmd_export.command):
         main.add_command(command)
 
 

@@ -1,18 +1,22 @@
-"""What a genome builds, computed without Keras: its bottleneck shape, LOC and a readable label.
+"""What a genome builds, computed without Keras: its bottleneck shape, LOC, a readable label, its
+convolutions and their cost in FLOPs.
 
 The compression objective costs nothing: `level_of_compression` is arithmetic on the genome and
-the input shape (MaxPool 2x2 with 'same' padding: 28 -> 14 -> 7 -> 4 -> 2).
+the input shape (MaxPool 2x2 with 'same' padding: 28 -> 14 -> 7 -> 4 -> 2); so is
+`forward_flops`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from moncae.errors import MoncaeError
 from moncae.method.genome import Genome, check_input_shape, pooled_size
 
-__all__ = ["bottleneck_shape", "describe_with_bottleneck", "level_of_compression", "loc_of_shape"]
+__all__ = ["OUTPUT_KERNEL_SIZE", "ConvLayer", "bottleneck_shape", "conv_layers", "describe_with_bottleneck",
+           "forward_flops", "level_of_compression", "loc_of_shape"]
 
 
 def bottleneck_shape(genome: Genome, input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -47,3 +51,62 @@ def describe_with_bottleneck(genome: Genome, input_shape: Sequence[int]) -> str:
     height, width, channels = bottleneck_shape(genome, input_shape)
     arch = " | ".join(b.describe() for b in blocks)
     return f"{arch} -> {height}x{width}x{channels} | {genome.describe_training()}"
+
+
+# --------------------------------------------------------------------------- compute cost
+
+OUTPUT_KERNEL_SIZE = 3  # the final Conv2D(input channels, sigmoid) that `model.decode` builds
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """One Conv2D of the autoencoder as `moncae.model.decode` builds it ('same' padding, stride 1:
+    its output has its input's height and width)."""
+
+    name: str  # the Keras layer name: enc{i}_conv, dec{i}_conv or reconstruction
+    height: int
+    width: int
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per image: one k x k x in_channels window per output value."""
+        return self.height * self.width * self.out_channels * self.kernel_size ** 2 * self.in_channels
+
+
+def conv_layers(genome: Genome, input_shape: Sequence[int]) -> list[ConvLayer]:
+    """Every Conv2D of the genome's autoencoder in forward order: the encoder's, the mirrored
+    decoder's (each runs at the size its encoder block *outputs*, before the upsampling), and the
+    output conv at the input size."""
+    height, width, channels = check_input_shape(input_shape)
+    blocks = genome.blocks_for(input_shape)
+    layers, sizes, c_in = [], [], channels
+    for i, block in enumerate(blocks):
+        layers.append(ConvLayer(f"enc{i}_conv", height, width, c_in, block.filters, block.kernel_size))
+        c_in = block.filters
+        if block.pool:
+            height, width = pooled_size(height), pooled_size(width)
+        sizes.append((height, width))
+    for i in reversed(range(len(blocks))):
+        height, width = sizes[i]
+        layers.append(ConvLayer(f"dec{i}_conv", height, width, c_in, blocks[i].filters,
+                                blocks[i].kernel_size))
+        c_in = blocks[i].filters
+    height, width, _ = check_input_shape(input_shape)
+    layers.append(ConvLayer("reconstruction", height, width, c_in, channels, OUTPUT_KERNEL_SIZE))
+    return layers
+
+
+def forward_flops(genome: Genome, input_shape: Sequence[int]) -> int:
+    """Floating-point operations of one image's forward pass through the whole autoencoder.
+
+    Counted: every Conv2D (encoder, decoder, output), as 2 x its multiply-accumulates (a multiply
+    and an add per kernel weight per output value); zero padding at the borders is counted as if
+    it were data ('same' padding, what a dense convolution kernel computes). Not counted: conv
+    biases, batch-norm, activations, dropout (absent at inference), max-pooling, upsampling and
+    cropping: a few operations per feature-map value each, against 2*k*k*in_channels per value for
+    the conv that produces it. The encoder's share is the `enc*` layers of `conv_layers`.
+    """
+    return 2 * sum(layer.macs for layer in conv_layers(genome, input_shape))

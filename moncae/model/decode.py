@@ -20,11 +20,10 @@ import_tensorflow_quietly()  # before keras imports TensorFlow
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
+from moncae.method.architecture import OUTPUT_KERNEL_SIZE  # noqa: E402
 from moncae.method.genome import Block, Genome, check_input_shape, pooled_size  # noqa: E402
 
 __all__ = ["build_autoencoder"]
-
-OUTPUT_KERNEL_SIZE = 3
 
 
 def _seeds(seed: int | None, offset: int) -> dict:
