@@ -67,10 +67,10 @@ def sleep_scaling(sleep: float, workers: list[int], tasks_per_worker: int) -> No
 
 def real_training(preset: str, dataset: str, seed: int, **overrides: int | None) -> None:
     import pandas as pd
-    from moncae.evaluation.records import TIMING_COLUMNS
 
     from moncae.config import resolve_config
     from moncae.data import cached_dataset
+    from moncae.evaluation.records import TIMING_COLUMNS
     from moncae.executors import LocalExecutor
     from moncae.executors.dask import DaskExecutor, training_threads
     from moncae.search.loop import run_search

@@ -14,7 +14,7 @@ from moncae.data.spec import DataSpec
 from moncae.errors import MoncaeError
 from moncae.method.genome import DEFAULT_MAX_FILTERS, DEFAULT_OPTIMIZERS, KNOWN_OPTIMIZERS, GenomeSpace
 from moncae.method.objectives import REFERENCE_POINT
-from moncae.method.selection import SELECTORS
+from moncae.method.selection import SELECTORS, STRATEGY_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,7 +27,7 @@ MAX_GENERATIONS = 100_000
 LOSSES = ("bce", "mse")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "workers")
-_STR_FIELDS = ("dataset", "loss", "selection", "out", "executor")
+_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor")
 PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
 
 
@@ -50,7 +50,8 @@ class SearchConfig:
     max_blocks: int = 6
     max_filters: int = DEFAULT_MAX_FILTERS
     elitism: float = 0.1
-    selection: str = "paper"
+    strategy: str = "moncae"
+    selection: str = "paper"  # the `moncae` strategy's parent selection
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
     ref_point: tuple[float, float] = REFERENCE_POINT
     data_dir: str | None = None
@@ -89,6 +90,8 @@ class SearchConfig:
         _check(self.workers is None or self.workers >= 1, "workers", "must be >= 1", self.workers)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
+        _check(self.strategy in STRATEGY_NAMES, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}",
+               self.strategy)
 
     @property
     def run_dir(self) -> Path:

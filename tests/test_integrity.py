@@ -294,7 +294,7 @@ def test_report_warns_and_never_averages_a_copied_run(stub_config, tmp_path):
         runs = collect_runs(tmp_path / "results")
     messages = [str(w.message) for w in seen]
     assert len(runs) == 1
-    assert any("same dataset, settings and seed" in m for m in messages)
+    assert any("same dataset, settings, strategy and seed" in m for m in messages)
     assert any("junk" in m and "left out" in m for m in messages)
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from moncae.evaluation.surrogate import surrogate_task
-from moncae.method.objectives import hv_contributions
+from moncae.method.objectives import unique_contributions
+from moncae.method.selection import elite_indices
 from moncae.search.loop import run_search
 from moncae.store import GENERATION_COLUMNS, POPULATION_COLUMNS
 
@@ -27,7 +28,8 @@ def test_loop_writes_every_table_and_fitness_is_the_exclusive_contribution(stub_
     assert list(pd.read_csv(run / "generations.csv").columns) == GENERATION_COLUMNS
     assert sorted(pop["generation"].unique()) == [0, 1, 2, 3]
     for _, group in pop.groupby("generation"):
-        expected = hv_contributions(group[["rec_loss", "loc"]].to_numpy(), (4.0, 12.0))
+        expected = unique_contributions(group[["rec_loss", "loc"]].to_numpy(), list(group["genome_key"]),
+                                        (4.0, 12.0))
         assert group["fitness"].to_numpy() == pytest.approx(expected)
     ev = pd.read_csv(run / "evaluations.csv")
     assert ev["genome_key"].is_unique and (ev["status"] == "ok").all()
@@ -100,10 +102,11 @@ def test_elitism_carries_the_fittest_individuals_into_the_next_generation(stub_c
     result = run_search(stub_config(generations=6), task_fn=surrogate_task)
     pop = pd.read_csv(result.run_dir / "population.csv")
     for gen in range(5):
-        now = pop[pop["generation"] == gen].sort_values(["fitness", "rec_loss", "individual"],
-                                                        ascending=[False, True, True])
+        now = pop[pop["generation"] == gen]
+        elite = elite_indices(list(now["fitness"]), list(now["rec_loss"]), 2, list(now["genome_key"]))
         after = pop[pop["generation"] == gen + 1]
-        assert list(after["genome_key"].iloc[:2]) == list(now["genome_key"].iloc[:2])
+        assert list(after["genome_key"].iloc[:2]) == [now["genome_key"].iloc[i] for i in elite]
+        assert len(set(after["genome_key"].iloc[:2])) == 2, "the two elites are distinct networks"
 
 
 def best_lost(config) -> int:

@@ -38,9 +38,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, expe
     argv = args(tmp_path) if callable(args) else args
     result = CliRunner().invoke(main, [*argv, "--out", str(out)])
     assert result.exit_code == 2, result.output
-    message = result.output.strip().splitlines()
+    message = [line for line in result.output.strip().splitlines() if line.strip()]
     assert expected in result.output, result.output
     assert "Traceback" not in result.output and len(message) <= 3  # click usage errors add 2 lines
+    assert sum(line.startswith("Error:") for line in message) == 1
     assert not out.exists()
 
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from moncae.cli.options import data_dir_option
+from moncae.method.selection import SELECTORS, STRATEGY_NAMES
 
 
 class SeedParam(click.ParamType):
@@ -88,7 +89,10 @@ class BarProgress:
 @click.option("--train-size", type=int, default=None, help="Cap on training images.")
 @click.option("--val-size", type=int, default=None, help="Validation images (carved from training).")
 @click.option("--loss", type=click.Choice(["bce", "mse"]), default=None)
-@click.option("--selection", default=None, help="Parent selection strategy (paper, tournament).")
+@click.option("--strategy", type=click.Choice(STRATEGY_NAMES), default=None,
+              help="Search strategy (default moncae, the paper's GA); compare them with `moncae report`.")
+@click.option("--selection", type=click.Choice(sorted(SELECTORS)), default=None,
+              help="Parent selection of the moncae strategy (default paper).")
 @click.option("--out", default=None, help="Results folder (default: results).")
 @data_dir_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)

@@ -20,6 +20,7 @@ from moncae.method.architecture import bottleneck_shape, describe_with_bottlenec
 __all__ = ["surrogate_loss", "surrogate_task"]
 
 NOISE = 0.004  # half-width of the seeded uniform noise on the loss
+FLOOR = 0.03
 _ACTIVATION_COST = {"relu": 0.0, "elu": -0.004, "sigmoid": 0.03, "tanh": 0.012}
 
 
@@ -40,7 +41,9 @@ def surrogate_loss(task: EvalTask, input_shape) -> float:
         loss -= 0.002 * math.log2(block.filters) + (0.003 if block.batch_norm else 0.0)
     loss += 0.01 * abs(math.log10(genome.learning_rate) + 3.0)  # 1e-3 is best
     loss += 0.01 if genome.optimizer in ("sgd", "adadelta", "adagrad") else 0.0
-    return max(0.01, loss + NOISE * (2.0 * _unit(task.seed, task.key) - 1.0))
+    loss += NOISE * (2.0 * _unit(task.seed, task.key) - 1.0)
+    # below FLOOR the loss bends smoothly towards 0 (no clamp: distinct networks keep distinct losses)
+    return loss if loss > FLOOR else FLOOR * math.exp((loss - FLOOR) / FLOOR)
 
 
 def surrogate_task(task: EvalTask) -> EvalResult:

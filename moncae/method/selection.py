@@ -11,6 +11,10 @@ from collections.abc import Callable, Sequence
 
 Selector = Callable[[Sequence[float], int, random.Random], list[int]]
 
+# The search strategies by name (their code is `moncae.search.strategies`, one module each); the
+# names live here, in the method layer, so that settings and the CLI can check them cheaply.
+STRATEGY_NAMES = ("moncae", "nsga2", "mu-plus-lambda", "random")
+
 
 def select_paper(fitnesses: Sequence[float], k: int, rng: random.Random) -> list[int]:
     """MONCAE Appendix B: a random individual is taken when its fitness beats U(0, max fitness).
@@ -45,12 +49,17 @@ def elite_indices(fitnesses: Sequence[float], losses: Sequence[float], count: in
                   keys: Sequence[str] | None = None) -> list[int]:
     """The `count` best individuals: highest fitness, ties broken by lower loss, then position.
 
-    With `keys`, distinct networks come first: a second copy of a network takes an elite slot
-    only when there are fewer distinct networks than slots.
+    With `keys` (the search's rule): the lowest-loss network first, so the best loss never gets
+    worse (like NSGA-II keeping a front's boundary points; its exclusive contribution alone can be
+    small when a near-equal loss has a smaller LOC), then by fitness; distinct networks before
+    copies: a second copy takes an elite slot only when there are fewer distinct networks than slots.
     """
     order = sorted(range(len(fitnesses)), key=lambda i: (-fitnesses[i], losses[i], i))
     if keys is None:
         return order[:count]
+    if order:
+        best = min(order, key=lambda i: (losses[i], -fitnesses[i], i))
+        order = [best, *(i for i in order if i != best)]
     seen: set[str] = set()
     firsts = [i for i in order if not (keys[i] in seen or seen.add(keys[i]))]
     copies = [i for i in order if i not in set(firsts)]

@@ -28,6 +28,7 @@ from moncae.report.collect import (
 )
 from moncae.report.markdown import DatasetSection, dataset_section, report_markdown, table1_markdown
 from moncae.report.pca import PCA_COLUMNS, baseline_ks, max_components, pca_baseline
+from moncae.report.strategies import STRATEGY_COLUMNS, collect_strategies, strategies_markdown
 from moncae.report.table1 import (
     DEFAULT_LOC_THRESHOLDS,
     RUN_COLUMNS,
@@ -200,6 +201,34 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
             dataset, ds_runs, runs_table, table, pareto, loss, pareto_png, hv_png,
             None if d is None else d.description, recon_pngs)))
 
+    sections += _strategy_sections(runs, out_dir, log)
     report = out_dir / "report.md"
     write_text(report, report_markdown(root, runs, table, sections))
     return report
+
+
+def _strategy_sections(runs: Sequence[RunInfo], out_dir: Path, log: Callable[[str], None]) -> list[str]:
+    """`strategies.csv`/`.md` and a `strategies_FAMILY.png` per family run with several strategies."""
+    from moncae.report import plots
+
+    compared = collect_strategies(runs)
+    if not compared:
+        return []
+    tables = pd.concat([c["table"] for c in compared.values()], ignore_index=True)
+    write_csv(out_dir / "strategies.csv", STRATEGY_COLUMNS, tables.to_dict("records"))
+    sections, text = [], []
+    for family, info in compared.items():
+        log(f"{family}: strategies compared at {int(info['budget'])} trainings")
+        png = f"strategies_{family}.png"
+        plots.save_figure(plots.plot_strategies(info, family=family).figure, out_dir / png)
+        table_md = strategies_markdown(info["table"])
+        text += [f"## {family}", "", table_md]
+        sections.append("\n".join([
+            f"## Strategies: {family}", "", table_md,
+            f"Each run's all-time front hypervolume (validation) once it had used at most "
+            f"{int(info['budget'])} trainings (the fewest any run of this comparison used), mean ± "
+            "standard deviation over seeds; p: two-sided Mann-Whitney U test against `random`. "
+            "As CSV: [strategies.csv](strategies.csv).", "",
+            f"![Strategies of {family}]({png})", ""]))
+    write_text(out_dir / "strategies.md", "\n".join(text))
+    return sections

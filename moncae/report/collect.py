@@ -116,11 +116,23 @@ class RunInfo:
     def label(self) -> str:
         return f"seed-{self.seed}"
 
+    family: str = ""  # the comparison group: dataset (+ settings id) without the strategy
+
+    @property
+    def strategy(self) -> str:
+        """The search strategy, with the `moncae` GA's parent selection when it is not the paper's."""
+        config = self.config
+        if config.strategy == "moncae" and config.selection != "paper":
+            return f"moncae-{config.selection}"
+        return config.strategy
+
     @property
     def settings_id(self) -> str:
-        """A short hash of the settings that decide results, seed aside: runs that share it are
-        seeds of one experiment and may be averaged together."""
-        settings = {k: v for k, v in self.config.results_settings().items() if k != "seed"}
+        """A short hash of the settings that decide results, seed, strategy and generations aside:
+        runs that share it are compared (strategies at equal trainings); those that also share the
+        strategy and generations are seeds of one experiment and may be averaged together."""
+        settings = {k: v for k, v in self.config.results_settings().items()
+                    if k not in ("seed", "strategy", "selection", "generations")}
         return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=3).hexdigest()
 
 
@@ -212,26 +224,36 @@ def collect_runs(results_dir: str | os.PathLike) -> list[RunInfo]:
 
 
 def _drop_copies(runs: list[RunInfo]) -> list[RunInfo]:
-    """One run per (dataset, settings, seed): a second one (a copied folder) is never averaged in."""
+    """One run per (dataset, settings, strategy, seed): a second one (a copied folder) is never
+    averaged in."""
     kept: dict[tuple, RunInfo] = {}
     for run in runs:
-        first = kept.setdefault((run.dataset, run.settings_id, run.seed), run)
+        first = kept.setdefault((run.dataset, run.settings_id, run.strategy, run.generations, run.seed), run)
         if first is not run:
-            warn(f"{run.path}: the same dataset, settings and seed as {first.path}; left out (two runs "
-                 "of one seed would count twice in the averages)")
+            warn(f"{run.path}: the same dataset, settings, strategy and seed as {first.path}; left out "
+                 "(two runs of one seed would count twice in the averages)")
     return list(kept.values())
 
 
 def _split_settings(runs: list[RunInfo]) -> list[RunInfo]:
-    """Runs of one dataset with different settings are reported apart, as `DATASET_<settings id>`."""
+    """Runs of one dataset with other settings are reported apart, as `DATASET_<settings id>`
+    (their `family`); within a family, each strategy apart, as `FAMILY_<strategy>`. Nothing is
+    ever averaged across settings or strategies."""
     for dataset in sorted({r.dataset for r in runs}):
         mine = [r for r in runs if r.dataset == dataset]
         ids = sorted({r.settings_id for r in mine})
         if len(ids) > 1:
             warn(f"{dataset}: runs with {len(ids)} different settings; reported apart as "
                  + ", ".join(f"{dataset}_{i}" for i in ids))
-            for run in mine:
-                run.dataset = f"{dataset}_{run.settings_id}"
+        for run in mine:
+            run.family = f"{dataset}_{run.settings_id}" if len(ids) > 1 else dataset
+    for family in sorted({r.family for r in runs}):
+        mine = [r for r in runs if r.family == family]
+        several = len({r.strategy for r in mine}) > 1
+        for run in mine:
+            lengths = {r.generations for r in mine if r.strategy == run.strategy}
+            run.dataset = family + (f"_{run.strategy}" if several else "") + \
+                (f"_g{run.generations}" if len(lengths) > 1 else "")
     runs.sort(key=lambda r: (r.dataset, r.seed, str(r.path)))
     return runs
 
@@ -329,15 +351,20 @@ def collect_pareto(finals: pd.DataFrame, pca: pd.DataFrame | None, threshold: fl
 
 
 def collect_hv_history(runs: Sequence[RunInfo]) -> dict:
-    """Hypervolume per generation: each run's (`runs`) and mean/std/min/max over seeds."""
+    """Hypervolume per generation: each run's (`runs`) and mean/std/min/max over seeds, of the
+    generation's population (`hypervolume`) and of the all-time front (`front_hypervolume`, which
+    cannot fall; NaN for runs written before it was recorded)."""
     rows = []
     for run in runs:
         for r in read_table(run.path / "generations.csv", ["generation", "hypervolume"],
-                             numeric=["hypervolume"], integer=["generation"]):
-            rows.append({"seed": run.seed, "generation": r["generation"],
-                         "hypervolume": r["hypervolume"]})
-    per_run = pd.DataFrame(rows, columns=["seed", "generation", "hypervolume"])
+                            numeric=["hypervolume", "front_hypervolume", "trainings_total"],
+                            integer=["generation"]):
+            rows.append({"seed": run.seed, "generation": r["generation"], "hypervolume": r["hypervolume"],
+                         "front_hypervolume": r["front_hypervolume"], "trainings_total": r["trainings_total"]})
+    per_run = pd.DataFrame(rows, columns=["seed", "generation", "hypervolume", "front_hypervolume",
+                                          "trainings_total"])
     summary = per_run.groupby("generation")["hypervolume"].agg(
         ["mean", "std", "min", "max", "count"]).reset_index()
+    front = per_run.groupby("generation")["front_hypervolume"].agg(["mean", "min", "max"]).reset_index()
     ref = runs[0].config.ref_point if runs else REFERENCE_POINT
-    return {"runs": per_run, "summary": summary, "ref_point": tuple(ref)}
+    return {"runs": per_run, "summary": summary, "front": front, "ref_point": tuple(ref)}

@@ -90,9 +90,13 @@ def plot_hv_history(info: dict, *, dataset: str, ax=None):
         ax.fill_between(gen, summary["min"], summary["max"], color="0.5", alpha=0.15,
                         label="range over seeds")
         ax.plot(gen, summary["mean"], color="black", lw=2.2, label="mean over seeds")
+    front = info.get("front")
+    if front is not None and front["mean"].notna().any():
+        ax.plot(front["generation"] + 1, front["mean"], color="black", lw=1.8, ls="--",
+                label="all-time front (mean over seeds)" if len(seeds) > 1 else "all-time front")
     ref = info["ref_point"]
-    ax.set_title(f"{dataset}: hypervolume of each generation's population "
-                 f"({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+    ax.set_title(f"{dataset}: hypervolume of each generation's population and of the all-time front "
+                 f"({len(seeds)} seed{'s' if len(seeds) != 1 else ''})", fontsize=10)
     ax.set_xlabel("Generation (1 = random initial population)")
     ax.set_ylabel(f"Hypervolume (loss × LOC), ref. point ({ref[0]:g}, {ref[1]:g})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -144,3 +148,35 @@ def plot_reconstructions(info: dict, *, title: str, loss: str, per_row: int = 10
             f"Above each: rec loss ({LOSS_LABELS.get(loss, loss)}, {which}), LOC, bottleneck.")
     fig.suptitle("\n".join(textwrap.wrap(text, width=int(width * 14))), fontsize=8.5)
     return axes
+
+
+def plot_strategies(info: dict, *, family: str, ax=None):
+    """All-time front hypervolume against cumulative trainings: per strategy, the mean over seeds
+    (a step function per run, averaged on a common grid) and its min-max band."""
+    if ax is None:
+        ax = Figure(figsize=(8, 4.8), layout="constrained").subplots()
+    curves = info["curves"]
+    top = float(curves["trainings_total"].max()) if len(curves) else 1.0
+    grid = np.linspace(0.0, top, 200)
+    for i, strategy in enumerate(sorted(curves["strategy"].unique())):
+        mine = curves[curves["strategy"] == strategy]
+        steps = []
+        for _, run in mine.groupby("seed"):
+            run = run.sort_values("trainings_total")
+            idx = np.searchsorted(run["trainings_total"].to_numpy(), grid, side="right") - 1
+            values = np.where(idx >= 0, run["front_hypervolume"].to_numpy()[np.maximum(idx, 0)], np.nan)
+            steps.append(values)
+        steps = np.array(steps)
+        color = f"C{i % 10}"
+        with np.errstate(all="ignore"):
+            ax.plot(grid, np.nanmean(steps, axis=0), color=color, lw=2,
+                    label=f"{strategy} ({len(steps)} seed{'s' if len(steps) != 1 else ''})")
+            if len(steps) > 1:
+                ax.fill_between(grid, np.nanmin(steps, axis=0), np.nanmax(steps, axis=0), color=color, alpha=0.15)
+    ax.axvline(info["budget"], color="0.4", ls=":", lw=1, label="budget compared")
+    ax.set_title(f"{family}: all-time front hypervolume by strategy")
+    ax.set_xlabel("Trainings (cumulative, cache hits are free)")
+    ax.set_ylabel("Hypervolume of the all-time front (validation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax

@@ -30,16 +30,17 @@ from moncae.data import cached_dataset
 from moncae.errors import RunFolderError, one_line
 from moncae.evaluation.records import EvalRecord, EvalResult, EvalTask, TrainSettings, evaluation_seed
 from moncae.executors import Executor, make_executor
-from moncae.method.evolution import breed, make_toolbox, pareto_individual, same_key
+from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.genome import Genome
-from moncae.method.objectives import hv_contributions, hypervolume, non_dominated_mask
+from moncae.method.objectives import hypervolume, non_dominated_mask, unique_contributions
+from moncae.search.strategies import Generation, Strategy, make_strategy
 from moncae.store import Checkpoint, RunFolder, RunLock, data_record
 
 __all__ = ["RunResult", "SearchProgress", "package_versions", "run_search"]
 
 TaskFn = Callable[[EvalTask], EvalResult]
 LOGBOOK_HEADER = ["gen", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained",
-                  "cache_hits"]
+                  "cache_hits", "trainings_total", "front_hypervolume"]
 
 
 class SearchProgress:
@@ -129,6 +130,7 @@ class _State:
     first: int  # the next generation to run
     logbook: Any  # deap.tools.Logbook
     hof: Any  # deap.tools.ParetoFront of every ok network seen
+    strategy: Strategy
 
 
 def _logbook(rows: list[dict[str, Any]]):
@@ -145,43 +147,55 @@ def _hall_of_fame(entries: list[dict[str, Any]]):
     return hof
 
 
-def _checkpoint(gen: int, state: _State, finished: bool) -> Checkpoint:
+def _checkpoint(gen: int, state: _State, finished: bool, last_input: tuple[list[Genome], dict]) -> Checkpoint:
     return Checkpoint(
         gen, [g.to_config() for g in state.population], state.rng.getstate(),
         [dict(row) for row in state.logbook],
         [{"genes": list(ind), "key": ind.key, "objectives": list(ind.fitness.values)} for ind in state.hof],
-        finished=finished,
+        finished=finished, strategy=state.strategy.state(),
+        last_population=[g.to_config() for g in last_input[0]] if finished else [],
+        last_strategy=last_input[1] if finished else {},
     )
 
 
-def _initial_state(config: SearchConfig, toolbox, run: RunFolder, checkpoint: Checkpoint | None,
+def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, checkpoint: Checkpoint | None,
                    cache: dict[str, EvalRecord], shape, progress: SearchProgress) -> _State:
     if checkpoint is None:
         rng = random.Random(config.seed)
-        population = [toolbox.individual(rng) for _ in range(config.population)]
+        population = strategy.initial(rng)
         run.drop_generations_after(-1)
-        return _State(population, rng, 0, _logbook([]), _hall_of_fame([]))
+        return _State(population, rng, 0, _logbook([]), _hall_of_fame([]), strategy)
     rng = random.Random()
-    rng.setstate(checkpoint.rng_state)
+    rng.setstate(checkpoint.rng_state)  # after the last generation: `advance` draws nothing then
     population = [Genome.from_config(c) for c in checkpoint.population]
-    first, logbook = checkpoint.generation + 1, checkpoint.logbook
-    missing = [g for g in population if g.key_for(shape) not in cache]
-    if checkpoint.finished and missing:  # a final model failed for a passing reason: redo the
-        first, logbook = checkpoint.generation, logbook[:-1]  # last generation (same population)
-        progress.message(f"{run.path}: {len(missing)} final model(s) failed for a passing reason "
-                         "(memory, disk, worker); training them again")
+    first, logbook, strategy_state = checkpoint.generation + 1, checkpoint.logbook, checkpoint.strategy
+    last = [Genome.from_config(c) for c in checkpoint.last_population]
+    missing = [g for g in last if g.key_for(shape) not in cache]
+    if checkpoint.finished and missing:  # a model of the last generation failed for a passing
+        first, logbook = checkpoint.generation, logbook[:-1]  # reason: redo that generation
+        population, strategy_state = last, checkpoint.last_strategy
+        progress.message(f"{run.path}: {len(missing)} model(s) of the last generation failed for a "
+                         "passing reason (memory, disk, worker); training them again")
     elif checkpoint.finished:
         progress.message(f"{run.path} is already complete ({config.generations} generations)")
     else:
         progress.message(f"resuming {run.path} after generation {checkpoint.generation} "
                          f"({len(cache)} trainings reused)")
+    strategy.load_state(strategy_state)
     run.drop_generations_after(first - 1)
-    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame))
+    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame), strategy)
 
 
-def _fitness(records: list[EvalRecord], ref_point) -> tuple[np.ndarray, list[float]]:
-    points = np.array([(r.rec_loss, r.loc) for r in records], dtype=float)
-    return points, [float(f) for f in hv_contributions(points, ref_point)]
+def _fitness(records: list[EvalRecord], keys: list[str], ref_point) -> tuple[np.ndarray, list[float]]:
+    """Each individual's exclusive HV contribution, per distinct network (copies share it)."""
+    points = np.array([(r.rec_loss, r.loc) for r in records], dtype=float).reshape(-1, 2)
+    return points, [float(f) for f in unique_contributions(points, keys, ref_point)]
+
+
+def _front_hypervolume(cache: dict[str, EvalRecord], ref_point) -> float:
+    """Hypervolume of every ok network trained so far (the all-time front; it never falls)."""
+    points = np.array([(r.rec_loss, r.loc) for r in cache.values() if r.ok], dtype=float).reshape(-1, 2)
+    return hypervolume(points, ref_point)
 
 
 def _train_pending(gen: int, keys: list[str], population: list[Genome], config: SearchConfig,
@@ -229,6 +243,7 @@ def _record_generation(gen: int, keys: list[str], records: list[EvalRecord], poi
         "best_rec_loss": min((r.rec_loss for r in ok), default=float("nan")),
         "min_loc": min((r.loc for r in ok), default=float("nan")),
         "trained": cached.count(False), "cache_hits": cached.count(True),
+        "trainings_total": len(cache), "front_hypervolume": _front_hypervolume(cache, config.ref_point),
         "seconds": round(seconds, 3),
     }
     run.append_generation(row)
@@ -261,7 +276,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
                    task_fn: TaskFn | None, run: RunFolder, data) -> RunResult:
     """`run_search` once the run folder's lock is held."""
     space = config.genome_space()
-    toolbox = make_toolbox(space, config.selection)
+    strategy = make_strategy(config, space)
     settings = TrainSettings(config.epochs, config.batch_size, config.loss, config.patience)
     gene_columns = space.gene_names()
     shape = data.input_shape
@@ -273,16 +288,14 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     if retried:
         progress.message(f"{retried} training(s) that failed for a passing reason (memory, disk, "
                          "worker) will be tried again")
-    state = _initial_state(config, toolbox, run, checkpoint, cache, shape, progress)
-    records: list[EvalRecord] = []
-    fitness: list[float] = []
+    state = _initial_state(config, strategy, run, checkpoint, cache, shape, progress)
     for gen in range(state.first, config.generations):
         started = time.perf_counter()
         keys = [g.key_for(shape) for g in state.population]
         _train_pending(gen, keys, state.population, config, settings, run, cache, executor, task_fn,
                        gene_columns, progress)
         records = [cache[k] for k in keys]
-        points, fitness = _fitness(records, config.ref_point)
+        points, fitness = _fitness(records, keys, config.ref_point)
         row = _record_generation(gen, keys, records, points, fitness, cache, run, config,
                                  time.perf_counter() - started)
         state.logbook.record(gen=gen, **{k: v for k, v in row.items() if k not in ("generation", "seconds")})
@@ -290,15 +303,15 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
                           for g, r in zip(state.population, records) if r.ok])
         progress.generation_done(row)
         last = gen == config.generations - 1
-        if not last:
-            state.population = breed(state.population, fitness, [r.rec_loss for r in records], gen + 1,
-                                     state.rng, toolbox, config.elitism)
-        run.save_checkpoint(_checkpoint(gen, state, finished=last))
+        last_input = (state.population, state.strategy.state())
+        state.population = state.strategy.advance(
+            Generation(gen, state.population, keys, records, fitness, cache.__getitem__), state.rng, last=last)
+        run.save_checkpoint(_checkpoint(gen, state, last, last_input))
 
-    if not records:  # resumed a finished run: rebuild the final generation's view from disk
-        records = [cache[g.key_for(shape)] for g in state.population]
-        _, fitness = _fitness(records, config.ref_point)
-    saved = run.write_model_index([r.genome_key for r in records], [r.status for r in records])
+    keys = [g.key_for(shape) for g in state.population]  # the final population
+    records = [cache[k] for k in keys]
+    _, fitness = _fitness(records, keys, config.ref_point)
+    saved = run.write_model_index(keys, [r.status for r in records])
     run.write_front([{"genome_key": ind.key, "architecture": cache[ind.key].architecture,
                       "rec_loss": ind.fitness.values[0], "loc": ind.fitness.values[1],
                       "generation": cache[ind.key].generation} for ind in state.hof])

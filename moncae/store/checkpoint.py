@@ -38,6 +38,11 @@ class Checkpoint:
     logbook: list[dict[str, Any]] = field(default_factory=list)  # one row per generation
     halloffame: list[dict[str, Any]] = field(default_factory=list)  # {genes, key, objectives}
     finished: bool = False
+    strategy: dict[str, Any] = field(default_factory=dict)  # the strategy's own state, plain data
+    # When finished: the last generation's input (its population and the strategy's state before
+    # it), so that a final model that failed for a passing reason can be trained again in place.
+    last_population: list[dict[str, Any]] = field(default_factory=list)
+    last_strategy: dict[str, Any] = field(default_factory=dict)
 
 
 def _rng_to_json(state: tuple) -> list:
@@ -68,7 +73,8 @@ def save_checkpoint(path: str | os.PathLike, state: Checkpoint) -> None:
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "generation": state.generation,
         "finished": state.finished, "population": state.population,
         "rng_state": _rng_to_json(state.rng_state), "logbook": [_nan_to_null(r) for r in state.logbook],
-        "halloffame": state.halloffame,
+        "halloffame": state.halloffame, "strategy": state.strategy,
+        "last_population": state.last_population, "last_strategy": state.last_strategy,
     })
 
 
@@ -95,8 +101,13 @@ def _parse(data: Any) -> Checkpoint:
                and isinstance(entry.get("objectives"), list)
                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in entry["objectives"]),
                "bad halloffame entry")
+    extras = {name: data.get(name, default) for name, default in
+              (("strategy", {}), ("last_population", []), ("last_strategy", {}))}
+    _check(isinstance(extras["strategy"], dict) and isinstance(extras["last_strategy"], dict)
+           and isinstance(extras["last_population"], list)
+           and all(isinstance(g, dict) for g in extras["last_population"]), "bad strategy state")
     return Checkpoint(generation, population, _rng_from_json(data.get("rng_state")),
-                      [_null_to_nan(r) for r in logbook], hof, data["finished"])
+                      [_null_to_nan(r) for r in logbook], hof, data["finished"], **extras)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint | None:

@@ -34,7 +34,7 @@ from moncae.store.tables import csv_float
 POPULATION_COLUMNS = ["generation", "individual", "genome_key", "rec_loss", "loc", "fitness", "cached"]
 GENERATION_COLUMNS = [
     "generation", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained", "cache_hits",
-    "seconds",
+    "trainings_total", "front_hypervolume", "seconds",
 ]
 MODEL_INDEX_COLUMNS = ["individual", "genome_key", "file", "status"]
 FRONT_COLUMNS = ["genome_key", "architecture", "rec_loss", "loc", "generation"]

@@ -1,0 +1,108 @@
+"""Search strategies on the surrogate evaluator (objectives computed from the genome, no
+training): all-time front hypervolume at equal trainings per strategy over many seeds, and how
+often the paper's GA loses its best model between generations, with the old per-individual
+fitness and with fitness per distinct network.
+
+Usage: python bench/strategies.py [SEEDS] [GENERATIONS] [POPULATION]   (default 20 20 20: the
+paper's protocol per seed; about 2-4 minutes on 2 CPU cores)
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+
+import moncae.search.loop as loop
+from moncae.config import resolve_config
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.method.evolution import breed, make_toolbox
+from moncae.method.objectives import hv_contributions
+from moncae.method.selection import STRATEGY_NAMES
+from moncae.report.strategies import hv_at
+from moncae.search.strategies import STRATEGIES, MoncaeGA
+
+
+class PerIndividualGA(MoncaeGA):
+    """The GA before the fix: fitness per individual (copies of a network score 0 each) and
+    elites chosen without regard to copies."""
+
+    def advance(self, generation, rng, *, last):
+        if last:
+            return list(generation.population)
+        toolbox = make_toolbox(self.space, self.selection)
+        losses = [r.rec_loss for r in generation.records]
+        return breed(generation.population, generation.fitness, losses, generation.index + 1, rng, toolbox,
+                     self.elitism)
+
+
+def per_individual(points, keys, ref):
+    return hv_contributions(points, ref)
+
+
+def run(data: Path, out: Path, strategy: str, seed: int, generations: int, population: int, old: bool = False):
+    config = resolve_config(dataset=str(data), seed=seed, out=str(out / strategy / ("old" if old else "new")),
+                            strategy=strategy, generations=generations, population=population, max_blocks=6,
+                            max_filters=256, elitism=0.1)
+    patches = [mock.patch.dict(STRATEGIES, {"moncae": PerIndividualGA}),
+               mock.patch.object(loop, "unique_contributions", per_individual)] if old else []
+    for patch in patches:
+        patch.start()
+    try:
+        return loop.run_search(config, task_fn=surrogate_task).run_dir
+    finally:
+        for patch in patches:
+            patch.stop()
+
+
+def best_lost(run: Path) -> tuple[int, int]:
+    """(generations after which the lowest-loss network was gone from the next one and nothing as
+    good replaced it, generations compared)."""
+    pop = pd.read_csv(run / "population.csv")
+    lost = total = 0
+    for gen in range(int(pop["generation"].max())):
+        now, after = pop[pop["generation"] == gen], pop[pop["generation"] == gen + 1]
+        lost += after["rec_loss"].min() > now["rec_loss"].min()
+        total += 1
+    return lost, total
+
+
+def main(seeds: int = 20, generations: int = 20, population: int = 20) -> None:
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "surrogate28.npz"
+        images = rng.integers(0, 256, (250, 28, 28), dtype=np.uint8)
+        np.savez(data, x_train=images[:200], y_train=rng.integers(0, 10, 200), x_test=images[200:],
+                 y_test=rng.integers(0, 10, 50))
+        out = Path(tmp) / "runs"
+        dirs = {s: [run(data, out, s, seed, generations, population) for seed in range(seeds)]
+                for s in STRATEGY_NAMES}
+        dirs["moncae (per-individual fitness, before)"] = [
+            run(data, out, "moncae", seed, generations, population, old=True) for seed in range(seeds)]
+        curves = {name: [pd.read_csv(d / "generations.csv") for d in ds] for name, ds in dirs.items()}
+        budget = min(c["trainings_total"].iloc[-1] for cs in curves.values() for c in cs)
+        print(f"surrogate, {seeds} seeds, {generations} generations x {population}; all-time front hypervolume "
+              f"at {budget} trainings (the fewest any run used):")
+        random_values = [hv_at(c, budget) for c in curves["random"]]
+        from scipy.stats import mannwhitneyu
+
+        for name, cs in curves.items():
+            values = np.array([hv_at(c, budget) for c in cs])
+            used = np.mean([c["trainings_total"].iloc[-1] for c in cs])
+            p = "" if name == "random" else \
+                f"  p vs random {mannwhitneyu(values, random_values, alternative='two-sided').pvalue:.3g}"
+            print(f"  {name:<42} {values.mean():.4f} +- {values.std(ddof=1):.4f}  (trainings used {used:.0f}){p}")
+        for name in ("moncae (per-individual fitness, before)", "moncae"):
+            lost = np.array([best_lost(d) for d in dirs[name]]).sum(axis=0)
+            print(f"best-loss model lost from one generation to the next, {name}: {lost[0]} of {lost[1]} "
+                  f"({100 * lost[0] / lost[1]:.1f}%)")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))

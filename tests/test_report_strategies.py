@@ -1,0 +1,66 @@
+"""The report's strategy comparison on surrogate runs: runs never merged across strategies,
+the table checked against a hand computation."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+from scipy.stats import mannwhitneyu
+
+from moncae.config import resolve_config
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.report import build_report
+from moncae.search.loop import run_search
+
+SEEDS = (1, 2, 3)
+
+
+@pytest.fixture(scope="module")
+def results(tiny_npz, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    for strategy, generations in (("moncae", 4), ("random", 3)):  # different budgets on purpose
+        for seed in SEEDS:
+            run_search(resolve_config(dataset=str(tiny_npz), seed=seed, out=str(out / strategy), strategy=strategy,
+                                      generations=generations, population=8, max_blocks=4, max_filters=32,
+                                      elitism=0.25), task_fn=surrogate_task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = build_report(out)
+    return out, report.parent
+
+
+def hv_at(run_dir, budget):
+    gens = pd.read_csv(run_dir / "generations.csv")
+    done = gens[gens["trainings_total"] <= budget]
+    return done["front_hypervolume"].iloc[-1] if len(done) else 0.0
+
+
+def test_strategies_table_matches_a_hand_computation(results):
+    out, folder = results
+    table = pd.read_csv(folder / "strategies.csv").set_index("strategy")
+    assert set(table.index) == {"moncae", "random"}
+    runs = {s: [out / s / "tiny" / f"seed-{seed}" for seed in SEEDS] for s in ("moncae", "random")}
+    budget = min(pd.read_csv(r / "generations.csv")["trainings_total"].iloc[-1]
+                 for rs in runs.values() for r in rs)
+    values = {s: [hv_at(r, budget) for r in rs] for s, rs in runs.items()}
+    for strategy, v in values.items():
+        row = table.loc[strategy]
+        assert row["trainings"] == budget and row["runs"] == len(SEEDS)
+        assert row["front_hv"] == pytest.approx(pd.Series(v).mean())
+        assert row["front_hv_std"] == pytest.approx(pd.Series(v).std())
+    expected_p = mannwhitneyu(values["moncae"], values["random"], alternative="two-sided").pvalue
+    assert table.loc["moncae", "p_vs_random"] == pytest.approx(expected_p)
+    assert pd.isna(table.loc["random", "p_vs_random"])
+
+
+def test_report_draws_the_comparison_and_never_merges_strategies(results):
+    _, folder = results
+    assert (folder / "strategies_tiny.png").stat().st_size > 0
+    assert "Strategies: tiny" in (folder / "report.md").read_text()
+    table1 = pd.read_csv(folder / "table1.csv")
+    assert sorted(table1["dataset"]) == ["tiny_moncae", "tiny_random"]
+    assert (table1["runs"] == len(SEEDS)).all()
+    runs = pd.read_csv(folder / "runs.csv")
+    assert len(runs) == 2 * len(SEEDS)

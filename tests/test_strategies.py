@@ -1,0 +1,138 @@
+"""Every search strategy on the surrogate evaluator: completes, is deterministic for a seed,
+resumes identically after a crash, and keeps the all-time front. Plus fitness per distinct
+network: copies of one network share its contribution, so the GA never drops its best."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from moncae.evaluation.records import EvalRecord
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.method.evolution import breed, make_toolbox
+from moncae.method.genome import GenomeSpace, random_genome
+from moncae.method.objectives import hv_contributions, unique_contributions
+from moncae.method.selection import STRATEGY_NAMES, elite_indices
+from moncae.search.loop import run_search
+from moncae.search.strategies import STRATEGIES
+
+CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv", "models/index.csv")
+
+
+def read(run_dir, name) -> pd.DataFrame:
+    df = pd.read_csv(run_dir / name)
+    return df.drop(columns=[c for c in ("fit_seconds", "seconds") if c in df.columns])
+
+
+class Crash(BaseException):
+    pass
+
+
+# -- fitness per distinct network --------------------------------------------------------------
+def test_two_copies_of_the_best_network_share_one_positive_contribution():
+    points = np.array([[0.10, 2.0], [0.10, 2.0], [0.20, 1.5], [0.30, 3.0]])
+    keys = ["best", "best", "small", "worse"]
+    per_individual = hv_contributions(points, (4.0, 12.0))
+    assert per_individual[0] == per_individual[1] == 0.0  # the old rule: both copies worthless
+    fitness = unique_contributions(points, keys, (4.0, 12.0))
+    assert fitness[0] == fitness[1] > 0
+    assert fitness[0] == pytest.approx(hv_contributions(points[[0, 2, 3]], (4.0, 12.0))[0])
+    assert fitness[3] == 0.0  # dominated by another network
+
+
+def test_a_point_dominated_only_by_its_own_copy_is_not_dominated():
+    points = np.array([[0.2, 2.0], [0.2, 2.0]])
+    assert list(unique_contributions(points, ["a", "a"], (4.0, 12.0))) == [(4 - 0.2) * (12 - 2)] * 2
+
+
+def test_the_elite_keeps_the_duplicated_best_network_and_later_generations_hold_it():
+    space = GenomeSpace(max_blocks=3, max_filters=16)
+    rng = random.Random(0)
+    best = random_genome(space, rng)
+    others = [random_genome(space, rng) for _ in range(6)]
+    population = [best, best, *others]
+    keys = ["best", "best", *[f"o{i}" for i in range(6)]]
+    # the others trade loss for compression: each adds hypervolume of its own
+    points = np.array([[0.05, 1.5], [0.05, 1.5], *[[0.3 + 0.05 * i, 1.4 - 0.1 * i] for i in range(6)]])
+    fitness = list(unique_contributions(points, keys, (4.0, 12.0)))
+    losses = list(points[:, 0])
+    elite = elite_indices(fitness, losses, 2, keys)
+    assert elite[0] == 0 and elite[1] != 1  # the best network, then another: distinct first
+    toolbox = make_toolbox(space, "paper")
+    nextgen = breed(population, fitness, losses, 1, rng, toolbox, 0.25, keys=keys)
+    assert nextgen[0] == best
+    # and with the old per-individual rule the best network had fitness 0: never an elite
+    old = list(hv_contributions(points, (4.0, 12.0)))
+    assert best not in [population[i] for i in elite_indices(old, losses, 2)]
+
+
+def test_best_loss_never_gets_worse_with_the_moncae_strategy(stub_config):
+    for seed in range(5):
+        result = run_search(stub_config(seed=seed, generations=8), task_fn=surrogate_task)
+        best = pd.read_csv(result.run_dir / "generations.csv")["best_rec_loss"]
+        assert (best.diff().dropna() <= 0).all(), (seed, list(best))
+
+
+# -- every strategy --------------------------------------------------------------------------
+def test_the_registry_has_every_named_strategy():
+    assert set(STRATEGIES) == set(STRATEGY_NAMES)
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_strategy_completes_deterministically_and_keeps_the_front(stub_config, tmp_path, strategy):
+    a = run_search(stub_config(tmp_path / "a", strategy=strategy), task_fn=surrogate_task)
+    b = run_search(stub_config(tmp_path / "b", strategy=strategy), task_fn=surrogate_task)
+    for name in CSVS:
+        pd.testing.assert_frame_equal(read(a.run_dir, name), read(b.run_dir, name), check_exact=True)
+    assert len(a.population) == 8 and len(a.records) == 8
+    gens = pd.read_csv(a.run_dir / "generations.csv")
+    assert (gens["trainings_total"].diff().dropna() >= 0).all()
+    assert (gens["front_hypervolume"].diff().dropna() >= -1e-12).all()
+    assert gens["trainings_total"].iloc[-1] == len(pd.read_csv(a.run_dir / "evaluations.csv"))
+    assert (gens["front_hypervolume"] >= gens["hypervolume"] - 1e-12).all()
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+@pytest.mark.parametrize("crash_after", [5, 13, 22])
+def test_strategy_resumes_identically_after_a_crash(stub_config, tmp_path, strategy, crash_after):
+    reference = run_search(stub_config(tmp_path / "ref", strategy=strategy), task_fn=surrogate_task).run_dir
+    calls = []
+
+    def crashing(task):
+        if len(calls) == crash_after:
+            raise Crash
+        calls.append(task.key)
+        return surrogate_task(task)
+
+    config = stub_config(tmp_path / "crashed", strategy=strategy)
+    try:
+        run_search(config, task_fn=crashing)
+    except Crash:
+        run_search(config, resume=True, task_fn=surrogate_task)
+    for name in CSVS:
+        pd.testing.assert_frame_equal(read(reference, name), read(config.run_dir, name), check_exact=True)
+
+
+def test_survival_strategies_end_with_the_best_distinct_networks(stub_config):
+    result = run_search(stub_config(strategy="nsga2"), task_fn=surrogate_task)
+    keys = [r.genome_key for r in result.records]
+    assert len(set(keys)) == len(keys), "survivors are distinct networks"
+    front = pd.read_csv(result.run_dir / "pareto_front.csv")
+    assert set(front["genome_key"]) <= set(keys) or len(front) > len(keys)
+
+
+def test_random_strategy_trains_random_genomes_every_generation(stub_config):
+    result = run_search(stub_config(strategy="random", generations=3), task_fn=surrogate_task)
+    gens = pd.read_csv(result.run_dir / "generations.csv")
+    assert (gens["trained"] >= 7).all()  # almost nothing repeats in a random draw
+
+
+def test_unknown_strategy_is_a_one_line_error(stub_config):
+    from moncae.errors import MoncaeError
+
+    with pytest.raises(MoncaeError, match="strategy.*moncae, nsga2, mu-plus-lambda, random"):
+        stub_config(strategy="hill-climbing")
+    assert isinstance(EvalRecord, type)
