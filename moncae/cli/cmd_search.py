@@ -86,8 +86,8 @@ class BarProgress:
 @click.option("--val-size", type=int, default=None, help="Validation images (carved from training).")
 @click.option("--loss", type=click.Choice(["bce", "mse"]), default=None)
 @click.option("--selection", default=None, help="Parent selection strategy (paper, tournament).")
-@click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
-              help="Search space: the paper's genome, or + a dense-bottleneck gene (2..256 units).")
+@click.option("--space", default=None,
+              help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
 @click.option("--out", default=None, help="Results folder (default: results).")
 @data_dir_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)
