@@ -12,7 +12,13 @@ from typing import Any
 
 from moncae.data.spec import DataSpec
 from moncae.errors import MoncaeError
-from moncae.method.genome import DEFAULT_MAX_FILTERS, DEFAULT_OPTIMIZERS, KNOWN_OPTIMIZERS, GenomeSpace
+from moncae.method.genome import (
+    DEFAULT_MAX_FILTERS,
+    DEFAULT_OPTIMIZERS,
+    DENSE_LATENT_SIZES,
+    KNOWN_OPTIMIZERS,
+    GenomeSpace,
+)
 from moncae.method.objectives import REFERENCE_POINT
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
 
@@ -25,9 +31,12 @@ PAPER_SEEDS = (46, 29, 12, 8, 68, 44, 32, 91, 85, 61)
 MAX_POPULATION = 10_000  # trainings per generation; far beyond any budget, a typo guard
 MAX_GENERATIONS = 100_000
 LOSSES = ("bce", "mse")
+# Search spaces: the paper's genome, or the paper's conv blocks plus a latent gene (none or a
+# dense bottleneck of DENSE_LATENT_SIZES units).
+SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "workers")
-_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor")
+_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space")
 PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
 
 
@@ -53,6 +62,7 @@ class SearchConfig:
     strategy: str = "moncae"
     selection: str = "paper"  # the `moncae` strategy's parent selection
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
+    space: str = "paper"
     ref_point: tuple[float, float] = REFERENCE_POINT
     data_dir: str | None = None
     out: str = "results"
@@ -88,6 +98,7 @@ class SearchConfig:
             _check(value is None or value >= 1, name, "must be >= 1 when given", value)
         _check(self.executor in ("local", "dask"), "executor", "must be local or dask", self.executor)
         _check(self.workers is None or self.workers >= 1, "workers", "must be >= 1", self.workers)
+        _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
         _check(self.strategy in STRATEGY_NAMES, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}",
@@ -105,9 +116,9 @@ class SearchConfig:
                         self.split_seed)
 
     def genome_space(self) -> GenomeSpace:
-        """The search space these settings define."""
+        """The search space these settings define (`space`: paper, or dense = + a latent gene)."""
         return GenomeSpace(max_blocks=self.max_blocks, max_filters=self.max_filters,
-                           optimizers=tuple(self.optimizers))
+                           optimizers=tuple(self.optimizers), latent_sizes=SPACES[self.space])
 
     def results_settings(self) -> dict[str, Any]:
         """The settings that decide results (not where the run writes or which executor runs it)."""

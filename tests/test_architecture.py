@@ -13,14 +13,17 @@ from moncae.errors import MoncaeError
 from moncae.method.architecture import (
     bottleneck_shape,
     conv_layers,
+    conv_output_shape,
     describe_with_bottleneck,
     forward_flops,
     level_of_compression,
     loc_of_shape,
 )
-from moncae.method.genome import Genome, GenomeSpace, random_genome
+from moncae.method.genome import DENSE_LATENT_SIZES, Genome, GenomeSpace, random_genome
 
 SPACE = GenomeSpace(max_filters=64)
+DENSE = GenomeSpace(max_filters=64, latent_sizes=DENSE_LATENT_SIZES)
+ODD_SHAPES = [(9, 31, 2), (64, 64, 3), (1, 1, 1), (13, 17, 5)]
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -36,6 +39,8 @@ def pooled_blocks(n: int, pool: int = 1, space: GenomeSpace = SPACE) -> Genome:
 @given(seeds, st.integers(1, 64), st.integers(1, 64), st.integers(1, 4))
 def test_bottleneck_arithmetic_for_many_shapes_without_keras(seed, height, width, channels):
     genome = random_genome(SPACE, random.Random(seed))
+    assert bottleneck_shape(genome, (height, width, channels)) == \
+        conv_output_shape(genome, (height, width, channels))
     h, w, c = bottleneck_shape(genome, (height, width, channels))
     pools = sum(block.pool for block in genome.blocks_for((height, width, channels)))
     assert (h, w) == (math.ceil(height / 2**pools), math.ceil(width / 2**pools))
@@ -140,3 +145,45 @@ def test_flops_ignore_pooling_absent_for_the_input_and_capped_filters():
     # a wider block after a narrower one is capped to the narrower width
     assert forward_flops(built((4, 3, 0), (64, 3, 0)), (8, 8, 1)) \
         == forward_flops(built((4, 3, 0), (4, 3, 0)), (8, 8, 1))
+
+
+# --- the dense space's latent gene --------------------------------------------------------
+
+def paper_twin(genome: Genome) -> Genome:
+    """The same blocks in the paper space (no latent gene): its bottleneck is the conv map."""
+    n = DENSE.max_blocks * 7
+    return Genome(genome.genes[:n] + genome.genes[n + 1:], SPACE)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seeds, st.one_of(st.sampled_from(ODD_SHAPES),
+                        st.tuples(st.integers(1, 64), st.integers(1, 64), st.integers(1, 4))))
+def test_dense_space_bottleneck_is_the_dense_layer_or_the_conv_map(seed, input_shape):
+    genome = random_genome(DENSE, random.Random(seed))
+    conv = conv_output_shape(genome, input_shape)
+    assert conv == bottleneck_shape(paper_twin(genome), input_shape)
+    shape = bottleneck_shape(genome, input_shape)
+    if genome.latent_units is None:
+        assert shape == conv
+    else:
+        assert shape == (genome.latent_units,)
+    assert level_of_compression(genome, input_shape) == pytest.approx(math.log10(math.prod(shape)))
+
+
+def dense(units: int, n_pooled: int = 2) -> Genome:
+    genes = list(pooled_blocks(n_pooled).genes)
+    genes[DENSE.max_blocks * 7:DENSE.max_blocks * 7] = [DENSE.latent_sizes.index(units) + 1]
+    return Genome(tuple(genes), DENSE)
+
+
+@pytest.mark.parametrize("units, loc", [(2, 0.301), (16, 1.204), (32, 1.505), (256, 2.408)])
+def test_dense_bottleneck_loc_is_log10_of_its_units(units, loc):
+    for input_shape in [(28, 28, 1), *ODD_SHAPES]:
+        assert bottleneck_shape(dense(units), input_shape) == (units,)
+        assert round(level_of_compression(dense(units), input_shape), 3) == loc
+
+
+def test_describe_with_a_dense_bottleneck_shows_the_conv_map_then_the_units():
+    assert describe_with_bottleneck(dense(16), (9, 31, 2)) == (
+        "C4k3-relu-pool | C4k3-relu-pool -> 3x8x4 -> dense16 | adam lr=1e-4")
+    assert conv_output_shape(dense(16), (28, 28, 1)) == (7, 7, 4)

@@ -1,7 +1,9 @@
 """Every genome the operators can produce decodes to an autoencoder of the input's shape.
 
 Models are built, never trained. Building costs ~50 ms, so the property tests keep
-`max_examples` modest and clear the Keras session now and then.
+`max_examples` modest and clear the Keras session now and then. Both search spaces: the paper's
+(`SPACE`) and the `dense` one (`DENSE`: + the latent gene; max 16 filters, because an unpooled
+64x64x16 map before Dense(256) already builds 34M weights).
 """
 
 from __future__ import annotations
@@ -21,16 +23,25 @@ from moncae.method.architecture import (
     describe_with_bottleneck,
     level_of_compression,
 )
-from moncae.method.genome import Genome, GenomeSpace, crossover, mutate, random_genome
-from moncae.model.decode import build_autoencoder
+from moncae.method.genome import (
+    DENSE_LATENT_SIZES,
+    Genome,
+    GenomeSpace,
+    crossover,
+    mutate,
+    random_genome,
+)
+from moncae.model.decode import LATENT_ACTIVATION, build_autoencoder
 
 pytestmark = pytest.mark.slow  # builds Keras models (importing TensorFlow alone takes seconds)
 
 SPACE = GenomeSpace(max_filters=64)
-INPUT_SHAPES = [(28, 28, 1), (32, 32, 3), (8, 8, 1), (13, 17, 5)]
+DENSE = GenomeSpace(max_filters=16, latent_sizes=DENSE_LATENT_SIZES)
+INPUT_SHAPES = [(28, 28, 1), (32, 32, 3), (8, 8, 1), (13, 17, 5), (9, 31, 2), (64, 64, 3)]
 _builds = itertools.count()
 
 shapes = st.sampled_from(INPUT_SHAPES)
+spaces = st.sampled_from([SPACE, DENSE])
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -52,39 +63,45 @@ def check_decodes(genome: Genome, input_shape: tuple[int, int, int]) -> None:
     assert math.isclose(level_of_compression(genome, input_shape),
                         math.log10(math.prod(encoder.output_shape[1:])))
     assert {id(layer) for layer in encoder.layers} <= {id(layer) for layer in autoencoder.layers}
+    if autoencoder.count_params() > 1_000_000:  # big dense layers: free their weights now
+        del autoencoder, encoder
+        keras.backend.clear_session()
 
 
 # --- property tests: every genome decodes ------------------------------------------------
 
-@settings(max_examples=60, deadline=None)
-@given(seeds, shapes)
-def test_random_genomes_decode(seed, input_shape):
-    check_decodes(random_genome(SPACE, random.Random(seed)), input_shape)
+@settings(max_examples=80, deadline=None)
+@given(seeds, shapes, spaces)
+def test_random_genomes_decode(seed, input_shape, space):
+    check_decodes(random_genome(space, random.Random(seed)), input_shape)
 
 
-@settings(max_examples=60, deadline=None)
-@given(seeds, st.integers(0, 80), st.integers(1, 6), shapes)
-def test_mutated_genomes_decode(seed, generation, rounds, input_shape):
+@settings(max_examples=80, deadline=None)
+@given(seeds, st.integers(0, 80), st.integers(1, 6), shapes, spaces)
+def test_mutated_genomes_decode(seed, generation, rounds, input_shape, space):
     rng = random.Random(seed)
-    genome = random_genome(SPACE, rng)
+    genome = random_genome(space, rng)
     for _ in range(rounds):
-        genome = mutate(genome, SPACE, rng, generation)
+        genome = mutate(genome, space, rng, generation)
     check_decodes(genome, input_shape)
 
 
-@settings(max_examples=60, deadline=None)
-@given(seeds, shapes)
-def test_crossed_over_genomes_decode(seed, input_shape):
+@settings(max_examples=80, deadline=None)
+@given(seeds, shapes, spaces)
+def test_crossed_over_genomes_decode(seed, input_shape, space):
     rng = random.Random(seed)
-    child, other = crossover(random_genome(SPACE, rng), random_genome(SPACE, rng), rng)
+    child, other = crossover(random_genome(space, rng), random_genome(space, rng), rng)
     check_decodes(child if rng.random() < 0.5 else other, input_shape)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.data(), shapes)
 def test_any_valid_genome_of_a_small_or_large_space_decodes(data, input_shape):
     space = data.draw(st.sampled_from([GenomeSpace(max_blocks=1), GenomeSpace(max_blocks=8),
-                                       GenomeSpace(min_filters=1, max_filters=8)]))
+                                       GenomeSpace(min_filters=1, max_filters=8),
+                                       GenomeSpace(max_blocks=1, max_filters=8, latent_sizes=(1, 256)),
+                                       GenomeSpace(max_blocks=8, max_filters=8,
+                                                   latent_sizes=DENSE_LATENT_SIZES)]))
     genes = [data.draw(st.integers(0, card - 1)) for card in space.cardinalities()]
     genes[0] = 1
     check_decodes(Genome(tuple(genes), space), input_shape)
@@ -109,6 +126,32 @@ def test_built_layers_follow_the_blocks():
     assert autoencoder.get_layer("reconstruction").activation.__name__ == "sigmoid"
     assert describe_with_bottleneck(genome, (14, 14, 1)) == (
         "C32k3-relu-bn-drop0.2-pool | C16k5-elu-pool | C4k3-relu -> 4x4x4 | adam lr=1e-3")
+
+
+def test_dense_bottleneck_layers_and_activations():
+    genome = Genome(tuple(
+        [1, 2, 0, 0, 1, 0, 1]        # C16k3 elu pool
+        + [1, 1, 1, 1, 3, 0, 1]      # C8k5 bn tanh pool
+        + [0] * 7 * 4 + [4, 0, 2]), DENSE)  # dense16, adam, 1e-3
+    autoencoder, encoder = build_autoencoder(genome, (28, 28, 1))
+    kinds = [type(layer).__name__ for layer in autoencoder.layers]
+    assert kinds == ["InputLayer", "Conv2D", "Activation", "MaxPooling2D", "Conv2D",
+                     "BatchNormalization", "Activation", "MaxPooling2D", "Flatten", "Dense", "Dense",
+                     "Reshape", "Conv2D", "UpSampling2D", "Conv2D", "UpSampling2D", "Conv2D"]
+    assert encoder.output_shape == (None, 16) and encoder.layers[-1].name == "latent"
+    latent, dec_dense = autoencoder.get_layer("latent"), autoencoder.get_layer("dec_dense")
+    assert latent.activation.__name__ == LATENT_ACTIVATION == "linear"
+    assert dec_dense.activation.__name__ == "tanh"  # the last block's activation
+    assert dec_dense.units == 7 * 7 * 8
+    assert autoencoder.get_layer("dec_reshape").output.shape[1:] == (7, 7, 8)
+    assert describe_with_bottleneck(genome, (28, 28, 1)) == (
+        "C16k3-elu-pool | C8k5-tanh-bn-pool -> 7x7x8 -> dense16 | adam lr=1e-3")
+    # The latent gene at 0 builds exactly the paper-space network.
+    conv = Genome(genome.genes[:42] + (0,) + genome.genes[43:], DENSE)
+    paper = Genome(genome.genes[:42] + genome.genes[43:], GenomeSpace(max_filters=16))
+    shapes_of = [[tuple(w.shape) for w in build_autoencoder(g, (28, 28, 1))[0].weights]
+                 for g in (conv, paper)]
+    assert shapes_of[0] == shapes_of[1]
 
 
 def test_odd_sizes_are_cropped_back_on_the_way_up():

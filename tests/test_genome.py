@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from moncae.errors import MoncaeError
 from moncae.method.genome import (
+    DENSE_LATENT_SIZES,
     GENES_PER_BLOCK,
     Block,
     Genome,
@@ -23,6 +25,7 @@ from moncae.method.genome import (
 )
 
 SPACE = GenomeSpace(max_filters=64)
+DENSE = GenomeSpace(max_filters=64, latent_sizes=DENSE_LATENT_SIZES)  # the `dense` space
 N_BLOCK_GENES = GENES_PER_BLOCK * SPACE.max_blocks
 
 
@@ -304,3 +307,107 @@ def test_random_genomes_cover_the_space():
     for i, card in enumerate(SPACE.cardinalities()):
         values = {g.genes[i] for g in population}
         assert values == ({1} if i == 0 else set(range(card)))
+
+
+# --- the paper space is unchanged; the dense space's latent gene ---------------------------
+
+def test_paper_space_draws_are_pinned():
+    """Genes, keys and RNG draws of the paper space, recorded before the latent gene existed:
+    `space = "paper"` runs must stay bit-identical."""
+    rng = random.Random(2021)
+    pop = [random_genome(SPACE, rng) for _ in range(20)]
+    for generation in range(1, 30):
+        a, _ = crossover(pop[rng.randrange(20)], pop[rng.randrange(20)], rng)
+        pop.append(mutate(a, SPACE, rng, generation))
+    blob = "\n".join(str(g.genes) + g.key_for((28, 28, 1)) for g in pop)
+    assert pop[0].key_for((28, 28, 1)) == \
+        "64,5,0,relu,0.3,1|32,7,0,elu,0.1,1|32,3,0,tanh,0.3,1|rmsprop|0.001"
+    assert hashlib.sha256(blob.encode()).hexdigest() == \
+        "0ea7062388b65611d05ab87f37172fca9c28171f360f82b8173e5ce9064139e0"
+    assert rng.random() == 0.22461277465223062
+
+
+def test_paper_space_has_no_latent_gene_and_serialises_as_before():
+    assert SPACE.latent_sizes == () and not SPACE.has_latent_gene
+    assert "latent" not in SPACE.gene_names() and SPACE.n_genes == 44
+    assert "latent_sizes" not in SPACE.to_config()
+    assert random_genome(SPACE, random.Random(0)).latent_units is None
+
+
+def test_dense_space_adds_one_latent_gene_before_the_hyperparameters():
+    assert DENSE.latent_sizes == (2, 4, 8, 16, 32, 64, 128, 256)
+    assert DENSE.n_genes == SPACE.n_genes + 1
+    assert DENSE.gene_names() == SPACE.gene_names()[:-2] + ["latent", "optimizer", "learning_rate"]
+    assert DENSE.cardinalities() == SPACE.cardinalities()[:-2] + (9,) + SPACE.cardinalities()[-2:]
+    with pytest.raises(MoncaeError, match=r"must hold 45 genes .*6 blocks x 7 \+ 1 latent \+ 2"):
+        Genome((1,) * 44, DENSE)
+    genes = list(make_genome([block_genes()]).genes)
+    genes[N_BLOCK_GENES:N_BLOCK_GENES] = [9]
+    with pytest.raises(MoncaeError, match=r"gene 42 \(`latent`\) must be in 0..8"):
+        Genome(tuple(genes), DENSE)
+
+
+@pytest.mark.parametrize("value", [(0,), (4, 4), "16", (2.5,), 16])
+def test_space_rejects_bad_latent_sizes(value):
+    with pytest.raises(MoncaeError, match=r"`latent_sizes`.*Received: latent_sizes="):
+        GenomeSpace(latent_sizes=value)
+
+
+def dense_genome(blocks: list[list[int]], latent: int, optimizer=0, lr=0) -> Genome:
+    """A `DENSE` genome: blocks as `make_genome`, then the latent gene (0 = conv bottleneck)."""
+    genes = list(make_genome(blocks, optimizer, lr).genes)
+    genes[N_BLOCK_GENES:N_BLOCK_GENES] = [latent]
+    return Genome(tuple(genes), DENSE)
+
+
+def test_latent_gene_reads_as_units_and_shows_in_key_and_description():
+    blocks = [block_genes(filters=3, pool=1), block_genes(filters=3, pool=1)]
+    conv, dense16 = dense_genome(blocks, 0, lr=2), dense_genome(blocks, 4, lr=2)
+    assert conv.latent_units is None and dense16.latent_units == 16
+    assert dense_genome(blocks, 8).latent_units == 256
+    # A conv bottleneck adds nothing to the key: the same network as the paper-space genome.
+    paper = make_genome(blocks, lr=2)
+    assert conv.key == paper.key and conv.key_for((28, 28, 1)) == paper.key_for((28, 28, 1))
+    assert conv != paper  # different spaces, one network
+    assert dense16.key == "32,3,0,relu,0.0,1|32,3,0,relu,0.0,1|dense16|adam|0.001"
+    assert dense16.key_for((9, 31, 2)) == dense16.key
+    assert len({dense_genome(blocks, i).key for i in range(9)}) == 9
+    assert dense16.describe() == "C32k3-relu-pool | C32k3-relu-pool | dense16 | adam lr=1e-3"
+    assert conv.describe() == paper.describe()
+
+
+@settings(max_examples=60, deadline=None)
+@given(genomes(DENSE), seeds)
+def test_dense_keys_ignore_inactive_blocks_and_round_trip_through_json(genome, seed):
+    rng = random.Random(seed)
+    cards = DENSE.cardinalities()
+    genes = list(genome.genes)
+    for b in range(DENSE.max_blocks):
+        start = b * GENES_PER_BLOCK
+        if not genes[start]:
+            for i in range(start + 1, start + GENES_PER_BLOCK):
+                genes[i] = rng.randrange(cards[i])
+    assert Genome(tuple(genes), DENSE).key == genome.key
+    again = Genome.from_config(json.loads(json.dumps(genome.to_config())))
+    assert again == genome and again.space == DENSE and again.key == genome.key
+    assert GenomeSpace.from_config(json.loads(json.dumps(DENSE.to_config()))) == DENSE
+
+
+@settings(max_examples=60, deadline=None)
+@given(genomes(DENSE), genomes(DENSE), seeds, st.integers(0, 80))
+def test_operators_on_the_dense_space_give_valid_genomes(a, b, seed, generation):
+    rng = random.Random(seed)
+    c, d = crossover(a, b, rng)
+    for child in (c, d, mutate(c, DENSE, rng, generation)):
+        assert child.space == DENSE and len(child.genes) == DENSE.n_genes and child.genes[0] == 1
+        Genome(child.genes, DENSE)  # validates every gene's range
+        assert child.latent_units in (None, *DENSE_LATENT_SIZES)
+
+
+def test_mutation_and_random_draws_reach_every_latent_choice():
+    rng = random.Random(5)
+    drawn = {random_genome(DENSE, rng).latent_units for _ in range(300)}
+    assert drawn == {None, *DENSE_LATENT_SIZES}
+    parent = dense_genome([block_genes()], 0)
+    mutated = {mutate(parent, DENSE, rng, 0).latent_units for _ in range(3000)}
+    assert mutated == {None, *DENSE_LATENT_SIZES}

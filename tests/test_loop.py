@@ -3,10 +3,14 @@ real loop and run folder, objectives computed from the genome, no Keras (millise
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
+from moncae.errors import RunFolderError
 from moncae.evaluation.surrogate import surrogate_task
+from moncae.method.genome import DENSE_LATENT_SIZES
 from moncae.method.objectives import unique_contributions
 from moncae.method.selection import elite_indices
 from moncae.search.loop import run_search
@@ -125,3 +129,55 @@ def test_without_elitism_the_fittest_are_lost(stub_config, tmp_path):
     off = sum(best_lost(stub_config(tmp_path / f"off{s}", seed=s, generations=10, elitism=0.0))
               for s in range(4))
     assert on == 0 and off > 0
+
+
+# --- the `space` setting -------------------------------------------------------------------
+
+def test_space_setting_builds_the_space_and_is_a_results_setting(stub_config):
+    paper, dense = stub_config(), stub_config(space="dense")
+    assert paper.space == "paper" and paper.genome_space().latent_sizes == ()
+    assert dense.genome_space().latent_sizes == DENSE_LATENT_SIZES
+    assert dense.genome_space().max_blocks == 4 and dense.genome_space().max_filters == 32
+    assert paper.results_settings()["space"] == "paper"
+    assert dense.results_settings()["space"] == "dense"
+
+
+def test_dense_space_run_journals_the_latent_gene_and_dense_bottlenecks(stub_config):
+    result = run_search(stub_config(space="dense"), task_fn=surrogate_task)
+    ev = pd.read_csv(result.run_dir / "evaluations.csv", dtype={"bottleneck": str})
+    assert list(ev.columns[-3:]) == ["latent", "optimizer", "learning_rate"]
+    dense = ev[ev["latent"] > 0]
+    assert len(dense) and (ev["latent"] == 0).any()
+    units = [DENSE_LATENT_SIZES[i - 1] for i in dense["latent"]]
+    assert list(dense["bottleneck"]) == [str(u) for u in units]
+    assert list(dense["loc"]) == pytest.approx([math.log10(u) for u in units])
+    assert all(f"dense{u}|" in k for u, k in zip(units, dense["genome_key"], strict=True))
+    assert not ev.loc[ev["latent"] == 0, "genome_key"].str.contains("dense").any()
+    assert {g.space for g in result.population} == {result.config.genome_space()}
+
+
+@pytest.mark.parametrize("crash_after", [5, 12])
+def test_dense_space_resume_after_a_crash_equals_the_uninterrupted_run(stub_config, tmp_path,
+                                                                        crash_after):
+    reference = run_search(stub_config(tmp_path / "ref", space="dense"), task_fn=surrogate_task).run_dir
+    calls = []
+
+    def crashing(task):
+        if len(calls) == crash_after:
+            raise Crash
+        calls.append(task.key)
+        return surrogate_task(task)
+
+    config = stub_config(tmp_path / "crashed", space="dense")
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing)
+    resumed = run_search(config, resume=True, task_fn=surrogate_task)
+    for name in CSVS:
+        pd.testing.assert_frame_equal(read(reference, name), read(resumed.run_dir, name),
+                                      check_exact=True)
+
+
+def test_resuming_with_another_space_is_refused(stub_config):
+    run_search(stub_config(generations=1), task_fn=surrogate_task)
+    with pytest.raises(RunFolderError, match="space: 'paper' -> 'dense'"):
+        run_search(stub_config(generations=1, space="dense"), resume=True, task_fn=surrogate_task)

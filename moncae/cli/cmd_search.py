@@ -93,6 +93,8 @@ class BarProgress:
               help="Search strategy (default moncae, the paper's GA); compare them with `moncae report`.")
 @click.option("--selection", type=click.Choice(sorted(SELECTORS)), default=None,
               help="Parent selection of the moncae strategy (default paper).")
+@click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
+              help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
 @click.option("--out", default=None, help="Results folder (default: results).")
 @data_dir_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)

@@ -45,6 +45,9 @@ def build_parts(model_file: str | os.PathLike, genome: Genome, input_shape) -> d
     code = keras.Input(shape=bottleneck_shape(genome, input_shape), name="code")
     x = code
     names = {layer.name for layer in autoencoder.layers}
+    for name in ("dec_dense", "dec_reshape"):  # a dense bottleneck: back to the last conv map first
+        if name in names:
+            x = autoencoder.get_layer(name)(x)
     for i in reversed(range(len(genome.blocks_for(input_shape)))):
         for part in ("conv", "up", "crop"):  # the order `decode._decoder_block` applies them
             if f"dec{i}_{part}" in names:

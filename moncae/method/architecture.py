@@ -3,7 +3,8 @@ convolutions and their cost in FLOPs.
 
 The compression objective costs nothing: `level_of_compression` is arithmetic on the genome and
 the input shape (MaxPool 2x2 with 'same' padding: 28 -> 14 -> 7 -> 4 -> 2); so is
-`forward_flops`.
+`forward_flops`. The bottleneck is the last conv map, (height, width, channels), or, for a
+genome with a dense latent gene, the dense layer, (units,): LOC = log10(units).
 """
 
 from __future__ import annotations
@@ -15,18 +16,25 @@ from dataclasses import dataclass
 from moncae.errors import MoncaeError
 from moncae.method.genome import Genome, check_input_shape, pooled_size
 
-__all__ = ["OUTPUT_KERNEL_SIZE", "ConvLayer", "bottleneck_shape", "conv_layers", "describe_with_bottleneck",
-           "forward_flops", "level_of_compression", "loc_of_shape"]
+__all__ = ["OUTPUT_KERNEL_SIZE", "ConvLayer", "bottleneck_shape", "conv_layers", "conv_output_shape",
+           "dense_macs", "describe_with_bottleneck", "forward_flops", "level_of_compression", "loc_of_shape"]
 
 
-def bottleneck_shape(genome: Genome, input_shape: Sequence[int]) -> tuple[int, int, int]:
-    """(height, width, channels) of the encoder output."""
+def conv_output_shape(genome: Genome, input_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(height, width, channels) of the last conv block's output (after its pooling)."""
     height, width, _ = check_input_shape(input_shape)
     blocks = genome.blocks_for(input_shape)
     for block in blocks:
         if block.pool:
             height, width = pooled_size(height), pooled_size(width)
     return height, width, blocks[-1].filters
+
+
+def bottleneck_shape(genome: Genome, input_shape: Sequence[int]) -> tuple[int, ...]:
+    """Shape of the encoder output: (height, width, channels) of the last conv map, or
+    (units,) when the genome has a dense bottleneck."""
+    conv = conv_output_shape(genome, input_shape)  # also validates the input shape
+    return conv if genome.latent_units is None else (genome.latent_units,)
 
 
 def loc_of_shape(shape: Sequence[int]) -> float:
@@ -45,12 +53,14 @@ def level_of_compression(genome: Genome, input_shape: Sequence[int]) -> float:
 def describe_with_bottleneck(genome: Genome, input_shape: Sequence[int]) -> str:
     """`describe()` for this input with the bottleneck before the training part.
 
-    e.g. `C32k3-relu-bn-pool | C16k5-elu-pool | C4k3-relu -> 4x4x4 | adam lr=1e-3`.
+    e.g. `C32k3-relu-bn-pool | C16k5-elu-pool | C4k3-relu -> 4x4x4 | adam lr=1e-3`, or with a
+    dense bottleneck `C32k3-relu-pool | C32k3-relu-pool -> 7x7x32 -> dense16 | adam lr=1e-3`.
     """
     blocks = genome.blocks_for(input_shape)
-    height, width, channels = bottleneck_shape(genome, input_shape)
+    height, width, channels = conv_output_shape(genome, input_shape)
     arch = " | ".join(b.describe() for b in blocks)
-    return f"{arch} -> {height}x{width}x{channels} | {genome.describe_training()}"
+    dense = "" if genome.latent_units is None else f" -> dense{genome.latent_units}"
+    return f"{arch} -> {height}x{width}x{channels}{dense} | {genome.describe_training()}"
 
 
 # --------------------------------------------------------------------------- compute cost
@@ -99,14 +109,23 @@ def conv_layers(genome: Genome, input_shape: Sequence[int]) -> list[ConvLayer]:
     return layers
 
 
+def dense_macs(genome: Genome, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of the dense bottleneck, per image: the encoder's Dense(units) on the
+    flattened last conv map and the decoder's Dense back to it (0 without a dense latent gene)."""
+    if genome.latent_units is None:
+        return 0
+    return 2 * math.prod(conv_output_shape(genome, input_shape)) * genome.latent_units
+
+
 def forward_flops(genome: Genome, input_shape: Sequence[int]) -> int:
     """Floating-point operations of one image's forward pass through the whole autoencoder.
 
-    Counted: every Conv2D (encoder, decoder, output), as 2 x its multiply-accumulates (a multiply
-    and an add per kernel weight per output value); zero padding at the borders is counted as if
-    it were data ('same' padding, what a dense convolution kernel computes). Not counted: conv
-    biases, batch-norm, activations, dropout (absent at inference), max-pooling, upsampling and
-    cropping: a few operations per feature-map value each, against 2*k*k*in_channels per value for
-    the conv that produces it. The encoder's share is the `enc*` layers of `conv_layers`.
+    Counted: every Conv2D (encoder, decoder, output) and, with a dense bottleneck, its two Dense
+    layers, as 2 x their multiply-accumulates (a multiply and an add per weight per output value);
+    zero padding at the borders is counted as if it were data ('same' padding, what a dense
+    convolution kernel computes). Not counted: biases, batch-norm, activations, dropout (absent at
+    inference), max-pooling, upsampling, cropping, flatten and reshape: a few operations per
+    feature-map value each, against 2*k*k*in_channels per value for the conv that produces it.
+    The encoder's share is the `enc*` layers of `conv_layers` (plus one of the two dense layers).
     """
-    return 2 * sum(layer.macs for layer in conv_layers(genome, input_shape))
+    return 2 * (sum(layer.macs for layer in conv_layers(genome, input_shape)) + dense_macs(genome, input_shape))

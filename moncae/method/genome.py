@@ -1,8 +1,10 @@
 """The MONCAE genome: a flat list of integer genes, DEvol-style, and its variation operators.
 
 A genome is `max_blocks` convolutional blocks of `GENES_PER_BLOCK` genes each
-(active, filters, kernel size, batch norm, activation, dropout, max-pool), then two
-hyperparameter genes (optimizer, learning rate). Every gene is an index into the
+(active, filters, kernel size, batch norm, activation, dropout, max-pool), then, only in a
+space with `latent_sizes` (the `dense` space), one latent gene (0: the last conv map is the
+bottleneck, as in the paper; i >= 1: a dense bottleneck of `latent_sizes[i - 1]` units after a
+Flatten), then two hyperparameter genes (optimizer, learning rate). Every gene is an index into the
 `GenomeSpace`'s choices, so the genome is a plain list of small integers that DEAP's list
 operators and a CSV row can hold. No Keras here: decoding lives in `moncae.model.decode`.
 
@@ -26,6 +28,7 @@ __all__ = [
     "BLOCK_FIELDS",
     "Block",
     "DEFAULT_MAX_FILTERS",
+    "DENSE_LATENT_SIZES",
     "DEFAULT_OPTIMIZERS",
     "KNOWN_OPTIMIZERS",
     "GENES_PER_BLOCK",
@@ -41,6 +44,9 @@ __all__ = [
 BLOCK_FIELDS = ("active", "filters", "kernel_size", "batch_norm", "activation", "dropout", "pool")
 GENES_PER_BLOCK = len(BLOCK_FIELDS)
 HYPER_FIELDS = ("optimizer", "learning_rate")
+LATENT_FIELD = "latent"
+# The `dense` space's latent gene: a dense bottleneck of 2, 4, ..., 256 units (or none).
+DENSE_LATENT_SIZES = tuple(2 ** i for i in range(1, 9))
 
 # Names Keras 3 resolves with `keras.activations.get` / `keras.optimizers.get`; checked here
 # so that a bad space fails when it is made, not hours later when a genome is decoded.
@@ -110,7 +116,10 @@ class GenomeSpace:
     """The choices each gene indexes into; the search space of one run.
 
     Filters are powers of two from `min_filters` to `max_filters`; a filters gene `g`
-    means `min_filters * 2**g`.
+    means `min_filters * 2**g`. `latent_sizes` empty (the paper's space) means no latent gene:
+    the genome is exactly the paper's. Non-empty (e.g. `DENSE_LATENT_SIZES`) adds one gene
+    after the blocks: 0 keeps the conv bottleneck, `i` picks a dense bottleneck of
+    `latent_sizes[i - 1]` units.
     """
 
     max_blocks: int = 6
@@ -121,6 +130,7 @@ class GenomeSpace:
     dropout_rates: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
     learning_rates: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+    latent_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -140,12 +150,22 @@ class GenomeSpace:
         set_(self, "optimizers", self._names("optimizers", KNOWN_OPTIMIZERS))
         set_(self, "dropout_rates", self._floats("dropout_rates", 0.0, 1.0, closed_low=True))
         set_(self, "learning_rates", self._floats("learning_rates", 0.0, math.inf))
+        set_(self, "latent_sizes", self._latent_sizes())
 
     def _kernel_sizes(self) -> tuple[int, ...]:
         sizes = tuple(_as_int(k, "kernel_sizes") for k in _as_tuple(self.kernel_sizes,
                                                                      "kernel_sizes"))
         if min(sizes) < 1:
             raise _fail("kernel_sizes", "must be positive integers", self.kernel_sizes)
+        return sizes
+
+    def _latent_sizes(self) -> tuple[int, ...]:
+        raw = self.latent_sizes
+        if isinstance(raw, Sequence) and not isinstance(raw, (str, bytes)) and len(raw) == 0:
+            return ()  # the paper's space: no latent gene
+        sizes = tuple(_as_int(u, "latent_sizes") for u in _as_tuple(raw, "latent_sizes"))
+        if min(sizes) < 1:
+            raise _fail("latent_sizes", "must be positive integers", raw)
         return sizes
 
     def _names(self, field: str, known: frozenset[str]) -> tuple[str, ...]:
@@ -173,8 +193,16 @@ class GenomeSpace:
         return int(math.log2(self.max_filters // self.min_filters)) + 1
 
     @property
+    def has_latent_gene(self) -> bool:
+        return bool(self.latent_sizes)
+
+    @property
+    def n_block_genes(self) -> int:
+        return GENES_PER_BLOCK * self.max_blocks
+
+    @property
     def n_genes(self) -> int:
-        return GENES_PER_BLOCK * self.max_blocks + len(HYPER_FIELDS)
+        return self.n_block_genes + int(self.has_latent_gene) + len(HYPER_FIELDS)
 
     def block_cardinalities(self) -> tuple[int, ...]:
         """How many values each gene of one block can take, in `BLOCK_FIELDS` order."""
@@ -183,19 +211,26 @@ class GenomeSpace:
 
     def cardinalities(self) -> tuple[int, ...]:
         """How many values each gene of a whole genome can take (gene i is in range(card[i]))."""
+        latent = (1 + len(self.latent_sizes),) if self.has_latent_gene else ()
         hyper = (len(self.optimizers), len(self.learning_rates))
-        return self.block_cardinalities() * self.max_blocks + hyper
+        return self.block_cardinalities() * self.max_blocks + latent + hyper
 
     def gene_names(self) -> list[str]:
-        """Column names for the flat gene list, e.g. `b0_active`, ..., `learning_rate`."""
+        """Column names for the flat gene list, e.g. `b0_active`, ..., [`latent`,] `learning_rate`."""
         names = [f"b{i}_{f}" for i in range(self.max_blocks) for f in BLOCK_FIELDS]
-        return names + list(HYPER_FIELDS)
+        return names + ([LATENT_FIELD] if self.has_latent_gene else []) + list(HYPER_FIELDS)
 
     def to_config(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_config` of it gives an equal space."""
+        """A JSON-ready dict; `from_config` of it gives an equal space.
+
+        An empty `latent_sizes` (the paper's space) is left out, so paper spaces serialise
+        exactly as they did before the latent gene existed.
+        """
         config = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if field.name == "latent_sizes" and not value:
+                continue
             config[field.name] = list(value) if isinstance(value, tuple) else value
         return config
 
@@ -259,8 +294,9 @@ class Genome:
         genes = tuple(_as_int(g, "genes") for g in self.genes)
         object.__setattr__(self, "genes", genes)
         if len(genes) != self.space.n_genes:
+            latent = " + 1 latent" if self.space.has_latent_gene else ""
             raise _fail("genes", f"must hold {self.space.n_genes} genes for this space "
-                        f"({self.space.max_blocks} blocks x {GENES_PER_BLOCK} + "
+                        f"({self.space.max_blocks} blocks x {GENES_PER_BLOCK}{latent} + "
                         f"{len(HYPER_FIELDS)}), not {len(genes)}", list(genes))
         for i, (gene, card) in enumerate(zip(genes, self.space.cardinalities(), strict=True)):
             if not 0 <= gene < card:
@@ -307,6 +343,14 @@ class Genome:
         return out
 
     @property
+    def latent_units(self) -> int | None:
+        """Units of the dense bottleneck, or None when the last conv map is the bottleneck."""
+        if not self.space.has_latent_gene:
+            return None
+        gene = self.genes[self.space.n_block_genes]
+        return self.space.latent_sizes[gene - 1] if gene else None
+
+    @property
     def optimizer(self) -> str:
         return self.space.optimizers[self.genes[-2]]
 
@@ -314,33 +358,37 @@ class Genome:
     def learning_rate(self) -> float:
         return self.space.learning_rates[self.genes[-1]]
 
-    @staticmethod
-    def _key_of(blocks: list[Block], optimizer: str, lr: float) -> str:
+    def _key_of(self, blocks: list[Block]) -> str:
         parts = [f"{b.filters},{b.kernel_size},{int(b.batch_norm)},{b.activation},"
                  f"{b.dropout!r},{int(b.pool)}" for b in blocks]
-        return "|".join([*parts, optimizer, repr(lr)])
+        latent = [] if self.latent_units is None else [f"dense{self.latent_units}"]
+        return "|".join([*parts, *latent, self.optimizer, repr(self.learning_rate)])
 
     @property
     def key(self) -> str:
         """Canonical string of the network this genome builds, for any input shape.
 
         Ignores inactive blocks' genes and filters genes capped by an earlier block, so
-        genomes that differ only there share a key; it does not depend on the space.
+        genomes that differ only there share a key; it does not depend on the space (a conv
+        bottleneck adds nothing to the key, so a `dense`-space genome whose latent gene is 0
+        shares its key with the same paper-space genome; a dense one adds `dense<units>`).
         Pooling that an input's size makes absent is ignored only by `key_for`.
         """
-        return self._key_of(self.blocks, self.optimizer, self.learning_rate)
+        return self._key_of(self.blocks)
 
     def key_for(self, input_shape: Sequence[int]) -> str:
         """`key` that also ignores pool genes absent for this input (map already 1 wide)."""
-        return self._key_of(self.blocks_for(input_shape), self.optimizer, self.learning_rate)
+        return self._key_of(self.blocks_for(input_shape))
 
     def describe(self, input_shape: Sequence[int] | None = None) -> str:
         """Readable summary, e.g. `C32k3-relu-bn-pool | C16k5-elu | adam lr=1e-3`.
 
-        With `input_shape`, shows only the pooling that actually happens for that input.
+        With `input_shape`, shows only the pooling that actually happens for that input. A
+        dense bottleneck shows as `dense16` after the blocks.
         """
         blocks = self.blocks if input_shape is None else self.blocks_for(input_shape)
-        return " | ".join([*(b.describe() for b in blocks), self.describe_training()])
+        latent = [] if self.latent_units is None else [f"dense{self.latent_units}"]
+        return " | ".join([*(b.describe() for b in blocks), *latent, self.describe_training()])
 
     def describe_training(self) -> str:
         """The hyperparameter part of `describe()`, e.g. `adam lr=1e-3`."""
@@ -383,7 +431,8 @@ def mutate(genome: Genome, space: GenomeSpace, rng: random.Random, generation: i
     """DEvol-style mutation: resample a few random genes (never gene 0).
 
     A gene of an inactive block is not resampled; instead the block is switched on with
-    probability `SWITCH_ON_PROBABILITY`. Returns a new genome; `genome` is unchanged.
+    probability `SWITCH_ON_PROBABILITY`. The latent gene (if any) and the hyperparameter genes
+    are resampled uniformly. Returns a new genome; `genome` is unchanged.
     """
     if genome.space != space:
         raise _fail("space", "must be the space the genome was made in", space)
@@ -391,7 +440,7 @@ def mutate(genome: Genome, space: GenomeSpace, rng: random.Random, generation: i
         raise _fail("generation", "must be >= 0", generation)
     genes = list(genome.genes)
     cards = space.cardinalities()
-    n_block_genes = GENES_PER_BLOCK * space.max_blocks
+    n_block_genes = space.n_block_genes
     for _ in range(mutation_count(generation, rng)):
         index = rng.randrange(1, len(genes))
         if index >= n_block_genes:

@@ -2,7 +2,10 @@
 
 Encoder: the active blocks in order, each Conv2D('same') -> [BatchNorm] -> activation ->
 [Dropout] -> [MaxPool 2x2 'same', only while both sides are >= 2]. The bottleneck is the
-last encoder feature map. The decoder mirrors it: per block, in reverse, Conv2D with the
+last encoder feature map (the paper), or, when the genome has a dense latent gene,
+Flatten -> Dense(units, LATENT_ACTIVATION) after it; the decoder then starts with
+Dense(h*w*c, the last block's activation) -> Reshape(h, w, c) back to the last conv map. The
+decoder mirrors the blocks: per block, in reverse, Conv2D with the
 block's filters, kernel and activation, then UpSampling2D where the encoder pooled, cropped
 back to the size the encoder had there (so 4 -> 8 is cropped to 7). A final
 Conv2D(input channels, sigmoid) gives an output of exactly the input's shape.
@@ -23,7 +26,11 @@ from keras import layers  # noqa: E402
 from moncae.method.architecture import OUTPUT_KERNEL_SIZE  # noqa: E402
 from moncae.method.genome import Block, Genome, check_input_shape, pooled_size  # noqa: E402
 
-__all__ = ["build_autoencoder"]
+__all__ = ["LATENT_ACTIVATION", "build_autoencoder"]
+
+# The dense bottleneck's code is linear (like PCA's): bench/dense_space.py measured it against
+# the last block's activation (see the README).
+LATENT_ACTIVATION = "linear"
 
 
 def _seeds(seed: int | None, offset: int) -> dict:
@@ -80,6 +87,15 @@ def build_autoencoder(genome: Genome, input_shape: Sequence[int], seed: int | No
         if block.pool:
             height, width = pooled_size(height), pooled_size(width)
     bottleneck = x
+    units = genome.latent_units
+    if units is not None:
+        conv_shape = (height, width, blocks[-1].filters)
+        x = layers.Flatten(name="latent_flatten")(x)
+        bottleneck = x = layers.Dense(units, activation=LATENT_ACTIVATION, name="latent",
+                                      **_seeds(seed, 500))(x)
+        x = layers.Dense(height * width * blocks[-1].filters, activation=blocks[-1].activation,
+                         name="dec_dense", **_seeds(seed, 1500))(x)
+        x = layers.Reshape(conv_shape, name="dec_reshape")(x)
     for i in reversed(range(len(blocks))):
         x = _decoder_block(x, blocks[i], i, sizes[i], seed)
     outputs = layers.Conv2D(channels, OUTPUT_KERNEL_SIZE, padding="same", activation="sigmoid",

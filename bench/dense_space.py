@@ -1,0 +1,97 @@
+"""Does a dense bottleneck gene pay? Fixed architectures of both search spaces against PCA.
+
+On mnist_5k (3,000 train / 1,000 val / 1,000 test images, no download), trains a few fixed
+genomes through moncae's own decode (`build_autoencoder`) and training code (`fit_autoencoder`:
+seeded tf.data, early stopping on the validation split, best weights restored): paper-space conv
+bottlenecks (2x2x8 and 4x4x4) and `dense`-space bottlenecks of 16, 32 and 64 units. Prints, per
+model, the test BCE per pixel beside PCA's test BCE with as many components (fitted on the same
+3,000 training images, `moncae.report.pca.pca_baseline`), and the seconds it took.
+
+Usage: python bench/dense_space.py [--epochs 20] [--patience 3] [--latent-activation linear]
+       [--only NAME ...]     (a few minutes on 2 CPU cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from moncae.data import DataSpec, cached_dataset
+from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck
+from moncae.method.genome import DENSE_LATENT_SIZES, Genome, GenomeSpace
+from moncae.report.pca import pca_baseline
+
+SPACE = GenomeSpace(max_blocks=4, max_filters=32, latent_sizes=DENSE_LATENT_SIZES)
+FILTERS = {4: 0, 8: 1, 16: 2, 32: 3}  # filters -> gene (min_filters 4, powers of two)
+ADAM, LR_1E_3 = SPACE.optimizers.index("adam"), SPACE.learning_rates.index(1e-3)
+
+
+def genome(filters: list[int], latent: int | None) -> Genome:
+    """Blocks of k3 relu convs, each pooled; latent None = the conv map is the bottleneck."""
+    blocks = [[1, FILTERS[f], 0, 0, 0, 0, 1] for f in filters]
+    blocks += [[0] * 7] * (SPACE.max_blocks - len(filters))
+    latent_gene = 0 if latent is None else SPACE.latent_sizes.index(latent) + 1
+    return Genome(tuple([g for b in blocks for g in b] + [latent_gene, ADAM, LR_1E_3]), SPACE)
+
+
+MODELS = {
+    "paper-2x2x8": genome([32, 32, 16, 8], None),
+    "paper-4x4x4": genome([32, 32, 4], None),
+    "dense16": genome([32, 32], 16),
+    "dense32": genome([32, 32], 32),
+    "dense64": genome([32, 32], 64),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latent-activation", default=None,
+                        help="override moncae.model.decode.LATENT_ACTIVATION (default: linear)")
+    parser.add_argument("--only", nargs="*", choices=sorted(MODELS), default=None)
+    args = parser.parse_args()
+
+    from moncae.model.tfquiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before keras imports TensorFlow
+    import keras
+
+    from moncae.model import decode
+    from moncae.model.decode import build_autoencoder
+    from moncae.model.training import evaluate_loss, fit_autoencoder, make_loss, make_optimizer
+
+    if args.latent_activation:
+        decode.LATENT_ACTIVATION = args.latent_activation
+    data = cached_dataset(DataSpec("mnist_5k", train_size=3000, val_size=1000, test_size=1000))
+    shape = data.input_shape
+    names = args.only or list(MODELS)
+    sizes = [math.prod(bottleneck_shape(MODELS[n], shape)) for n in names]
+    pca = pca_baseline(data.x_train, data.x_test, sizes, "bce").set_index("k")["rec_loss"]
+    print(f"mnist_5k: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
+          f"batch {args.batch_size}, Adam 1e-3, BCE, <= {args.epochs} epochs (patience "
+          f"{args.patience}), dense code activation {decode.LATENT_ACTIVATION}")
+    print(f"{'model':<12} {'latent':>6} {'LOC':>5} {'params':>7} {'epochs':>6} {'val BCE':>8} "
+          f"{'test BCE':>8} {'PCA':>7} {'-PCA':>7} {'s':>5}  architecture")
+    for name, k in zip(names, sizes, strict=True):
+        g = MODELS[name]
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(args.seed)
+        start = time.perf_counter()
+        model, _ = build_autoencoder(g, shape, seed=args.seed)
+        model.compile(optimizer=make_optimizer(g), loss=make_loss("bce"), jit_compile=False)
+        val, epochs = fit_autoencoder(model, data.x_train, data.x_val, epochs=args.epochs,
+                                      batch_size=args.batch_size, patience=args.patience,
+                                      seed=args.seed)
+        test = evaluate_loss(model, data.x_test, args.batch_size)
+        seconds = time.perf_counter() - start
+        print(f"{name:<12} {k:>6} {math.log10(k):>5.3f} {model.count_params():>7} {epochs:>6} "
+              f"{val:>8.4f} {test:>8.4f} {pca[k]:>7.4f} {test - pca[k]:>+7.4f} {seconds:>5.1f}  "
+              f"{describe_with_bottleneck(g, shape)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
