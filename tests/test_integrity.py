@@ -96,6 +96,7 @@ def test_a_model_that_cannot_be_saved_is_a_failure_and_resume_trains_it(stub_con
     assert_same(reference, config.run_dir)
 
 
+@pytest.mark.slow  # the CLI's default evaluator module imports TensorFlow
 def test_search_cli_exits_1_when_final_models_were_not_saved(tiny_npz, tmp_path, monkeypatch):
     monkeypatch.setattr(RunFolder, "save_model_bytes", lambda *a: (_ for _ in ()).throw(OSError(28, "disk full")))
     import moncae.evaluation.train as train
@@ -338,6 +339,7 @@ def test_bad_settings_exit_2_with_one_line(tiny_npz, tmp_path, extra, expected):
     (lambda run: (run / "config.json").write_text("[1, 2]"), "config.json"),
     (lambda run: (run / "checkpoint.json").write_text('{"format": "moncae-checkpoint"}'), "checkpoint.json"),
 ])
+@pytest.mark.slow  # the CLI's default evaluator module imports TensorFlow
 def test_damaged_run_files_on_resume_exit_2_with_one_line(stub_config, tmp_path, damage, expected, monkeypatch):
     config = stub_config()
     with pytest.raises(Crash):

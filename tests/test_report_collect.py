@@ -62,6 +62,7 @@ def test_table1_matches_a_hand_computation(results):
     assert len(finals) == finals.groupby("seed")["genome_key"].nunique().sum()
 
 
+@pytest.mark.slow  # draws every figure (matplotlib) in a fresh interpreter
 def test_report_of_surrogate_runs_writes_every_file_without_tensorflow(results):
     code = ("import sys, warnings\nfrom moncae.report import build_report\n"
             "with warnings.catch_warnings(record=True) as seen:\n"

@@ -12,23 +12,30 @@ from scipy.stats import mannwhitneyu
 from moncae.config import resolve_config
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.report import build_report
+from moncae.report.collect import collect_runs
+from moncae.report.strategies import collect_strategies
 from moncae.search.loop import run_search
 
 SEEDS = (1, 2, 3)
 
 
 @pytest.fixture(scope="module")
-def results(tiny_npz, tmp_path_factory):
+def runs(tiny_npz, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     for strategy, generations in (("moncae", 4), ("random", 3)):  # different budgets on purpose
         for seed in SEEDS:
             run_search(resolve_config(dataset=str(tiny_npz), seed=seed, out=str(out / strategy), strategy=strategy,
                                       generations=generations, population=8, max_blocks=4, max_filters=32,
                                       elitism=0.25), task_fn=surrogate_task)
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(runs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = build_report(out)
-    return out, report.parent
+        report = build_report(runs)
+    return runs, report.parent
 
 
 def hv_at(run_dir, budget):
@@ -37,9 +44,12 @@ def hv_at(run_dir, budget):
     return done["front_hypervolume"].iloc[-1] if len(done) else 0.0
 
 
-def test_strategies_table_matches_a_hand_computation(results):
-    out, folder = results
-    table = pd.read_csv(folder / "strategies.csv").set_index("strategy")
+def test_strategies_table_matches_a_hand_computation(runs):
+    out = runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (compared,) = collect_strategies(collect_runs(out)).values()
+    table = compared["table"].set_index("strategy")
     assert set(table.index) == {"moncae", "random"}
     runs = {s: [out / s / "tiny" / f"seed-{seed}" for seed in SEEDS] for s in ("moncae", "random")}
     budget = min(pd.read_csv(r / "generations.csv")["trainings_total"].iloc[-1]
@@ -55,8 +65,11 @@ def test_strategies_table_matches_a_hand_computation(results):
     assert pd.isna(table.loc["random", "p_vs_random"])
 
 
+@pytest.mark.slow  # draws every figure
 def test_report_draws_the_comparison_and_never_merges_strategies(results):
     _, folder = results
+    written = pd.read_csv(folder / "strategies.csv")
+    assert set(written["strategy"]) == {"moncae", "random"}
     assert (folder / "strategies_tiny.png").stat().st_size > 0
     assert "Strategies: tiny" in (folder / "report.md").read_text()
     table1 = pd.read_csv(folder / "table1.csv")
