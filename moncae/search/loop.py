@@ -89,7 +89,8 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, resume: bool) -> Chec
             "to write somewhere else"
         )
     if resume and run.config.exists():
-        previous = run.read_config().get("settings", {})
+        # a setting newer than the run folder is absent there: the run had its default
+        previous = {**SearchConfig().results_settings(), **run.read_config().get("settings", {})}
         current = config.results_settings()
         differ = sorted(k for k in current if previous.get(k) != current[k])
         if differ:
