@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 
 from moncae.errors import RunFolderError
-from moncae.store import RunFolder
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.genome import DENSE_LATENT_SIZES
 from moncae.method.objectives import hv_contributions
 from moncae.search.loop import run_search
-from moncae.store import GENERATION_COLUMNS, POPULATION_COLUMNS
+from moncae.store import GENERATION_COLUMNS, POPULATION_COLUMNS, RunFolder
 
 CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv")
 
