@@ -8,7 +8,7 @@ import json
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from moncae.errors import MoncaeError
@@ -234,6 +234,7 @@ def test_operators_are_deterministic_and_leave_the_global_rng_alone(seed, genera
 
 @settings(max_examples=100, deadline=None)
 @given(genomes(), seeds, st.integers(0, 80))
+@example(Genome(tuple([1] + [0] * 43), SPACE), 242, 32)  # switches block 1 on, then resamples it
 def test_mutate_resamples_a_few_active_genes_and_keeps_the_parent(genome, seed, generation):
     child = mutate(genome, SPACE, random.Random(seed), generation)
     assert isinstance(child, Genome) and child.space == SPACE

@@ -14,7 +14,7 @@ from moncae.method.genome import DENSE_LATENT_SIZES
 from moncae.method.objectives import unique_contributions
 from moncae.method.selection import elite_indices
 from moncae.search.loop import run_search
-from moncae.store import GENERATION_COLUMNS, POPULATION_COLUMNS
+from moncae.store import GENERATION_COLUMNS, POPULATION_COLUMNS, RunFolder
 
 CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv")
 
@@ -181,3 +181,17 @@ def test_resuming_with_another_space_is_refused(stub_config):
     run_search(stub_config(generations=1), task_fn=surrogate_task)
     with pytest.raises(RunFolderError, match="space: 'paper' -> 'dense'"):
         run_search(stub_config(generations=1, space="dense"), resume=True, task_fn=surrogate_task)
+
+
+def test_a_run_folder_from_before_the_space_setting_resumes_as_paper(stub_config):
+    """config.json written before `space` existed lacks it: such a run was a paper-space run."""
+    config = stub_config(generations=2)
+    reference = run_search(config, task_fn=surrogate_task)
+    run = RunFolder(config.run_dir)
+    old = run.read_config()
+    del old["settings"]["space"]
+    run.write_config(old)
+    again = run_search(config, resume=True, task_fn=surrogate_task)
+    assert [g.genes for g in again.population] == [g.genes for g in reference.population]
+    with pytest.raises(RunFolderError, match="space: 'paper' -> 'dense'"):
+        run_search(stub_config(generations=2, space="dense"), resume=True, task_fn=surrogate_task)

@@ -106,7 +106,9 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool) -
         )
     if resume and run.config.exists():
         payload = run.read_config()
-        _check_same(run, "settings", payload["settings"], config.results_settings())
+        # a setting newer than the run folder is absent there: the run had its default
+        previous = {**SearchConfig().results_settings(), **payload["settings"]}
+        _check_same(run, "settings", previous, config.results_settings())
         run.check_data(data, stored=payload.get("data"))
         return run.load_checkpoint()
     if run.has_journals():
