@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from moncae.cli.options import data_dir_option
+from moncae.cli.options import data_dir_option, exit_if_unsaved
 
 
 class BarProgress:
@@ -81,8 +81,4 @@ def command(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, 
     ok = sum(r.ok for r in result.records)
     click.echo(f"done: {ok}/{len(result.records)} models ok ({result.trained} fine-tuned now, "
                f"{result.skipped} skipped); results in {result.csv_path}")
-    if result.unsaved:
-        click.echo(f"Error: {len(result.unsaved)} model(s) failed for a passing reason (first: "
-                   f"{result.unsaved[0].error}); fix it (e.g. free disk space) and run the same command "
-                   "again to fine-tune them", err=True)
-        sys.exit(1)
+    exit_if_unsaved(result.unsaved, "model(s)", "again to fine-tune them")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from moncae.cli.options import data_dir_option
+from moncae.cli.options import data_dir_option, exit_if_unsaved
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
 
 
@@ -115,8 +115,4 @@ def command(dataset, seed, preset, config_file, resume, quiet, **flags):
         ok = sum(r.ok for r in result.records)
         click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "
                    f"their model on disk; results in {result.run_dir}")
-        if result.unsaved:
-            click.echo(f"Error: {len(result.unsaved)} final model(s) failed for a passing reason (first: "
-                       f"{result.unsaved[0].error}); fix it (e.g. free disk space) and run the same command "
-                       "with --resume to train them again", err=True)
-            sys.exit(1)
+        exit_if_unsaved(result.unsaved, "final model(s)", "with --resume to train them again")

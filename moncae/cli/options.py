@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 data_dir_option = click.option(
@@ -12,3 +14,11 @@ data_dir_option = click.option(
     show_envvar=True,
     help="Folder with dataset files in their original layout (IDX .gz, mnist.npz, cifar-10-batches-py/).",
 )
+
+
+def exit_if_unsaved(unsaved, what: str, again: str) -> None:
+    """Exit 1 with one line when some results failed for a passing reason (disk, memory)."""
+    if unsaved:
+        click.echo(f"Error: {len(unsaved)} {what} failed for a passing reason (first: {unsaved[0].error}); "
+                   f"fix it (e.g. free disk space) and run the same command {again}", err=True)
+        sys.exit(1)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from moncae.evaluation.records import EvalRecord
-from moncae.method.genome import Genome, GenomeSpace, random_genome
+from moncae.method.genome import Genome, GenomeSpace, crossover, mutate, random_genome
 from moncae.method.objectives import unique_contributions
 
 __all__ = ["Generation", "Strategy"]
@@ -66,6 +66,14 @@ class Strategy(ABC):
         """Restore `state()` (on resume); stateless strategies need nothing."""
 
     # helpers shared by the strategies ------------------------------------------------------
+    def offspring(self, pick: Callable[[], Genome], rng: random.Random, generation: int) -> list[Genome]:
+        """`size` children: single-point crossover of two picked parents, then mutation."""
+        children = []
+        while len(children) < self.size:
+            child, _ = crossover(pick(), pick(), rng)
+            children.append(mutate(child, self.space, rng, generation))
+        return children
+
     def contributions(self, records: Sequence[EvalRecord], keys: Sequence[str]) -> list[float]:
         points = np.array([(r.rec_loss, r.loc) for r in records], dtype=float).reshape(-1, 2)
         return [float(c) for c in unique_contributions(points, keys, self.ref_point)]

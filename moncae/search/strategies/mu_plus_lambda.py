@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from moncae.method.genome import Genome, crossover, mutate
+from moncae.method.genome import Genome
 from moncae.search.strategies.base import Generation, Strategy
 from moncae.search.strategies.survival import best_by_contribution
 
@@ -29,12 +29,7 @@ class MuPlusLambda(Strategy):
         self.parents = [{"key": key_of[id(g)], "genome": g.to_config()} for g in survivors]
         if last:
             return survivors
-        offspring = []
-        while len(offspring) < self.size:
-            a, b = survivors[rng.randrange(len(survivors))], survivors[rng.randrange(len(survivors))]
-            child, _ = crossover(a, b, rng)
-            offspring.append(mutate(child, self.space, rng, generation.index + 1))
-        return offspring
+        return self.offspring(lambda: survivors[rng.randrange(len(survivors))], rng, generation.index + 1)
 
     def state(self) -> dict:
         return {"parents": self.parents}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from moncae.method.genome import Genome, crossover, mutate
+from moncae.method.genome import Genome
 from moncae.search.strategies.base import Generation, Strategy
 from moncae.search.strategies.survival import nsga2_survivors, ranks_and_crowding
 
@@ -34,11 +34,7 @@ class NSGA2(Strategy):
             better = min((a, b), key=lambda i: (rank[i], -crowd[i], i))
             return survivors[better]
 
-        offspring = []
-        while len(offspring) < self.size:
-            child, _ = crossover(tournament(), tournament(), rng)
-            offspring.append(mutate(child, self.space, rng, generation.index + 1))
-        return offspring
+        return self.offspring(tournament, rng, generation.index + 1)
 
     def state(self) -> dict:
         return {"parents": self.parents}
