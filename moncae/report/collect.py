@@ -280,8 +280,13 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
         path / "finetune.csv", ["genome_key", "rec_loss", "cl_loss", "cl_acc", "finetune_seconds",
                                 "status"],
         numeric=["rec_loss", "cl_loss", "cl_acc", "finetune_seconds"])}
-    index = {r["genome_key"]: r for r in read_table(
-        path / "models" / "index.csv", ["genome_key", "file", "status"])}
+    index_rows = read_table(path / "models" / "index.csv", ["genome_key", "file", "status"])
+    index = {r["genome_key"]: r for r in index_rows}
+    if run.finished and index_rows and all(r["genome_key"] in evaluations for r in index_rows):
+        # the final population the search ended with (for survival strategies not the last
+        # generation trained): models/index.csv, with each network's objectives from its training
+        final = [{"genome_key": r["genome_key"], "rec_loss": evaluations[r["genome_key"]]["rec_loss"],
+                  "loc": evaluations[r["genome_key"]]["loc"]} for r in index_rows]
 
     counts: dict[str, int] = {}
     for r in final:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import warnings
 from itertools import cycle
 
 import numpy as np
@@ -168,7 +169,8 @@ def plot_strategies(info: dict, *, family: str, ax=None):
             steps.append(values)
         steps = np.array(steps)
         color = f"C{i % 10}"
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # grid points before a run's first generation are NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             ax.plot(grid, np.nanmean(steps, axis=0), color=color, lw=2,
                     label=f"{strategy} ({len(steps)} seed{'s' if len(steps) != 1 else ''})")
             if len(steps) > 1:
