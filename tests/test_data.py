@@ -128,6 +128,7 @@ def write_cifar_tar(path: Path, tmp: Path, **kw) -> Path:
 # --------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow  # reads the full Fashion-MNIST (seconds)
 @needs_shared
 def test_real_fashion_mnist_from_env_dir(monkeypatch):
     monkeypatch.setenv("MONCAE_DATA_DIR", str(SHARED))
@@ -148,6 +149,7 @@ def test_real_fashion_mnist_from_debian_system_dir(monkeypatch):
     assert st_.available and st_.source == str(SHARED / "fashion-mnist")
 
 
+@pytest.mark.slow  # reads the full Fashion-MNIST (seconds)
 @needs_shared
 def test_status_of_every_name_with_shared_dir(monkeypatch):
     monkeypatch.setenv("MONCAE_DATA_DIR", str(SHARED))

@@ -170,7 +170,7 @@ def test_the_checkpoint_is_plain_json(stub_config):
 
 
 # -- 4. torn journals ---------------------------------------------------------------------------
-@pytest.mark.parametrize("cut", [1, 17, 40, -2, -1])
+@pytest.mark.parametrize("cut", [17, -1])  # inside the key, and the newline alone
 def test_a_torn_last_row_is_dropped_and_the_resumed_run_equals_the_uninterrupted_one(
         stub_config, tmp_path, reference, cut):
     config = stub_config(tmp_path / "torn")

@@ -67,7 +67,7 @@ class Crash(BaseException):
     """Stands for a kill: not an Exception, so nothing records it as a failed training."""
 
 
-@pytest.mark.parametrize("crash_after", [3, 8, 9, 14, 17])
+@pytest.mark.parametrize("crash_after", [3, 9, 17])
 def test_resume_after_a_crash_at_any_training_equals_the_uninterrupted_run(stub_config, tmp_path,
                                                                            crash_after):
     reference = run_search(stub_config(tmp_path / "ref"), task_fn=surrogate_task).run_dir

@@ -7,7 +7,6 @@ import warnings
 
 import pandas as pd
 import pytest
-from scipy.stats import mannwhitneyu
 
 from moncae.config import resolve_config
 from moncae.evaluation.surrogate import surrogate_task
@@ -44,6 +43,7 @@ def hv_at(run_dir, budget):
     return done["front_hypervolume"].iloc[-1] if len(done) else 0.0
 
 
+@pytest.mark.slow  # scipy alone takes 1.5 s to import; six surrogate runs
 def test_strategies_table_matches_a_hand_computation(runs):
     out = runs
     with warnings.catch_warnings():
@@ -60,6 +60,8 @@ def test_strategies_table_matches_a_hand_computation(runs):
         assert row["trainings"] == budget and row["runs"] == len(SEEDS)
         assert row["front_hv"] == pytest.approx(pd.Series(v).mean())
         assert row["front_hv_std"] == pytest.approx(pd.Series(v).std())
+    from scipy.stats import mannwhitneyu
+
     expected_p = mannwhitneyu(values["moncae"], values["random"], alternative="two-sided").pvalue
     assert table.loc["moncae", "p_vs_random"] == pytest.approx(expected_p)
     assert pd.isna(table.loc["random", "p_vs_random"])

@@ -96,7 +96,7 @@ def test_strategy_completes_deterministically_and_keeps_the_front(stub_config, t
 
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
-@pytest.mark.parametrize("crash_after", [5, 13, 22])
+@pytest.mark.parametrize("crash_after", [5, 22])
 def test_strategy_resumes_identically_after_a_crash(stub_config, tmp_path, strategy, crash_after):
     reference = run_search(stub_config(tmp_path / "ref", strategy=strategy), task_fn=surrogate_task).run_dir
     calls = []
