@@ -18,7 +18,8 @@ from moncae.method.genome import Genome
 from moncae.method.objectives import REFERENCE_POINT
 
 __all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURES", "EvalRecord",
-           "EvalResult", "EvalTask", "TrainSettings", "evaluation_seed", "failed_record", "failure_kind"]
+           "EvalResult", "EvalTask", "Outcome", "TrainSettings", "evaluation_seed", "failed_record",
+           "failure_kind"]
 
 EVAL_COLUMNS = [
     "generation", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "params",
@@ -52,8 +53,28 @@ class EvalTask:
     key: str = ""  # the genome's canonical key for this input shape (set by the search)
 
 
+class Outcome:
+    """What every result row (a training, a fine-tune) says about how it went: `status` and,
+    when it failed, the `failure` kind; `row()` is its CSV row."""
+
+    status: str
+    failure: str
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def transient(self) -> bool:
+        """A failure worth trying again later (see `TRANSIENT_FAILURES`)."""
+        return self.status != "ok" and self.failure in TRANSIENT_FAILURES
+
+
 @dataclass
-class EvalRecord:
+class EvalRecord(Outcome):
     """One training of one genome: a row of `evaluations.csv` (generation is set by the search)."""
 
     genome_key: str
@@ -69,18 +90,6 @@ class EvalRecord:
     error: str = ""
     generation: int = -1
     failure: str = ""  # one of FAILURE_KINDS when status is "failed"
-
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def transient(self) -> bool:
-        """A failure worth trying again later (see `TRANSIENT_FAILURES`)."""
-        return self.status != "ok" and self.failure in TRANSIENT_FAILURES
 
 
 @dataclass

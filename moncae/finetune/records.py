@@ -3,12 +3,11 @@ final models it works on, its result and progress hooks. No TensorFlow."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from moncae.errors import MoncaeError
-from moncae.evaluation.records import TRANSIENT_FAILURES
+from moncae.evaluation.records import Outcome
 from moncae.method.genome import Genome
 from moncae.store import csv_float
 
@@ -43,7 +42,7 @@ class FinetuneSettings:
 
 
 @dataclass
-class FinetuneRecord:
+class FinetuneRecord(Outcome):
     """One fine-tuned model: a row of `finetune.csv`."""
 
     individual: int
@@ -59,18 +58,6 @@ class FinetuneRecord:
     status: str
     error: str = ""
     failure: str = ""  # a `moncae.evaluation.records.FAILURE_KINDS` name when failed
-
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def transient(self) -> bool:
-        """Failed for a passing reason (memory, disk): a rerun tries it again."""
-        return self.status != "ok" and self.failure in TRANSIENT_FAILURES
 
     @classmethod
     def from_row(cls, row: dict[str, str]) -> FinetuneRecord:

@@ -32,7 +32,7 @@ class MuPlusLambda(Strategy):
         return self.offspring(lambda: survivors[rng.randrange(len(survivors))], rng, generation.index + 1)
 
     def state(self) -> dict:
-        return {"parents": self.parents}
+        return {"parents": list(self.parents)}
 
     def load_state(self, state: dict) -> None:
         self.parents = list(state.get("parents", []))

@@ -37,7 +37,7 @@ class NSGA2(Strategy):
         return self.offspring(tournament, rng, generation.index + 1)
 
     def state(self) -> dict:
-        return {"parents": self.parents}
+        return {"parents": list(self.parents)}
 
     def load_state(self, state: dict) -> None:
         self.parents = list(state.get("parents", []))

@@ -31,7 +31,7 @@ class RandomSearch(Strategy):
         return best_by_contribution(self, pool, keys, generation.lookup, self.size)
 
     def state(self) -> dict:
-        return {"seen": self.seen}
+        return {"seen": list(self.seen)}  # a copy: `advance` appends to the live list
 
     def load_state(self, state: dict) -> None:
         self.seen = list(state.get("seen", []))
