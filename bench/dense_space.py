@@ -8,7 +8,8 @@ model, the test BCE per pixel beside PCA's test BCE with as many components (fit
 3,000 training images, `moncae.report.pca.pca_baseline`), and the seconds it took.
 
 Usage: python bench/dense_space.py [--epochs 20] [--patience 3] [--latent-activation linear]
-       [--only NAME ...]     (a few minutes on 2 CPU cores)
+       [--only NAME ...] [--dataset fashion_mnist --train-size 54000 --val-size 6000
+       --test-size 10000]     (a few minutes on 2 CPU cores)
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ MODELS = {
     "dense16": genome([32, 32], 16),
     "dense32": genome([32, 32], 32),
     "dense64": genome([32, 32], 64),
+    "dense16-c16": genome([16, 16], 16),
+    "dense32-c16": genome([16, 16], 32),
+    "dense64-c16": genome([16, 16], 64),
 }
 
 
@@ -50,6 +54,10 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", default="mnist_5k")
+    parser.add_argument("--train-size", type=int, default=3000)
+    parser.add_argument("--val-size", type=int, default=1000)
+    parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--latent-activation", default=None,
                         help="override moncae.model.decode.LATENT_ACTIVATION (default: linear)")
     parser.add_argument("--only", nargs="*", choices=sorted(MODELS), default=None)
@@ -66,12 +74,13 @@ def main() -> None:
 
     if args.latent_activation:
         decode.LATENT_ACTIVATION = args.latent_activation
-    data = cached_dataset(DataSpec("mnist_5k", train_size=3000, val_size=1000, test_size=1000))
+    data = cached_dataset(DataSpec(args.dataset, train_size=args.train_size, val_size=args.val_size,
+                                   test_size=args.test_size))
     shape = data.input_shape
     names = args.only or list(MODELS)
     sizes = [math.prod(bottleneck_shape(MODELS[n], shape)) for n in names]
     pca = pca_baseline(data.x_train, data.x_test, sizes, "bce").set_index("k")["rec_loss"]
-    print(f"mnist_5k: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
+    print(f"{args.dataset}: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
           f"batch {args.batch_size}, Adam 1e-3, BCE, <= {args.epochs} epochs (patience "
           f"{args.patience}), dense code activation {decode.LATENT_ACTIVATION}")
     print(f"{'model':<12} {'latent':>6} {'LOC':>5} {'params':>7} {'epochs':>6} {'val BCE':>8} "
