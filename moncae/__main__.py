@@ -2,4 +2,5 @@
 
 from moncae.cli.main import main
 
-main()
+if __name__ == "__main__":  # worker processes (spawned) import this module too
+    main()

@@ -35,9 +35,10 @@ LOSSES = ("bce", "mse")
 # dense bottleneck of DENSE_LATENT_SIZES units).
 SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
-               "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "workers")
+               "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space")
 PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
+WORKERS_AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,15 @@ class SearchConfig:
     out: str = "results"
     preset: str | None = None
     executor: str = "local"
-    workers: int | None = None
+    # local: worker processes (1: in this process; "auto": 2 on a CPU-only machine with >= 2
+    # cores, else 1); dask: the LocalCluster's size ("auto": one per GPU, or cores // threads)
+    workers: int | str = WORKERS_AUTO
+    models_per_gpu: int = 1  # dask LocalCluster on GPUs: workers (models at once) per GPU
     scheduler: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
+        object.__setattr__(self, "workers", parse_workers(self.workers))
         object.__setattr__(self, "ref_point", tuple(float(v) for v in self.ref_point))
         object.__setattr__(self, "optimizers", tuple(self.optimizers))
         unknown = [o for o in self.optimizers if o not in KNOWN_OPTIMIZERS]
@@ -97,7 +102,7 @@ class SearchConfig:
             value = getattr(self, name)
             _check(value is None or value >= 1, name, "must be >= 1 when given", value)
         _check(self.executor in ("local", "dask"), "executor", "must be local or dask", self.executor)
-        _check(self.workers is None or self.workers >= 1, "workers", "must be >= 1", self.workers)
+        _check(self.models_per_gpu >= 1, "models_per_gpu", "must be >= 1", self.models_per_gpu)
         _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
@@ -122,7 +127,7 @@ class SearchConfig:
 
     def results_settings(self) -> dict[str, Any]:
         """The settings that decide results (not where the run writes or which executor runs it)."""
-        skip = {"out", "preset", "executor", "workers", "scheduler", "data_dir"}
+        skip = {"out", "preset", "executor", "workers", "models_per_gpu", "scheduler", "data_dir"}
         return {k: v for k, v in self.to_dict().items() if k not in skip}
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +139,22 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
         return cls(**_known(d, "config.json"))
+
+
+def parse_workers(value: Any) -> int | str:
+    """`workers` as given (flag, TOML, config.json): a positive integer or "auto"; anything else
+    is a one-line error naming the valid values. None (config.json before "auto") is "auto"."""
+    if value is None:
+        return WORKERS_AUTO
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == WORKERS_AUTO:
+            return WORKERS_AUTO
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise MoncaeError(f"`workers` must be a positive integer or 'auto'. Received: workers={value!r}")
 
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:

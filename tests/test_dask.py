@@ -41,6 +41,9 @@ CSVS = ("evaluations.csv", "population.csv", "generations.csv")
 
 
 def smoke(out: Path, **overrides):
+    """The smoke preset; the local reference trains in this process (`workers = 1`: the driver's
+    thread count, which the Dask workers use too)."""
+    overrides = {"workers": 1, **overrides}
     return resolve_config(preset="smoke", dataset="mnist_5k", seed=SEED, out=str(out), **overrides)
 
 

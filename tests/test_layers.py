@@ -25,7 +25,8 @@ LAYERS = [
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 NO_TENSORFLOW = ["moncae", "moncae.method", "moncae.store", "moncae.report", "moncae.report.collect",
                  "moncae.config", "moncae.data", "moncae.search", "moncae.evaluation.records",
-                 "moncae.evaluation.surrogate", "moncae.executors", "moncae.executors.dask",
+                 "moncae.evaluation.surrogate", "moncae.evaluation.lazy", "moncae.executors",
+                 "moncae.executors.processes", "moncae.executors.dask",
                  "moncae.finetune", "moncae.export", "moncae.export.front", "moncae.export.select",
                  "moncae.cli.main"]
 

@@ -98,7 +98,12 @@ class BarProgress:
 @click.option("--out", default=None, help="Results folder (default: results).")
 @data_dir_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)
-@click.option("--workers", type=int, default=None, help="Dask: start a LocalCluster of N workers.")
+@click.option("--workers", default=None, metavar="auto|N",
+              help="local: trainings at once, each in its own process (default auto: 2 on a CPU-only "
+                   "machine with >= 2 cores, else 1 = in this process); dask: start a LocalCluster "
+                   "of N workers.")
+@click.option("--models-per-gpu", type=int, default=None,
+              help="Dask LocalCluster on GPUs: workers (models trained at once) per GPU (default 1).")
 @click.option("--scheduler", default=None, help="Dask: scheduler address, e.g. tcp://host:8786.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars, one line per generation.")

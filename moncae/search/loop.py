@@ -12,6 +12,7 @@ the loop with a stub.
 
 from __future__ import annotations
 
+import pickle
 import platform
 import random
 import time
@@ -25,18 +26,19 @@ from typing import Any
 import numpy as np
 from deap import tools
 
-from moncae.config import SearchConfig
+from moncae.config import WORKERS_AUTO, SearchConfig
 from moncae.data import cached_dataset
 from moncae.errors import RunFolderError, one_line
 from moncae.evaluation.records import EvalRecord, EvalResult, EvalTask, TrainSettings, evaluation_seed
-from moncae.executors import Executor, make_executor
+from moncae.executors import Executor, LocalExecutor, make_executor
 from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.genome import Genome
 from moncae.method.objectives import hypervolume, non_dominated_mask, unique_contributions
 from moncae.search.strategies import Generation, Strategy, make_strategy
 from moncae.store import Checkpoint, RunFolder, RunLock, data_record
 
-__all__ = ["RunResult", "SearchProgress", "package_versions", "run_search"]
+__all__ = ["RunResult", "SearchProgress", "default_executor", "execution_record", "package_versions",
+           "run_search"]
 
 TaskFn = Callable[[EvalTask], EvalResult]
 LOGBOOK_HEADER = ["gen", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained",
@@ -97,7 +99,29 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict) -> Non
                              "run's own settings, or another --out")
 
 
-def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool) -> Checkpoint | None:
+def execution_record(executor: Executor) -> dict[str, Any]:
+    """How the trainings run: executor, worker processes, TF intra-op threads per training (TF's
+    CPU results depend on the thread count: it decides the last digits, see the README)."""
+    workers = getattr(executor, "workers", None)
+    if workers is None and hasattr(executor, "worker_count"):
+        workers = executor.worker_count()
+    return {"executor": getattr(executor, "name", type(executor).__name__), "workers": workers,
+            "threads": getattr(executor, "threads", None)}
+
+
+def _thread_notice(run: RunFolder, previous: Any, current: dict[str, Any]) -> str | None:
+    """One line when a resumed run trains with another thread count than it started with."""
+    before = previous.get("threads") if isinstance(previous, dict) else None
+    now = current.get("threads")
+    if before is None or now is None or before == now:
+        return None
+    return (f"note: {run.path} started with {before} TensorFlow thread(s) per training, this resume "
+            f"trains with {now} ({current['workers']} worker(s)): new trainings may differ in the "
+            "last digits from an uninterrupted run (same --workers as the first run to avoid it)")
+
+
+def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
+                     execution: dict[str, Any], progress: SearchProgress) -> Checkpoint | None:
     """Create the run folder, or check it can be resumed with these settings and this data."""
     if run.has_results() and not resume:
         raise RunFolderError(
@@ -110,6 +134,9 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool) -
         previous = {**SearchConfig().results_settings(), **payload["settings"]}
         _check_same(run, "settings", previous, config.results_settings())
         run.check_data(data, stored=payload.get("data"))
+        notice = _thread_notice(run, payload.get("execution"), execution)
+        if notice:
+            progress.message(notice)
         return run.load_checkpoint()
     if run.has_journals():
         raise RunFolderError(f"{run.path} has search results but no config.json, so its settings "
@@ -117,7 +144,7 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool) -
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config({
         "settings": config.results_settings(), "run": config.to_dict(), "preset": config.preset,
-        "data": data_record(data), "versions": package_versions(),
+        "data": data_record(data), "execution": execution, "versions": package_versions(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     return None
@@ -252,20 +279,43 @@ def _record_generation(gen: int, keys: list[str], records: list[EvalRecord], poi
     return row
 
 
+def _picklable(fn: Any) -> bool:
+    try:
+        pickle.dumps(fn)
+    except Exception:  # noqa: BLE001 - lambdas, closures, local functions
+        return False
+    return True
+
+
+def default_executor(config: SearchConfig, task_fn: TaskFn | None = None) -> Executor:
+    """The executor the settings name (`executor`, `workers`, `scheduler`, `models_per_gpu`).
+
+    With `executor = "local"`, a `task_fn` of one's own (a test's or benchmark's cheap stand-in)
+    runs in this process unless `workers` is an explicit number and the function can be pickled:
+    "auto" starts worker processes for the real training only, where they pay.
+    """
+    if config.executor == "local" and task_fn is not None and (
+            config.workers == WORKERS_AUTO or not _picklable(task_fn)):
+        return LocalExecutor()
+    return make_executor(config.executor, workers=config.workers, scheduler=config.scheduler,
+                         models_per_gpu=config.models_per_gpu)
+
+
 def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchProgress | None = None,
                executor: Executor | None = None, task_fn: TaskFn | None = None) -> RunResult:
     """Run (or resume) one seed's search and return its final population.
 
     `task_fn` is what each training runs (default: real Keras training); tests and benchmarks
     may pass another function with the same contract (an `EvalTask` in, an `EvalResult` out).
+    `executor` runs the trainings (default: `default_executor(config, task_fn)`, closed at the
+    end; one passed in is left open). The driver alone writes the run folder.
     """
     progress = progress or SearchProgress()
     run = RunFolder(config.run_dir)
     run.check_writable()
     data = cached_dataset(config.data_spec())  # fails here (nothing written) if the data is unusable
     own_executor = executor is None  # built before the run folder: a bad --scheduler writes nothing
-    executor = executor or make_executor(config.executor, workers=config.workers,
-                                         scheduler=config.scheduler)
+    executor = executor or default_executor(config, task_fn)
     try:
         with RunLock(run.path, "moncae search"):
             return _search_locked(config, resume, progress, executor, task_fn, run, data)
@@ -282,9 +332,11 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     settings = TrainSettings(config.epochs, config.batch_size, config.loss, config.patience)
     gene_columns = space.gene_names()
     shape = data.input_shape
-    checkpoint = _start_or_resume(run, config, data, resume)
-    if task_fn is None:  # real training: TensorFlow loads here, after every check passed
-        from moncae.evaluation.train import run_task as task_fn
+    checkpoint = _start_or_resume(run, config, data, resume, execution_record(executor), progress)
+    if task_fn is None and isinstance(executor, LocalExecutor):  # real training in this process:
+        from moncae.evaluation.train import run_task as task_fn  # TF loads now, every check passed
+    elif task_fn is None:  # real training in worker processes: this one never loads TensorFlow
+        from moncae.evaluation.lazy import train_task as task_fn
     retried = run.forget_transient_failures() if checkpoint is not None else 0
     cache = run.read_evaluations(repair=True)
     if retried:

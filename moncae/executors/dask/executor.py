@@ -9,8 +9,9 @@ from concurrent.futures import CancelledError
 from typing import Any
 
 from moncae.errors import MoncaeError, one_line
-from moncae.executors.dask.resources import training_threads, usable_cores, visible_gpus
-from moncae.executors.dask.worker import WorkerTask, lost_evaluation
+from moncae.executors.dask.worker import WorkerTask
+from moncae.executors.resources import gpu_assignment, training_threads, usable_cores, visible_gpus
+from moncae.executors.worker_setup import lost_evaluation
 
 __all__ = ["DEFAULT_RETRIES", "DaskExecutor"]
 
@@ -23,16 +24,18 @@ class DaskExecutor:
     """Evaluate tasks on Dask distributed workers; results come back in task order.
 
     Args:
-        workers: start a LocalCluster of this many single-task worker processes (default: one
-            per visible GPU, else cores // threads). Not together with `scheduler`.
+        workers: start a LocalCluster of this many single-task worker processes (default:
+            `models_per_gpu` per visible GPU, else cores // threads). Not together with `scheduler`.
         scheduler: address of a running scheduler (`tcp://HOST:8786`) instead of a LocalCluster.
         threads: TF intra-op threads per training on the workers (default: `training_threads()`,
             what the local executor uses here, so results are identical to a local run).
         inter_threads: TF inter-op threads per worker (no effect on results).
         retries: worker deaths tolerated per task before it is recorded as failed (LocalCluster;
             a running scheduler uses its own `distributed.scheduler.allowed-failures`).
-        gpus: GPU ids for the LocalCluster's workers (default: `visible_gpus()`); worker i sees
-            only `gpus[i % len(gpus)]` and declares the resource GPU=1.
+        gpus: GPU ids for the LocalCluster's workers (default: `visible_gpus()`); each worker sees
+            only its own (`gpu_assignment`) and declares the resource GPU=1.
+        models_per_gpu: LocalCluster workers per GPU, i.e. models trained at once on each GPU
+            (each with TF memory growth on); several small models can fill one GPU better.
         connect_timeout: seconds to reach the scheduler (default: Dask's `comm.timeouts.connect`).
         wait_for_workers: seconds to wait for a running scheduler's first worker.
         on_lost: builds the result of a task that kept killing its worker (default: a failed
@@ -44,6 +47,7 @@ class DaskExecutor:
     def __init__(self, workers: int | None = None, scheduler: str | None = None, *,
                  threads: int | None = None, inter_threads: int = 1,
                  retries: int = DEFAULT_RETRIES, gpus: Sequence[str] | None = None,
+                 models_per_gpu: int = 1,
                  connect_timeout: float | str | None = None, wait_for_workers: float = 60.0,
                  on_lost: Callable[[Any, str], Any] = lost_evaluation,
                  silence_logs: int = logging.ERROR) -> None:
@@ -59,6 +63,9 @@ class DaskExecutor:
                               f"scheduler={scheduler!r}")
         if workers is not None and workers < 1:
             raise MoncaeError(f"`workers` must be >= 1. Received: workers={workers}")
+        if models_per_gpu < 1:
+            raise MoncaeError(f"`models_per_gpu` must be >= 1. Received: models_per_gpu={models_per_gpu}")
+        self.models_per_gpu = models_per_gpu
         self.threads = threads or training_threads()
         self.inter_threads = inter_threads
         self.retries = retries
@@ -102,7 +109,8 @@ class DaskExecutor:
         from distributed import LocalCluster, Nanny
 
         gpus = list(visible_gpus() if gpus is None else gpus)
-        n = workers or (len(gpus) if gpus else max(1, usable_cores() // self.threads))
+        placement = gpu_assignment(gpus, workers, self.models_per_gpu)
+        n = len(placement) if gpus else workers or max(1, usable_cores() // self.threads)
         env = {"TF_NUM_INTRAOP_THREADS": str(self.threads),
                "TF_NUM_INTEROP_THREADS": str(self.inter_threads),
                "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
@@ -118,7 +126,7 @@ class DaskExecutor:
         for i in range(n):  # one spec per worker: each sees its own GPU
             options = dict(base)
             if gpus:
-                options["env"] = {**env, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}
+                options["env"] = {**env, "CUDA_VISIBLE_DEVICES": placement[i]}
                 options["resources"] = {"GPU": 1}
             cluster.worker_spec[f"moncae-{i}"] = {"cls": Nanny, "options": options}
         cluster.scale(n)

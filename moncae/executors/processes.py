@@ -1,0 +1,194 @@
+"""`ProcessExecutor`: a generation's trainings in N worker processes on this machine.
+
+`executor = "local"` with `workers` > 1 (the default `workers = "auto"` on a CPU-only machine
+with >= 2 cores). Each worker is a fresh `spawn`ed Python process that trains one model at a time
+with TensorFlow limited to `threads` intra-op threads (default `max(1, cores // workers)`, or
+`TF_NUM_INTRAOP_THREADS` when the driver has it set) and 1 inter-op thread, set before TensorFlow
+loads there. Two 1-thread trainings side by side beat one 2-thread training on 2 cores: one
+model's Python and graph overhead overlaps the other's arithmetic.
+
+Results come back in task order, each as soon as it and every task before it are done; workers
+only compute (they load the data themselves, by name), the driver writes every file. Results are
+identical for the same `threads` (each training is seeded from the run seed and its genome key,
+whichever process runs it), but TF's CPU float results depend on the intra-op thread count, so
+they may differ in the last digits from a run with another thread count.
+
+Faults: each worker runs one training at a time, so a worker process that dies (killed, out of
+host memory) names its training: that one runs again in a new worker, up to `retries` times, and
+is then recorded as a failed evaluation of kind `lost` (which `--resume` trains again); the other
+trainings are not disturbed. Workers ask the kernel to kill them when the driver dies (Linux), so
+a SIGKILLed search leaves no training running; the driver alone writes the run folder.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from moncae.errors import MoncaeError, one_line
+from moncae.executors.resources import usable_cores
+from moncae.executors.worker_setup import configure_tensorflow, lost_evaluation
+
+__all__ = ["DEFAULT_RETRIES", "ProcessExecutor", "threads_per_worker"]
+
+DEFAULT_RETRIES = 1  # worker deaths a training may cause before it is recorded `lost`
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """TF intra-op threads per training with `workers` processes: the driver's
+    `TF_NUM_INTRAOP_THREADS` when set, else the cores shared out, at least 1."""
+    env = os.environ.get("TF_NUM_INTRAOP_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (usable_cores() if cores is None else cores) // workers)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel SIGKILL this process when the driver dies (best effort)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: a worker ends after its current task
+        return
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(intra_threads: int, inter_threads: int, parent: int) -> None:
+    """Runs first in each worker process, before any task (and so before TensorFlow loads)."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    configure_tensorflow(intra_threads, inter_threads)
+
+
+_AGAIN = object()  # a task to run again: its worker died
+
+
+class _Raised:
+    """A task's own exception, re-raised when its turn comes (as the in-process executor would)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class ProcessExecutor:
+    """Run tasks in `workers` spawned processes, one task per process at a time; results come
+    back in task order.
+
+    Each worker is its own one-process pool, so when a worker dies the driver knows which task
+    killed it: only that task is run again (in a new process), the others are not disturbed.
+
+    Args:
+        workers: worker processes (>= 1).
+        threads: TF intra-op threads per worker (default: `threads_per_worker(workers)`).
+        inter_threads: TF inter-op threads per worker.
+        retries: worker deaths a task may cause before it counts as lost.
+        on_lost: builds the result of a lost task (default: a failed evaluation of kind `lost`).
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int, *, threads: int | None = None, inter_threads: int = 1,
+                 retries: int = DEFAULT_RETRIES,
+                 on_lost: Callable[[Any, str], Any] = lost_evaluation) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise MoncaeError(f"`workers` must be an integer >= 1. Received: workers={workers!r}")
+        self.workers = workers
+        self.threads = threads or threads_per_worker(workers)
+        self.inter_threads = inter_threads
+        self.retries = retries
+        self.on_lost = on_lost
+        self._slots: list[ProcessPoolExecutor | None] = [None] * workers
+
+    def _slot(self, k: int) -> ProcessPoolExecutor:
+        """Worker k's one-process pool (started on first use, and again after its worker died)."""
+        if self._slots[k] is None:
+            self._slots[k] = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.threads, self.inter_threads, os.getpid()),
+            )
+        return self._slots[k]
+
+    def _drop_slot(self, k: int) -> None:
+        """Stop worker k now: a task it runs is killed with it (a worker holds nothing worth
+        keeping; the driver writes every file)."""
+        pool, self._slots[k] = self._slots[k], None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # CPython internals
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+            process.join(timeout=10)
+        pool.shutdown(wait=True)
+
+    def map_ordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
+        """Hand each worker one task at a time; yield each result once it and all tasks before
+        it are done."""
+        tasks = list(tasks)
+        todo = deque(range(len(tasks)))
+        running: dict[Future, tuple[int, int]] = {}  # future -> (worker, task index)
+        free = list(range(self.workers - 1, -1, -1))
+        results: dict[int, Any] = {}
+        deaths = [0] * len(tasks)
+        following = 0
+        try:
+            while following < len(tasks):
+                while free and todo:
+                    k, i = free.pop(), todo.popleft()
+                    running[self._slot(k).submit(fn, tasks[i])] = (k, i)
+                while following in results:
+                    result = results.pop(following)
+                    following += 1
+                    if isinstance(result, _Raised):
+                        raise result.error
+                    yield result
+                if following < len(tasks):
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        k, i = running.pop(future)
+                        free.append(k)
+                        outcome = self._outcome(future, k, tasks[i], deaths, i)
+                        if outcome is _AGAIN:
+                            todo.appendleft(i)
+                        else:
+                            results[i] = outcome
+        finally:
+            for k, _ in list(running.values()):  # interrupted: stop what still runs
+                self._drop_slot(k)
+
+    def _outcome(self, future: Future, k: int, task: Any, deaths: list[int], i: int) -> Any:
+        """Task i's result; if its worker died: `_AGAIN` (run it again) or, too often, lost."""
+        try:
+            return future.result()
+        except BrokenProcessPool as err:
+            self._drop_slot(k)
+            deaths[i] += 1
+            if deaths[i] <= self.retries:
+                return _AGAIN
+            return self.on_lost(task, f"its worker process died each time it ran this evaluation "
+                                          f"({deaths[i]} times; out of memory?): "
+                                          f"{one_line(err, limit=300)}")
+        except Exception as err:  # noqa: BLE001 - the task's own error, raised in turn
+            return _Raised(err)
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        for k in range(self.workers):
+            self._drop_slot(k)
+
+    def __enter__(self) -> ProcessExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

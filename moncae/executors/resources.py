@@ -1,0 +1,64 @@
+"""What a worker trains with: usable cores, TensorFlow's intra-op thread count, visible GPUs and
+which of them each worker gets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+__all__ = ["gpu_assignment", "training_threads", "usable_cores", "visible_gpus"]
+
+
+def training_threads() -> int:
+    """The TensorFlow intra-op thread count a training in this process uses (TF's own rule)."""
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        configured = tf.config.threading.get_intra_op_parallelism_threads()
+        if configured > 0:
+            return configured
+    env = os.environ.get("TF_NUM_INTRAOP_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return usable_cores()
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: `CUDA_VISIBLE_DEVICES` when set, else what nvidia-smi lists."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, _ in enumerate(ln for ln in out.splitlines() if ln.startswith("GPU "))]
+
+
+def gpu_assignment(gpus: list[str] | tuple[str, ...], workers: int | None = None,
+                   models_per_gpu: int = 1) -> list[str]:
+    """The GPU id each worker process sees, in worker order (one entry per worker).
+
+    By default `models_per_gpu` workers per GPU (`len(gpus) * models_per_gpu` in all); an explicit
+    `workers` count is spread round-robin. Worker i gets `gpus[(i // models_per_gpu) % len(gpus)]`,
+    so the workers sharing a GPU are neighbours: 2 GPUs, 2 per GPU -> 0, 0, 1, 1.
+    """
+    gpus = list(gpus)
+    if not gpus:
+        return []
+    if models_per_gpu < 1:
+        raise ValueError(f"models_per_gpu must be >= 1, got {models_per_gpu}")
+    n = len(gpus) * models_per_gpu if workers is None else workers
+    return [gpus[(i // models_per_gpu) % len(gpus)] for i in range(n)]

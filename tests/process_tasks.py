@@ -1,0 +1,28 @@
+"""Picklable task functions for tests/test_processes.py: a module of their own, importing almost
+nothing, so that a spawned worker process unpickles them in milliseconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+
+def slow_square(x: int) -> tuple[int, int, str | None]:
+    """x*x, the worker's PID and its TF thread setting; earlier tasks finish later."""
+    time.sleep(0.04 * max(0, 4 - x))
+    return x * x, os.getpid(), os.environ.get("TF_NUM_INTRAOP_THREADS")
+
+
+def die_on_two(x: int) -> int:
+    """Kills its own worker process on task 2 (as the kernel's OOM killer would)."""
+    if x == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.05)
+    return -x
+
+
+def fail_on_one(x: int) -> int:
+    if x == 1:
+        raise ValueError("task one is bad")
+    return x

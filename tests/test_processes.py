@@ -1,0 +1,177 @@
+"""The local executor's worker processes (`--workers auto|N`): task order, equality with the
+in-process executor, a worker that dies, parsing and resolving `workers`, the thread count a run
+records, GPU placement for `--models-per-gpu`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from process_tasks import die_on_two, fail_on_one, slow_square
+
+from moncae.config import parse_workers
+from moncae.errors import MoncaeError
+from moncae.evaluation.records import TIMING_COLUMNS
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.executors import LocalExecutor, make_executor, resolve_workers
+from moncae.executors.processes import ProcessExecutor, threads_per_worker
+from moncae.executors.resources import gpu_assignment
+from moncae.search.loop import SearchProgress, run_search
+
+
+def test_process_executor_keeps_task_order_and_equals_in_process():
+    tasks = list(range(6))
+    in_process = [r[0] for r in LocalExecutor().map_ordered(slow_square, tasks)]
+    with ProcessExecutor(2, threads=1) as executor:
+        got = list(executor.map_ordered(slow_square, tasks))
+        assert [g[0] for g in got] == in_process == [t * t for t in tasks]
+        pids = {g[1] for g in got}
+        assert len(pids) == 2 and os.getpid() not in pids
+        assert {g[2] for g in got} == {"1"}  # TF's threads are set in each worker before TF loads
+        assert list(executor.map_ordered(slow_square, [])) == []
+        results = executor.map_ordered(fail_on_one, [0, 1, 2])  # a task's own error: in its turn
+        assert next(results) == 0
+        with pytest.raises(ValueError, match="task one"):
+            next(results)
+
+
+@pytest.mark.slow  # starts worker processes three times
+def test_a_worker_that_dies_costs_only_its_own_task():
+    lost = []
+    with ProcessExecutor(2, threads=1, on_lost=lambda task, why: lost.append(why) or ("lost", task)
+                         ) as executor:
+        assert list(executor.map_ordered(die_on_two, [0, 1, 2, 3, 4])) == [0, -1, ("lost", 2), -3, -4]
+        assert len(lost) == 1 and "2 times" in lost[0]
+        assert list(executor.map_ordered(die_on_two, [5, 6])) == [-5, -6]  # new workers took over
+
+
+# -- workers = auto | N ---------------------------------------------------------------------------
+@pytest.mark.parametrize("value, expected", [(None, "auto"), ("auto", "auto"), (" AUTO ", "auto"),
+                                             ("3", 3), (2, 2)])
+def test_workers_parse(value, expected):
+    assert parse_workers(value) == expected
+
+
+@pytest.mark.parametrize("value", [0, "0", "many", -1, 1.5, True, ""])
+def test_bad_workers_are_one_line_errors_naming_the_valid_values(value):
+    with pytest.raises(MoncaeError, match="positive integer or 'auto'"):
+        parse_workers(value)
+
+
+def test_bad_workers_flag_exits_2_with_one_line(tmp_path, tiny_npz):
+    from moncae.cli.main import main
+
+    for bad in ("0", "many"):
+        result = CliRunner().invoke(main, ["search", "--dataset", str(tiny_npz), "--seed", "1",
+                                           "--workers", bad, "--out", str(tmp_path)])
+        assert result.exit_code == 2
+        assert result.output.strip().splitlines() == [
+            f"Error: `workers` must be a positive integer or 'auto'. Received: workers='{bad}'"]
+    assert not any(tmp_path.iterdir())
+
+
+def test_auto_is_two_processes_on_a_cpu_only_multicore_machine_else_one():
+    assert resolve_workers("auto", cores=2, gpus=[]) == 2
+    assert resolve_workers("auto", cores=16, gpus=[]) == 2
+    assert resolve_workers("auto", cores=1, gpus=[]) == 1
+    assert resolve_workers("auto", cores=8, gpus=["0"]) == 1
+    assert resolve_workers(3, cores=1, gpus=["0"]) == 3
+    assert isinstance(make_executor("local", workers=1), LocalExecutor)
+
+
+def test_threads_per_worker_share_the_cores(monkeypatch):
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert threads_per_worker(2, cores=2) == 1
+    assert threads_per_worker(2, cores=8) == 4
+    assert threads_per_worker(4, cores=2) == 1
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    assert threads_per_worker(2, cores=8) == 3
+
+
+def test_a_stand_in_task_fn_runs_in_process_unless_workers_is_a_number(stub_config):
+    from moncae.search.loop import default_executor
+
+    assert isinstance(default_executor(stub_config(), surrogate_task), LocalExecutor)  # auto
+    assert isinstance(default_executor(stub_config(workers=2), lambda task: task), LocalExecutor)
+    executor = default_executor(stub_config(workers=2), surrogate_task)
+    assert isinstance(executor, ProcessExecutor) and executor.workers == 2
+    executor.close()  # never started a process
+
+
+class _Messages(SearchProgress):
+    def __init__(self):
+        self.lines = []
+
+    def message(self, text):
+        self.lines.append(text)
+
+
+class _OtherThreads(LocalExecutor):
+    threads = 99
+
+
+def test_the_run_records_its_threads_and_a_resume_with_others_says_so(stub_config):
+    config = stub_config(generations=2)
+    run_search(config, task_fn=surrogate_task)
+    execution = json.loads((config.run_dir / "config.json").read_text())["execution"]
+    assert execution == {"executor": "local", "workers": 1, "threads": LocalExecutor().threads}
+    same, other = _Messages(), _Messages()
+    run_search(config, resume=True, task_fn=surrogate_task, progress=same)
+    run_search(config, resume=True, task_fn=surrogate_task, progress=other, executor=_OtherThreads())
+    assert not any("thread" in line for line in same.lines)
+    assert [line for line in other.lines if "thread" in line] == [
+        f"note: {config.run_dir} started with {execution['threads']} TensorFlow thread(s) per "
+        "training, this resume trains with 99 (1 worker(s)): new trainings may differ in the last "
+        "digits from an uninterrupted run (same --workers as the first run to avoid it)"]
+
+
+@pytest.mark.parametrize("gpus, workers, per_gpu, expected", [
+    (["0", "1"], None, 1, ["0", "1"]),
+    (["0", "1"], None, 2, ["0", "0", "1", "1"]),
+    (["3"], None, 3, ["3", "3", "3"]),
+    (["5", "7"], 3, 1, ["5", "7", "5"]),
+    (["0", "1"], 5, 2, ["0", "0", "1", "1", "0"]),
+    ([], None, 2, []),
+])
+def test_gpu_assignment_for_models_per_gpu(gpus, workers, per_gpu, expected):
+    assert gpu_assignment(gpus, workers, per_gpu) == expected
+
+
+# -- real runs ------------------------------------------------------------------------------------
+def _comparable(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path)
+    return df.drop(columns=[c for c in (*TIMING_COLUMNS, "seconds") if c in df.columns])
+
+
+@pytest.mark.slow
+def test_surrogate_run_in_two_processes_equals_the_in_process_run(stub_config, tmp_path):
+    one = run_search(stub_config(tmp_path / "one", workers=1), task_fn=surrogate_task).run_dir
+    two = run_search(stub_config(tmp_path / "two", workers=2), task_fn=surrogate_task).run_dir
+    for name in ("evaluations.csv", "population.csv", "generations.csv"):
+        pd.testing.assert_frame_equal(_comparable(one / name), _comparable(two / name), check_exact=True)
+
+
+@pytest.mark.slow
+def test_smoke_search_with_two_workers_is_reproducible(tmp_path):
+    """`--workers 2` twice: identical CSVs (timings aside). Only 2 against 2: another worker count
+    trains with another TF thread count, which may change the last digits."""
+    from moncae.cli.main import main
+
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--seed", "7", "--preset",
+                                           "smoke", "--workers", "2", "--quiet", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        runs.append(out / "mnist_5k" / "seed-7")
+    execution = json.loads((runs[0] / "config.json").read_text())["execution"]
+    assert execution == {"executor": "local", "workers": 2, "threads": threads_per_worker(2)}
+    for name in ("evaluations.csv", "population.csv", "generations.csv"):
+        a, b = _comparable(runs[0] / name), _comparable(runs[1] / name)
+        assert len(a) > 0
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert (_comparable(runs[0] / "evaluations.csv")["status"] == "ok").all()
