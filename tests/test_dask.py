@@ -250,6 +250,13 @@ def test_each_local_worker_sees_one_gpu_and_tasks_ask_for_one(two_workers):
     assert two_workers._resources() is None
 
 
+@pytest.mark.slow
+def test_models_per_gpu_starts_that_many_workers_on_each_gpu():
+    with make_executor("dask", models_per_gpu=2, gpus=["5", "7"]) as executor:
+        seen = executor.client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+        assert sorted(seen.values()) == ["5", "5", "7", "7"]
+
+
 # -- settings ------------------------------------------------------------------------------------
 def test_workers_and_scheduler_together_are_refused():
     with pytest.raises(MoncaeError, match="not both"):

@@ -132,6 +132,13 @@ class ProcessExecutor:
             process.join(timeout=10)
         pool.shutdown(wait=True)
 
+    def _submit(self, k: int, fn: Callable[[Any], Any], task: Any) -> Future:
+        try:
+            return self._slot(k).submit(fn, task)
+        except BrokenProcessPool:  # worker k died while idle: start another
+            self._drop_slot(k)
+            return self._slot(k).submit(fn, task)
+
     def map_ordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
         """Hand each worker one task at a time; yield each result once it and all tasks before
         it are done."""
@@ -146,7 +153,7 @@ class ProcessExecutor:
             while following < len(tasks):
                 while free and todo:
                     k, i = free.pop(), todo.popleft()
-                    running[self._slot(k).submit(fn, tasks[i])] = (k, i)
+                    running[self._submit(k, fn, tasks[i])] = (k, i)
                 while following in results:
                     result = results.pop(following)
                     following += 1
