@@ -31,8 +31,9 @@ def configure_tensorflow(intra_threads: int, inter_threads: int) -> None:
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(intra_threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = str(inter_threads)
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    if "tensorflow" not in sys.modules:
-        return  # a task that never imports TF (the scaling benchmark): nothing more to do
+    if "tensorflow" not in sys.modules:  # TF reads these when it loads: nothing more to do
+        _configured = (intra_threads, inter_threads)
+        return
     import tensorflow as tf
 
     try:
