@@ -103,7 +103,8 @@ def test_search_cli_exits_1_when_final_models_were_not_saved(tiny_npz, tmp_path,
 
     monkeypatch.setattr(train, "run_task", with_model)
     result = CliRunner().invoke(main, ["search", "--dataset", str(tiny_npz), "--seed", "1", "--generations", "2",
-                                       "--population", "4", "--out", str(tmp_path)])
+                                       "--population", "4", "--out", str(tmp_path),
+                                       "--workers", "1"])  # in this process, where the patch is
     assert result.exit_code == 1, result.output
     assert "0 with their model on disk" in result.output and "--resume" in result.output
     assert "Traceback" not in result.output
@@ -349,7 +350,7 @@ def test_damaged_run_files_on_resume_exit_2_with_one_line(stub_config, tmp_path,
 
     monkeypatch.setattr(train, "run_task", surrogate_task)
     args = ["search", "--dataset", config.dataset, "--seed", str(config.seed), "--out", config.out,
-            "--resume", "--generations", "4", "--population", "8"]
+            "--resume", "--generations", "4", "--population", "8", "--workers", "1"]
     cfg = tmp_path / "c.toml"
     cfg.write_text("max_blocks = 4\nmax_filters = 32\nelitism = 0.25\n")
     result = CliRunner().invoke(main, [*args, "--config", str(cfg)])

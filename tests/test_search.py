@@ -109,7 +109,7 @@ def test_a_failing_genome_is_recorded_and_the_run_completes(tmp_path, monkeypatc
         return real_build(genome, shape, **kwargs)
 
     monkeypatch.setattr(evaluate, "build_autoencoder", flaky_build)
-    result = run_search(smoke(tmp_path))
+    result = run_search(smoke(tmp_path, workers=1))  # in this process, where the patch is
     ev = pd.read_csv(result.run_dir / "evaluations.csv")
     failed = ev[ev["genome_key"] == victims[0]].iloc[0]
     assert failed["status"] == "failed" and "injected failure" in failed["error"]
