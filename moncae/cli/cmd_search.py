@@ -59,6 +59,14 @@ class BarProgress:
         if self.bar is not None:
             self.bar.update(1, record)
 
+    def promotion(self, generation, rung, candidates, to_train):
+        if self.bar is not None:  # the bar grows by the promoted trainings
+            self.bar.length += to_train
+        elif not self.quiet and to_train:
+            self.generation_started(generation, self.generations, to_train, self.hits)
+        if self.quiet:
+            click.echo(f"  rung {rung}: {to_train} of {candidates} promoted")
+
     def generation_done(self, row):
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
@@ -95,6 +103,11 @@ class BarProgress:
               help="Parent selection of the moncae strategy (default paper).")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
               help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
+@click.option("--fidelity", type=click.Choice(["full", "rungs"]), default=None,
+              help="full: every genome trains once at the full budget; rungs: successive halving "
+                   "over the `rungs` setting (a preset or --config file sets it).")
+@click.option("--promote", type=float, default=None,
+              help="With --fidelity rungs: at most this fraction of a rung's genomes goes on (default 0.34).")
 @click.option("--out", default=None, help="Results folder (default: results).")
 @data_dir_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)

@@ -18,6 +18,7 @@ from moncae.model.training import (
     fit_autoencoder,
     make_loss,
     make_optimizer,
+    model_from_bytes,
     model_to_bytes,
     quiet_tensorflow,
 )
@@ -43,12 +44,16 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
     try:  # the previous evaluation cleared the Keras session in its `finally`
         keras.utils.set_random_seed(task.seed)
         autoencoder, _ = build_autoencoder(genome, shape, seed=task.seed)
+        if task.init_model is not None:  # a promoted genome continues from its lower rung
+            autoencoder.set_weights(model_from_bytes(task.init_model).get_weights())
         record.params = int(autoencoder.count_params())
         autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
                             jit_compile=False)
         fit_start = time.perf_counter()
+        x_train = data.x_train[:task.train.train_images]  # [:None] is all of them
+        record.train_images = len(x_train)
         loss, record.epochs = fit_autoencoder(
-            autoencoder, data.x_train, data.x_val, epochs=task.train.epochs,
+            autoencoder, x_train, data.x_val, epochs=task.train.epochs,
             batch_size=task.train.batch_size, patience=task.train.patience, seed=task.seed,
         )
         record.fit_seconds = round(time.perf_counter() - fit_start, 3)
