@@ -87,7 +87,7 @@ class BarProgress:
 @click.option("--dataset", required=True, help="mnist, fashion_mnist, cifar10, mnist_5k, or a .npz path.")
 @click.option("--seed", type=SeedParam(), required=True, help="Seed(s): N, N,M,... or 'paper' (10 seeds).")
 @click.option("--preset", default=None, metavar="NAME",
-              help="Settings preset shipped with moncae: smoke, quick or paper.")
+              help="Settings preset shipped with moncae: smoke, quick, cpu or paper.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML file with settings (SearchConfig field names); flags override it.")
 @click.option("--generations", type=int, default=None)
