@@ -70,6 +70,7 @@ class SearchConfig:
     fidelity: str = "full"
     rungs: tuple[tuple[int, int], ...] = ()  # the lower rungs, [epochs, train_images] each
     promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
+    inherit: bool = False  # children start from their parents' trained weights where layers match
     ref_point: tuple[float, float] = REFERENCE_POINT
     data_dir: str | None = None
     out: str = "results"
@@ -179,6 +180,8 @@ def _check_types(cfg: SearchConfig) -> None:
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MoncaeError(f"`{name}` must be a number. Received: {name}={value!r}")
+    if not isinstance(cfg.inherit, bool):
+        raise MoncaeError(f"`inherit` must be true or false. Received: inherit={cfg.inherit!r}")
     if not isinstance(cfg.rungs, (list, tuple)) or not all(isinstance(r, (list, tuple)) for r in cfg.rungs):
         raise MoncaeError(f"`rungs` must be a list of [epochs, train_images] pairs. Received: "
                           f"rungs={cfg.rungs!r}")

@@ -126,3 +126,23 @@ def test_rung_settings_are_checked(stub_config):
         stub_config(fidelity="rungs")
     with pytest.raises(MoncaeError, match="must be in"):
         stub_config(**{**RUNGS, "promote": 1.5})
+
+
+def test_inherit_hands_each_child_its_parents_trained_models(stub_config):
+    seen = []
+
+    def task_fn(task):
+        seen.append(task)
+        return with_model(task)
+
+    result = run_search(stub_config(inherit=True), task_fn=task_fn)
+    shape = (16, 16, 1)
+    children = [t for t in seen if t.genome.lineage is not None]
+    assert children and all(t.rung == 0 for t in seen)
+    for task in children:
+        parent_keys = [p.key_for(shape) for p in task.genome.parents()]
+        assert task.parent_models == tuple(f"{k}@0".encode() for k in parent_keys)
+    assert not [t for t in seen if t.genome.lineage is None and t.parent_models]
+    plain = []
+    run_search(stub_config(result.run_dir.parents[1] / "plain"), task_fn=lambda t: plain.append(t) or with_model(t))
+    assert not any(t.parent_models for t in plain)  # off by default

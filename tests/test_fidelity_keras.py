@@ -26,9 +26,9 @@ def test_a_promoted_genome_continues_from_its_lower_rung_weights(tiny_npz, monke
     low = train.evaluate_genome(EvalTask(genome, spec, TrainSettings(1, 32, train_images=32), 7, rung=0,
                                          key="g"), data)
     assert low.record.ok and low.record.train_images == 32 and low.model_bytes
-    from moncae.model.training import model_from_bytes
+    from moncae.model.inherit import load_parent_model
 
-    expected = model_from_bytes(low.model_bytes).get_weights()
+    expected = load_parent_model(low.model_bytes).get_weights()
     started = {}
     real_fit = train.fit_autoencoder
 
@@ -51,7 +51,7 @@ def test_a_promoted_genome_continues_from_its_lower_rung_weights(tiny_npz, monke
 def test_a_real_rungs_search_is_deterministic(tmp_path):
     def run(out):
         config = resolve_config(preset="smoke", dataset="mnist_5k", seed=4, out=str(out),
-                                fidelity="rungs", rungs=[[1, 64]], promote=0.5)
+                                fidelity="rungs", rungs=[[1, 64]], promote=0.5, inherit=True)
         return run_search(config).run_dir
 
     a, b = run(tmp_path / "a"), run(tmp_path / "b")
@@ -61,3 +61,6 @@ def test_a_real_rungs_search_is_deterministic(tmp_path):
         pd.testing.assert_frame_equal(da, db, check_exact=True)
     ev = pd.read_csv(a / "evaluations.csv")
     assert set(ev["rung"]) == {0, 1} and (ev.loc[ev["rung"] == 0, "train_images"] == 64).all()
+    # generation 1's crossover children started from their parents' weights
+    assert (ev.loc[(ev["generation"] == 1) & (ev["rung"] == 0), "inherited"] > 0).any()
+    assert (ev.loc[ev["generation"] == 0, "inherited"] == 0).all()  # random genomes: no parents

@@ -108,6 +108,9 @@ class BarProgress:
                    "over the `rungs` setting (a preset or --config file sets it).")
 @click.option("--promote", type=float, default=None,
               help="With --fidelity rungs: at most this fraction of a rung's genomes goes on (default 0.34).")
+@click.option("--inherit/--no-inherit", default=None,
+              help="Weight inheritance: a crossover child starts from its parents' trained weights "
+                   "where layers match (default off).")
 @click.option("--out", default=None, help="Results folder (default: results).")
 @data_dir_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)

@@ -23,7 +23,7 @@ __all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURE
 
 EVAL_COLUMNS = [
     "generation", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "params",
-    "epochs", "fit_seconds", "seconds", "status", "error", "failure", "rung", "train_images",
+    "epochs", "fit_seconds", "seconds", "status", "error", "failure", "rung", "train_images", "inherited",
 ]
 TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
@@ -54,6 +54,8 @@ class EvalTask:
     key: str = ""  # the genome's canonical key for this input shape (set by the search)
     rung: int = 0  # the fidelity rung (0: the lowest; with fidelity "full" the only one)
     init_model: bytes | None = field(default=None, repr=False)  # continue from this model's weights
+    # weight inheritance: the trained models of the genome's two parents (None: not available)
+    parent_models: tuple[bytes | None, ...] = field(default=(), repr=False)
 
 
 class Outcome:
@@ -95,6 +97,7 @@ class EvalRecord(Outcome):
     failure: str = ""  # one of FAILURE_KINDS when status is "failed"
     rung: int = 0  # the fidelity rung this training reached (see moncae.method.fidelity)
     train_images: int = 0  # training images it used (0 when it failed before training)
+    inherited: int = 0  # weights (scalar parameters) it started with from its parents
 
 
 @dataclass

@@ -14,11 +14,11 @@ from moncae.errors import one_line
 from moncae.evaluation.records import EvalResult, EvalTask, failed_record, failure_kind
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
 from moncae.model.decode import build_autoencoder
+from moncae.model.inherit import inherit_weights, load_parent_model
 from moncae.model.training import (
     fit_autoencoder,
     make_loss,
     make_optimizer,
-    model_from_bytes,
     model_to_bytes,
     quiet_tensorflow,
 )
@@ -45,7 +45,11 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
         keras.utils.set_random_seed(task.seed)
         autoencoder, _ = build_autoencoder(genome, shape, seed=task.seed)
         if task.init_model is not None:  # a promoted genome continues from its lower rung
-            autoencoder.set_weights(model_from_bytes(task.init_model).get_weights())
+            autoencoder.set_weights(load_parent_model(task.init_model, genome, shape).get_weights())
+        elif any(task.parent_models) and genome.lineage is not None:  # weight inheritance
+            parents = [None if m is None else load_parent_model(m, p, shape)
+                       for m, p in zip(task.parent_models, genome.parents())]
+            record.inherited = inherit_weights(autoencoder, genome, parents).weights_inherited
         record.params = int(autoencoder.count_params())
         autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
                             jit_compile=False)

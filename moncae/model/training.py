@@ -15,7 +15,7 @@ from moncae.model.tfquiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 import keras  # noqa: E402
 
-__all__ = ["fit_autoencoder", "make_loss", "make_optimizer", "model_from_bytes", "model_to_bytes", "quiet_tensorflow",
+__all__ = ["fit_autoencoder", "make_loss", "make_optimizer", "model_to_bytes", "quiet_tensorflow",
            "tf_dataset"]
 
 LOSSES = {"bce": keras.losses.BinaryCrossentropy, "mse": keras.losses.MeanSquaredError}
@@ -96,11 +96,3 @@ def model_to_bytes(model) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
 
-
-def model_from_bytes(data: bytes):
-    """The model `model_to_bytes` gave (not compiled: the caller compiles it)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        return keras.models.load_model(path, compile=False, safe_mode=True)

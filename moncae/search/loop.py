@@ -260,13 +260,14 @@ def _front_hypervolume(cache: Trainings, ref_point) -> float:
 
 def _train_generation(gen: int, keys: list[str], population: list[Genome], config: SearchConfig,
                       run: RunFolder, cache: Trainings, executor: Executor, task_fn: TaskFn,
-                      gene_columns: list[str], progress: SearchProgress, last: bool) -> None:
+                      gene_columns: list[str], progress: SearchProgress, last: bool, shape) -> None:
     """Train the generation's new genomes at rung 0, then promote rung by rung (with fidelity
     "full" there is one rung: every new genome trains once at the full budget)."""
-    genomes = dict(zip(keys, population))  # first genome per key
+    genomes = dict(zip(keys, population))  # per key its last genome (copies build one network)
     todo = [k for k in genomes if k not in cache]
     progress.generation_started(gen, config.generations, len(todo), len(population) - len(todo))
-    _train_rung(gen, 0, todo, genomes, config, run, cache, executor, task_fn, gene_columns, progress)
+    _train_rung(gen, 0, todo, genomes, config, run, cache, executor, task_fn, gene_columns, progress,
+                shape)
     for rung in range(cache.top):
         candidates = [k for k in genomes if (rec := cache.at_rung(k, rung)) is not None and rec.ok
                       and (last or rec.generation == gen)]
@@ -275,12 +276,23 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
         todo = [k for k in chosen if cache.reached(k) == rung]
         progress.promotion(gen, rung + 1, len(candidates), len(todo))
         _train_rung(gen, rung + 1, todo, genomes, config, run, cache, executor, task_fn, gene_columns,
-                    progress)
+                    progress, shape)
+
+
+def _parent_models(genome: Genome, run: RunFolder, shape) -> tuple[bytes | None, ...]:
+    """Weight inheritance: the trained models of a crossover child's parents, as bytes (so a
+    Dask worker needs no shared disk); None for a parent with no model (its training failed).
+    Every model trained in the run stays in `models/` until the search ends."""
+    parents = genome.parents()
+    if parents is None:
+        return ()
+    paths = [run.model_path(p.key_for(shape)) for p in parents]
+    return tuple(path.read_bytes() if path.exists() else None for path in paths)
 
 
 def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome], config: SearchConfig,
                 run: RunFolder, cache: Trainings, executor: Executor, task_fn: TaskFn,
-                gene_columns: list[str], progress: SearchProgress) -> None:
+                gene_columns: list[str], progress: SearchProgress, shape) -> None:
     """Train `todo` at `rung` (from the rung below's weights when it has a model); journal each."""
     if not todo:
         return
@@ -292,8 +304,9 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
     def task(key: str) -> EvalTask:
         below = run.rung_model(key, rung - 1) if rung > 0 else None
         init = below.read_bytes() if below is not None and below.exists() else None
+        parents = _parent_models(genomes[key], run, shape) if config.inherit and rung == 0 else ()
         return EvalTask(genomes[key], spec, settings, evaluation_seed(config.seed, key, rung),
-                        config.ref_point, key=key, rung=rung, init_model=init)
+                        config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents)
 
     lower = rung < cache.top
     for result in executor.map_ordered(task_fn, [task(k) for k in todo]):
@@ -382,7 +395,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         keys = [g.key_for(shape) for g in state.population]
         last = gen == config.generations - 1
         _train_generation(gen, keys, state.population, config, run, cache, executor, task_fn,
-                          gene_columns, progress, last)
+                          gene_columns, progress, last, shape)
         records = [cache.view(k) for k in keys]
         points, fitness = _fitness(records, keys, config.ref_point)
         row = _record_generation(gen, keys, records, points, fitness, cache, run, config,

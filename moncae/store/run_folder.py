@@ -135,6 +135,7 @@ class RunFolder:
                     seconds=csv_float(row["seconds"]), status=row["status"], error=row["error"],
                     generation=int(row["generation"]), failure=row["failure"],
                     rung=int(row.get("rung") or 0), train_images=int(row.get("train_images") or 0),
+                    inherited=int(row.get("inherited") or 0),
                 )
             except ValueError as err:
                 raise RunFolderError(f"{self.evaluations}:{line}: unreadable value ({err}); the file "
@@ -208,6 +209,9 @@ class RunFolder:
                 fh.write(data)
         with atomic_open(self.models / model_filename(genome_key), "wb") as fh:
             fh.write(data)
+
+    def model_path(self, genome_key: str) -> Path:
+        return self.models / model_filename(genome_key)
 
     def rung_model(self, genome_key: str, rung: int) -> Path:
         return self.models / "rungs" / f"{model_filename(genome_key)[:-len('.keras')]}.r{rung}.keras"
