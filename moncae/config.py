@@ -12,6 +12,7 @@ from typing import Any
 
 from moncae.data.spec import DataSpec
 from moncae.errors import MoncaeError
+from moncae.method.fidelity import Rung, rung_schedule
 from moncae.method.genome import (
     DEFAULT_MAX_FILTERS,
     DEFAULT_OPTIMIZERS,
@@ -34,9 +35,12 @@ LOSSES = ("bce", "mse")
 # Search spaces: the paper's genome, or the paper's conv blocks plus a latent gene (none or a
 # dense bottleneck of DENSE_LATENT_SIZES units).
 SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
+# `full`: every genome trains once at the full budget (the paper); `rungs`: successive halving
+# over `rungs` (see moncae.method.fidelity).
+FIDELITIES = ("full", "rungs")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu")
-_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space")
+_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity")
 PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
 WORKERS_AUTO = "auto"
 
@@ -64,6 +68,10 @@ class SearchConfig:
     selection: str = "paper"  # the `moncae` strategy's parent selection
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
     space: str = "paper"
+    fidelity: str = "full"
+    rungs: tuple[tuple[int, int], ...] = ()  # the lower rungs, [epochs, train_images] each
+    promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
+    inherit: bool = False  # children start from their parents' trained weights where layers match
     ref_point: tuple[float, float] = REFERENCE_POINT
     data_dir: str | None = None
     out: str = "results"
@@ -103,6 +111,17 @@ class SearchConfig:
             _check(value is None or value >= 1, name, "must be >= 1 when given", value)
         _check(self.executor in ("local", "dask"), "executor", "must be local or dask", self.executor)
         _check(self.models_per_gpu >= 1, "models_per_gpu", "must be >= 1", self.models_per_gpu)
+        _check(self.fidelity in FIDELITIES, "fidelity", f"must be one of {', '.join(FIDELITIES)}",
+               self.fidelity)
+        object.__setattr__(self, "rungs", tuple(tuple(r) if isinstance(r, (list, tuple)) else r
+                                                for r in self.rungs))
+        self.rung_schedule()  # checks the pairs
+        _check(self.fidelity == "full" or self.rungs, "rungs",
+               "needs at least one lower rung with fidelity = \"rungs\" (e.g. rungs = [[1, 6000]])",
+               list(self.rungs))
+        _check(self.fidelity == "rungs" or not self.rungs, "rungs",
+               "is only used with fidelity = \"rungs\"; drop it or set fidelity", list(self.rungs))
+        _check(0.0 < self.promote <= 1.0, "promote", "must be in (0, 1]", self.promote)
         _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
@@ -125,6 +144,11 @@ class SearchConfig:
         return GenomeSpace(max_blocks=self.max_blocks, max_filters=self.max_filters,
                            optimizers=tuple(self.optimizers), latent_sizes=SPACES[self.space])
 
+    def rung_schedule(self) -> tuple[Rung, ...]:
+        """The fidelity rungs, lowest first; the last is the full budget (the only one with
+        fidelity "full")."""
+        return rung_schedule(self.rungs if self.fidelity == "rungs" else (), self.epochs)
+
     def results_settings(self) -> dict[str, Any]:
         """The settings that decide results (not where the run writes or which executor runs it)."""
         skip = {"out", "preset", "executor", "workers", "models_per_gpu", "scheduler", "data_dir"}
@@ -134,6 +158,7 @@ class SearchConfig:
         d = dataclasses.asdict(self)
         d["ref_point"] = list(self.ref_point)
         d["optimizers"] = list(self.optimizers)
+        d["rungs"] = [list(r) for r in self.rungs]
         return d
 
     @classmethod
@@ -172,8 +197,15 @@ def _check_types(cfg: SearchConfig) -> None:
         value = getattr(cfg, name)
         if not isinstance(value, str):
             raise MoncaeError(f"`{name}` must be a string. Received: {name}={value!r}")
-    if isinstance(cfg.elitism, bool) or not isinstance(cfg.elitism, (int, float)):
-        raise MoncaeError(f"`elitism` must be a number. Received: elitism={cfg.elitism!r}")
+    for name in ("elitism", "promote"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MoncaeError(f"`{name}` must be a number. Received: {name}={value!r}")
+    if not isinstance(cfg.inherit, bool):
+        raise MoncaeError(f"`inherit` must be true or false. Received: inherit={cfg.inherit!r}")
+    if not isinstance(cfg.rungs, (list, tuple)) or not all(isinstance(r, (list, tuple)) for r in cfg.rungs):
+        raise MoncaeError(f"`rungs` must be a list of [epochs, train_images] pairs. Received: "
+                          f"rungs={cfg.rungs!r}")
     if not isinstance(cfg.ref_point, (list, tuple)) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in cfg.ref_point
     ):

@@ -75,10 +75,10 @@ def test_a_model_that_cannot_be_saved_is_a_failure_and_resume_trains_it(stub_con
     real_save = RunFolder.save_model_bytes
     broken = {"on": True}
 
-    def save(self, key, data):
+    def save(self, key, data, **kwargs):
         if broken["on"] and key in last_trained:
             raise OSError(28, "No space left on device")
-        return real_save(self, key, data)
+        return real_save(self, key, data, **kwargs)
 
     ev = pd.read_csv(reference / "evaluations.csv")  # the disk fills up in the last generation
     last_trained = set(ev.loc[ev["generation"] == ev["generation"].max(), "genome_key"])

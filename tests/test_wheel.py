@@ -31,7 +31,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_holds_the_presets_and_no_top_level_cli(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    assert {f"moncae/presets/{p}.toml" for p in ("smoke", "quick", "paper")} <= set(names)
+    assert {f"moncae/presets/{p}.toml" for p in ("smoke", "quick", "cpu", "paper")} <= set(names)
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"moncae"}, tops
 

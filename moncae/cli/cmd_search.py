@@ -59,6 +59,14 @@ class BarProgress:
         if self.bar is not None:
             self.bar.update(1, record)
 
+    def promotion(self, generation, rung, candidates, to_train):
+        if self.bar is not None:  # the bar grows by the promoted trainings
+            self.bar.length += to_train
+        elif not self.quiet and to_train:
+            self.generation_started(generation, self.generations, to_train, self.hits)
+        if self.quiet:
+            click.echo(f"  rung {rung}: {to_train} of {candidates} promoted")
+
     def generation_done(self, row):
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
@@ -79,7 +87,7 @@ class BarProgress:
 @click.option("--dataset", required=True, help="mnist, fashion_mnist, cifar10, mnist_5k, or a .npz path.")
 @click.option("--seed", type=SeedParam(), required=True, help="Seed(s): N, N,M,... or 'paper' (10 seeds).")
 @click.option("--preset", default=None, metavar="NAME",
-              help="Settings preset shipped with moncae: smoke, quick or paper.")
+              help="Settings preset shipped with moncae: smoke, quick, cpu or paper.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML file with settings (SearchConfig field names); flags override it.")
 @click.option("--generations", type=int, default=None)
@@ -95,6 +103,14 @@ class BarProgress:
               help="Parent selection of the moncae strategy (default paper).")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
               help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
+@click.option("--fidelity", type=click.Choice(["full", "rungs"]), default=None,
+              help="full: every genome trains once at the full budget; rungs: successive halving "
+                   "over the `rungs` setting (a preset or --config file sets it).")
+@click.option("--promote", type=float, default=None,
+              help="With --fidelity rungs: at most this fraction of a rung's genomes goes on (default 0.34).")
+@click.option("--inherit/--no-inherit", default=None,
+              help="Weight inheritance: a crossover child starts from its parents' trained weights "
+                   "where layers match (default off).")
 @click.option("--out", default=None, help="Results folder (default: results).")
 @data_dir_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)

@@ -23,7 +23,7 @@ __all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURE
 
 EVAL_COLUMNS = [
     "generation", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "params",
-    "epochs", "fit_seconds", "seconds", "status", "error", "failure",
+    "epochs", "fit_seconds", "seconds", "status", "error", "failure", "rung", "train_images", "inherited",
 ]
 TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
@@ -40,6 +40,7 @@ class TrainSettings:
     batch_size: int = 256
     loss: str = "bce"
     patience: int = 1
+    train_images: int | None = None  # the first N training images (a lower rung); None: all
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class EvalTask:
     ref_point: tuple[float, float] = REFERENCE_POINT
     keep_model: bool = True
     key: str = ""  # the genome's canonical key for this input shape (set by the search)
+    rung: int = 0  # the fidelity rung (0: the lowest; with fidelity "full" the only one)
+    init_model: bytes | None = field(default=None, repr=False)  # continue from this model's weights
+    # weight inheritance: the trained models of the genome's two parents (None: not available)
+    parent_models: tuple[bytes | None, ...] = field(default=(), repr=False)
 
 
 class Outcome:
@@ -90,6 +95,9 @@ class EvalRecord(Outcome):
     error: str = ""
     generation: int = -1
     failure: str = ""  # one of FAILURE_KINDS when status is "failed"
+    rung: int = 0  # the fidelity rung this training reached (see moncae.method.fidelity)
+    train_images: int = 0  # training images it used (0 when it failed before training)
+    inherited: int = 0  # weights (scalar parameters) it started with from its parents
 
 
 @dataclass
@@ -115,10 +123,12 @@ def failed_record(task: EvalTask, error: str, *, failure: str = "error", archite
         genome_key=task.key, architecture=task.genome.describe() if architecture is None else architecture,
         rec_loss=task.ref_point[0], loc=task.ref_point[1], bottleneck=bottleneck, params=0, epochs=0,
         fit_seconds=0.0, seconds=0.0, status="failed", error=error[:ERROR_LIMIT], failure=failure,
+        rung=task.rung,
     )
 
 
-def evaluation_seed(run_seed: int, genome_key: str) -> int:
-    """A 31-bit seed from (run seed, genome key), the same in every process."""
-    digest = hashlib.sha256(f"{run_seed}:{genome_key}".encode()).digest()
+def evaluation_seed(run_seed: int, genome_key: str, rung: int = 0) -> int:
+    """A 31-bit seed from (run seed, genome key[, rung > 0]), the same in every process."""
+    name = genome_key if rung == 0 else f"{genome_key}@rung{rung}"
+    digest = hashlib.sha256(f"{run_seed}:{name}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF

@@ -29,6 +29,8 @@ NOISE = 0.004  # half-width of the seeded uniform noise on the loss
 FLOOR = 0.03
 _ACTIVATION_COST = {"relu": 0.0, "elu": -0.004, "sigmoid": 0.03, "tanh": 0.012}
 DENSE_BONUS = 0.02  # loss a dense bottleneck saves over a conv map of as many values
+LOW_FIDELITY_COST = 0.02  # a lower rung (a subset of the images) reads worse ...
+LOW_FIDELITY_NOISE = 0.01  # ... and noisier, so its ranking only roughly predicts the full one
 
 
 def _unit(seed: int, key: str) -> float:
@@ -50,6 +52,9 @@ def surrogate_loss(task: EvalTask, input_shape) -> float:
     loss += 0.01 if genome.optimizer in ("sgd", "adadelta", "adagrad") else 0.0
     loss -= DENSE_BONUS if genome.latent_units is not None else 0.0
     loss += NOISE * (2.0 * _unit(task.seed, task.key) - 1.0)
+    if task.train.train_images is not None:  # a lower rung
+        loss += LOW_FIDELITY_COST / task.train.epochs
+        loss += LOW_FIDELITY_NOISE * (2.0 * _unit(task.seed, f"{task.key}@rung{task.rung}") - 1.0)
     # below FLOOR the loss bends smoothly towards 0 (no clamp: distinct networks keep distinct losses)
     return loss if loss > FLOOR else FLOOR * math.exp((loss - FLOOR) / FLOOR)
 
@@ -57,10 +62,10 @@ def surrogate_loss(task: EvalTask, input_shape) -> float:
 def surrogate_task(task: EvalTask) -> EvalResult:
     """Evaluate `task` with the surrogate: status ok, no model bytes, no time spent."""
     try:
-        shape = cached_dataset(task.data).input_shape
+        data = cached_dataset(task.data)
     except Exception as err:  # noqa: BLE001 - same contract as run_task
         return EvalResult(failed_record(task, f"data: {err}"))
-    genome = task.genome
+    genome, shape = task.genome, data.input_shape
     bottleneck = bottleneck_shape(genome, shape)
     params = sum(2 * b.kernel_size ** 2 * b.filters for b in genome.blocks_for(shape))
     if genome.latent_units is not None:
@@ -69,6 +74,7 @@ def surrogate_task(task: EvalTask) -> EvalResult:
         genome_key=task.key or genome.key_for(shape), architecture=describe_with_bottleneck(genome, shape),
         rec_loss=surrogate_loss(task, shape), loc=loc_of_shape(bottleneck),
         bottleneck="x".join(str(d) for d in bottleneck), params=params, epochs=task.train.epochs,
-        fit_seconds=0.0, seconds=0.0, status="ok",
+        fit_seconds=0.0, seconds=0.0, status="ok", rung=task.rung,
+        train_images=len(data.x_train[:task.train.train_images]),
     )
     return EvalResult(record)

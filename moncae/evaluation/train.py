@@ -14,6 +14,7 @@ from moncae.errors import one_line
 from moncae.evaluation.records import EvalResult, EvalTask, failed_record, failure_kind
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
 from moncae.model.decode import build_autoencoder
+from moncae.model.inherit import inherit_weights, load_parent_model
 from moncae.model.training import (
     fit_autoencoder,
     make_loss,
@@ -43,12 +44,20 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
     try:  # the previous evaluation cleared the Keras session in its `finally`
         keras.utils.set_random_seed(task.seed)
         autoencoder, _ = build_autoencoder(genome, shape, seed=task.seed)
+        if task.init_model is not None:  # a promoted genome continues from its lower rung
+            autoencoder.set_weights(load_parent_model(task.init_model, genome, shape).get_weights())
+        elif any(task.parent_models) and genome.lineage is not None:  # weight inheritance
+            parents = [None if m is None else load_parent_model(m, p, shape)
+                       for m, p in zip(task.parent_models, genome.parents())]
+            record.inherited = inherit_weights(autoencoder, genome, parents).weights_inherited
         record.params = int(autoencoder.count_params())
         autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
                             jit_compile=False)
         fit_start = time.perf_counter()
+        x_train = data.x_train[:task.train.train_images]  # [:None] is all of them
+        record.train_images = len(x_train)
         loss, record.epochs = fit_autoencoder(
-            autoencoder, data.x_train, data.x_val, epochs=task.train.epochs,
+            autoencoder, x_train, data.x_val, epochs=task.train.epochs,
             batch_size=task.train.batch_size, patience=task.train.patience, seed=task.seed,
         )
         record.fit_seconds = round(time.perf_counter() - fit_start, 3)

@@ -34,6 +34,7 @@ __all__ = [
     "GENES_PER_BLOCK",
     "Genome",
     "GenomeSpace",
+    "Lineage",
     "check_input_shape",
     "crossover",
     "mutate",
@@ -275,16 +276,70 @@ def _format_lr(lr: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def _gene_list(value: Any, field: str) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise _fail(field, "must be a list of integers", value)
+    return tuple(_as_int(g, field) for g in value)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a crossover child's genes came from: `genes[:cut]` from `parents[0]`, `genes[cut:]`
+    from `parents[1]`, then mutation may have changed a few of them.
+
+    The parents are kept as gene tuples (same space as the child), not as genomes, so a lineage
+    is one generation deep: a child never drags its ancestors' lineages along.
+    """
+
+    parents: tuple[tuple[int, ...], tuple[int, ...]]
+    cut: int
+
+    def __post_init__(self) -> None:
+        parents = self.parents
+        if isinstance(parents, (str, bytes)) or not isinstance(parents, Sequence) or len(parents) != 2:
+            raise _fail("lineage.parents", "must be two gene lists", parents)
+        a, b = (_gene_list(p, "lineage.parents") for p in parents)
+        if len(a) != len(b) or len(a) < 2:
+            raise _fail("lineage.parents", "must be two gene lists of one length (>= 2)", parents)
+        object.__setattr__(self, "parents", (a, b))
+        cut = _as_int(self.cut, "lineage.cut")
+        if not 1 <= cut < len(a):
+            raise _fail("lineage.cut", f"must be in 1..{len(a) - 1}", cut)
+        object.__setattr__(self, "cut", cut)
+
+    def parent_of_gene(self, index: int) -> int:
+        """0 when gene `index` came from `parents[0]`, 1 when from `parents[1]`."""
+        return 0 if index < self.cut else 1
+
+    def parent_genomes(self, space: GenomeSpace) -> tuple[Genome, Genome]:
+        """The two parents as genomes of `space` (the child's): their `key_for(input_shape)`
+        names their trainings."""
+        return Genome(self.parents[0], space), Genome(self.parents[1], space)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"parents": [list(self.parents[0]), list(self.parents[1])], "cut": self.cut}
+
+    @classmethod
+    def from_config(cls, config: Any) -> Lineage:
+        if not isinstance(config, Mapping) or set(config) != {"parents", "cut"}:
+            raise _fail("lineage", "must be a dict with `parents` (two gene lists) and `cut`", config)
+        return cls(config["parents"], config["cut"])
+
+
 @dataclass(frozen=True)
 class Genome:
     """An immutable genome: integer genes indexing into `space`.
 
     Equality and hashing use (genes, space). Use `key` (or `key_for(input_shape)`) to
-    recognise genomes that build the same network.
+    recognise genomes that build the same network. `lineage` (set by `crossover`, kept by
+    `mutate`, None for random genomes) records the parents a child came from, for weight
+    inheritance; it takes no part in equality, hashing, `key` or `repr`: two genomes with equal
+    genes are the same network, whatever their history.
     """
 
     genes: tuple[int, ...]
     space: GenomeSpace = dataclasses.field(default_factory=GenomeSpace)
+    lineage: Lineage | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.space, GenomeSpace):
@@ -304,6 +359,16 @@ class Genome:
                 raise _fail("genes", f"gene {i} (`{name}`) must be in 0..{card - 1}", list(genes))
         if genes[0] != 1:
             raise _fail("genes", "must keep the first block active (gene 0 == 1)", list(genes))
+        if self.lineage is not None:
+            if not isinstance(self.lineage, Lineage):
+                raise _fail("lineage", "must be a Lineage or None", self.lineage)
+            if len(self.lineage.parents[0]) != len(genes):
+                raise _fail("lineage.parents", f"must hold {len(genes)} genes each, as the child",
+                            self.lineage.to_config())
+
+    def parents(self) -> tuple[Genome, Genome] | None:
+        """The two parent genomes of a crossover child (same space), or None (random genome)."""
+        return None if self.lineage is None else self.lineage.parent_genomes(self.space)
 
     def _block_genes(self, i: int) -> tuple[int, ...]:
         start = i * GENES_PER_BLOCK
@@ -395,19 +460,28 @@ class Genome:
         return f"{self.optimizer} lr={_format_lr(self.learning_rate)}"
 
     def to_config(self) -> dict[str, Any]:
-        """JSON-ready dict holding the genes and the space."""
-        return {"genes": list(self.genes), "space": self.space.to_config()}
+        """JSON-ready dict holding the genes and the space, and `lineage` only when there is
+        one (so a genome without one serialises exactly as before lineage existed)."""
+        config = {"genes": list(self.genes), "space": self.space.to_config()}
+        if self.lineage is not None:
+            config["lineage"] = self.lineage.to_config()
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Genome:
-        """Rebuild a genome from `to_config()`."""
+        """Rebuild a genome (and its lineage, if saved) from `to_config()`."""
         if not isinstance(config, Mapping) or "genes" not in config:
             raise _fail("config", "must be a dict with `genes` (and optionally `space`)", config)
-        unknown = sorted(set(config) - {"genes", "space"})
+        unknown = sorted(set(config) - {"genes", "space", "lineage"})
         if unknown:
             raise _fail("config", f"has unknown keys {unknown}", dict(config))
         space = GenomeSpace.from_config(config.get("space", {}))
-        return cls(tuple(config["genes"]), space)
+        lineage = config.get("lineage")
+        genome = cls(tuple(config["genes"]), space,
+                     None if lineage is None else Lineage.from_config(lineage))
+        if genome.lineage is not None:
+            genome.parents()  # the parents must be valid genomes of this space too
+        return genome
 
 
 def random_genome(space: GenomeSpace, rng: random.Random) -> Genome:
@@ -432,7 +506,8 @@ def mutate(genome: Genome, space: GenomeSpace, rng: random.Random, generation: i
 
     A gene of an inactive block is not resampled; instead the block is switched on with
     probability `SWITCH_ON_PROBABILITY`. The latent gene (if any) and the hyperparameter genes
-    are resampled uniformly. Returns a new genome; `genome` is unchanged.
+    are resampled uniformly. Returns a new genome with `genome`'s lineage (the parents it came
+    from; mutated genes are told apart by comparing with them); `genome` is unchanged.
     """
     if genome.space != space:
         raise _fail("space", "must be the space the genome was made in", space)
@@ -451,7 +526,7 @@ def mutate(genome: Genome, space: GenomeSpace, rng: random.Random, generation: i
             genes[index] = rng.randrange(cards[index])
         elif rng.random() < SWITCH_ON_PROBABILITY:
             genes[active_index] = 1
-    return Genome(tuple(genes), space)
+    return Genome(tuple(genes), space, genome.lineage)
 
 
 def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Genome]:
@@ -459,7 +534,8 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Genome]
 
     The cut `p` is in 1..n-1 (as DEAP's `cxOnePoint`), so each child keeps its own parent's
     gene 0 and block 0 stays active. Own code rather than `cxOnePoint` because that one
-    draws from the global `random` module.
+    draws from the global `random` module. Each child records its `Lineage`: child_a has
+    parents (a, b), child_b (b, a), both with cut `p`, so `genes[:p]` come from `parents[0]`.
     """
     if a.space != b.space:
         raise _fail("b", "must share the first genome's space to cross over", b.space)
@@ -467,6 +543,6 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Genome]
     if n < 2:
         return a, b
     cut = rng.randint(1, n - 1)
-    child_a = Genome(a.genes[:cut] + b.genes[cut:], a.space)
-    child_b = Genome(b.genes[:cut] + a.genes[cut:], a.space)
+    child_a = Genome(a.genes[:cut] + b.genes[cut:], a.space, Lineage((a.genes, b.genes), cut))
+    child_b = Genome(b.genes[:cut] + a.genes[cut:], a.space, Lineage((b.genes, a.genes), cut))
     return child_a, child_b

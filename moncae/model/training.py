@@ -95,3 +95,4 @@ def model_to_bytes(model) -> bytes:
         model.save(path)
         with open(path, "rb") as fh:
             return fh.read()
+

@@ -12,6 +12,7 @@ the loop with a stub.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import platform
 import random
@@ -32,6 +33,7 @@ from moncae.errors import RunFolderError, one_line
 from moncae.evaluation.records import EvalRecord, EvalResult, EvalTask, TrainSettings, evaluation_seed
 from moncae.executors import Executor, LocalExecutor, make_executor
 from moncae.method.evolution import pareto_individual, same_key
+from moncae.method.fidelity import Rung, promoted
 from moncae.method.genome import Genome
 from moncae.method.objectives import hypervolume, non_dominated_mask, unique_contributions
 from moncae.search.strategies import Generation, Strategy, make_strategy
@@ -42,7 +44,7 @@ __all__ = ["RunResult", "SearchProgress", "default_executor", "execution_record"
 
 TaskFn = Callable[[EvalTask], EvalResult]
 LOGBOOK_HEADER = ["gen", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained",
-                  "cache_hits", "trainings_total", "front_hypervolume"]
+                  "cache_hits", "trainings_total", "front_hypervolume", "image_epochs_total"]
 
 
 class SearchProgress:
@@ -54,6 +56,9 @@ class SearchProgress:
 
     def evaluation_done(self, record: EvalRecord) -> None:
         pass
+
+    def promotion(self, generation: int, rung: int, candidates: int, to_train: int) -> None:
+        """After rung `rung - 1`: `to_train` of `candidates` genomes train on at `rung`."""
 
     def generation_done(self, row: dict[str, Any]) -> None:
         pass
@@ -162,6 +167,56 @@ class _State:
     strategy: Strategy
 
 
+class Trainings:
+    """Every training of the run: per genome key its records by fidelity rung, lowest first.
+
+    `view(key)` is what fitness, the front and the strategies see: the top-rung record, or, for
+    a genome stopped at a lower rung, that record at the reference point with status `failed`
+    and failure `stopped` (see moncae.method.fidelity); with fidelity "full" the one record.
+    """
+
+    def __init__(self, by_key: dict[str, list[EvalRecord]], top: int, ref_point) -> None:
+        self.by_key, self.top, self.ref_point = by_key, top, tuple(ref_point)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.by_key
+
+    def __len__(self) -> int:
+        """How many trainings (all rungs) the run has journaled."""
+        return sum(len(v) for v in self.by_key.values())
+
+    def add(self, record: EvalRecord) -> None:
+        self.by_key.setdefault(record.genome_key, []).append(record)
+
+    def latest(self, key: str) -> EvalRecord:
+        return self.by_key[key][-1]
+
+    def reached(self, key: str) -> int:
+        """The highest rung trained for `key` (-1: none)."""
+        return len(self.by_key.get(key, ())) - 1
+
+    def at_rung(self, key: str, rung: int) -> EvalRecord | None:
+        records = self.by_key.get(key, ())
+        return records[rung] if rung < len(records) else None
+
+    def rung_points(self, rung: int) -> dict[str, tuple[float, float]]:
+        """Every ok network's point at `rung` so far."""
+        return {k: (v[rung].rec_loss, v[rung].loc) for k, v in self.by_key.items()
+                if len(v) > rung and v[rung].ok}
+
+    def view(self, key: str) -> EvalRecord:
+        rec = self.latest(key)
+        if rec.rung == self.top or not rec.ok:
+            return rec
+        return dataclasses.replace(rec, rec_loss=self.ref_point[0], loc=self.ref_point[1],
+                                   status="failed", failure="stopped",
+                                   error=f"stopped at fidelity rung {rec.rung} (not promoted)")
+
+    def image_epochs(self) -> int:
+        """Training images times epochs over every training: the compute spent."""
+        return sum(r.train_images * r.epochs for v in self.by_key.values() for r in v)
+
+
 def _logbook(rows: list[dict[str, Any]]):
     logbook = tools.Logbook()
     for row in rows:
@@ -188,7 +243,7 @@ def _checkpoint(gen: int, state: _State, finished: bool, last_input: tuple[list[
 
 
 def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, checkpoint: Checkpoint | None,
-                   cache: dict[str, EvalRecord], shape, progress: SearchProgress) -> _State:
+                   cache: Trainings, shape, progress: SearchProgress) -> _State:
     if checkpoint is None:
         rng = random.Random(config.seed)
         population = strategy.initial(rng)
@@ -199,7 +254,9 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     population = [Genome.from_config(c) for c in checkpoint.population]
     first, logbook, strategy_state = checkpoint.generation + 1, checkpoint.logbook, checkpoint.strategy
     last = [Genome.from_config(c) for c in checkpoint.last_population]
-    missing = [g for g in last if g.key_for(shape) not in cache]
+    # not trained, or (the last generation promotes every ok genome) not yet at the top rung
+    missing = [g for g in last if g.key_for(shape) not in cache
+               or (cache.latest(g.key_for(shape)).ok and cache.reached(g.key_for(shape)) < cache.top)]
     if checkpoint.finished and missing:  # a model of the last generation failed for a passing
         first, logbook = checkpoint.generation, logbook[:-1]  # reason: redo that generation
         population, strategy_state = last, checkpoint.last_strategy
@@ -221,48 +278,90 @@ def _fitness(records: list[EvalRecord], keys: list[str], ref_point) -> tuple[np.
     return points, [float(f) for f in unique_contributions(points, keys, ref_point)]
 
 
-def _front_hypervolume(cache: dict[str, EvalRecord], ref_point) -> float:
-    """Hypervolume of every ok network trained so far (the all-time front; it never falls)."""
-    points = np.array([(r.rec_loss, r.loc) for r in cache.values() if r.ok], dtype=float).reshape(-1, 2)
+def _front_hypervolume(cache: Trainings, ref_point) -> float:
+    """Hypervolume of every ok network trained to the top rung so far (the all-time front at
+    full fidelity; it never falls)."""
+    points = np.array(list(cache.rung_points(cache.top).values()), dtype=float).reshape(-1, 2)
     return hypervolume(points, ref_point)
 
 
-def _train_pending(gen: int, keys: list[str], population: list[Genome], config: SearchConfig,
-                   settings: TrainSettings, run: RunFolder, cache: dict[str, EvalRecord],
-                   executor: Executor, task_fn: TaskFn, gene_columns: list[str],
-                   progress: SearchProgress) -> None:
-    """Train every genome of the generation whose key the cache lacks; journal each result."""
-    pending = {k: g for k, g in zip(keys, population) if k not in cache}
-    progress.generation_started(gen, config.generations, len(pending), len(population) - len(pending))
+def _train_generation(gen: int, keys: list[str], population: list[Genome], config: SearchConfig,
+                      run: RunFolder, cache: Trainings, executor: Executor, task_fn: TaskFn,
+                      gene_columns: list[str], progress: SearchProgress, last: bool, shape) -> None:
+    """Train the generation's new genomes at rung 0, then promote rung by rung (with fidelity
+    "full" there is one rung: every new genome trains once at the full budget)."""
+    genomes = dict(zip(keys, population))  # per key its last genome (copies build one network)
+    todo = [k for k in genomes if k not in cache]
+    progress.generation_started(gen, config.generations, len(todo), len(population) - len(todo))
+    _train_rung(gen, 0, todo, genomes, config, run, cache, executor, task_fn, gene_columns, progress,
+                shape)
+    for rung in range(cache.top):
+        candidates = [k for k in genomes if (rec := cache.at_rung(k, rung)) is not None and rec.ok
+                      and (last or rec.generation == gen)]
+        chosen = promoted(candidates, cache.rung_points(rung), config.ref_point, config.promote,
+                          everyone=last)
+        todo = [k for k in chosen if cache.reached(k) == rung]
+        progress.promotion(gen, rung + 1, len(candidates), len(todo))
+        _train_rung(gen, rung + 1, todo, genomes, config, run, cache, executor, task_fn, gene_columns,
+                    progress, shape)
+
+
+def _parent_models(genome: Genome, run: RunFolder, shape) -> tuple[bytes | None, ...]:
+    """Weight inheritance: the trained models of a crossover child's parents, as bytes (so a
+    Dask worker needs no shared disk); None for a parent with no model (its training failed).
+    Every model trained in the run stays in `models/` until the search ends."""
+    parents = genome.parents()
+    if parents is None:
+        return ()
+    paths = [run.model_path(p.key_for(shape)) for p in parents]
+    return tuple(path.read_bytes() if path.exists() else None for path in paths)
+
+
+def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome], config: SearchConfig,
+                run: RunFolder, cache: Trainings, executor: Executor, task_fn: TaskFn,
+                gene_columns: list[str], progress: SearchProgress, shape) -> None:
+    """Train `todo` at `rung` (from the rung below's weights when it has a model); journal each."""
+    if not todo:
+        return
+    fidelity: Rung = config.rung_schedule()[rung]
+    settings = TrainSettings(fidelity.epochs, config.batch_size, config.loss, config.patience,
+                             train_images=fidelity.train_images)
     spec = config.data_spec()
-    tasks = [EvalTask(g, spec, settings, evaluation_seed(config.seed, k), config.ref_point, key=k)
-             for k, g in pending.items()]
-    for result in executor.map_ordered(task_fn, tasks):
+
+    def task(key: str) -> EvalTask:
+        below = run.rung_model(key, rung - 1) if rung > 0 else None
+        init = below.read_bytes() if below is not None and below.exists() else None
+        parents = _parent_models(genomes[key], run, shape) if config.inherit and rung == 0 else ()
+        return EvalTask(genomes[key], spec, settings, evaluation_seed(config.seed, key, rung),
+                        config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents)
+
+    lower = rung < cache.top
+    for result in executor.map_ordered(task_fn, [task(k) for k in todo]):
         rec = result.record
         rec.generation = gen
         if result.model_bytes:
-            try:
-                run.save_model_bytes(rec.genome_key, result.model_bytes)  # before the journal row
+            try:  # before the journal row
+                run.save_model_bytes(rec.genome_key, result.model_bytes, rung=rung if lower else None)
             except OSError as err:  # disk full: the training counts as failed, and is retried
                 rec.status, rec.failure, rec.error = "failed", "io", f"saving the model: {one_line(err)}"
                 rec.rec_loss, rec.loc = config.ref_point
-        run.append_evaluation(rec, gene_columns, pending[rec.genome_key].genes)
-        cache[rec.genome_key] = rec
+        run.append_evaluation(rec, gene_columns, genomes[rec.genome_key].genes)
+        cache.add(rec)
         progress.evaluation_done(rec)
 
 
 def _record_generation(gen: int, keys: list[str], records: list[EvalRecord], points: np.ndarray,
-                       fitness: list[float], cache: dict[str, EvalRecord], run: RunFolder,
+                       fitness: list[float], cache: Trainings, run: RunFolder,
                        config: SearchConfig, seconds: float) -> dict[str, Any]:
     """Append the generation's population rows and its summary row; return the summary."""
     seen: set[str] = set()
     cached = []
     for k in keys:  # trained this generation = first occurrence of a key journaled now
-        cached.append(k in seen or cache[k].generation != gen)
+        cached.append(k in seen or cache.latest(k).generation != gen)
         seen.add(k)
     run.append_population(
         {"generation": gen, "individual": i, "genome_key": k, "rec_loss": r.rec_loss,
-         "loc": r.loc, "fitness": f, "cached": c}
+         "loc": r.loc, "fitness": f, "cached": c, "rung": r.rung}
         for i, (k, r, f, c) in enumerate(zip(keys, records, fitness, cached))
     )
     ok = [r for r in records if r.ok]
@@ -273,6 +372,7 @@ def _record_generation(gen: int, keys: list[str], records: list[EvalRecord], poi
         "min_loc": min((r.loc for r in ok), default=float("nan")),
         "trained": cached.count(False), "cache_hits": cached.count(True),
         "trainings_total": len(cache), "front_hypervolume": _front_hypervolume(cache, config.ref_point),
+        "image_epochs_total": cache.image_epochs(),
         "seconds": round(seconds, 3),
     }
     run.append_generation(row)
@@ -329,7 +429,6 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     """`run_search` once the run folder's lock is held."""
     space = config.genome_space()
     strategy = make_strategy(config, space)
-    settings = TrainSettings(config.epochs, config.batch_size, config.loss, config.patience)
     gene_columns = space.gene_names()
     shape = data.input_shape
     checkpoint = _start_or_resume(run, config, data, resume, execution_record(executor), progress)
@@ -338,7 +437,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     elif task_fn is None:  # real training in worker processes: this one never loads TensorFlow
         from moncae.evaluation.lazy import train_task as task_fn
     retried = run.forget_transient_failures() if checkpoint is not None else 0
-    cache = run.read_evaluations(repair=True)
+    cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, config.ref_point)
     if retried:
         progress.message(f"{retried} training(s) that failed for a passing reason (memory, disk, "
                          "worker) will be tried again")
@@ -346,9 +445,10 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     for gen in range(state.first, config.generations):
         started = time.perf_counter()
         keys = [g.key_for(shape) for g in state.population]
-        _train_pending(gen, keys, state.population, config, settings, run, cache, executor, task_fn,
-                       gene_columns, progress)
-        records = [cache[k] for k in keys]
+        last = gen == config.generations - 1
+        _train_generation(gen, keys, state.population, config, run, cache, executor, task_fn,
+                          gene_columns, progress, last, shape)
+        records = [cache.view(k) for k in keys]
         points, fitness = _fitness(records, keys, config.ref_point)
         row = _record_generation(gen, keys, records, points, fitness, cache, run, config,
                                  time.perf_counter() - started)
@@ -356,19 +456,18 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         state.hof.update([pareto_individual(g.genes, r.genome_key, (r.rec_loss, r.loc))
                           for g, r in zip(state.population, records) if r.ok])
         progress.generation_done(row)
-        last = gen == config.generations - 1
         last_input = (state.population, state.strategy.state())
         state.population = state.strategy.advance(
-            Generation(gen, state.population, keys, records, fitness, cache.__getitem__), state.rng, last=last)
+            Generation(gen, state.population, keys, records, fitness, cache.view), state.rng, last=last)
         run.save_checkpoint(_checkpoint(gen, state, last, last_input))
 
     keys = [g.key_for(shape) for g in state.population]  # the final population
-    records = [cache[k] for k in keys]
+    records = [cache.view(k) for k in keys]
     _, fitness = _fitness(records, keys, config.ref_point)
     saved = run.write_model_index(keys, [r.status for r in records])
-    run.write_front([{"genome_key": ind.key, "architecture": cache[ind.key].architecture,
+    run.write_front([{"genome_key": ind.key, "architecture": cache.latest(ind.key).architecture,
                       "rec_loss": ind.fitness.values[0], "loc": ind.fitness.values[1],
-                      "generation": cache[ind.key].generation} for ind in state.hof])
+                      "generation": cache.latest(ind.key).generation} for ind in state.hof])
     hvs = [row["hypervolume"] for row in state.logbook]
     return RunResult(run.path, config, state.population, records, fitness, hvs, state.logbook,
                      resumed_from=None if checkpoint is None else checkpoint.generation,

@@ -31,10 +31,11 @@ from moncae.store.journal import append_rows, read_rows, rewrite_rows
 from moncae.store.lock import LOCK_NAME
 from moncae.store.tables import csv_float
 
-POPULATION_COLUMNS = ["generation", "individual", "genome_key", "rec_loss", "loc", "fitness", "cached"]
+POPULATION_COLUMNS = ["generation", "individual", "genome_key", "rec_loss", "loc", "fitness", "cached",
+                      "rung"]
 GENERATION_COLUMNS = [
     "generation", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained", "cache_hits",
-    "trainings_total", "front_hypervolume", "seconds",
+    "trainings_total", "front_hypervolume", "seconds", "image_epochs_total",
 ]
 MODEL_INDEX_COLUMNS = ["individual", "genome_key", "file", "status"]
 FRONT_COLUMNS = ["genome_key", "architecture", "rec_loss", "loc", "generation"]
@@ -133,6 +134,8 @@ class RunFolder:
                     epochs=int(row["epochs"] or 0), fit_seconds=csv_float(row["fit_seconds"]),
                     seconds=csv_float(row["seconds"]), status=row["status"], error=row["error"],
                     generation=int(row["generation"]), failure=row["failure"],
+                    rung=int(row.get("rung") or 0), train_images=int(row.get("train_images") or 0),
+                    inherited=int(row.get("inherited") or 0),
                 )
             except ValueError as err:
                 raise RunFolderError(f"{self.evaluations}:{line}: unreadable value ({err}); the file "
@@ -143,16 +146,19 @@ class RunFolder:
             out.append((line, row, rec))
         return out
 
-    def read_evaluations(self, *, repair: bool = False) -> dict[str, EvalRecord]:
-        """The cache: genome key -> its one training record (a torn last row is dropped; with
-        `repair`, held under the run's lock, also cut from the file)."""
-        cache: dict[str, EvalRecord] = {}
+    def read_evaluations(self, *, repair: bool = False) -> dict[str, list[EvalRecord]]:
+        """The cache: genome key -> its training records, one per fidelity rung, lowest rung
+        first (one record with fidelity "full"). A torn last row is dropped; with `repair`,
+        held under the run's lock, it is also cut from the file."""
+        cache: dict[str, list[EvalRecord]] = {}
         for line, _, rec in self._evaluation_rows(repair):
-            if rec.genome_key in cache:
-                warnings.warn(f"{self.evaluations}:{line}: a second row for one genome key; the "
-                              "first is used", RunFolderWarning, stacklevel=2)
+            rungs = cache.setdefault(rec.genome_key, [])
+            if rec.rung != len(rungs):
+                warnings.warn(f"{self.evaluations}:{line}: a second row for one genome key and rung "
+                              f"(or a rung out of order); the first is used", RunFolderWarning,
+                              stacklevel=2)
                 continue
-            cache[rec.genome_key] = rec
+            rungs.append(rec)
         return cache
 
     def forget_transient_failures(self) -> int:
@@ -194,9 +200,21 @@ class RunFolder:
         return load_checkpoint(self.checkpoint)
 
     # -- models ---------------------------------------------------------------------------------
-    def save_model_bytes(self, genome_key: str, data: bytes) -> None:
+    def save_model_bytes(self, genome_key: str, data: bytes, *, rung: int | None = None) -> None:
+        """Save a trained model: `models/KEY.keras` holds the highest rung trained so far; a
+        lower rung's model is also kept as `models/rungs/KEY.rN.keras` (what a promotion
+        continues from, also after a crash that tore the rung above), until the search ends."""
+        if rung is not None:
+            with atomic_open(self.rung_model(genome_key, rung), "wb") as fh:
+                fh.write(data)
         with atomic_open(self.models / model_filename(genome_key), "wb") as fh:
             fh.write(data)
+
+    def model_path(self, genome_key: str) -> Path:
+        return self.models / model_filename(genome_key)
+
+    def rung_model(self, genome_key: str, rung: int) -> Path:
+        return self.models / "rungs" / f"{model_filename(genome_key)[:-len('.keras')]}.r{rung}.keras"
 
     def write_model_index(self, keys: Sequence[str], statuses: Sequence[str]) -> int:
         """Map final individuals to model files; delete models no final individual uses.
@@ -213,6 +231,8 @@ class RunFolder:
         for path in self.models.glob("*.keras"):
             if path.name not in keep:
                 path.unlink()
+        for path in self.models.glob("rungs/*.keras"):  # promotions are over
+            path.unlink()
         return sum(1 for r in rows if r["file"])
 
     def write_front(self, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -1,0 +1,157 @@
+"""The budgeted search against the plain protocol at the same wall-clock budget.
+
+Runs two searches of the same seed, dataset and search space for `--minutes` each, one after
+the other (never side by side: they would share the cores):
+  (a) plain: `fidelity = "full"` (every new genome trains once at the full budget, from random
+      weights, one at a time): today's protocol;
+  (b) budgeted: the `cpu` preset's settings (successive halving over `rungs`, plus whatever the
+      preset turns on).
+Both use the `cpu` preset's space and sizes (override with --preset). While each runs, it logs
+after every training the elapsed seconds and the hypervolume of the all-time front *at full
+fidelity* (top-rung trainings only) on the validation split. It prints both curves, and the
+time-to-target ratio: the seconds (a) needed to reach its final hypervolume divided by the
+seconds (b) needed to reach that same value (> 1: the budgeted search gets there sooner).
+
+With `--run DIR` it also prints, for the final models of a finished, fine-tuned run (e.g. the
+cpu preset's), the test reconstruction loss minus PCA's at the same latent size (PCA fitted on
+the run's training split, scored on its test split, like the report's baseline).
+
+Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46]
+       [--preset cpu] [--run RESULTS/fashion_mnist/seed-46]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moncae.config import resolve_config
+from moncae.method.objectives import hypervolume
+from moncae.search.loop import SearchProgress, run_search
+
+
+class OutOfTime(BaseException):
+    """Ends a run at the budget (like SIGKILL: nothing catches it)."""
+
+
+class Tracker(SearchProgress):
+    """Elapsed seconds and the full-fidelity front's hypervolume after every training."""
+
+    def __init__(self, top: int, ref, seconds: float) -> None:
+        self.top, self.ref, self.limit = top, ref, seconds
+        self.start = time.perf_counter()
+        self.points: list[tuple[float, float]] = []
+        self.curve: list[tuple[float, float, int]] = []  # (seconds, HV, trainings)
+        self.trainings = 0
+
+    def evaluation_done(self, record) -> None:
+        self.trainings += 1
+        if record.ok and record.rung == self.top:
+            self.points.append((record.rec_loss, record.loc))
+        hv = hypervolume(np.array(self.points, dtype=float).reshape(-1, 2), self.ref)
+        elapsed = time.perf_counter() - self.start
+        self.curve.append((elapsed, hv, self.trainings))
+        if elapsed > self.limit:
+            raise OutOfTime
+
+
+def run_for(label: str, config, seconds: float) -> list[tuple[float, float, int]]:
+    tracker = Tracker(len(config.rung_schedule()) - 1, config.ref_point, seconds)
+    try:
+        run_search(config, progress=tracker)
+        print(f"{label}: finished its {config.generations} generations within the budget")
+    except OutOfTime:
+        pass
+    return tracker.curve
+
+
+def first_time(curve, target: float) -> float:
+    return next((t for t, hv, _ in curve if hv >= target - 1e-12), math.inf)
+
+
+def print_curve(label: str, curve) -> None:
+    print(f"{label}: seconds -> front HV (full fidelity), trainings")
+    shown = -1.0
+    for t, hv, n in curve:
+        if t - shown >= 30 or (t, hv, n) == curve[-1]:
+            print(f"  {t:7.1f} s  HV {hv:8.4f}  trainings {n}")
+            shown = t
+
+
+def versus_pca(run_dir: Path) -> None:
+    from moncae.data import cached_dataset
+    from moncae.report.pca import pca_baseline
+    from moncae.search.loop import SearchConfig
+    from moncae.store import RunFolder
+
+    run = RunFolder(run_dir)
+    config = SearchConfig.from_dict(run.read_config()["run"])
+    ft = pd.read_csv(run_dir / "finetune.csv")
+    ft = ft[ft["status"] == "ok"]
+    data = cached_dataset(config.data_spec())
+    ks = sorted({int(round(10 ** loc)) for loc in ft["loc"]})
+    pca = pca_baseline(data.x_train, data.x_test, ks, config.loss).set_index("k")["rec_loss"]
+    print(f"{run_dir}: fine-tuned final models, test {config.loss} minus PCA's at the same latent size")
+    below = 0
+    for _, row in ft.sort_values("loc").iterrows():
+        k = int(round(10 ** row["loc"]))
+        if k not in pca.index:
+            print(f"  {row['bottleneck']:>10} (k={k}): no PCA with that many components")
+            continue
+        diff = row["rec_loss"] - pca[k]
+        below += diff < 0
+        print(f"  {row['bottleneck']:>10} k={k:<5} test {row['rec_loss']:.4f}  PCA {pca[k]:.4f}  "
+              f"difference {diff:+.4f}")
+    print(f"  {below} of {len(ft)} below PCA")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument("--seed", type=int, default=46)
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--generations", type=int, default=100, help="more than fit in the budget")
+    parser.add_argument("--run", type=Path, default=None, help="a finished, fine-tuned run to compare with PCA")
+    parser.add_argument("--skip-search", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_search:
+        seconds = args.minutes * 60
+        with tempfile.TemporaryDirectory() as tmp:
+            common = {"preset": args.preset, "dataset": args.dataset, "seed": args.seed,
+                      "generations": args.generations}
+            budgeted = resolve_config(out=f"{tmp}/b", **common)
+            plain = resolve_config(out=f"{tmp}/a", **{**common, "preset": None},
+                                   **{k: v for k, v in budgeted.to_dict().items()
+                                      if k not in ("fidelity", "rungs", "promote", "out", "preset",
+                                                   "dataset", "seed", "generations")})
+            print(f"{args.dataset}, seed {args.seed}, {args.minutes:g} min each; budgeted: "
+                  f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote}; "
+                  f"plain: fidelity {plain.fidelity}; both: space {plain.space}, population "
+                  f"{plain.population}, epochs {plain.epochs}")
+            curve_a = run_for("plain", plain, seconds)
+            curve_b = run_for("budgeted", budgeted, seconds)
+        print_curve("(a) plain", curve_a)
+        print_curve("(b) budgeted", curve_b)
+        final_a = curve_a[-1][1] if curve_a else 0.0
+        t_a, t_b = first_time(curve_a, final_a), first_time(curve_b, final_a)
+        final_b = curve_b[-1][1] if curve_b else 0.0
+        print(f"final front HV: plain {final_a:.4f}, budgeted {final_b:.4f}")
+        if math.isfinite(t_b):
+            print(f"time to the plain protocol's final HV: plain {t_a:.0f} s, budgeted {t_b:.0f} s: "
+                  f"ratio {t_a / t_b:.2f}x")
+        else:
+            print(f"the budgeted search did not reach the plain protocol's final HV {final_a:.4f} "
+                  f"in {args.minutes:g} min (it reached {final_b:.4f})")
+    if args.run is not None:
+        versus_pca(args.run)
+
+
+if __name__ == "__main__":
+    main()

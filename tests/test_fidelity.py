@@ -1,0 +1,148 @@
+"""Multi-fidelity search (successive halving over a Pareto front), on the surrogate evaluator."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from moncae.errors import MoncaeError
+from moncae.evaluation.records import EvalResult
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.method.fidelity import Rung, promoted, rung_schedule
+from moncae.search.loop import run_search
+
+REF = (4.0, 12.0)
+RUNGS = {"fidelity": "rungs", "rungs": [[1, 40]], "promote": 0.34}
+
+
+# -- the pure rule ------------------------------------------------------------------------------
+def test_rung_schedule_ends_with_the_full_budget():
+    assert rung_schedule([[1, 500], [2, 2000]], 5) == (Rung(1, 500), Rung(2, 2000), Rung(5, None))
+    assert rung_schedule([], 3) == (Rung(3, None),)
+    with pytest.raises(MoncaeError, match="must grow"):
+        rung_schedule([[2, 500], [1, 500]], 5)
+    with pytest.raises(MoncaeError, match="pairs of positive integers"):
+        rung_schedule([[1, 0]], 5)
+
+
+def test_points_that_enter_the_all_time_front_are_promoted_first_within_a_fixed_budget():
+    points = {"old": (0.10, 2.0), "a": (0.12, 2.0), "b": (0.09, 2.5), "c": (0.20, 1.0),
+              "d": (0.30, 1.5), "e": (0.25, 0.9)}
+    # a is dominated by old, d by c; b, c, e add hypervolume; budget ceil(0.34 * 5) = 2
+    chosen = promoted(["a", "b", "c", "d", "e"], points, REF, 0.34)
+    assert len(chosen) == 2 and set(chosen) <= {"b", "c", "e"}
+    # with room for four: b, c, e, then a (on this generation's own front; d is not)
+    assert promoted(["a", "b", "c", "d", "e"], points, REF, 0.8) == ["a", "b", "c", "e"]
+    # neither adds to the all-time front; on their own front d adds 1.85 (3.7 x 0.5), a 1.8
+    assert promoted(["a", "d"], points, REF, 0.5) == ["d"]
+    assert promoted(["a", "d"], points, REF, 0.1, everyone=True) == ["a", "d"]
+
+
+def test_the_budget_rounds_up():
+    points = {"a": (0.2, 1.0), "b": (0.3, 2.0)}
+    assert promoted(["a", "b"], points, REF, 0.01) == ["a"]
+
+
+# -- in the search ------------------------------------------------------------------------------
+def with_model(task):
+    """The surrogate, plus stand-in model bytes naming the training (key and rung)."""
+    return EvalResult(surrogate_task(task).record, f"{task.key}@{task.rung}".encode())
+
+
+def test_rungs_search_promotes_a_few_and_measures_the_final_population_at_full_fidelity(stub_config):
+    seen = []
+
+    def task_fn(task):
+        seen.append(task)
+        return with_model(task)
+
+    result = run_search(stub_config(**RUNGS), task_fn=task_fn)
+    ev = pd.read_csv(result.run_dir / "evaluations.csv")
+    low, top = ev[ev["rung"] == 0], ev[ev["rung"] == 1]
+    assert low["genome_key"].is_unique and top["genome_key"].is_unique
+    assert set(top["genome_key"]) <= set(low["genome_key"])
+    assert (low["train_images"] == 40).all() and (low["epochs"] == 1).all()
+    assert (top["train_images"] > 40).all()
+    last = ev["generation"].max()
+    for gen, rows in low.groupby("generation"):
+        promoted_now = top[(top["generation"] == gen)]
+        if gen < last:  # successive halving: ceil(0.34 x new genomes) go on
+            assert len(promoted_now) == math.ceil(0.34 * len(rows))
+    # every promotion continued from the rung-0 model of the same genome
+    for task in seen:
+        if task.rung == 1:
+            assert task.init_model == f"{task.key}@0".encode()
+    # the final population is all at the top rung; stopped genomes had fitness 0
+    assert all(r.ok and r.rung == 1 for r in result.records)
+    pop = pd.read_csv(result.run_dir / "population.csv")
+    assert (pop.loc[pop["rung"] == 0, "fitness"] == 0).all()
+    front = pd.read_csv(result.run_dir / "pareto_front.csv")
+    assert set(front["genome_key"]) <= set(top["genome_key"])
+    assert not list((result.run_dir / "models" / "rungs").glob("*.keras"))  # cleaned at the end
+    gens = pd.read_csv(result.run_dir / "generations.csv")
+    assert gens["trainings_total"].iloc[-1] == len(ev)
+    assert gens["image_epochs_total"].iloc[-1] == (ev["train_images"] * ev["epochs"]).sum()
+
+
+def test_full_fidelity_trains_each_genome_once_on_every_image(stub_config):
+    result = run_search(stub_config(), task_fn=with_model)
+    ev = pd.read_csv(result.run_dir / "evaluations.csv")
+    assert (ev["rung"] == 0).all() and ev["genome_key"].is_unique
+    assert ev["train_images"].nunique() == 1 and ev["train_images"].iloc[0] > 40
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: nothing catches it, nothing is recorded."""
+
+
+@pytest.mark.parametrize("crash_in_rung", [0, 1])
+def test_a_crash_mid_rung_resumes_to_the_uninterrupted_run(stub_config, tmp_path, crash_in_rung):
+    reference = run_search(stub_config(tmp_path / "ref", **RUNGS), task_fn=with_model).run_dir
+    ev = pd.read_csv(reference / "evaluations.csv")
+    # the first training of that rung in generation 1: everything before it is journaled
+    target = ev[(ev["generation"] == 1) & (ev["rung"] == crash_in_rung)].index[0]
+    calls = []
+
+    def crashing(task):
+        if len(calls) == target:
+            raise Crash
+        calls.append(task)
+        return with_model(task)
+
+    config = stub_config(tmp_path / "crash", **RUNGS)
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing)
+    run_search(config, resume=True, task_fn=with_model)
+    for name in ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv"):
+        a, b = (pd.read_csv(d / name).drop(columns=["fit_seconds", "seconds"], errors="ignore")
+                for d in (reference, config.run_dir))
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_rung_settings_are_checked(stub_config):
+    with pytest.raises(MoncaeError, match="needs at least one lower rung"):
+        stub_config(fidelity="rungs")
+    with pytest.raises(MoncaeError, match="must be in"):
+        stub_config(**{**RUNGS, "promote": 1.5})
+
+
+def test_inherit_hands_each_child_its_parents_trained_models(stub_config):
+    seen = []
+
+    def task_fn(task):
+        seen.append(task)
+        return with_model(task)
+
+    result = run_search(stub_config(inherit=True), task_fn=task_fn)
+    shape = (16, 16, 1)
+    children = [t for t in seen if t.genome.lineage is not None]
+    assert children and all(t.rung == 0 for t in seen)
+    for task in children:
+        parent_keys = [p.key_for(shape) for p in task.genome.parents()]
+        assert task.parent_models == tuple(f"{k}@0".encode() for k in parent_keys)
+    assert not [t for t in seen if t.genome.lineage is None and t.parent_models]
+    plain = []
+    run_search(stub_config(result.run_dir.parents[1] / "plain"), task_fn=lambda t: plain.append(t) or with_model(t))
+    assert not any(t.parent_models for t in plain)  # off by default
