@@ -17,12 +17,13 @@ cpu preset's), the test reconstruction loss minus PCA's at the same latent size 
 the run's training split, scored on its test split, like the report's baseline).
 
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46]
-       [--preset cpu] [--run RESULTS/fashion_mnist/seed-46]
+       [--preset cpu] [--with-inherit] [--run RESULTS/fashion_mnist/seed-46]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import tempfile
 import time
@@ -120,6 +121,8 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=100, help="more than fit in the budget")
     parser.add_argument("--run", type=Path, default=None, help="a finished, fine-tuned run to compare with PCA")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--with-inherit", action="store_true",
+                        help="also run the budgeted settings with weight inheritance on")
     args = parser.parse_args()
     if not args.skip_search:
         seconds = args.minutes * 60
@@ -135,20 +138,26 @@ def main() -> None:
                   f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote}; "
                   f"plain: fidelity {plain.fidelity}; both: space {plain.space}, population "
                   f"{plain.population}, epochs {plain.epochs}")
-            curve_a = run_for("plain", plain, seconds)
-            curve_b = run_for("budgeted", budgeted, seconds)
-        print_curve("(a) plain", curve_a)
-        print_curve("(b) budgeted", curve_b)
+            curves = {"(a) plain": run_for("plain", plain, seconds),
+                      "(b) budgeted": run_for("budgeted", budgeted, seconds)}
+            if args.with_inherit and not budgeted.inherit:
+                curves["(b') budgeted + inherit"] = run_for(
+                    "budgeted + inherit", dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c"),
+                    seconds)
+        for label, curve in curves.items():
+            print_curve(label, curve)
+        curve_a = curves["(a) plain"]
         final_a = curve_a[-1][1] if curve_a else 0.0
-        t_a, t_b = first_time(curve_a, final_a), first_time(curve_b, final_a)
-        final_b = curve_b[-1][1] if curve_b else 0.0
-        print(f"final front HV: plain {final_a:.4f}, budgeted {final_b:.4f}")
-        if math.isfinite(t_b):
-            print(f"time to the plain protocol's final HV: plain {t_a:.0f} s, budgeted {t_b:.0f} s: "
-                  f"ratio {t_a / t_b:.2f}x")
-        else:
-            print(f"the budgeted search did not reach the plain protocol's final HV {final_a:.4f} "
-                  f"in {args.minutes:g} min (it reached {final_b:.4f})")
+        t_a = first_time(curve_a, final_a)
+        for label, curve in list(curves.items())[1:]:
+            t_b, final_b = first_time(curve, final_a), (curve[-1][1] if curve else 0.0)
+            print(f"{label}: final front HV {final_b:.4f} (plain {final_a:.4f})")
+            if math.isfinite(t_b):
+                print(f"  time to the plain protocol's final HV: plain {t_a:.0f} s, this {t_b:.0f} s: "
+                      f"ratio {t_a / t_b:.2f}x")
+            else:
+                print(f"  did not reach the plain protocol's final HV {final_a:.4f} in "
+                      f"{args.minutes:g} min")
     if args.run is not None:
         versus_pca(args.run)
 
