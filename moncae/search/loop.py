@@ -12,7 +12,6 @@ the loop with a stub.
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import platform
 import random
@@ -37,6 +36,7 @@ from moncae.method.fidelity import Rung, promoted
 from moncae.method.genome import Genome
 from moncae.method.objectives import hypervolume, non_dominated_mask, unique_contributions
 from moncae.search.strategies import Generation, Strategy, make_strategy
+from moncae.search.trainings import Trainings
 from moncae.store import Checkpoint, RunFolder, RunLock, data_record
 
 __all__ = ["RunResult", "SearchProgress", "default_executor", "execution_record", "package_versions",
@@ -165,56 +165,6 @@ class _State:
     logbook: Any  # deap.tools.Logbook
     hof: Any  # deap.tools.ParetoFront of every ok network seen
     strategy: Strategy
-
-
-class Trainings:
-    """Every training of the run: per genome key its records by fidelity rung, lowest first.
-
-    `view(key)` is what fitness, the front and the strategies see: the top-rung record, or, for
-    a genome stopped at a lower rung, that record at the reference point with status `failed`
-    and failure `stopped` (see moncae.method.fidelity); with fidelity "full" the one record.
-    """
-
-    def __init__(self, by_key: dict[str, list[EvalRecord]], top: int, ref_point) -> None:
-        self.by_key, self.top, self.ref_point = by_key, top, tuple(ref_point)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.by_key
-
-    def __len__(self) -> int:
-        """How many trainings (all rungs) the run has journaled."""
-        return sum(len(v) for v in self.by_key.values())
-
-    def add(self, record: EvalRecord) -> None:
-        self.by_key.setdefault(record.genome_key, []).append(record)
-
-    def latest(self, key: str) -> EvalRecord:
-        return self.by_key[key][-1]
-
-    def reached(self, key: str) -> int:
-        """The highest rung trained for `key` (-1: none)."""
-        return len(self.by_key.get(key, ())) - 1
-
-    def at_rung(self, key: str, rung: int) -> EvalRecord | None:
-        records = self.by_key.get(key, ())
-        return records[rung] if rung < len(records) else None
-
-    def rung_points(self, rung: int) -> dict[str, tuple[float, float]]:
-        """Every ok network's point at `rung` so far."""
-        return {k: (v[rung].rec_loss, v[rung].loc) for k, v in self.by_key.items()
-                if len(v) > rung and v[rung].ok}
-
-    def view(self, key: str) -> EvalRecord:
-        rec = self.latest(key)
-        if rec.rung == self.top or not rec.ok:
-            return rec
-        return dataclasses.replace(rec, rec_loss=self.ref_point[0], loc=self.ref_point[1],
-                                   status="failed", failure="stopped",
-                                   error=f"stopped at fidelity rung {rec.rung} (not promoted)")
-
-    def image_epochs(self) -> int:
-        """Training images times epochs over every training: the compute spent."""
-        return sum(r.train_images * r.epochs for v in self.by_key.values() for r in v)
 
 
 def _logbook(rows: list[dict[str, Any]]):
