@@ -125,8 +125,8 @@ def test_the_run_records_its_threads_and_a_resume_with_others_says_so(stub_confi
     assert not any("thread" in line for line in same.lines)
     assert [line for line in other.lines if "thread" in line] == [
         f"note: {config.run_dir} started with {execution['threads']} TensorFlow thread(s) per "
-        "training, this resume trains with 99 (1 worker(s)): new trainings may differ in the last "
-        "digits from an uninterrupted run (same --workers as the first run to avoid it)"]
+        "training, this resume trains with 99 (1 worker(s)): new trainings may differ in the "
+        "numbers from an uninterrupted run (use the first run's --workers to avoid it)"]
 
 
 @pytest.mark.parametrize("gpus, workers, per_gpu, expected", [
@@ -158,7 +158,7 @@ def test_surrogate_run_in_two_processes_equals_the_in_process_run(stub_config, t
 @pytest.mark.slow
 def test_smoke_search_with_two_workers_is_reproducible(tmp_path):
     """`--workers 2` twice: identical CSVs (timings aside). Only 2 against 2: another worker count
-    trains with another TF thread count, which may change the last digits."""
+    trains with another TF thread count, which may change the numbers."""
     from moncae.cli.main import main
 
     runs = []

@@ -11,7 +11,8 @@ Results come back in task order, each as soon as it and every task before it are
 only compute (they load the data themselves, by name), the driver writes every file. Results are
 identical for the same `threads` (each training is seeded from the run seed and its genome key,
 whichever process runs it), but TF's CPU float results depend on the intra-op thread count, so
-they may differ in the last digits from a run with another thread count.
+they may differ from a run with another thread count (usually in the last digits; an
+unstable training can amplify that, see the README).
 
 Faults: each worker runs one training at a time, so a worker process that dies (killed, out of
 host memory) names its training: that one runs again in a new worker, up to `retries` times, and

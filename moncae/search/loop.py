@@ -106,7 +106,7 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict) -> Non
 
 def execution_record(executor: Executor) -> dict[str, Any]:
     """How the trainings run: executor, worker processes, TF intra-op threads per training (TF's
-    CPU results depend on the thread count: it decides the last digits, see the README)."""
+    CPU results depend on the thread count, see the README)."""
     workers = getattr(executor, "workers", None)
     if workers is None and hasattr(executor, "worker_count"):
         workers = executor.worker_count()
@@ -122,7 +122,7 @@ def _thread_notice(run: RunFolder, previous: Any, current: dict[str, Any]) -> st
         return None
     return (f"note: {run.path} started with {before} TensorFlow thread(s) per training, this resume "
             f"trains with {now} ({current['workers']} worker(s)): new trainings may differ in the "
-            "last digits from an uninterrupted run (same --workers as the first run to avoid it)")
+            "numbers from an uninterrupted run (use the first run's --workers to avoid it)")
 
 
 def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
