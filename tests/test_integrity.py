@@ -98,7 +98,8 @@ def test_a_model_that_cannot_be_saved_is_a_failure_and_resume_trains_it(stub_con
 
 @pytest.mark.slow  # the CLI's default evaluator module imports TensorFlow
 def test_search_cli_exits_1_when_final_models_were_not_saved(tiny_npz, tmp_path, monkeypatch):
-    monkeypatch.setattr(RunFolder, "save_model_bytes", lambda *a: (_ for _ in ()).throw(OSError(28, "disk full")))
+    monkeypatch.setattr(RunFolder, "save_model_bytes",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError(28, "disk full")))
     import moncae.evaluation.train as train
 
     monkeypatch.setattr(train, "run_task", with_model)

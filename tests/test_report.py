@@ -292,7 +292,9 @@ def _malformed(tmp_path: Path, results: Path) -> tuple[Path, str]:
     shutil.copytree(results / DATASET / f"seed-{SEEDS[0]}", copy / DATASET / "seed-1")
     path = copy / DATASET / "seed-1" / "generations.csv"
     lines = path.read_text().splitlines()
-    lines[2] = lines[2].rsplit(",", 1)[0] + ",twelve"
+    cells = lines[2].split(",")
+    cells[lines[0].split(",").index("seconds")] = "twelve"  # a column the report reads first
+    lines[2] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     return copy, "generations.csv:3"
 
