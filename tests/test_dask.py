@@ -80,6 +80,7 @@ def test_smoke_run_on_two_workers_equals_the_local_run(tmp_path, reference_run, 
     assert two_workers.client.status == "running", "run_search must not close a given executor"
 
 
+@pytest.mark.slow  # starts a Dask LocalCluster (seconds)
 def test_results_come_in_task_order_whatever_order_they_finish(two_workers):
     def nap(seconds):  # a local function: shipped by value to the workers
         import time
@@ -96,6 +97,7 @@ def test_results_come_in_task_order_whatever_order_they_finish(two_workers):
     assert set(env.values()) == {str(training_threads())}
 
 
+@pytest.mark.slow  # starts a Dask LocalCluster (seconds)
 def test_surrogate_run_on_two_workers_equals_the_local_run(stub_config, tmp_path, two_workers):
     """The executor's ordering and bookkeeping with the surrogate evaluator (no training)."""
     local = run_search(stub_config(tmp_path / "local"), task_fn=surrogate_task).run_dir

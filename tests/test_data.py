@@ -142,6 +142,7 @@ def test_real_fashion_mnist_from_env_dir(monkeypatch):
     assert d.source == str(SHARED / "fashion-mnist")
 
 
+@pytest.mark.slow  # reads the real Fashion-MNIST files
 @needs_shared
 def test_real_fashion_mnist_from_debian_system_dir(monkeypatch):
     monkeypatch.setattr(locate, "SYSTEM_DATA_DIRS", ("/nonexistent-moncae", str(SHARED)))
@@ -169,6 +170,7 @@ def test_status_of_every_name_with_shared_dir(monkeypatch):
     assert "training split is required" in status["mnist"].reason
 
 
+@pytest.mark.slow  # loads the real mnist_5k twice
 def test_mnist_5k_fixed_test_split_ignores_seed():
     a, b = load_dataset("mnist_5k", seed=0), load_dataset("mnist_5k", seed=7)
     assert (len(a.x_train), len(a.x_val), len(a.x_test)) == (3600, 400, 1000)
