@@ -126,6 +126,10 @@ def test_rung_settings_are_checked(stub_config):
         stub_config(fidelity="rungs")
     with pytest.raises(MoncaeError, match="must be in"):
         stub_config(**{**RUNGS, "promote": 1.5})
+    config = stub_config(**{**RUNGS, "rungs": [[1, 5000]]})  # the tiny dataset has < 100 images
+    with pytest.raises(MoncaeError, match="use fewer in `rungs`"):
+        run_search(config, task_fn=with_model)
+    assert not config.run_dir.exists()  # nothing written
 
 
 def test_inherit_hands_each_child_its_parents_trained_models(stub_config):

@@ -28,7 +28,7 @@ from deap import tools
 
 from moncae.config import WORKERS_AUTO, SearchConfig
 from moncae.data import cached_dataset
-from moncae.errors import RunFolderError, one_line
+from moncae.errors import MoncaeError, RunFolderError, one_line
 from moncae.evaluation.records import EvalRecord, EvalResult, EvalTask, TrainSettings, evaluation_seed
 from moncae.executors import Executor, LocalExecutor, make_executor
 from moncae.method.evolution import pareto_individual, same_key
@@ -351,6 +351,15 @@ def default_executor(config: SearchConfig, task_fn: TaskFn | None = None) -> Exe
                          models_per_gpu=config.models_per_gpu)
 
 
+def _check_rungs(config: SearchConfig, train_images: int) -> None:
+    """A lower rung must use fewer training images than the run has (else it is no cheaper)."""
+    for rung in config.rung_schedule()[:-1]:
+        if rung.train_images >= train_images:
+            raise MoncaeError(f"`rungs` trains a lower rung on {rung.train_images} images, but the run "
+                              f"has {train_images} training images; use fewer in `rungs` (or a larger "
+                              "train_size)")
+
+
 def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchProgress | None = None,
                executor: Executor | None = None, task_fn: TaskFn | None = None) -> RunResult:
     """Run (or resume) one seed's search and return its final population.
@@ -364,6 +373,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchPr
     run = RunFolder(config.run_dir)
     run.check_writable()
     data = cached_dataset(config.data_spec())  # fails here (nothing written) if the data is unusable
+    _check_rungs(config, len(data.x_train))
     own_executor = executor is None  # built before the run folder: a bad --scheduler writes nothing
     executor = executor or default_executor(config, task_fn)
     try:
