@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moncae.config import resolve_config
+from moncae.config import SearchConfig, resolve_config
 from moncae.method.objectives import hypervolume
 from moncae.search.loop import SearchProgress, run_search
 
@@ -88,7 +88,6 @@ def print_curve(label: str, curve) -> None:
 def versus_pca(run_dir: Path) -> None:
     from moncae.data import cached_dataset
     from moncae.report.pca import pca_baseline
-    from moncae.search.loop import SearchConfig
     from moncae.store import RunFolder
 
     run = RunFolder(run_dir)
@@ -130,10 +129,7 @@ def main() -> None:
             common = {"preset": args.preset, "dataset": args.dataset, "seed": args.seed,
                       "generations": args.generations}
             budgeted = resolve_config(out=f"{tmp}/b", **common)
-            plain = resolve_config(out=f"{tmp}/a", **{**common, "preset": None},
-                                   **{k: v for k, v in budgeted.to_dict().items()
-                                      if k not in ("fidelity", "rungs", "promote", "out", "preset",
-                                                   "dataset", "seed", "generations")})
+            plain = dataclasses.replace(budgeted, fidelity="full", rungs=(), out=f"{tmp}/a")
             print(f"{args.dataset}, seed {args.seed}, {args.minutes:g} min each; budgeted: "
                   f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote}; "
                   f"plain: fidelity {plain.fidelity}; both: space {plain.space}, population "

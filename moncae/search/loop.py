@@ -256,15 +256,20 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
                     progress, shape)
 
 
-def _parent_models(genome: Genome, run: RunFolder, shape) -> tuple[bytes | None, ...]:
+def _parent_models(genome: Genome, run: RunFolder, shape, read: dict[str, bytes | None]
+                   ) -> tuple[bytes | None, ...]:
     """Weight inheritance: the trained models of a crossover child's parents, as bytes (so a
     Dask worker needs no shared disk); None for a parent with no model (its training failed).
-    Every model trained in the run stays in `models/` until the search ends."""
+    Every model trained in the run stays in `models/` until the search ends. `read` holds the
+    files already read for this batch (a parent of several children is read once)."""
     parents = genome.parents()
     if parents is None:
         return ()
-    paths = [run.model_path(p.key_for(shape)) for p in parents]
-    return tuple(path.read_bytes() if path.exists() else None for path in paths)
+    for key in (p.key_for(shape) for p in parents):
+        if key not in read:
+            path = run.model_path(key)
+            read[key] = path.read_bytes() if path.exists() else None
+    return tuple(read[p.key_for(shape)] for p in parents)
 
 
 def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome], config: SearchConfig,
@@ -277,11 +282,13 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
     settings = TrainSettings(fidelity.epochs, config.batch_size, config.loss, config.patience,
                              train_images=fidelity.train_images)
     spec = config.data_spec()
+    parent_files: dict[str, bytes | None] = {}
 
     def task(key: str) -> EvalTask:
         below = run.rung_model(key, rung - 1) if rung > 0 else None
         init = below.read_bytes() if below is not None and below.exists() else None
-        parents = _parent_models(genomes[key], run, shape) if config.inherit and rung == 0 else ()
+        inherit = config.inherit and rung == 0
+        parents = _parent_models(genomes[key], run, shape, parent_files) if inherit else ()
         return EvalTask(genomes[key], spec, settings, evaluation_seed(config.seed, key, rung),
                         config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents)
 

@@ -207,14 +207,14 @@ class RunFolder:
         if rung is not None:
             with atomic_open(self.rung_model(genome_key, rung), "wb") as fh:
                 fh.write(data)
-        with atomic_open(self.models / model_filename(genome_key), "wb") as fh:
+        with atomic_open(self.model_path(genome_key), "wb") as fh:
             fh.write(data)
 
     def model_path(self, genome_key: str) -> Path:
         return self.models / model_filename(genome_key)
 
     def rung_model(self, genome_key: str, rung: int) -> Path:
-        return self.models / "rungs" / f"{model_filename(genome_key)[:-len('.keras')]}.r{rung}.keras"
+        return self.models / "rungs" / f"{Path(model_filename(genome_key)).stem}.r{rung}.keras"
 
     def write_model_index(self, keys: Sequence[str], statuses: Sequence[str]) -> int:
         """Map final individuals to model files; delete models no final individual uses.
