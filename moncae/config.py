@@ -20,7 +20,7 @@ from moncae.method.genome import (
     KNOWN_OPTIMIZERS,
     GenomeSpace,
 )
-from moncae.method.objectives import REFERENCE_POINT
+from moncae.method.objective_set import DEFAULT_OBJECTIVES, ObjectiveSet, parse_objectives
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
 
 if sys.version_info >= (3, 11):
@@ -72,7 +72,10 @@ class SearchConfig:
     rungs: tuple[tuple[int, int], ...] = ()  # the lower rungs, [epochs, train_images] each
     promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
     inherit: bool = False  # children start from their parents' trained weights where layers match
-    ref_point: tuple[float, float] = REFERENCE_POINT
+    # what is minimised (rec_loss, loc first; then any of params, flops, latency) and the
+    # reference point of the hypervolume, one value per objective (None: each one's default)
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    ref_point: tuple[float, ...] | None = None
     data_dir: str | None = None
     out: str = "results"
     preset: str | None = None
@@ -86,6 +89,9 @@ class SearchConfig:
     def __post_init__(self) -> None:
         _check_types(self)
         object.__setattr__(self, "workers", parse_workers(self.workers))
+        object.__setattr__(self, "objectives", parse_objectives(self.objectives))
+        if self.ref_point is None:
+            object.__setattr__(self, "ref_point", ObjectiveSet.default_ref(self.objectives))
         object.__setattr__(self, "ref_point", tuple(float(v) for v in self.ref_point))
         object.__setattr__(self, "optimizers", tuple(self.optimizers))
         unknown = [o for o in self.optimizers if o not in KNOWN_OPTIMIZERS]
@@ -103,9 +109,10 @@ class SearchConfig:
         _check(self.loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}", self.loss)
         _check(0.0 <= self.elitism < 1.0, "elitism", "must be in [0, 1)", self.elitism)
         _check(self.max_blocks >= 1, "max_blocks", "must be >= 1", self.max_blocks)
-        _check(len(self.ref_point) == 2, "ref_point", "needs 2 values (loss, LOC)", self.ref_point)
+        _check(len(self.ref_point) == len(self.objectives), "ref_point",
+               f"needs one value per objective ({','.join(self.objectives)})", list(self.ref_point))
         _check(all(math.isfinite(v) and v > 0 for v in self.ref_point), "ref_point",
-               "must be finite positive numbers", self.ref_point)
+               "must be finite positive numbers", list(self.ref_point))
         for name in ("train_size", "val_size", "test_size"):
             value = getattr(self, name)
             _check(value is None or value >= 1, name, "must be >= 1 when given", value)
@@ -144,6 +151,10 @@ class SearchConfig:
         return GenomeSpace(max_blocks=self.max_blocks, max_filters=self.max_filters,
                            optimizers=tuple(self.optimizers), latent_sizes=SPACES[self.space])
 
+    def objective_set(self) -> ObjectiveSet:
+        """The objectives minimised and the hypervolume's reference point."""
+        return ObjectiveSet(self.objectives, self.ref_point)
+
     def rung_schedule(self) -> tuple[Rung, ...]:
         """The fidelity rungs, lowest first; the last is the full budget (the only one with
         fidelity "full")."""
@@ -157,6 +168,7 @@ class SearchConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["ref_point"] = list(self.ref_point)
+        d["objectives"] = list(self.objectives)
         d["optimizers"] = list(self.optimizers)
         d["rungs"] = [list(r) for r in self.rungs]
         return d
@@ -180,6 +192,17 @@ def parse_workers(value: Any) -> int | str:
     elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
     raise MoncaeError(f"`workers` must be a positive integer or 'auto'. Received: workers={value!r}")
+
+
+def parse_ref(value: Any) -> tuple[float, ...] | None:
+    """`--ref LOSS,LOC[,...]`: comma-separated numbers (None: not given)."""
+    if value is None or isinstance(value, (list, tuple)):
+        return value
+    try:
+        return tuple(float(part) for part in str(value).split(","))
+    except ValueError:
+        raise MoncaeError(f"`--ref` must be numbers separated by commas, one per objective (e.g. "
+                          f"--ref 4,12). Received: --ref {value}") from None
 
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:
@@ -206,10 +229,11 @@ def _check_types(cfg: SearchConfig) -> None:
     if not isinstance(cfg.rungs, (list, tuple)) or not all(isinstance(r, (list, tuple)) for r in cfg.rungs):
         raise MoncaeError(f"`rungs` must be a list of [epochs, train_images] pairs. Received: "
                           f"rungs={cfg.rungs!r}")
-    if not isinstance(cfg.ref_point, (list, tuple)) or not all(
+    if cfg.ref_point is not None and (not isinstance(cfg.ref_point, (list, tuple)) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in cfg.ref_point
-    ):
-        raise MoncaeError(f"`ref_point` must be two numbers. Received: ref_point={cfg.ref_point!r}")
+    )):
+        raise MoncaeError(f"`ref_point` must be a list of numbers, one per objective. Received: "
+                          f"ref_point={cfg.ref_point!r}")
     if not isinstance(cfg.optimizers, (list, tuple)):
         raise MoncaeError(f"`optimizers` must be a list of names. Received: optimizers={cfg.optimizers!r}")
 

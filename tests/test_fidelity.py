@@ -148,5 +148,6 @@ def test_inherit_hands_each_child_its_parents_trained_models(stub_config):
         assert task.parent_models == tuple(f"{k}@0".encode() for k in parent_keys)
     assert not [t for t in seen if t.genome.lineage is None and t.parent_models]
     plain = []
-    run_search(stub_config(result.run_dir.parents[1] / "plain"), task_fn=lambda t: plain.append(t) or with_model(t))
+    run_search(stub_config(result.run_dir.parents[1] / "plain"),
+               task_fn=lambda t: plain.append(t) or with_model(t))
     assert not any(t.parent_models for t in plain)  # off by default

@@ -111,6 +111,14 @@ class BarProgress:
 @click.option("--inherit/--no-inherit", default=None,
               help="Weight inheritance: a crossover child starts from its parents' trained weights "
                    "where layers match (default off).")
+@click.option("--objectives", default=None, metavar="rec_loss,loc[,params][,flops][,latency]",
+              help="What is minimised (default rec_loss,loc, the paper's two). params: log10 of the "
+                   "parameter count; flops: log10 of one image's forward-pass FLOPs; latency: median "
+                   "ms per image at batch 1 (measured).")
+@click.option("--ref", default=None, metavar="LOSS,LOC[,...]",
+              help="Reference point of the hypervolume, one value per objective (default 4,12 "
+                   "and 8, 12, 1000 for params, flops, latency): a tighter point focuses the search "
+                   "on that corner of the front.")
 @click.option("--out", default=None, help="Results folder (default: results).")
 @data_dir_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)
@@ -123,11 +131,12 @@ class BarProgress:
 @click.option("--scheduler", default=None, help="Dask: scheduler address, e.g. tcp://host:8786.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars, one line per generation.")
-def command(dataset, seed, preset, config_file, resume, quiet, **flags):
+def command(dataset, seed, preset, config_file, resume, quiet, ref, **flags):
     """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
-    from moncae.config import resolve_config
+    from moncae.config import parse_ref, resolve_config
     from moncae.search import run_search
 
+    flags["ref_point"] = parse_ref(ref)
     configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
                for s in seed]
     for config in configs:

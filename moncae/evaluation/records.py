@@ -24,6 +24,7 @@ __all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURE
 EVAL_COLUMNS = [
     "generation", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "params",
     "epochs", "fit_seconds", "seconds", "status", "error", "failure", "rung", "train_images", "inherited",
+    "flops", "latency_ms",
 ]
 TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
@@ -49,13 +50,14 @@ class EvalTask:
     data: DataSpec
     train: TrainSettings
     seed: int
-    ref_point: tuple[float, float] = REFERENCE_POINT
+    ref_point: tuple[float, ...] = REFERENCE_POINT  # one value per objective (rec_loss, loc first)
     keep_model: bool = True
     key: str = ""  # the genome's canonical key for this input shape (set by the search)
     rung: int = 0  # the fidelity rung (0: the lowest; with fidelity "full" the only one)
     init_model: bytes | None = field(default=None, repr=False)  # continue from this model's weights
     # weight inheritance: the trained models of the genome's two parents (None: not available)
     parent_models: tuple[bytes | None, ...] = field(default=(), repr=False)
+    measure_latency: bool = False  # the `latency` objective: time inference after training
 
 
 class Outcome:
@@ -98,6 +100,8 @@ class EvalRecord(Outcome):
     rung: int = 0  # the fidelity rung this training reached (see moncae.method.fidelity)
     train_images: int = 0  # training images it used (0 when it failed before training)
     inherited: int = 0  # weights (scalar parameters) it started with from its parents
+    flops: int = 0  # one image's forward pass (moncae.method.architecture.forward_flops)
+    latency_ms: float = float("nan")  # median ms per image at batch 1 (measured with `latency`)
 
 
 @dataclass

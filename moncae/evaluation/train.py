@@ -12,11 +12,12 @@ import time
 from moncae.data import Dataset, cached_dataset
 from moncae.errors import one_line
 from moncae.evaluation.records import EvalResult, EvalTask, failed_record, failure_kind
-from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
+from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, forward_flops, loc_of_shape
 from moncae.model.decode import build_autoencoder
 from moncae.model.inherit import inherit_weights, load_parent_model
 from moncae.model.training import (
     fit_autoencoder,
+    inference_latency_ms,
     make_loss,
     make_optimizer,
     model_to_bytes,
@@ -68,6 +69,9 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
                 model_bytes = model_to_bytes(autoencoder)
             record.rec_loss = float(loss)
             record.loc = loc_of_shape(bottleneck)
+            record.flops = forward_flops(genome, shape)
+            if task.measure_latency:  # the `latency` objective
+                record.latency_ms = round(inference_latency_ms(autoencoder, data.x_val[0]), 4)
             record.status, record.failure = "ok", ""
     except Exception as err:  # noqa: BLE001 - any failure of one genome must not stop the run
         record.error, record.failure = one_line(err), failure_kind(err)

@@ -13,9 +13,18 @@ from moncae.method.selection import SELECTORS, elite_indices
 
 __all__ = ["breed", "elite_count", "make_toolbox", "pareto_individual"]
 
-if not hasattr(creator, "MoncaeFitness"):  # DEAP classes are global: create them once
-    creator.create("MoncaeFitness", base.Fitness, weights=(-1.0, -1.0))
-    creator.create("MoncaeIndividual", list, fitness=creator.MoncaeFitness, key=str)
+def _individual_class(dims: int):
+    """DEAP's individual class for `dims` minimised objectives (DEAP classes are global: each is
+    created once; DEAP compares only as many values as the fitness has weights)."""
+    suffix = "" if dims == 2 else str(dims)
+    if not hasattr(creator, f"MoncaeIndividual{suffix}"):
+        creator.create(f"MoncaeFitness{suffix}", base.Fitness, weights=(-1.0,) * dims)
+        creator.create(f"MoncaeIndividual{suffix}", list, fitness=getattr(creator, f"MoncaeFitness{suffix}"),
+                       key=str)
+    return getattr(creator, f"MoncaeIndividual{suffix}")
+
+
+_individual_class(2)
 
 
 def make_toolbox(space: GenomeSpace, selection: str) -> base.Toolbox:
@@ -47,11 +56,12 @@ def breed(population: Sequence[Genome], fitness: Sequence[float], losses: Sequen
     return nextgen
 
 
-def pareto_individual(genes: Sequence[int], key: str, objectives: tuple[float, float]):
-    """A DEAP individual for the hall of fame (`tools.ParetoFront`), identified by its key."""
-    ind = creator.MoncaeIndividual(genes)
+def pareto_individual(genes: Sequence[int], key: str, objectives: Sequence[float]):
+    """A DEAP individual for the hall of fame (`tools.ParetoFront`) or NSGA-II, identified by its
+    key, with one fitness value per objective (minimised)."""
+    ind = _individual_class(len(objectives))(genes)
     ind.key = key
-    ind.fitness.values = objectives
+    ind.fitness.values = tuple(objectives)
     return ind
 
 

@@ -2,16 +2,16 @@
 promotion rule. Pure Python; the search loop trains, this decides.
 
 A run with `fidelity = "rungs"` trains every new genome first at rung 0 (few epochs on the first
-N training images); after every genome of the generation has trained at rung r,
-`ceil(promote * candidates)` of them are promoted and train on at rung r + 1 from their rung-r
-weights: first those whose rung-r point adds hypervolume to the *all-time* set of rung-r points
-(they would enter or extend the front at that fidelity), largest contribution first, then by
-their contribution to this generation's own rung-r front, then by loss (`promoted`). The top rung is the run's full budget (`epochs` on every training
-image): only top-rung points are ever compared with each other for fitness, the front and its
-hypervolume. A genome stopped at a lower rung is handed to the strategy like a failed one
-(objectives at the reference point, fitness 0): a stated rule, never a mix of fidelities. In
-the last generation every ok genome is promoted, so the final population is measured at full
-fidelity.
+N training images); after every genome of the generation has trained at rung r, `ceil(promote *
+candidates)` of them are promoted and train on at rung r + 1 from their rung-r weights: first
+those whose rung-r point adds hypervolume to the *all-time* set of rung-r points (they would
+enter or extend the front at that fidelity), largest contribution first, then by their
+contribution to this generation's own rung-r front, then by loss (`promoted`). The top rung is
+the run's full budget (`epochs` on every training image): only top-rung points are ever compared
+with each other for fitness, the front and its hypervolume. A genome stopped at a lower rung is
+handed to the strategy like a failed one (objectives at the reference point, fitness 0): a
+stated rule, never a mix of fidelities. In the last generation every ok genome is promoted, so
+the final population is measured at full fidelity.
 """
 
 from __future__ import annotations
@@ -54,11 +54,12 @@ def rung_schedule(lower: Sequence[Sequence[int]], epochs: int) -> tuple[Rung, ..
     return (*rungs, Rung(epochs, None))
 
 
-def promoted(candidates: Sequence[str], points: Mapping[str, tuple[float, float]],
+def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
              ref: Sequence[float], fraction: float, *, everyone: bool = False) -> list[str]:
     """The candidates (genome keys, in order) that go on to the next rung.
 
-    `points` holds every ok network's point at this rung so far (the candidates' included).
+    `points` holds every ok network's point at this rung so far (the candidates' included), one
+    value per objective (loss first), like `ref`.
     `ceil(fraction * candidates)` of them go on (successive halving with eta = 1 / fraction:
     the budget per rung is fixed), ranked by (1) exclusive hypervolume contribution over all
     of `points` (those that would enter or extend the all-time front at this fidelity come
@@ -78,5 +79,5 @@ def promoted(candidates: Sequence[str], points: Mapping[str, tuple[float, float]
     return [k for i, k in enumerate(candidates) if i in chosen]
 
 
-def _contributions(points: list[tuple[float, float]], ref: Sequence[float]) -> np.ndarray:
-    return hv_contributions(np.array(points, dtype=float).reshape(-1, 2), ref)
+def _contributions(points: list[Sequence[float]], ref: Sequence[float]) -> np.ndarray:
+    return hv_contributions(np.array(points, dtype=float).reshape(-1, len(ref)), ref)

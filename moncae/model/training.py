@@ -15,8 +15,8 @@ from moncae.model.tfquiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 import keras  # noqa: E402
 
-__all__ = ["fit_autoencoder", "make_loss", "make_optimizer", "model_to_bytes", "quiet_tensorflow",
-           "tf_dataset"]
+__all__ = ["fit_autoencoder", "inference_latency_ms", "make_loss", "make_optimizer", "model_to_bytes",
+           "quiet_tensorflow", "tf_dataset"]
 
 LOSSES = {"bce": keras.losses.BinaryCrossentropy, "mse": keras.losses.MeanSquaredError}
 
@@ -96,3 +96,27 @@ def model_to_bytes(model) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
 
+
+
+LATENCY_WARMUP = 3  # calls before timing (the first traces the graph)
+LATENCY_REPEATS = 25  # timed calls; the median is reported
+
+
+def inference_latency_ms(model, image: np.ndarray, *, repeats: int = LATENCY_REPEATS) -> float:
+    """Median wall-clock milliseconds of one forward pass at batch 1 (`image`: one HxWxC array),
+    through a compiled `tf.function`, after `LATENCY_WARMUP` untimed calls. A measurement: it
+    depends on the machine and on what else runs on it."""
+    import time
+
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=False))
+    batch = tf.constant(image[None].astype("float32"))
+    for _ in range(LATENCY_WARMUP):
+        forward(batch).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward(batch).numpy()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000.0)

@@ -34,6 +34,7 @@ from moncae.executors import Executor, LocalExecutor, make_executor
 from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.fidelity import Rung, promoted
 from moncae.method.genome import Genome
+from moncae.method.objective_set import ObjectiveSet
 from moncae.method.objectives import hypervolume, non_dominated_mask, unique_contributions
 from moncae.search.strategies import Generation, Strategy, make_strategy
 from moncae.search.trainings import Trainings
@@ -222,17 +223,32 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame), strategy)
 
 
-def _fitness(records: list[EvalRecord], keys: list[str], ref_point) -> tuple[np.ndarray, list[float]]:
-    """Each individual's exclusive HV contribution, per distinct network (copies share it)."""
-    points = np.array([(r.rec_loss, r.loc) for r in records], dtype=float).reshape(-1, 2)
-    return points, [float(f) for f in unique_contributions(points, keys, ref_point)]
+def _fitness(records: list[EvalRecord], keys: list[str], objectives: ObjectiveSet
+             ) -> tuple[np.ndarray, list[float]]:
+    """Each individual's objective vector and exclusive HV contribution, per distinct network
+    (copies share it)."""
+    points = objectives.points(records)
+    return points, [float(f) for f in unique_contributions(points, keys, objectives.ref)]
 
 
-def _front_hypervolume(cache: Trainings, ref_point) -> float:
+def _front_hypervolume(cache: Trainings, objectives: ObjectiveSet) -> float:
     """Hypervolume of every ok network trained to the top rung so far (the all-time front at
     full fidelity; it never falls)."""
-    points = np.array(list(cache.rung_points(cache.top).values()), dtype=float).reshape(-1, 2)
-    return hypervolume(points, ref_point)
+    points = np.array(list(cache.rung_points(cache.top).values()), dtype=float).reshape(-1, objectives.dims)
+    return hypervolume(points, objectives.ref)
+
+
+def _box_notice(points: np.ndarray, records: list[EvalRecord], objectives: ObjectiveSet) -> str | None:
+    """One line when networks trained but none lies inside the reference box: every fitness is
+    then 0 and selection is blind (the reference point is tighter than anything feasible)."""
+    ok = np.array([r.ok for r in records], dtype=bool)
+    if not ok.any() or np.any(np.all(points[ok] < np.asarray(objectives.ref), axis=1)):
+        return None
+    best = points[ok].min(axis=0)
+    return (f"warning: no network lies inside the reference point {list(objectives.ref)} "
+            f"({','.join(objectives.names)}; the best values reached are "
+            f"{[round(float(v), 4) for v in best]}): every fitness is 0, so selection is blind; "
+            "loosen --ref")
 
 
 def _train_generation(gen: int, keys: list[str], population: list[Genome], config: SearchConfig,
@@ -290,7 +306,8 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
         inherit = config.inherit and rung == 0
         parents = _parent_models(genomes[key], run, shape, parent_files) if inherit else ()
         return EvalTask(genomes[key], spec, settings, evaluation_seed(config.seed, key, rung),
-                        config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents)
+                        config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents,
+                        measure_latency="latency" in config.objectives)
 
     lower = rung < cache.top
     for result in executor.map_ordered(task_fn, [task(k) for k in todo]):
@@ -301,7 +318,7 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
                 run.save_model_bytes(rec.genome_key, result.model_bytes, rung=rung if lower else None)
             except OSError as err:  # disk full: the training counts as failed, and is retried
                 rec.status, rec.failure, rec.error = "failed", "io", f"saving the model: {one_line(err)}"
-                rec.rec_loss, rec.loc = config.ref_point
+                rec.rec_loss, rec.loc = config.ref_point[:2]
         run.append_evaluation(rec, gene_columns, genomes[rec.genome_key].genes)
         cache.add(rec)
         progress.evaluation_done(rec)
@@ -309,7 +326,7 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
 
 def _record_generation(gen: int, keys: list[str], records: list[EvalRecord], points: np.ndarray,
                        fitness: list[float], cache: Trainings, run: RunFolder,
-                       config: SearchConfig, seconds: float) -> dict[str, Any]:
+                       objectives: ObjectiveSet, seconds: float) -> dict[str, Any]:
     """Append the generation's population rows and its summary row; return the summary."""
     seen: set[str] = set()
     cached = []
@@ -318,17 +335,18 @@ def _record_generation(gen: int, keys: list[str], records: list[EvalRecord], poi
         seen.add(k)
     run.append_population(
         {"generation": gen, "individual": i, "genome_key": k, "rec_loss": r.rec_loss,
-         "loc": r.loc, "fitness": f, "cached": c, "rung": r.rung}
-        for i, (k, r, f, c) in enumerate(zip(keys, records, fitness, cached))
+         "loc": r.loc, "fitness": f, "cached": c, "rung": r.rung,
+         **dict(zip(objectives.extra_columns, p[2:]))}
+        for i, (k, r, f, c, p) in enumerate(zip(keys, records, fitness, cached, points))
     )
     ok = [r for r in records if r.ok]
     row = {
-        "generation": gen, "hypervolume": hypervolume(points, config.ref_point),
+        "generation": gen, "hypervolume": hypervolume(points, objectives.ref),
         "front_size": int(non_dominated_mask(points[[r.ok for r in records]]).sum()) if ok else 0,
         "best_rec_loss": min((r.rec_loss for r in ok), default=float("nan")),
         "min_loc": min((r.loc for r in ok), default=float("nan")),
         "trained": cached.count(False), "cache_hits": cached.count(True),
-        "trainings_total": len(cache), "front_hypervolume": _front_hypervolume(cache, config.ref_point),
+        "trainings_total": len(cache), "front_hypervolume": _front_hypervolume(cache, objectives),
         "image_epochs_total": cache.image_epochs(),
         "seconds": round(seconds, 3),
     }
@@ -395,6 +413,8 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
                    task_fn: TaskFn | None, run: RunFolder, data) -> RunResult:
     """`run_search` once the run folder's lock is held."""
     space = config.genome_space()
+    objectives = config.objective_set()
+    run.objective_columns = objectives.extra_columns
     strategy = make_strategy(config, space)
     gene_columns = space.gene_names()
     shape = data.input_shape
@@ -404,11 +424,12 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     elif task_fn is None:  # real training in worker processes: this one never loads TensorFlow
         from moncae.evaluation.lazy import train_task as task_fn
     retried = run.forget_transient_failures() if checkpoint is not None else 0
-    cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, config.ref_point)
+    cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives)
     if retried:
         progress.message(f"{retried} training(s) that failed for a passing reason (memory, disk, "
                          "worker) will be tried again")
     state = _initial_state(config, strategy, run, checkpoint, cache, shape, progress)
+    box_warned = False
     for gen in range(state.first, config.generations):
         started = time.perf_counter()
         keys = [g.key_for(shape) for g in state.population]
@@ -416,11 +437,15 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         _train_generation(gen, keys, state.population, config, run, cache, executor, task_fn,
                           gene_columns, progress, last, shape)
         records = [cache.view(k) for k in keys]
-        points, fitness = _fitness(records, keys, config.ref_point)
-        row = _record_generation(gen, keys, records, points, fitness, cache, run, config,
+        points, fitness = _fitness(records, keys, objectives)
+        row = _record_generation(gen, keys, records, points, fitness, cache, run, objectives,
                                  time.perf_counter() - started)
+        notice = None if box_warned else _box_notice(points, records, objectives)
+        if notice:
+            progress.message(notice)
+            box_warned = True
         state.logbook.record(gen=gen, **{k: v for k, v in row.items() if k not in ("generation", "seconds")})
-        state.hof.update([pareto_individual(g.genes, r.genome_key, (r.rec_loss, r.loc))
+        state.hof.update([pareto_individual(g.genes, r.genome_key, objectives.point(r))
                           for g, r in zip(state.population, records) if r.ok])
         progress.generation_done(row)
         last_input = (state.population, state.strategy.state())
@@ -430,11 +455,12 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
 
     keys = [g.key_for(shape) for g in state.population]  # the final population
     records = [cache.view(k) for k in keys]
-    _, fitness = _fitness(records, keys, config.ref_point)
+    _, fitness = _fitness(records, keys, objectives)
     saved = run.write_model_index(keys, [r.status for r in records])
     run.write_front([{"genome_key": ind.key, "architecture": cache.latest(ind.key).architecture,
                       "rec_loss": ind.fitness.values[0], "loc": ind.fitness.values[1],
-                      "generation": cache.latest(ind.key).generation} for ind in state.hof])
+                      "generation": cache.latest(ind.key).generation,
+                      **dict(zip(objectives.extra_columns, ind.fitness.values[2:]))} for ind in state.hof])
     hvs = [row["hypervolume"] for row in state.logbook]
     return RunResult(run.path, config, state.population, records, fitness, hvs, state.logbook,
                      resumed_from=None if checkpoint is None else checkpoint.generation,

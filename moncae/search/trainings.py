@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from moncae.evaluation.records import EvalRecord
+from moncae.method.objective_set import ObjectiveSet
 
 __all__ = ["Trainings"]
 
@@ -18,8 +19,9 @@ class Trainings:
     and failure `stopped` (see moncae.method.fidelity); with fidelity "full" the one record.
     """
 
-    def __init__(self, by_key: dict[str, list[EvalRecord]], top: int, ref_point) -> None:
-        self.by_key, self.top, self.ref_point = by_key, top, tuple(ref_point)
+    def __init__(self, by_key: dict[str, list[EvalRecord]], top: int, objectives: ObjectiveSet) -> None:
+        self.by_key, self.top, self.objectives = by_key, top, objectives
+        self.ref_point = objectives.ref
 
     def __contains__(self, key: str) -> bool:
         return key in self.by_key
@@ -42,9 +44,9 @@ class Trainings:
         records = self.by_key.get(key, ())
         return records[rung] if rung < len(records) else None
 
-    def rung_points(self, rung: int) -> dict[str, tuple[float, float]]:
-        """Every ok network's point at `rung` so far."""
-        return {k: (v[rung].rec_loss, v[rung].loc) for k, v in self.by_key.items()
+    def rung_points(self, rung: int) -> dict[str, tuple[float, ...]]:
+        """Every ok network's point (its objective vector) at `rung` so far."""
+        return {k: self.objectives.point(v[rung]) for k, v in self.by_key.items()
                 if len(v) > rung and v[rung].ok}
 
     def view(self, key: str) -> EvalRecord:

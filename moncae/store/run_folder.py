@@ -64,6 +64,13 @@ class RunFolder:
         self.front = self.path / "pareto_front.csv"
         self.models = self.path / "models"
         self.model_index = self.models / "index.csv"
+        # objective columns beyond (rec_loss, loc) in population.csv and pareto_front.csv (the
+        # search sets them from its `objectives`; none for the paper's two)
+        self.objective_columns: list[str] = []
+
+    @property
+    def population_columns(self) -> list[str]:
+        return POPULATION_COLUMNS + self.objective_columns
 
     # -- checks -------------------------------------------------------------------------------
     def has_results(self) -> bool:
@@ -135,7 +142,8 @@ class RunFolder:
                     seconds=csv_float(row["seconds"]), status=row["status"], error=row["error"],
                     generation=int(row["generation"]), failure=row["failure"],
                     rung=int(row.get("rung") or 0), train_images=int(row.get("train_images") or 0),
-                    inherited=int(row.get("inherited") or 0),
+                    inherited=int(row.get("inherited") or 0), flops=int(row.get("flops") or 0),
+                    latency_ms=csv_float(row.get("latency_ms")),
                 )
             except ValueError as err:
                 raise RunFolderError(f"{self.evaluations}:{line}: unreadable value ({err}); the file "
@@ -173,14 +181,14 @@ class RunFolder:
 
     # -- per-generation tables ----------------------------------------------------------------
     def append_population(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        append_rows(self.population, POPULATION_COLUMNS, list(rows))
+        append_rows(self.population, self.population_columns, list(rows))
 
     def append_generation(self, row: Mapping[str, Any]) -> None:
         append_rows(self.generations, GENERATION_COLUMNS, [row])
 
     def drop_generations_after(self, generation: int) -> None:
         """Remove rows of generations that did not reach their checkpoint (crash mid-generation)."""
-        for path, columns in ((self.population, POPULATION_COLUMNS),
+        for path, columns in ((self.population, self.population_columns),
                               (self.generations, GENERATION_COLUMNS)):
             if not path.exists():
                 continue
@@ -236,5 +244,5 @@ class RunFolder:
         return sum(1 for r in rows if r["file"])
 
     def write_front(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        write_csv(self.front, FRONT_COLUMNS, rows)
+        write_csv(self.front, FRONT_COLUMNS + self.objective_columns, rows)
 

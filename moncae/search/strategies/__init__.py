@@ -18,4 +18,5 @@ __all__ = ["STRATEGIES", "Generation", "Strategy", "make_strategy"]
 def make_strategy(config, space) -> Strategy:
     """The strategy a `SearchConfig` names, for its genome space."""
     return STRATEGIES[config.strategy](space, population=config.population, ref_point=config.ref_point,
-                                       elitism=config.elitism, selection=config.selection)
+                                       elitism=config.elitism, selection=config.selection,
+                                       objectives=config.objectives)

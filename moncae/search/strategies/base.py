@@ -16,10 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
-
 from moncae.evaluation.records import EvalRecord
 from moncae.method.genome import Genome, GenomeSpace, crossover, mutate, random_genome
+from moncae.method.objective_set import DEFAULT_OBJECTIVES, ObjectiveSet
 from moncae.method.objectives import unique_contributions
 
 __all__ = ["Generation", "Strategy"]
@@ -43,10 +42,12 @@ class Strategy(ABC):
     name: ClassVar[str]
 
     def __init__(self, space: GenomeSpace, *, population: int, ref_point: Sequence[float],
-                 elitism: float = 0.0, selection: str = "paper") -> None:
+                 elitism: float = 0.0, selection: str = "paper",
+                 objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> None:
         self.space = space
         self.size = population
         self.ref_point = tuple(ref_point)
+        self.objectives = ObjectiveSet(tuple(objectives), self.ref_point)
         self.elitism = elitism
         self.selection = selection
 
@@ -74,6 +75,11 @@ class Strategy(ABC):
             children.append(mutate(child, self.space, rng, generation))
         return children
 
+    def point(self, record: EvalRecord) -> tuple[float, ...]:
+        """A training's objective vector (the reference point when it failed or was stopped)."""
+        return self.objectives.point(record)
+
     def contributions(self, records: Sequence[EvalRecord], keys: Sequence[str]) -> list[float]:
-        points = np.array([(r.rec_loss, r.loc) for r in records], dtype=float).reshape(-1, 2)
+        """Exclusive HV contribution of each record's network over all of them, per distinct key."""
+        points = self.objectives.points(records)
         return [float(c) for c in unique_contributions(points, keys, self.ref_point)]

@@ -23,11 +23,11 @@ class NSGA2(Strategy):
     def advance(self, generation: Generation, rng: random.Random, *, last: bool) -> list[Genome]:
         pool = [Genome.from_config(p["genome"]) for p in self.parents] + list(generation.population)
         keys = [p["key"] for p in self.parents] + list(generation.keys)
-        survivors, survivor_keys = nsga2_survivors(pool, keys, generation.lookup, self.size)
+        survivors, survivor_keys = nsga2_survivors(pool, keys, generation.lookup, self.size, self.point)
         self.parents = [{"key": k, "genome": g.to_config()} for g, k in zip(survivors, survivor_keys)]
         if last:
             return survivors
-        rank, crowd = ranks_and_crowding(survivors, survivor_keys, generation.lookup)
+        rank, crowd = ranks_and_crowding(survivors, survivor_keys, generation.lookup, self.point)
 
         def tournament() -> Genome:
             a, b = rng.randrange(len(survivors)), rng.randrange(len(survivors))

@@ -32,24 +32,26 @@ def best_by_contribution(strategy, genomes: Sequence[Genome], keys: Sequence[str
     return [genomes[i] for i in order[:k]]
 
 
-def _individuals(genomes: Sequence[Genome], keys: Sequence[str], lookup: Callable[[str], EvalRecord]):
-    return [pareto_individual(g.genes, k, (lookup(k).rec_loss, lookup(k).loc)) for g, k in zip(genomes, keys)]
+def _individuals(genomes: Sequence[Genome], keys: Sequence[str], lookup: Callable[[str], EvalRecord],
+                 point: Callable[[EvalRecord], Sequence[float]]):
+    return [pareto_individual(g.genes, k, point(lookup(k))) for g, k in zip(genomes, keys)]
 
 
 def nsga2_survivors(genomes: Sequence[Genome], keys: Sequence[str], lookup: Callable[[str], EvalRecord],
-                    k: int) -> tuple[list[Genome], list[str]]:
-    """DEAP's `selNSGA2` (non-dominated sorting, then crowding distance) over the distinct pool."""
+                    k: int, point: Callable[[EvalRecord], Sequence[float]]) -> tuple[list[Genome], list[str]]:
+    """DEAP's `selNSGA2` (non-dominated sorting, then crowding distance) over the distinct pool,
+    on each record's objective vector `point(record)`."""
     genomes, keys = distinct(genomes, keys)
-    individuals = _individuals(genomes, keys, lookup)
+    individuals = _individuals(genomes, keys, lookup, point)
     index = {id(ind): i for i, ind in enumerate(individuals)}
     chosen = [index[id(ind)] for ind in tools.selNSGA2(individuals, min(k, len(individuals)))]
     return [genomes[i] for i in chosen], [keys[i] for i in chosen]
 
 
-def ranks_and_crowding(genomes: Sequence[Genome], keys: Sequence[str],
-                       lookup: Callable[[str], EvalRecord]) -> tuple[list[int], list[float]]:
+def ranks_and_crowding(genomes: Sequence[Genome], keys: Sequence[str], lookup: Callable[[str], EvalRecord],
+                       point: Callable[[EvalRecord], Sequence[float]]) -> tuple[list[int], list[float]]:
     """Each genome's non-dominated front (0 = best) and crowding distance within it."""
-    individuals = _individuals(genomes, keys, lookup)
+    individuals = _individuals(genomes, keys, lookup, point)
     fronts = tools.sortNondominated(individuals, len(individuals))
     rank, crowd = [0] * len(individuals), [0.0] * len(individuals)
     index = {id(ind): i for i, ind in enumerate(individuals)}
