@@ -186,3 +186,60 @@ def test_surrogate_latency_is_recorded_only_when_it_is_an_objective(stub_config,
     latency = pd.read_csv(timed.run_dir / "evaluations.csv")["latency_ms"]
     assert latency.notna().all() and (latency > 0).all()
     assert all(math.isfinite(v) for v in pd.read_csv(timed.run_dir / "population.csv")["latency_ms"])
+
+
+# -- the report ------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*no saved final model")
+def test_the_report_draws_every_pair_of_three_objectives(stub_config, tmp_path):
+    from moncae.report import build_report
+    from moncae.report.collect import collect_final_models, collect_projections, collect_runs
+
+    config = stub_config(tmp_path / "results", objectives="rec_loss,loc,params")
+    run_search(config, task_fn=surrogate_task)
+    report = build_report(tmp_path / "results")
+    assert (report.parent / f"projections_{config.run_dir.parent.name}.png").stat().st_size > 0
+    assert "Every pair of objectives" in report.read_text()
+    run = collect_runs(tmp_path / "results")[0]
+    info = collect_projections(collect_final_models(run), config.objective_set())
+    evaluations = pd.read_csv(config.run_dir / "evaluations.csv").drop_duplicates("genome_key")
+    expected = sorted(np.log10(evaluations.set_index("genome_key").loc[
+        collect_final_models(run)["genome_key"], "params"]))
+    np.testing.assert_allclose(sorted(info["points"]["log10_params"]), expected)
+    assert info["on_front"].any()
+
+
+@pytest.mark.filterwarnings("ignore:.*no saved final model")
+def test_a_two_objective_report_draws_no_projections(stub_config, tmp_path):
+    from moncae.report import build_report
+
+    run_search(stub_config(tmp_path / "results"), task_fn=surrogate_task)
+    report = build_report(tmp_path / "results")
+    assert not list(report.parent.glob("projections_*.png"))
+
+
+@pytest.mark.slow
+def test_a_real_smoke_search_on_four_objectives_and_its_report(tmp_path):
+    """Keras: parameters and the latency measured after training; fitness from moocore."""
+    from click.testing import CliRunner
+
+    from moncae.cli.main import main
+
+    out = tmp_path / "results"
+    args = ["search", "--dataset", "mnist_5k", "--preset", "smoke", "--seed", "1", "--workers", "1",
+            "--objectives", "rec_loss,loc,params,latency", "--out", str(out), "--quiet"]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    run_dir = out / "mnist_5k" / "seed-1"
+    evaluations = pd.read_csv(run_dir / "evaluations.csv")
+    ok = evaluations[evaluations["status"] == "ok"]
+    assert len(ok) and (ok["latency_ms"] > 0).all() and (ok["flops"] > 0).all()
+    pop = pd.read_csv(run_dir / "population.csv")
+    ref = (4.0, 12.0, 8.0, 1000.0)
+    columns = ["rec_loss", "loc", "log10_params", "latency_ms"]
+    for _, gen in pop.groupby("generation"):
+        expected = _hv_contributions_per_distinct_key(gen[columns].to_numpy(dtype=float),
+                                                      list(gen["genome_key"]), ref)
+        np.testing.assert_allclose(gen["fitness"].to_numpy(), expected, rtol=1e-9)
+    report = CliRunner().invoke(main, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert (out / "report" / "projections_mnist_5k.png").stat().st_size > 0

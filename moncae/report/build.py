@@ -23,6 +23,7 @@ from moncae.report.collect import (
     collect_final_models,
     collect_hv_history,
     collect_pareto,
+    collect_projections,
     collect_runs,
     warn,
 )
@@ -195,11 +196,17 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
         hv_png = f"hv_history_{dataset}.png"
         plots.save_figure(plots.plot_hv_history(collect_hv_history(ds_runs), dataset=dataset).figure,
                           out_dir / hv_png)
+        objectives = ds_runs[0].config.objective_set()
+        projections_png = None
+        if objectives.dims > 2:  # never assume two: every pair of the objectives
+            projections_png = f"projections_{dataset}.png"
+            plots.save_figure(plots.plot_projections(collect_projections(ds_finals, objectives),
+                                                     dataset=dataset), out_dir / projections_png)
         recon_pngs = [] if d is None else _reconstruction_figures(
             dataset, ds_runs, ds_finals, d, loss, out_dir, used_names, log)
         sections.append(dataset_section(DatasetSection(
             dataset, ds_runs, runs_table, table, pareto, loss, pareto_png, hv_png,
-            None if d is None else d.description, recon_pngs)))
+            None if d is None else d.description, recon_pngs, projections_png)))
 
     sections += _strategy_sections(runs, out_dir, log)
     report = out_dir / "report.md"

@@ -14,12 +14,15 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from moncae.config import SearchConfig
 from moncae.errors import MoncaeError, MoncaeWarning, RunFolderError
+from moncae.method.objective_set import ObjectiveSet
 from moncae.method.objectives import REFERENCE_POINT, non_dominated_mask
 from moncae.report.pca import PCA_COLUMNS
 from moncae.store import lock_holder, model_filename, read_rows
@@ -30,7 +33,7 @@ __all__ = ["FINAL_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models", 
 FINAL_COLUMNS = [
     "dataset", "seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc",
     "search_rec_loss", "rec_loss", "source", "cl_loss", "cl_acc", "finetune_seconds",
-    "individuals", "status", "model_file", "model_stage",
+    "individuals", "status", "model_file", "model_stage", "params", "flops", "latency_ms",
 ]
 
 
@@ -275,7 +278,7 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
     final = [r for r in population if r["generation"] == last]
     evaluations = {r["genome_key"]: r for r in read_table(
         path / "evaluations.csv", ["genome_key", "architecture", "bottleneck", "status"],
-        numeric=["rec_loss", "loc"])}
+        numeric=["rec_loss", "loc", "params", "flops", "latency_ms"])}
     finetune = {r["genome_key"]: r for r in read_table(
         path / "finetune.csv", ["genome_key", "rec_loss", "cl_loss", "cl_acc", "finetune_seconds",
                                 "status"],
@@ -306,7 +309,7 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
             "search_rec_loss": pop["rec_loss"], "rec_loss": pop["rec_loss"], "source": "search",
             "cl_loss": float("nan"), "cl_acc": float("nan"), "finetune_seconds": float("nan"),
             "individuals": n, "status": status if ok else "failed", "model_file": "",
-            "model_stage": "",
+            "model_stage": "", **{c: ev.get(c, float("nan")) for c in ("params", "flops", "latency_ms")},
         }
         ft = finetune.get(key)
         if ft is not None:
@@ -355,6 +358,23 @@ def collect_pareto(finals: pd.DataFrame, pca: pd.DataFrame | None, threshold: fl
     }
 
 
+def collect_projections(finals: pd.DataFrame, objectives: ObjectiveSet) -> dict:
+    """Every ok final model's value in each objective (the columns of `objectives.columns`, on
+    the objective's own scale: log10 for params and FLOPs), with its seed, for the pairwise
+    projections of a run with more than two objectives. `rec_loss` is the figure Table 1 uses
+    (fine-tuned test loss when there is one)."""
+    ok = finals[finals["status"] == "ok"]
+    rows = []
+    for _, model in ok.iterrows():
+        record = SimpleNamespace(ok=True, rec_loss=model["rec_loss"], loc=model["loc"],
+                                 params=model["params"], flops=model["flops"],
+                                 latency_ms=model["latency_ms"])
+        rows.append({"seed": model["seed"], **objectives.values(record)})
+    points = pd.DataFrame(rows, columns=["seed", *objectives.columns])
+    mask = non_dominated_mask(points[objectives.columns].to_numpy(dtype=float)) if len(points) else []
+    return {"points": points, "on_front": np.asarray(mask, dtype=bool), "objectives": objectives}
+
+
 def collect_hv_history(runs: Sequence[RunInfo]) -> dict:
     """Hypervolume per generation: each run's (`runs`) and mean/std/min/max over seeds, of the
     generation's population (`hypervolume`) and of the all-time front (`front_hypervolume`, which
@@ -372,4 +392,6 @@ def collect_hv_history(runs: Sequence[RunInfo]) -> dict:
         ["mean", "std", "min", "max", "count"]).reset_index()
     front = per_run.groupby("generation")["front_hypervolume"].agg(["mean", "min", "max"]).reset_index()
     ref = runs[0].config.ref_point if runs else REFERENCE_POINT
-    return {"runs": per_run, "summary": summary, "front": front, "ref_point": tuple(ref)}
+    names = tuple(runs[0].config.objectives) if runs else ("rec_loss", "loc")
+    return {"runs": per_run, "summary": summary, "front": front, "ref_point": tuple(ref),
+            "objectives": names}

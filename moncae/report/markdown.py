@@ -102,6 +102,7 @@ class DatasetSection:
     hv_png: str
     data_description: str | None  # None when the data could not be loaded
     reconstructions: list[tuple[RunInfo, str, int]]  # (run, png, models drawn)
+    projections_png: str | None = None  # runs with more than two objectives
 
 
 def dataset_section(section: DatasetSection) -> str:
@@ -128,9 +129,16 @@ def dataset_section(section: DatasetSection) -> str:
         + (f" {pareto['failed']} failed model(s) are not drawn." if pareto["failed"] else ""),
         "",
     ]
+    if s.projections_png:
+        names = ", ".join(s.runs[0].config.objectives)
+        parts += ["### Every pair of objectives", "", f"![Objective pairs of {dataset}]({s.projections_png})",
+                  "", f"The runs minimise {len(s.runs[0].config.objectives)} objectives ({names}; params and "
+                  "FLOPs as log10, latency in ms per image at batch 1): each panel is one pair, every "
+                  "final model of every seed; circled: the models no other final model dominates in "
+                  "all objectives at once.", ""]
     parts += ["### Hypervolume per generation", "", f"![Hypervolume of {dataset}]({s.hv_png})", ""]
-    parts += ["Hypervolume of each generation's population (reference point "
-              f"{tuple(s.runs[0].config.ref_point)}; higher is better), per seed and its mean "
+    parts += [f"Hypervolume of each generation's population over ({', '.join(s.runs[0].config.objectives)}) "
+              f"(reference point {tuple(s.runs[0].config.ref_point)}; higher is better), per seed and its mean "
               "over seeds.", ""]
     parts += ["### Reconstructions", ""]
     if not s.reconstructions:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import textwrap
 import warnings
-from itertools import cycle
+from itertools import combinations, cycle
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from moncae.method.objective_set import OBJECTIVES
 from moncae.store.atomic import atomic_open
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -99,11 +100,46 @@ def plot_hv_history(info: dict, *, dataset: str, ax=None):
     ax.set_title(f"{dataset}: hypervolume of each generation's population and of the all-time front "
                  f"({len(seeds)} seed{'s' if len(seeds) != 1 else ''})", fontsize=10)
     ax.set_xlabel("Generation (1 = random initial population)")
-    ax.set_ylabel(f"Hypervolume (loss × LOC), ref. point ({ref[0]:g}, {ref[1]:g})")
+    names = " × ".join(info.get("objectives", ("loss", "LOC")))
+    ax.set_ylabel(f"Hypervolume ({names}), ref. point ({', '.join(f'{v:g}' for v in ref)})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return ax
+
+
+def plot_projections(info: dict, *, dataset: str) -> Figure:
+    """A run with more than two objectives: every pair of objectives, final models per seed,
+    the models on the front over all objectives circled (a point can look dominated in one
+    projection and still be on the front through another objective)."""
+    objectives = info["objectives"]
+    pairs = list(combinations(range(objectives.dims), 2))
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    points, on_front = info["points"], info["on_front"]
+    seeds = sorted(points["seed"].unique())
+    labels = {c: OBJECTIVES[n].label for c, n in zip(objectives.columns, objectives.names)}
+    for ax, (i, j) in zip(axes, pairs):
+        x, y = objectives.columns[j], objectives.columns[i]
+        for k, seed in enumerate(seeds):
+            mine = points[points["seed"] == seed]
+            ax.scatter(mine[x], mine[y], s=30, marker=MARKERS[k % len(MARKERS)], color=f"C{k % 10}",
+                       alpha=0.8, edgecolors="none", label=f"seed {seed}")
+        if len(points):
+            front = points[on_front]
+            ax.scatter(front[x], front[y], s=80, facecolors="none", edgecolors="black", lw=1.0,
+                       label="on the front (all objectives)")
+        ax.set_xlabel(labels[x], fontsize=8)
+        ax.set_ylabel(labels[y], fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{dataset}: final models in each pair of the objectives "
+                 f"({', '.join(objectives.names)})", fontsize=10)
+    return fig
 
 
 def plot_reconstructions(info: dict, *, title: str, loss: str, per_row: int = 10) -> np.ndarray:
