@@ -77,3 +77,16 @@ def test_paper_seed_list_is_expanded():
 
     assert SeedParam().convert("paper", None, None) == (46, 29, 12, 8, 68, 44, 32, 91, 85, 61)
     assert SeedParam().convert("1,2", None, None) == (1, 2)
+
+
+def test_a_reader_that_leaves_early_is_no_error():
+    """`moncae front RUN | head -1`: the closed pipe ends the command quietly, exit 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "moncae", "datasets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert "Error" not in stderr and "Traceback" not in stderr

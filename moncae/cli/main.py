@@ -21,6 +21,16 @@ def _one_line_warnings(original):
     return show
 
 
+def _quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so that Python's exit flush is silent."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. a test runner's capture)
+        pass
+
+
 class MoncaeGroup(click.Group):
     """User errors (`MoncaeError`) print one line and exit 2; an OS error (disk full, permission)
     prints one line and exits 1; moncae's warnings print one line each. Never a traceback."""
@@ -34,6 +44,9 @@ class MoncaeGroup(click.Group):
             except MoncaeError as err:
                 click.echo(f"Error: {err}", err=True)
                 sys.exit(2)
+            except BrokenPipeError:  # `moncae front RUN | head`: the reader left; nothing to say
+                _quiet_stdout()
+                sys.exit(0)
             except OSError as err:
                 click.echo(f"Error: {one_line(err)}; what was journaled before is kept: fix the cause "
                            "(e.g. free disk space) and run the same command again (search: with --resume)",

@@ -32,7 +32,7 @@ __all__ = ["FRONT_TABLE_COLUMNS", "RunModels", "format_front", "load_front", "re
 
 FRONT_TABLE_COLUMNS = [
     "id", "genome_key", "architecture", "bottleneck", "loc", "rec_loss", "rec_loss_split",
-    "search_rec_loss", "params", "flops", "cl_acc", "generation", "on_front", "in_final",
+    "search_rec_loss", "params", "flops", "latency_ms", "cl_acc", "generation", "on_front", "in_final",
     "searched_model", "finetuned_model",
 ]
 
@@ -58,7 +58,8 @@ def load_front(run_dir: str | os.PathLike, *, all_models: bool = False) -> pd.Da
     `bottleneck` (HxWxC), `loc`, `rec_loss` with `rec_loss_split` ('test' where the run was
     fine-tuned and this model was, else 'val'), `search_rec_loss` (the search's validation loss:
     the front's own objective), `params` (the autoencoder's, from the search), `flops` (one
-    image's forward pass: `moncae.method.architecture.forward_flops`), `cl_acc` (the fine-tune's
+    image's forward pass: `moncae.method.architecture.forward_flops`), `latency_ms` (measured in
+    the search when `latency` was an objective, else NaN), `cl_acc` (the fine-tune's
     latent-classifier test accuracy, NaN if none), `generation` (first trained), `on_front`,
     `in_final` (in the final population, whose models alone are kept), `searched_model` /
     `finetuned_model` (paths of the saved `.keras` files, '' where none).
@@ -142,6 +143,7 @@ def _row(key, genome, ev, on_front_row, ft, shape, run, searched, finetuned) -> 
         "search_rec_loss": search_loss,
         "params": int(ev["params"] or 0),
         "flops": forward_flops(genome, shape) if shape is not None else float("nan"),
+        "latency_ms": csv_float(ev.get("latency_ms")),
         "cl_acc": csv_float(ft["cl_acc"]) if ft_ok else float("nan"),
         "generation": int((on_front_row or ev)["generation"] or 0),
         "on_front": on_front,
@@ -227,17 +229,20 @@ def _si(value: float) -> str:
 
 
 def format_front(frame: pd.DataFrame) -> str:
-    """The front as a fixed-width text table (what `moncae front` prints)."""
+    """The front as a fixed-width text table (what `moncae front` prints); a `latency` column
+    (ms per image) when the search measured it."""
+    timed = bool(len(frame)) and bool(frame["latency_ms"].notna().any())
     header = ["key", "architecture", "bottleneck", "LOC", "rec_loss", "split", "params", "FLOPs",
-              "model"]
+              *(["latency"] if timed else []), "model"]
     lines = []
     for row in frame.to_dict("records"):
         model = "finetuned" if row["finetuned_model"] else "searched" if row["searched_model"] else "-"
         lines.append([row["id"][:8] + ("" if row["on_front"] else "*"), row["architecture"],
                       row["bottleneck"], _num(row["loc"], ".3f"), _num(row["rec_loss"], ".4f"),
-                      row["rec_loss_split"], _si(row["params"]), _si(row["flops"]), model])
+                      row["rec_loss_split"], _si(row["params"]), _si(row["flops"]),
+                      *([_num(row["latency_ms"], ".3f")] if timed else []), model])
     widths = [max(len(str(c)) for c in col) for col in zip(header, *lines)]
-    right = {3, 4, 6, 7}
+    right = {3, 4, 6, 7, 8} if timed else {3, 4, 6, 7}
     out = []
     for cells in [header, *lines]:
         out.append("  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
