@@ -40,7 +40,10 @@ SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 FIDELITIES = ("full", "rungs")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu")
-_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity")
+_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final")
+# The models a search ends with (fine-tuned, reported, exported): the strategy's final population
+# (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
+FINALS = ("population", "front")
 PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
 WORKERS_AUTO = "auto"
 
@@ -72,6 +75,7 @@ class SearchConfig:
     rungs: tuple[tuple[int, int], ...] = ()  # the lower rungs, [epochs, train_images] each
     promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
     inherit: bool = False  # children start from their parents' trained weights where layers match
+    final: str = "population"  # see FINALS
     # what is minimised (rec_loss, loc first; then any of params, flops, latency) and the
     # reference point of the hypervolume, one value per objective (None: each one's default)
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
@@ -129,6 +133,7 @@ class SearchConfig:
         _check(self.fidelity == "rungs" or not self.rungs, "rungs",
                "is only used with fidelity = \"rungs\"; drop it or set fidelity", list(self.rungs))
         _check(0.0 < self.promote <= 1.0, "promote", "must be in (0, 1]", self.promote)
+        _check(self.final in FINALS, "final", f"must be one of {', '.join(FINALS)}", self.final)
         _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)

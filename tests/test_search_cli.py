@@ -27,6 +27,8 @@ def _config(tmp_path, text: str) -> str:
         ([*BASE, "--train-size", "999999"], "train"),
         ([*BASE, "--selection", "roulette-of-doom"], "selection"),
         ([*BASE, "--space", "wide"], "space"),
+        ([*BASE, "--final", "everything"], "final"),
+        (lambda tmp: [*BASE, "--config", _config(tmp, 'final = "best"')], "final"),
         ([*BASE, "--objectives", "rec_loss,loc,beauty"], "beauty"),
         ([*BASE, "--objectives", "loc,rec_loss"], "start with rec_loss,loc"),
         ([*BASE, "--objectives", "rec_loss,loc,params,params"], "each objective once"),

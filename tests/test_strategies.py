@@ -136,3 +136,40 @@ def test_unknown_strategy_is_a_one_line_error(stub_config):
     with pytest.raises(MoncaeError, match="strategy.*moncae, nsga2, mu-plus-lambda, random"):
         stub_config(strategy="hill-climbing")
     assert isinstance(EvalRecord, type)
+
+
+# -- final = "front" -------------------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_final_front_ends_with_the_all_time_front_by_loc(stub_config, strategy):
+    result = run_search(stub_config(strategy=strategy, final="front", space="dense"), task_fn=surrogate_task)
+    front = pd.read_csv(result.run_dir / "pareto_front.csv")
+    keys = [r.genome_key for r in result.records]
+    assert len(keys) == len(set(keys)) <= 8 and all(r.ok for r in result.records)
+    if len(front) <= 8:
+        assert set(keys) == set(front["genome_key"])
+    else:  # the 8 largest exclusive contributions over the front
+        points = front[["rec_loss", "loc"]].to_numpy()
+        contrib = hv_contributions(points, (4.0, 12.0))
+        assert set(keys) == set(front["genome_key"][np.argsort(-contrib)[:8]])
+    locs = [r.loc for r in result.records]
+    assert locs == sorted(locs)
+    index = pd.read_csv(result.run_dir / "models" / "index.csv")
+    assert list(index["genome_key"]) == keys
+
+
+def test_final_front_keeps_the_best_loss_and_spans_more_loc_than_the_population(stub_config, tmp_path):
+    plain = run_search(stub_config(tmp_path / "plain", space="dense"), task_fn=surrogate_task)
+    front = run_search(stub_config(tmp_path / "front", space="dense", final="front"), task_fn=surrogate_task)
+    best = min(r.rec_loss for r in plain.records if r.ok)
+    assert min(r.rec_loss for r in front.records) <= best
+    assert len({round(r.loc, 3) for r in front.records}) >= len({round(r.loc, 3) for r in plain.records if r.ok})
+    # the searches themselves are the same: only the final choice differs
+    for name in ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv"):
+        pd.testing.assert_frame_equal(read(plain.run_dir, name), read(front.run_dir, name), check_exact=True)
+
+
+def test_final_front_resumes_a_finished_run_to_the_same_final_models(stub_config):
+    config = stub_config(final="front")
+    first = run_search(config, task_fn=surrogate_task)
+    again = run_search(config, resume=True, task_fn=surrogate_task)
+    assert [g.key for g in first.population] == [g.key for g in again.population]

@@ -111,6 +111,9 @@ class BarProgress:
 @click.option("--inherit/--no-inherit", default=None,
               help="Weight inheritance: a crossover child starts from its parents' trained weights "
                    "where layers match (default off).")
+@click.option("--final", type=click.Choice(["population", "front"]), default=None,
+              help="The models the search ends with: the strategy's final population (default, the "
+                   "paper) or the all-time Pareto front (at most --population networks, by LOC).")
 @click.option("--objectives", default=None, metavar="rec_loss,loc[,params][,flops][,latency]",
               help="What is minimised (default rec_loss,loc, the paper's two). params: log10 of the "
                    "parameter count; flops: log10 of one image's forward-pass FLOPs; latency: median "

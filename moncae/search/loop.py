@@ -272,6 +272,20 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
                     progress, shape)
 
 
+def _front_population(hof, space, objectives: ObjectiveSet, size: int) -> list[Genome]:
+    """`final = "front"`: the distinct networks of the all-time front (every one trained ok at
+    full fidelity, so each has its model), by increasing LOC then loss; when the front holds more
+    than `size`, the `size` with the largest exclusive hypervolume contributions over it."""
+    front = list(hof)
+    if len(front) > size:
+        points = np.array([ind.fitness.values for ind in front], dtype=float).reshape(-1, objectives.dims)
+        contrib = unique_contributions(points, [ind.key for ind in front], objectives.ref)
+        order = sorted(range(len(front)), key=lambda i: (-contrib[i], points[i][0], i))
+        front = [front[i] for i in sorted(order[:size])]
+    front.sort(key=lambda ind: (ind.fitness.values[1], ind.fitness.values[0], ind.key))
+    return [Genome(tuple(ind), space) for ind in front]
+
+
 def _parent_models(genome: Genome, run: RunFolder, shape, read: dict[str, bytes | None]
                    ) -> tuple[bytes | None, ...]:
     """Weight inheritance: the trained models of a crossover child's parents, as bytes (so a
@@ -451,6 +465,9 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         last_input = (state.population, state.strategy.state())
         state.population = state.strategy.advance(
             Generation(gen, state.population, keys, records, fitness, cache.view), state.rng, last=last)
+        if last and config.final == "front":  # the all-time front at full fidelity, not the strategy's
+            state.population = _front_population(state.hof, space, objectives, config.population) \
+                or state.population
         run.save_checkpoint(_checkpoint(gen, state, last, last_input))
 
     keys = [g.key_for(shape) for g in state.population]  # the final population
