@@ -412,3 +412,37 @@ def test_a_full_temp_folder_fails_the_trainings_and_resume_completes_the_run(tin
     resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "4/4 final models trained, 4 with their model on disk" in resumed.stdout
+
+
+def test_a_journal_from_before_the_flops_and_latency_columns_resumes(stub_config, tmp_path):
+    """A run folder the previous release started (no `flops`, `latency_ms` in evaluations.csv)
+    resumes: its header is kept, new rows leave those columns out, the run equals an
+    uninterrupted one in every other column."""
+    from moncae.evaluation.records import NEW_EVAL_COLUMNS
+
+    reference = run_search(stub_config(tmp_path / "ref"), task_fn=surrogate_task).run_dir
+    config = stub_config(tmp_path / "old")
+    calls = []
+
+    def crashing(task):
+        if len(calls) == 12:
+            raise Crash
+        calls.append(task.key)
+        return surrogate_task(task)
+
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing)
+    journal = config.run_dir / "evaluations.csv"
+    old = pd.read_csv(journal).drop(columns=list(NEW_EVAL_COLUMNS))
+    old.to_csv(journal, index=False)  # as the previous release wrote it
+    run_search(config, resume=True, task_fn=surrogate_task)
+    resumed = pd.read_csv(journal)
+    assert not set(NEW_EVAL_COLUMNS) & set(resumed.columns) and len(resumed) > len(old)
+    expected = pd.read_csv(reference / "evaluations.csv").drop(columns=list(NEW_EVAL_COLUMNS))
+    timing = ["fit_seconds", "seconds"]
+    pd.testing.assert_frame_equal(resumed.drop(columns=timing), expected.drop(columns=timing), check_exact=True)
+    def table(folder, name):
+        return pd.read_csv(folder / name).drop(columns=["seconds"], errors="ignore")
+
+    for name in ("population.csv", "generations.csv", "pareto_front.csv"):
+        pd.testing.assert_frame_equal(table(config.run_dir, name), table(reference, name), check_exact=True)

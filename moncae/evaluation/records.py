@@ -17,8 +17,8 @@ from moncae.data.spec import DataSpec
 from moncae.method.genome import Genome
 from moncae.method.objectives import REFERENCE_POINT
 
-__all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURES", "EvalRecord",
-           "EvalResult", "EvalTask", "Outcome", "TrainSettings", "evaluation_seed", "failed_record",
+__all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "NEW_EVAL_COLUMNS", "TIMING_COLUMNS", "TRANSIENT_FAILURES",
+           "EvalRecord", "EvalResult", "EvalTask", "Outcome", "TrainSettings", "evaluation_seed", "failed_record",
            "failure_kind"]
 
 EVAL_COLUMNS = [
@@ -26,6 +26,9 @@ EVAL_COLUMNS = [
     "epochs", "fit_seconds", "seconds", "status", "error", "failure", "rung", "train_images", "inherited",
     "flops", "latency_ms",
 ]
+# Columns added since the last released layout: a journal written without them is still read
+# and appended to (its rows have no value there).
+NEW_EVAL_COLUMNS = ("flops", "latency_ms")
 TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
 # Why a training failed. `nan` and `error` belong to the genome and stay cached; `oom` (out of

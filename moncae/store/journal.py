@@ -72,12 +72,20 @@ def _whole_rows(path: Path, data: bytes) -> tuple[int, list[list[str]], list[str
     return good, rows, header
 
 
+def _expected(columns: Sequence[str], header: Sequence[str], optional: Iterable[str]) -> list[str]:
+    """`columns` less the `optional` ones the header lacks (columns added since an older moncae
+    wrote the file: its rows simply have no value for them)."""
+    optional = set(optional)
+    return [c for c in columns if c in header or c not in optional]
+
+
 def read_rows(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
-              repair: bool = False) -> list[dict[str, str]]:
+              repair: bool = False, optional: Iterable[str] = ()) -> list[dict[str, str]]:
     """The whole rows of a journal as dicts ([] if absent); a torn last line is dropped.
 
-    With `columns`, the header must start with them. With `repair` (only while holding the run
-    folder's lock), the file is also cut back to its whole rows.
+    With `columns`, the header must start with them (any of `optional` may be missing: a journal
+    an older moncae wrote). With `repair` (only while holding the run folder's lock), the file is
+    also cut back to its whole rows.
     """
     path = Path(path)
     try:
@@ -85,9 +93,10 @@ def read_rows(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
     except FileNotFoundError:
         return []
     good, rows, header = _whole_rows(path, data)
-    if columns is not None and header and header[: len(columns)] != list(columns):
-        raise RunFolderError(f"{path}:1: expected the columns {','.join(columns)}; found "
-                             f"{','.join(header[:len(columns)])}. It was not written by this moncae")
+    expected = [] if columns is None else _expected(columns, header, optional)
+    if columns is not None and header and header[: len(expected)] != expected:
+        raise RunFolderError(f"{path}:1: expected the columns {','.join(expected)}; found "
+                             f"{','.join(header[:len(expected)])}. It was not written by this moncae")
     if repair and good < len(data):
         with open(path, "r+b") as fh:
             fh.truncate(good)
@@ -96,12 +105,25 @@ def read_rows(path: str | os.PathLike, columns: Sequence[str] | None = None, *,
     return [dict(zip(header, cells)) for cells in rows]
 
 
-def append_rows(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append whole rows (header first when the file is new), flushed and fsynced."""
+def _header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return _cells(fh.readline()) or []
+
+
+def append_rows(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[Mapping[str, Any]], *,
+                optional: Iterable[str] = ()) -> None:
+    """Append whole rows (header first when the file is new), flushed and fsynced. A journal an
+    older moncae started, without some of the `optional` columns, keeps its own header: the new
+    rows leave those columns out."""
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         write_csv(path, columns, rows)  # atomic: the header never tears
         return
+    optional = tuple(optional)
+    if optional:
+        header = _header(path)
+        if header != list(columns) and header == _expected(columns, header, optional):
+            columns = header
     with open(path, "a", encoding="utf-8", newline="") as fh:
         fh.write(_format(columns, rows))
         fh.flush()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from moncae.errors import RunFolderError, RunFolderWarning
-from moncae.evaluation.records import EVAL_COLUMNS, FAILURE_KINDS, EvalRecord
+from moncae.evaluation.records import EVAL_COLUMNS, FAILURE_KINDS, NEW_EVAL_COLUMNS, EvalRecord
 from moncae.store.atomic import atomic_open, write_csv, write_json
 from moncae.store.checkpoint import (
     CHECKPOINT_NAME,
@@ -128,11 +128,12 @@ class RunFolder:
                           genes: Sequence[int]) -> None:
         row = record.row()
         row.update(zip(gene_columns, genes))
-        append_rows(self.evaluations, EVAL_COLUMNS + list(gene_columns), [row])
+        append_rows(self.evaluations, EVAL_COLUMNS + list(gene_columns), [row], optional=NEW_EVAL_COLUMNS)
 
     def _evaluation_rows(self, repair: bool) -> list[tuple[int, dict[str, str], EvalRecord]]:
         out = []
-        for line, row in enumerate(read_rows(self.evaluations, EVAL_COLUMNS, repair=repair), start=2):
+        rows = read_rows(self.evaluations, EVAL_COLUMNS, repair=repair, optional=NEW_EVAL_COLUMNS)
+        for line, row in enumerate(rows, start=2):
             try:
                 rec = EvalRecord(
                     genome_key=row["genome_key"], architecture=row["architecture"],
