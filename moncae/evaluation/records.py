@@ -17,7 +17,7 @@ from moncae.data.spec import DataSpec
 from moncae.method.genome import Genome
 from moncae.method.objectives import REFERENCE_POINT
 
-__all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURES", "EvalRecord",
+__all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURES", "VAE_COLUMNS", "EvalRecord",
            "EvalResult", "EvalTask", "Outcome", "TrainSettings", "evaluation_seed", "failed_record",
            "failure_kind"]
 
@@ -25,6 +25,9 @@ EVAL_COLUMNS = [
     "generation", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "params",
     "epochs", "fit_seconds", "seconds", "status", "error", "failure", "rung", "train_images", "inherited",
 ]
+# A VAE run's evaluations.csv has these after EVAL_COLUMNS (an AE run's columns are unchanged):
+# `kl`, the validation prior KL per latent dimension of the model whose rec_loss is recorded.
+VAE_COLUMNS = ["kl"]
 TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
 # Why a training failed. `nan` and `error` belong to the genome and stay cached; `oom` (out of
@@ -41,6 +44,8 @@ class TrainSettings:
     loss: str = "bce"
     patience: int = 1
     train_images: int | None = None  # the first N training images (a lower rung); None: all
+    model: str = "ae"  # ae | vae (then `loss` is a VAE loss: elbo | reformulated)
+    vae_eps: float = 0.01  # the reformulated VAE loss's eps
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class EvalRecord(Outcome):
     rung: int = 0  # the fidelity rung this training reached (see moncae.method.fidelity)
     train_images: int = 0  # training images it used (0 when it failed before training)
     inherited: int = 0  # weights (scalar parameters) it started with from its parents
+    kl: float = float("nan")  # VAE: validation prior KL per latent dimension (NaN for an AE)
 
 
 @dataclass
