@@ -11,7 +11,8 @@ from moncae.evaluation.records import Outcome
 from moncae.method.genome import Genome
 from moncae.store import csv_float
 
-__all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_VAE_COLUMNS", "FINETUNE_JSON", "FinalModel",
+__all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_VAE_COLUMNS",
+           "FINETUNE_JSON", "FinalModel",
            "FinetuneProgress", "FinetuneRecord", "FinetuneResult", "FinetuneSettings"]
 
 FINETUNE_COLUMNS = [

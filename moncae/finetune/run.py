@@ -22,9 +22,9 @@ from moncae.data import cached_dataset
 from moncae.errors import MoncaeError, RunFolderError, one_line
 from moncae.finetune.records import (
     FINETUNE_COLUMNS,
-    FINETUNE_VAE_COLUMNS,
     FINETUNE_CSV,
     FINETUNE_JSON,
+    FINETUNE_VAE_COLUMNS,
     FINETUNED_DIR,
     FinalModel,
     FinetuneProgress,

@@ -39,7 +39,8 @@ from moncae.method.vae_loss import (  # noqa: E402
 from moncae.model.decode import LATENT_ACTIVATION, _decoder_block, _encoder_block, _seeds  # noqa: E402
 
 __all__ = ["GaussianSample", "ReformulatedReconstruction", "VAEFit", "VAEParts", "build_vae",
-           "compile_vae", "evaluate_vae", "fit_vae", "kl_prior_op", "make_vae_loss", "vae_kl"]
+           "compile_vae", "decode_prior_samples", "evaluate_vae", "fit_vae", "kl_prior_op",
+           "make_vae_loss", "prior_decoder", "vae_kl"]
 
 SAMPLE_SEED_OFFSET = 3000  # the sampling noise's seed: the evaluation seed + this
 
@@ -222,3 +223,26 @@ def evaluate_vae(parts: VAEParts, x: np.ndarray, batch_size: int) -> tuple[float
     scores = parts.vae.evaluate(tf_dataset(x, batch_size=batch_size, autoencoder=True), verbose=0,
                                 return_dict=True)
     return float(scores["loss"]), float(scores["bce"]), vae_kl(parts.stats, x, batch_size)
+
+
+def prior_decoder(vae: keras.Model) -> keras.Model:
+    """The decoder (z -> image) of a built or loaded VAE: the chain of layers after its
+    `sample` layer, applied to a new input of the code's shape (sharing their weights)."""
+    names = [layer.name for layer in vae.layers]
+    if "sample" not in names:
+        raise ValueError("not a moncae VAE (it has no `sample` layer)")
+    start = names.index("sample")
+    code = keras.Input(shape=tuple(vae.layers[start].output.shape[1:]), name="code")
+    out = code
+    for layer in vae.layers[start + 1:]:
+        out = layer(out)
+    return keras.Model(code, out, name="decoder")
+
+
+def decode_prior_samples(vae: keras.Model, n: int, seed: int) -> np.ndarray:
+    """`n` images decoded from z ~ N(0, I) draws (NumPy, seeded: the same draws for every model
+    with one code shape)."""
+    decoder = prior_decoder(vae)
+    shape = tuple(decoder.input.shape[1:])
+    z = np.random.default_rng(seed).standard_normal((n, *shape)).astype("float32")
+    return np.clip(np.asarray(decoder(z, training=False)), 0.0, 1.0)

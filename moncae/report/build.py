@@ -32,11 +32,11 @@ from moncae.report.strategies import STRATEGY_COLUMNS, collect_strategies, strat
 from moncae.report.table1 import (
     DEFAULT_LOC_THRESHOLDS,
     RUN_COLUMNS,
-    TABLE1_COLUMNS,
     channels_from_model,
     collect_runs_table,
     collect_table1,
     default_threshold,
+    table1_columns,
 )
 from moncae.store import write_csv, write_text
 
@@ -54,6 +54,12 @@ class _DatasetData:
     y_test: np.ndarray | None
     channels: int
     description: str
+
+
+def objective_loss(config) -> str:
+    """The loss of a run's reconstruction objective: its `loss` for an AE; for a VAE (trained
+    with elbo or reformulated) the per-pixel BCE of the mean decoding."""
+    return "bce" if getattr(config, "model", "ae") == "vae" else config.loss
 
 
 def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
@@ -122,6 +128,32 @@ def _reconstruction_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.Da
     return pngs
 
 
+def _sample_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame, loss: str,
+                    out_dir: Path, used_names: set[str], log: Callable[[str], None]
+                    ) -> list[tuple[RunInfo, str, int]]:
+    """`samples_DATASET_seed-N.png` for each VAE run: its final models' decodings of N(0, I)."""
+    from moncae.report import plots
+    from moncae.report.samples import collect_samples
+
+    pngs = []
+    for run in runs:
+        if getattr(run.config, "model", "ae") != "vae":
+            continue
+        info = collect_samples(finals[finals["seed"] == run.seed])
+        log(f"{dataset} {run.label}: N(0, I) samples by {len(info['models'])} models")
+        if not info["models"]:
+            warn(f"{run.path}: no saved final model to draw samples with")
+            continue
+        name, n = f"samples_{dataset}_{run.label}", 2
+        while name in used_names:
+            name, n = f"samples_{dataset}_{run.label}-{n}", n + 1
+        used_names.add(name)
+        axes = plots.plot_samples(info, title=f"{dataset} {run.label}", loss=loss)
+        plots.save_figure(axes.flat[0].figure, out_dir / f"{name}.png")
+        pngs.append((run, f"{name}.png", len(info["models"])))
+    return pngs
+
+
 def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | None = None,
                  loc_threshold: float | None = None,
                  log: Callable[[str], None] | None = None) -> Path:
@@ -161,7 +193,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     data: dict[str, _DatasetData | None] = {}
     thresholds: dict[str, float] = {}
     for dataset, ds_runs in by_dataset.items():
-        losses = {r.config.loss for r in ds_runs}
+        losses = {objective_loss(r.config) for r in ds_runs}
         if len(losses) > 1:
             warn(f"{dataset}: runs use different losses ({', '.join(sorted(losses))}); their "
                  "rec losses are not comparable")
@@ -170,14 +202,14 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
 
     table = collect_table1(runs, finals, thresholds)
     runs_table = collect_runs_table(runs, finals, thresholds)
-    write_csv(out_dir / "table1.csv", TABLE1_COLUMNS, table.to_dict("records"))
+    write_csv(out_dir / "table1.csv", table1_columns(table), table.to_dict("records"))
     write_text(out_dir / "table1.md", table1_markdown(table))
     write_csv(out_dir / "runs.csv", RUN_COLUMNS, runs_table.to_dict("records"))
 
     sections = []
     used_names: set[str] = set()
     for dataset, ds_runs in by_dataset.items():
-        loss = ds_runs[0].config.loss
+        loss = objective_loss(ds_runs[0].config)
         ds_finals = finals[finals["dataset"] == dataset]
         d = data[dataset]
         pca = None
@@ -197,9 +229,10 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
                           out_dir / hv_png)
         recon_pngs = [] if d is None else _reconstruction_figures(
             dataset, ds_runs, ds_finals, d, loss, out_dir, used_names, log)
+        sample_pngs = _sample_figures(dataset, ds_runs, ds_finals, loss, out_dir, used_names, log)
         sections.append(dataset_section(DatasetSection(
             dataset, ds_runs, runs_table, table, pareto, loss, pareto_png, hv_png,
-            None if d is None else d.description, recon_pngs)))
+            None if d is None else d.description, recon_pngs, sample_pngs)))
 
     sections += _strategy_sections(runs, out_dir, log)
     report = out_dir / "report.md"

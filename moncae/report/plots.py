@@ -151,6 +151,40 @@ def plot_reconstructions(info: dict, *, title: str, loss: str, per_row: int = 10
     return axes
 
 
+def plot_samples(info: dict, *, title: str, loss: str, per_row: int = 10) -> np.ndarray:
+    """A VAE run's generated images: one column per final model (labelled like the
+    reconstructions figure), one row per N(0, I) draw, the same draws in every column."""
+    models = info["models"]
+    n_img = max((len(m["reconstructions"]) for m in models), default=0)
+    cols = min(per_row, max(1, len(models)))
+    blocks = [models[i:i + per_row] for i in range(0, len(models), per_row)] or [[]]
+    rows = max(1, n_img) * len(blocks)
+    width = max(0.95 * cols + 0.3, 4.0)
+    fig = Figure(figsize=(width, 0.95 * rows + 0.75 * len(blocks) + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for b, block in enumerate(blocks):
+        top = b * n_img
+        for c, m in enumerate(block):
+            for r, img in enumerate(m["reconstructions"]):
+                ax = axes[top + r, c]
+                ax.set_axis_on()
+                if img.shape[-1] == 1:
+                    ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+                else:
+                    ax.imshow(img)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[top, c].set_title(f"#{b * per_row + c + 1}  loss {m['rec_loss']:.3f}\nLOC "
+                                   f"{m['loc']:.2f}  {m['bottleneck']}", fontsize=6.5)
+    text = (f"{title}: images decoded from z ~ N(0, I) by each final VAE, most compressed first "
+            f"(the same draws in a column's rows for every model of one code shape). Above each: "
+            f"rec loss ({LOSS_LABELS.get(loss, loss)} of the mean decoding), LOC, bottleneck.")
+    fig.suptitle("\n".join(textwrap.wrap(text, width=int(width * 14))), fontsize=8.5)
+    return axes
+
+
 def plot_strategies(info: dict, *, family: str, ax=None):
     """All-time front hypervolume against cumulative trainings: per strategy, the mean over seeds
     (a step function per run, averaged on a common grid) and its min-max band."""
