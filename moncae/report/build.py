@@ -18,6 +18,13 @@ import pandas as pd
 
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError, RunFolderError
+from moncae.report.baselines import (
+    BASELINE_COLUMNS,
+    CACHE_DIRNAME,
+    dense_baselines,
+    dense_sizes,
+    parse_baselines,
+)
 from moncae.report.collect import (
     RunInfo,
     collect_final_models,
@@ -54,6 +61,8 @@ class _DatasetData:
     y_test: np.ndarray | None
     channels: int
     description: str
+    x_val: np.ndarray | None = None
+    fingerprint: str = ""
 
 
 def objective_loss(config) -> str:
@@ -83,7 +92,8 @@ def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
         return None
     desc = (f"{len(data.x_train)} training / {len(data.x_test)} test images of "
             f"{'x'.join(str(d) for d in data.input_shape)}")
-    return _DatasetData(data.x_train, data.x_test, data.y_test, data.input_shape[-1], desc)
+    return _DatasetData(data.x_train, data.x_test, data.y_test, data.input_shape[-1], desc,
+                        data.x_val, data.fingerprint)
 
 
 def _threshold(dataset: str, runs: Sequence[RunInfo], data: _DatasetData | None,
@@ -156,7 +166,8 @@ def _sample_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame,
 
 def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | None = None,
                  loc_threshold: float | None = None,
-                 log: Callable[[str], None] | None = None) -> Path:
+                 log: Callable[[str], None] | None = None,
+                 baselines: str | Sequence[str] | None = None) -> Path:
     """Write Table 1, the figures and `report.md` for every run under `results_dir`.
 
     Args:
@@ -165,6 +176,8 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
         loc_threshold: LOC below which final models count in Table 1, for every dataset
             (default 2.5 for single-channel images, 3.1 for three-channel ones).
         log: called with a line of progress now and then (the CLI echoes it).
+        baselines: the baseline fronts, names from `pca`, `dense_ae`, `dense_vae` (a comma-
+            separated string or a sequence; default `pca` only). See `moncae.report.baselines`.
 
     Returns:
         The path of `report.md`.
@@ -176,6 +189,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     from moncae.report import plots
 
     log = log or (lambda _text: None)
+    kinds = parse_baselines(baselines)
     if loc_threshold is not None and not (math.isfinite(loc_threshold) and loc_threshold > 0):
         raise MoncaeError(f"`loc_threshold` must be a positive number. "
                           f"Received: loc_threshold={loc_threshold!r}")
@@ -213,14 +227,30 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
         ds_finals = finals[finals["dataset"] == dataset]
         d = data[dataset]
         pca = None
-        if d is not None:
+        dense = pd.DataFrame(columns=BASELINE_COLUMNS)
+        sizes = ds_finals.loc[ds_finals["status"] == "ok", "latent_size"].dropna()
+        if d is not None and "pca" in kinds:
             log(f"{dataset}: PCA baseline on {d.description}")
-            sizes = ds_finals.loc[ds_finals["status"] == "ok", "latent_size"].dropna()
             ks = baseline_ks(sizes.astype(int),
                              max_components(len(d.x_train), int(np.prod(d.x_train.shape[1:]))))
             pca = pca_baseline(d.x_train, d.x_test, ks, loss)
             write_csv(out_dir / f"pca_baseline_{dataset}.csv", PCA_COLUMNS, pca.to_dict("records"))
+        if d is not None and set(kinds) - {"pca"}:
+            log(f"{dataset}: dense baselines ({', '.join(k for k in kinds if k != 'pca')}) on "
+                f"{d.description}")
+            config = ds_runs[0].config
+            vae_run = getattr(config, "model", "ae") == "vae"
+            dense = dense_baselines(
+                kinds, dense_sizes(sizes.astype(int), int(np.prod(d.x_train.shape[1:]))), d,
+                fingerprint=d.fingerprint, loss=loss, vae_loss=config.loss if vae_run else "elbo",
+                vae_eps=getattr(config, "vae_eps", 0.01), cache=root / CACHE_DIRNAME / f"{dataset}.csv",
+                log=log)
+        if d is not None and kinds:
+            pca_rows = [] if pca is None else [{"kind": "pca", **r} for r in pca.to_dict("records")]
+            write_csv(out_dir / f"baselines_{dataset}.csv", BASELINE_COLUMNS,
+                      pca_rows + dense.to_dict("records"))
         pareto = collect_pareto(ds_finals, pca, thresholds[dataset])
+        pareto["baselines"] = dense
         pareto_png = f"pareto_{dataset}.png"
         plots.save_figure(plots.plot_pareto(pareto, dataset=dataset, loss=loss).figure,
                           out_dir / pareto_png)

@@ -123,7 +123,15 @@ def dataset_section(section: DatasetSection) -> str:
                 f"at LOC = log10 k, fitted on the training split, scored on the test split; "
                 f"[pca_baseline_{dataset}.csv](pca_baseline_{dataset}.csv)): an evolved front "
                 f"below it beats the linear reference." if s.data_description and len(pareto["pca"])
-                else "No PCA baseline: the data could not be loaded.")
+                else "No PCA baseline: the data could not be loaded." if not s.data_description
+                else "No PCA baseline (not selected with --baselines).")
+    dense = pareto.get("baselines")
+    if dense is not None and len(dense):
+        pca_text += (f" The dash-dotted / dotted lines are the dense baselines "
+                     f"({', '.join(sorted(set(dense['kind'])))}: one hidden layer of 256 ReLU "
+                     f"units each side of a k-value code, trained on the training split with early "
+                     f"stopping on the validation split, scored on the test split with the same "
+                     f"loss; [baselines_{dataset}.csv](baselines_{dataset}.csv)).")
     parts += [
         f"Every distinct final model of every seed: reconstruction loss ({_loss_name(loss)}, "
         f"{split}) against level of compression. The black step line is the non-dominated "

@@ -62,13 +62,22 @@ def plot_pareto(info: dict, *, dataset: str, loss: str, ax=None):
             last = x
             ax.annotate(f"{int(k)}", (x, y), textcoords="offset points", xytext=(3, 4),
                         fontsize=7, color="0.35")
+    dense = info.get("baselines")  # dense AE / VAE baseline fronts (`--baselines`)
+    for (kind, rows), style in zip(() if dense is None or not len(dense) else
+                                   dense.sort_values(["kind", "k"]).groupby("kind", sort=True),
+                                   cycle([("-.", "s", "tab:brown"), (":", "^", "tab:olive")])):
+        ls, marker, color = style
+        label = {"dense_ae": "dense AE", "dense_vae": "dense VAE (mean decoding)"}.get(kind, kind)
+        ax.plot(rows["loc"], rows["rec_loss"], ls=ls, marker=marker, ms=5, color=color, lw=1.3,
+                label=f"{label} baseline (k latent values)", zorder=2)
     ax.axvline(info["threshold"], ls=":", color="tab:red", lw=1.3,
                label=f"LOC threshold {info['threshold']:g} (Table 1: left of it)")
     if not len(points):
         ax.text(0.5, 0.5, "no successful final model", transform=ax.transAxes, ha="center")
     n = len(seeds)
+    against = "baselines" if dense is not None and len(dense) else "a PCA baseline"
     ax.set_title(f"{dataset}: final populations of {n} seed{'s' if n != 1 else ''} "
-                 "vs. a PCA baseline")
+                 f"vs. {against}")
     ax.set_xlabel(LOC_LABEL)
     ax.set_ylabel(_loss_label(loss))
     ax.grid(alpha=0.3)
