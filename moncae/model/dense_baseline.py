@@ -1,14 +1,15 @@
 """The dense reference autoencoders of `moncae report --baselines`: a dense AE and a dense VAE
 with k latent values (the MNIST study's non-linear and variational autoencoders).
 
-Architecture (both): Flatten -> Dense(HIDDEN_UNITS, relu) -> code -> Dense(HIDDEN_UNITS, relu)
--> Dense(pixels, sigmoid) -> Reshape(input shape). The AE's code is Dense(k, linear); the VAE's
-is a mean and a log-variance Dense(k) each, sampled by `moncae.model.vae.GaussianSample` (the
-mean outside training). Trained with Adam (lr LEARNING_RATE), batch BATCH_SIZE, up to
-EPOCHS epochs on the training split with early stopping on the validation split (patience
-PATIENCE, best weights restored), seeded. The AE trains with the run's loss (bce or mse), the VAE
-with a VAE loss (elbo, or a VAE run's own); `train_dense_baseline` returns the test split's
-reconstructions (the VAE's of its mean) and the VAE's test prior KL, which the report scores
+Architecture (both; the constants are in `moncae.method.dense_baselines`): Flatten ->
+Dense(HIDDEN_UNITS, relu) -> code -> Dense(HIDDEN_UNITS, relu) -> Dense(pixels, sigmoid) ->
+Reshape(input shape). The AE's code is Dense(k, linear); the VAE's is a mean and a log-variance
+Dense(k) each, sampled by `moncae.model.vae.GaussianSample` (the mean outside training).
+Trained with Adam (lr LEARNING_RATE), batch BATCH_SIZE, up to EPOCHS epochs on the training
+split with early stopping on the validation split (patience PATIENCE, best weights restored),
+seeded. The AE trains with the run's loss (bce or mse), the VAE with a VAE loss (elbo, or a
+VAE run's own); `train_dense_baseline` returns the test split's reconstructions (the VAE's of
+its mean) and the VAE's test prior KL, which the report scores
 with the run's reconstruction loss exactly as it scores PCA.
 """
 
@@ -27,17 +28,18 @@ import_tensorflow_quietly()
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
+from moncae.method.dense_baselines import (  # noqa: E402
+    BATCH_SIZE,
+    EPOCHS,
+    HIDDEN_UNITS,
+    LEARNING_RATE,
+    PATIENCE,
+)
 from moncae.model.training import fit_autoencoder, make_loss  # noqa: E402
 from moncae.model.vae import GaussianSample, VAEParts, compile_vae, fit_vae, vae_kl  # noqa: E402
 
-__all__ = ["BATCH_SIZE", "EPOCHS", "HIDDEN_UNITS", "LEARNING_RATE", "PATIENCE", "BaselineScore",
-           "train_dense_baseline"]
+__all__ = ["BaselineScore", "train_dense_baseline"]
 
-HIDDEN_UNITS = 256
-EPOCHS = 20
-PATIENCE = 3
-BATCH_SIZE = 128
-LEARNING_RATE = 1e-3
 
 
 @dataclass(frozen=True)

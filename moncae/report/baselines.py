@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from moncae.errors import MoncaeError
+from moncae.method.dense_baselines import SETTINGS as TRAINING
 from moncae.report.pca import pixel_loss
 from moncae.store import read_csv_rows
 from moncae.store.journal import append_rows
@@ -62,20 +63,17 @@ def dense_sizes(run_sizes: Iterable[int], n_pixels: int) -> list[int]:
 
 
 def _key(kind: str, k: int, settings: dict) -> str:
-    from moncae.model import dense_baseline as d
-
-    payload = {"kind": kind, "k": int(k), **settings, "hidden": d.HIDDEN_UNITS, "epochs": d.EPOCHS,
-               "patience": d.PATIENCE, "batch": d.BATCH_SIZE, "lr": d.LEARNING_RATE,
-               "seed": BASELINE_SEED}
+    payload = {"kind": kind, "k": int(k), **settings, **TRAINING, "seed": BASELINE_SEED}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerprint: str, loss: str,
                     vae_loss: str, vae_eps: float, cache: Path,
-                    log: Callable[[str], None] = lambda _t: None) -> pd.DataFrame:
+                    log: Callable[[str], None] = lambda _t: None, train=None) -> pd.DataFrame:
     """BASELINE_COLUMNS rows for each dense kind in `kinds` and k in `sizes`: from `cache`, or
     trained now (and appended to it). `data` has x_train, x_val, x_test; `loss` is the run's
-    reconstruction loss (bce or mse), `vae_loss`/`vae_eps` what the dense VAE trains with."""
+    reconstruction loss (bce or mse), `vae_loss`/`vae_eps` what the dense VAE trains with.
+    `train` (tests) replaces `moncae.model.dense_baseline.train_dense_baseline`."""
     kinds = [k for k in kinds if k != "pca"]
     rows: list[dict] = []
     if not kinds:
@@ -93,10 +91,11 @@ def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerp
                              "rec_loss": float(r["rec_loss"]), "kl": float(r["kl"] or "nan"),
                              "epochs": int(r["epochs"]), "seconds": float(r["seconds"])})
                 continue
-            from moncae.model.dense_baseline import train_dense_baseline  # loads TensorFlow
+            if train is None:
+                from moncae.model.dense_baseline import train_dense_baseline as train  # loads TF
 
             log(f"  {LABELS[kind]} k={k}: training")
-            score = train_dense_baseline(kind, k, data.x_train, data.x_val, data.x_test, loss=loss,
+            score = train(kind, k, data.x_train, data.x_val, data.x_test, loss=loss,
                                          vae_loss=vae_loss, vae_eps=vae_eps, seed=BASELINE_SEED)
             rec = float(pixel_loss(data.x_test, score.reconstructions, loss).mean())
             row = {"kind": kind, "k": int(k), "loc": math.log10(k), "rec_loss": rec, "kl": score.kl,
