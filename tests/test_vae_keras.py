@@ -147,8 +147,8 @@ ARGS = ["--dataset", "mnist_5k", "--seed", str(SEED), "--preset", "smoke", "--mo
         "--loss", "reformulated", "--quiet"]
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "moncae.cli.main", "search", *args]
+def _cli(*args: str, command: str = "search") -> list[str]:
+    return [sys.executable, "-m", "moncae.cli.main", command, *args]
 
 
 def comparable(path: Path) -> pd.DataFrame:
@@ -167,6 +167,30 @@ def test_smoke_vae_search_completes_is_deterministic_and_resumes_identically(tmp
     ok = ev[ev["status"] == "ok"]
     assert len(ok) >= 2 and ok["kl"].notna().all() and (ok["kl"] >= 0).all()
     assert ((ok["rec_loss"] > 0) & (ok["rec_loss"] < 1)).all()  # per-pixel BCE, not the VAE loss
+
+    # finetune continues with the VAE loss and records the test KL; report draws samples and
+    # the three baseline fronts
+    tuned = subprocess.run(_cli(str(reference), "--epochs", "1", "--classifier-epochs", "1",
+                                command="finetune"), env=env, capture_output=True, text=True)
+    assert tuned.returncode == 0, tuned.stderr
+    ft = pd.read_csv(reference / "finetune.csv")
+    assert ft.columns[-1] == "kl" and ft.loc[ft["status"] == "ok", "kl"].notna().all()
+    assert ((ft["rec_loss"] > 0) & (ft["rec_loss"] < 1)).all()
+    report = subprocess.run(_cli(str(tmp_path / "straight"), "--baselines", "pca,dense_ae,dense_vae",
+                                 "--loc-threshold", "4", command="report"),
+                            env=env, capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    out = tmp_path / "straight" / "report"
+    assert (out / f"samples_mnist_5k_seed-{SEED}.png").stat().st_size > 1000
+    baselines = pd.read_csv(out / "baselines_mnist_5k.csv")
+    assert set(baselines["kind"]) == {"pca", "dense_ae", "dense_vae"}
+    assert set(baselines.loc[baselines["kind"] == "dense_vae", "k"]) >= {2, 4, 8, 16, 32, 64}
+    table = pd.read_csv(out / "table1.csv")
+    assert "kl" in table.columns and table["kl"].notna().all()
+    assert "samples_mnist_5k" in (out / "report.md").read_text()
+    again = subprocess.run(_cli(str(tmp_path / "straight"), "--baselines", "dense_ae,dense_vae",
+                                command="report"), env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and ": training" not in again.stderr  # cached
 
     killed = [*ARGS, "--out", str(tmp_path / "killed")]
     proc = subprocess.Popen(_cli(*killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -5,7 +5,8 @@ feature map (h, w, c) is produced twice by two linear 1x1 Conv2D heads, `latent_
 `latent_log_var`, each of shape (h, w, c): the same LOC = log10(h*w*c) as the AE of the genome.
 With a dense latent gene (the `dense` space) the heads are Dense(units) after a Flatten
 (`latent`, named like the AE's dense code, and `latent_log_var`). `GaussianSample` clips the
-log-variance to [-LOG_VAR_LIMIT, LOG_VAR_LIMIT], adds the prior KL to the model's losses
+log-variance's value to [-LOG_VAR_LIMIT, LOG_VAR_LIMIT] (its gradient passes straight through,
+so a clipped log-variance is still pulled back by the KL), adds the prior KL to the model's losses
 (`add_loss`: per latent dimension, see `moncae.method.vae_loss`), and returns
 z = mu + exp(log_var / 2) * noise (seeded: a `keras.random.SeedGenerator`) while training, and
 z = mu otherwise: validation, test, reconstructions and the latent classifier use the mean.
@@ -63,7 +64,9 @@ class GaussianSample(layers.Layer):
 
     def call(self, inputs, training=None):
         mu, log_var = inputs
-        log_var = ops.clip(log_var, -LOG_VAR_LIMIT, LOG_VAR_LIMIT)
+        # clipped in value (exp never overflows) but not in gradient (straight through): a
+        # log-variance beyond the limit still feels the prior KL pulling it back
+        log_var = log_var + ops.stop_gradient(ops.clip(log_var, -LOG_VAR_LIMIT, LOG_VAR_LIMIT) - log_var)
         self.add_loss(ops.mean(kl_prior_op(mu, log_var)))
         if not training:
             return mu
