@@ -191,6 +191,10 @@ def test_smoke_vae_search_completes_is_deterministic_and_resumes_identically(tmp
     again = subprocess.run(_cli(str(tmp_path / "straight"), "--baselines", "dense_ae,dense_vae",
                                 command="report"), env=env, capture_output=True, text=True)
     assert again.returncode == 0 and ": training" not in again.stderr  # cached
+    exported = subprocess.run(_cli(str(reference), str(tmp_path / "exported"), "--knee",
+                                   command="export"), env=env, capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr  # it checks encoder -> decoder == the VAE
+    assert {p.name for p in (tmp_path / "exported").iterdir()} >= {"encoder.keras", "decoder.keras"}
 
     killed = [*ARGS, "--out", str(tmp_path / "killed")]
     proc = subprocess.Popen(_cli(*killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -206,3 +210,17 @@ def test_smoke_vae_search_completes_is_deterministic_and_resumes_identically(tmp
     for name in ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv",
                  "models/index.csv"):
         pd.testing.assert_frame_equal(comparable(reference / name), comparable(run / name))
+
+
+def test_a_vae_search_with_rungs_and_inheritance(tmp_path):
+    """Promotions continue from a VAE's lower-rung weights and children inherit VAE layers."""
+    from moncae.config import resolve_config
+    from moncae.search.loop import run_search
+
+    config = resolve_config(preset="smoke", dataset="mnist_5k", seed=3, out=str(tmp_path), workers=1,
+                            model="vae", loss="elbo", space="dense", fidelity="rungs",
+                            rungs=[[1, 128]], promote=0.5, inherit=True, generations=3)
+    result = run_search(config)
+    ev = pd.read_csv(result.run_dir / "evaluations.csv")
+    assert (ev["status"] == "ok").all() and ev["kl"].notna().all()
+    assert (ev["rung"] == 1).any() and (ev["inherited"] > 0).any()
