@@ -16,8 +16,9 @@ from typing import Any
 from moncae.data.spec import DataSpec
 from moncae.method.genome import Genome
 from moncae.method.objectives import REFERENCE_POINT
+from moncae.method.vae_loss import DEFAULT_VAE_EPS
 
-__all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURES", "VAE_COLUMNS", "EvalRecord",
+__all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "TIMING_COLUMNS", "TRANSIENT_FAILURES", "EvalRecord",
            "EvalResult", "EvalTask", "Outcome", "TrainSettings", "evaluation_seed", "failed_record",
            "failure_kind"]
 
@@ -28,6 +29,7 @@ EVAL_COLUMNS = [
 # A VAE run's evaluations.csv has these after EVAL_COLUMNS (an AE run's columns are unchanged):
 # `kl`, the validation prior KL per latent dimension of the model whose rec_loss is recorded.
 VAE_COLUMNS = ["kl"]
+__all__ += ["VAE_COLUMNS"]
 TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
 # Why a training failed. `nan` and `error` belong to the genome and stay cached; `oom` (out of
@@ -45,7 +47,7 @@ class TrainSettings:
     patience: int = 1
     train_images: int | None = None  # the first N training images (a lower rung); None: all
     model: str = "ae"  # ae | vae (then `loss` is a VAE loss: elbo | reformulated)
-    vae_eps: float = 0.01  # the reformulated VAE loss's eps
+    vae_eps: float = DEFAULT_VAE_EPS  # the reformulated VAE loss's eps
 
 
 @dataclass(frozen=True)
