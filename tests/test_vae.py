@@ -112,3 +112,76 @@ def test_cli_bad_combination_exits_2():
     result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--seed", "1", "--loss",
                                       "elbo", "--out", "/nonexistent-moncae"])
     assert result.exit_code == 2 and "bce, mse" in result.output
+
+
+# --- run folders (surrogate trainings: no Keras) ------------------------------------------------
+
+def _surrogate_with_kl(task):
+    """The surrogate, plus a KL value when the task is a VAE training (as the real one records)."""
+    from moncae.evaluation.surrogate import surrogate_task
+
+    result = surrogate_task(task)
+    if task.train.model == "vae":
+        result.record.kl = 0.125
+    return result
+
+
+class _Crash(BaseException):
+    """Stands for SIGKILL: nothing catches it."""
+
+
+def _crashing_after(n):
+    calls = []
+
+    def task(t):
+        if len(calls) == n:
+            raise _Crash
+        calls.append(t.key)
+        return _surrogate_with_kl(t)
+
+    return task
+
+
+def test_kl_column_only_in_a_vae_runs_journal_and_a_vae_run_resumes(stub_config, tmp_path):
+    import pandas as pd
+
+    from moncae.evaluation.records import EVAL_COLUMNS
+    from moncae.search.loop import run_search
+
+    ae = run_search(stub_config(tmp_path / "ae", generations=2), task_fn=_surrogate_with_kl).run_dir
+    vae_config = stub_config(tmp_path / "vae", generations=2, model="vae", loss="reformulated")
+    vae = run_search(vae_config, task_fn=_surrogate_with_kl).run_dir
+    ae_cols, vae_cols = (list(pd.read_csv(d / "evaluations.csv").columns) for d in (ae, vae))
+    assert "kl" not in ae_cols
+    assert vae_cols[:len(EVAL_COLUMNS) + 1] == EVAL_COLUMNS + ["kl"]
+    assert vae_cols[len(EVAL_COLUMNS) + 1:] == ae_cols[len(EVAL_COLUMNS):]  # the genes follow
+    assert (pd.read_csv(vae / "evaluations.csv")["kl"] == 0.125).all()
+    killed = stub_config(tmp_path / "killed", generations=2, model="vae", loss="reformulated")
+    with pytest.raises(_Crash):
+        run_search(killed, task_fn=_crashing_after(10))  # in generation 1
+    resumed = run_search(killed, resume=True, task_fn=_surrogate_with_kl).run_dir
+    for name in ("evaluations.csv", "population.csv", "generations.csv"):
+        a, b = (pd.read_csv(d / name) for d in (vae, resumed))
+        drop = [c for c in ("fit_seconds", "seconds") if c in a.columns]
+        pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop))
+
+
+def test_resume_refuses_another_model_and_accepts_an_ae_folder_from_before_vae_mode(stub_config, tmp_path):
+    import json
+
+    from moncae.errors import RunFolderError
+    from moncae.search.loop import run_search
+
+    with pytest.raises(_Crash):
+        run_search(stub_config(tmp_path, generations=2), task_fn=_crashing_after(10))
+    run = stub_config(tmp_path, generations=2).run_dir
+    with pytest.raises(RunFolderError, match="model: 'ae' -> 'vae'"):
+        run_search(stub_config(tmp_path, generations=2, model="vae", loss="elbo"), resume=True,
+                   task_fn=_surrogate_with_kl)
+    payload = json.loads((run / "config.json").read_text())
+    for table in ("settings", "run"):  # as written before `model` and `vae_eps` existed
+        payload[table].pop("model")
+        payload[table].pop("vae_eps")
+    (run / "config.json").write_text(json.dumps(payload))
+    done = run_search(stub_config(tmp_path, generations=2), resume=True, task_fn=_surrogate_with_kl)
+    assert len(done.records) == 8
