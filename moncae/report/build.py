@@ -245,7 +245,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
                 fingerprint=d.fingerprint, loss=loss, vae_loss=config.loss if vae_run else "elbo",
                 vae_eps=getattr(config, "vae_eps", 0.01), cache=root / CACHE_DIRNAME / f"{dataset}.csv",
                 log=log)
-        if d is not None and kinds:
+        if d is not None and set(kinds) - {"pca"}:  # the default (pca only) writes what it did
             pca_rows = [] if pca is None else [{"kind": "pca", **r} for r in pca.to_dict("records")]
             write_csv(out_dir / f"baselines_{dataset}.csv", BASELINE_COLUMNS,
                       pca_rows + dense.to_dict("records"))
