@@ -22,6 +22,7 @@ from moncae.method.genome import (
 )
 from moncae.method.objective_set import DEFAULT_OBJECTIVES, ObjectiveSet, parse_objectives
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
+from moncae.method.vae_loss import DEFAULT_VAE_EPS, VAE_LOSSES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,6 +33,9 @@ PAPER_SEEDS = (46, 29, 12, 8, 68, 44, 32, 91, 85, 61)
 MAX_POPULATION = 10_000  # trainings per generation; far beyond any budget, a typo guard
 MAX_GENERATIONS = 100_000
 LOSSES = ("bce", "mse")
+# `ae`: the paper's autoencoders (losses LOSSES); `vae`: variational ones (losses VAE_LOSSES, see
+# moncae.method.vae_loss and moncae.model.vae).
+MODELS = {"ae": LOSSES, "vae": VAE_LOSSES}
 # Search spaces: the paper's genome, or the paper's conv blocks plus a latent gene (none or a
 # dense bottleneck of DENSE_LATENT_SIZES units).
 SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
@@ -40,7 +44,8 @@ SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 FIDELITIES = ("full", "rungs")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu")
-_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final")
+_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
+               "model")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
 # (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
 FINALS = ("population", "front")
@@ -89,6 +94,8 @@ class SearchConfig:
     workers: int | str = WORKERS_AUTO
     models_per_gpu: int = 1  # dask LocalCluster on GPUs: workers (models at once) per GPU
     scheduler: str | None = None
+    model: str = "ae"  # ae | vae
+    vae_eps: float = DEFAULT_VAE_EPS  # the reformulated VAE loss's eps (std of its target N(0, eps^2))
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -110,7 +117,16 @@ class SearchConfig:
         _check(self.epochs >= 1, "epochs", "must be >= 1", self.epochs)
         _check(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
         _check(self.patience >= 0, "patience", "must be >= 0", self.patience)
-        _check(self.loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}", self.loss)
+        _check(self.model in MODELS, "model", f"must be one of {', '.join(MODELS)}", self.model)
+        if self.model == "ae":
+            _check(self.loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}"
+                   + (" (elbo and reformulated are VAE losses: add model = \"vae\")"
+                      if self.loss in VAE_LOSSES else ""), self.loss)
+        else:
+            _check(self.loss in VAE_LOSSES, "loss",
+                   f"must be one of {', '.join(VAE_LOSSES)} with model = \"vae\"", self.loss)
+        _check(math.isfinite(self.vae_eps) and self.vae_eps > 0, "vae_eps",
+               "must be a finite number > 0", self.vae_eps)
         _check(0.0 <= self.elitism < 1.0, "elitism", "must be in [0, 1)", self.elitism)
         _check(self.max_blocks >= 1, "max_blocks", "must be >= 1", self.max_blocks)
         _check(len(self.ref_point) == len(self.objectives), "ref_point",
@@ -225,7 +241,7 @@ def _check_types(cfg: SearchConfig) -> None:
         value = getattr(cfg, name)
         if not isinstance(value, str):
             raise MoncaeError(f"`{name}` must be a string. Received: {name}={value!r}")
-    for name in ("elitism", "promote"):
+    for name in ("elitism", "promote", "vae_eps"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MoncaeError(f"`{name}` must be a number. Received: {name}={value!r}")

@@ -14,13 +14,17 @@ import click
 @click.option("--loc-threshold", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Table 1 averages final models with LOC below this "
                    "(default: 2.5 for single-channel images, 3.1 for three-channel).")
+@click.option("--baselines", default=None, metavar="LIST",
+              help="Baseline fronts, comma-separated: pca, dense_ae, dense_vae (default pca; none "
+                   "for no baseline). Dense ones are trained once and cached in RESULTS_DIR/.baselines/.")
 @click.option("--quiet", is_flag=True, help="Print only warnings and the path of report.md.")
-def command(results_dir, out, loc_threshold, quiet):
+def command(results_dir, out, loc_threshold, quiet, baselines):
     """Summarise every run under RESULTS_DIR (DATASET/seed-N/ folders): table1.csv/.md,
     pareto_DATASET.png, hv_history_DATASET.png, reconstructions_DATASET_seed-N.png and a
     report.md that embeds them. Prints the path of report.md last."""
     from moncae.report import build_report
 
     log = None if quiet else (lambda text: click.echo(text, err=True))
-    report = build_report(results_dir, out=out, loc_threshold=loc_threshold, log=log)
+    report = build_report(results_dir, out=out, loc_threshold=loc_threshold, log=log,
+                          baselines=baselines)
     click.echo(str(report))

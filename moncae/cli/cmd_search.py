@@ -96,7 +96,12 @@ class BarProgress:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--train-size", type=int, default=None, help="Cap on training images.")
 @click.option("--val-size", type=int, default=None, help="Validation images (carved from training).")
-@click.option("--loss", type=click.Choice(["bce", "mse"]), default=None)
+@click.option("--loss", type=click.Choice(["bce", "mse", "elbo", "reformulated"]), default=None,
+              help="bce|mse for --model ae (default bce); elbo|reformulated for --model vae.")
+@click.option("--model", type=click.Choice(["ae", "vae"]), default=None,
+              help="ae: autoencoders (default); vae: variational autoencoders (needs --loss elbo|reformulated).")
+@click.option("--vae-eps", type=float, default=None,
+              help="The reformulated VAE loss's eps (default 0.01, as in the thesis).")
 @click.option("--strategy", type=click.Choice(STRATEGY_NAMES), default=None,
               help="Search strategy (default moncae, the paper's GA); compare them with `moncae report`.")
 @click.option("--selection", type=click.Choice(sorted(SELECTORS)), default=None,

@@ -16,10 +16,11 @@ from typing import Any
 from moncae.data.spec import DataSpec
 from moncae.method.genome import Genome
 from moncae.method.objectives import REFERENCE_POINT
+from moncae.method.vae_loss import DEFAULT_VAE_EPS
 
 __all__ = ["EVAL_COLUMNS", "FAILURE_KINDS", "NEW_EVAL_COLUMNS", "TIMING_COLUMNS", "TRANSIENT_FAILURES",
-           "EvalRecord", "EvalResult", "EvalTask", "Outcome", "TrainSettings", "evaluation_seed", "failed_record",
-           "failure_kind"]
+           "VAE_COLUMNS", "EvalRecord", "EvalResult", "EvalTask", "Outcome", "TrainSettings", "evaluation_seed",
+           "failed_record", "failure_kind"]
 
 EVAL_COLUMNS = [
     "generation", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "params",
@@ -29,6 +30,9 @@ EVAL_COLUMNS = [
 # Columns added since the last released layout: a journal written without them is still read
 # and appended to (its rows have no value there).
 NEW_EVAL_COLUMNS = ("flops", "latency_ms")
+# A VAE run's evaluations.csv has these after EVAL_COLUMNS (an AE run's columns are unchanged):
+# `kl`, the validation prior KL per latent dimension of the model whose rec_loss is recorded.
+VAE_COLUMNS = ["kl"]
 TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
 # Why a training failed. `nan` and `error` belong to the genome and stay cached; `oom` (out of
@@ -45,6 +49,8 @@ class TrainSettings:
     loss: str = "bce"
     patience: int = 1
     train_images: int | None = None  # the first N training images (a lower rung); None: all
+    model: str = "ae"  # ae | vae (then `loss` is a VAE loss: elbo | reformulated)
+    vae_eps: float = DEFAULT_VAE_EPS  # the reformulated VAE loss's eps
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class EvalRecord(Outcome):
     inherited: int = 0  # weights (scalar parameters) it started with from its parents
     flops: int = 0  # one image's forward pass (moncae.method.architecture.forward_flops)
     latency_ms: float = float("nan")  # median ms per image at batch 1 (measured with `latency`)
+    kl: float = float("nan")  # VAE: validation prior KL per latent dimension (NaN for an AE)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from moncae.model.training import (
     model_to_bytes,
     quiet_tensorflow,
 )
+from moncae.model.vae import build_vae, compile_vae, fit_vae, vae_kl
 
 __all__ = ["evaluate_genome", "run_task"]
 
@@ -44,23 +45,37 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
     model_bytes = None
     try:  # the previous evaluation cleared the Keras session in its `finally`
         keras.utils.set_random_seed(task.seed)
-        autoencoder, _ = build_autoencoder(genome, shape, seed=task.seed)
+        kind = task.train.model
+        vae = build_vae(genome, shape, seed=task.seed) if kind == "vae" else None
+        autoencoder = vae.vae if vae is not None else build_autoencoder(genome, shape, seed=task.seed)[0]
         if task.init_model is not None:  # a promoted genome continues from its lower rung
-            autoencoder.set_weights(load_parent_model(task.init_model, genome, shape).get_weights())
+            autoencoder.set_weights(load_parent_model(task.init_model, genome, shape, model=kind)
+                                    .get_weights())
         elif any(task.parent_models) and genome.lineage is not None:  # weight inheritance
-            parents = [None if m is None else load_parent_model(m, p, shape)
+            parents = [None if m is None else load_parent_model(m, p, shape, model=kind)
                        for m, p in zip(task.parent_models, genome.parents())]
             record.inherited = inherit_weights(autoencoder, genome, parents).weights_inherited
         record.params = int(autoencoder.count_params())
-        autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
-                            jit_compile=False)
+        if vae is not None:
+            compile_vae(vae, make_optimizer(genome), task.train.loss, task.train.vae_eps)
+        else:
+            autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
+                                jit_compile=False)
         fit_start = time.perf_counter()
         x_train = data.x_train[:task.train.train_images]  # [:None] is all of them
         record.train_images = len(x_train)
-        loss, record.epochs = fit_autoencoder(
-            autoencoder, x_train, data.x_val, epochs=task.train.epochs,
-            batch_size=task.train.batch_size, patience=task.train.patience, seed=task.seed,
-        )
+        if vae is not None:  # the objective: validation BCE of the mean decoding, at the best epoch
+            fit = fit_vae(vae, x_train, data.x_val, epochs=task.train.epochs,
+                          batch_size=task.train.batch_size, patience=task.train.patience,
+                          seed=task.seed)
+            loss, record.epochs = fit.bce, fit.epochs
+            if math.isfinite(loss):
+                record.kl = vae_kl(vae.stats, data.x_val, task.train.batch_size)
+        else:
+            loss, record.epochs = fit_autoencoder(
+                autoencoder, x_train, data.x_val, epochs=task.train.epochs,
+                batch_size=task.train.batch_size, patience=task.train.patience, seed=task.seed,
+            )
         record.fit_seconds = round(time.perf_counter() - fit_start, 3)
         if not math.isfinite(loss):
             record.error, record.failure = "loss is NaN or infinite", "nan"

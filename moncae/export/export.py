@@ -98,7 +98,7 @@ def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key:
 
     from moncae.export.models import build_parts  # loads TensorFlow
 
-    parts = build_parts(choice.file, genome, shape)
+    parts = build_parts(choice.file, genome, shape, config.model)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

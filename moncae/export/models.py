@@ -25,8 +25,12 @@ __all__ = ["PARTS", "build_parts", "load_model"]
 PARTS = ("autoencoder", "encoder", "decoder")
 
 
-def build_parts(model_file: str | os.PathLike, genome: Genome, input_shape) -> dict:
-    """{'autoencoder', 'encoder', 'decoder'}: Keras models holding the weights in `model_file`."""
+def build_parts(model_file: str | os.PathLike, genome: Genome, input_shape, model: str = "ae") -> dict:
+    """{'autoencoder', 'encoder', 'decoder'}: Keras models holding the weights in `model_file`.
+
+    `model` is the run's kind: for a VAE (`moncae.model.vae`) the autoencoder is the VAE (it
+    decodes the mean outside training), the encoder gives the posterior mean, the decoder maps a
+    code to an image (e.g. a draw from N(0, I))."""
     import keras
 
     quiet_tensorflow()
@@ -34,7 +38,13 @@ def build_parts(model_file: str | os.PathLike, genome: Genome, input_shape) -> d
     if not path.is_file():
         raise MoncaeError(f"model file {path} is missing; the run folder was changed after the "
                           "search (rerun `moncae finetune`, or pick another model)")
-    autoencoder, encoder = build_autoencoder(genome, input_shape)
+    if model == "vae":
+        from moncae.model.vae import build_vae
+
+        vae = build_vae(genome, input_shape)
+        autoencoder, encoder = vae.vae, vae.encoder
+    else:
+        autoencoder, encoder = build_autoencoder(genome, input_shape)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. the saved optimizer's variables are not loaded
@@ -42,6 +52,8 @@ def build_parts(model_file: str | os.PathLike, genome: Genome, input_shape) -> d
     except Exception as err:  # noqa: BLE001 - a corrupt or foreign file, whatever Keras raises
         raise MoncaeError(f"model file {path} cannot be loaded into its genome's network; it is "
                           f"corrupt or belongs to another genome ({one_line(err, limit=160)})") from None
+    if model == "vae":
+        return {"autoencoder": autoencoder, "encoder": encoder, "decoder": vae.decoder}
     code = keras.Input(shape=bottleneck_shape(genome, input_shape), name="code")
     x = code
     names = {layer.name for layer in autoencoder.layers}
@@ -81,4 +93,4 @@ def load_model(run_dir: str | os.PathLike, key: str, part: str = "autoencoder", 
                           "file, dataset not available here)")
     choice = choose(run.frame, key=key, searched=searched)
     genome = run.genomes[choice.row["genome_key"]]
-    return build_parts(choice.file, genome, run.input_shape)[part]
+    return build_parts(choice.file, genome, run.input_shape, run.config.model)[part]

@@ -23,6 +23,7 @@ from moncae.model.training import (
     model_to_bytes,
     quiet_tensorflow,
 )
+from moncae.model.vae import build_vae, compile_vae, evaluate_vae, fit_vae
 from moncae.store import atomic_open, model_filename
 
 __all__ = ["finetune_model"]
@@ -50,14 +51,19 @@ def finetune_model(model: FinalModel, data, config: SearchConfig, settings: Fine
         keras.utils.set_random_seed(seed)
         # Rebuilding from the genome gives the encoder (it shares the autoencoder's layers)
         # and checks that the saved weights really belong to this genome.
-        autoencoder, encoder = build_autoencoder(genome, shape)
+        vae = build_vae(genome, shape, seed=seed) if config.model == "vae" else None
+        autoencoder, encoder = (vae.vae, vae.encoder) if vae else build_autoencoder(genome, shape)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             autoencoder.load_weights(model.model_file)
-        autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(config.loss),
-                            jit_compile=False)
         bs = settings.batch_size
-        if settings.epochs > 0:
+        if vae is not None:  # continues with the run's VAE loss; the encoder gives the mean
+            compile_vae(vae, make_optimizer(genome), config.loss, config.vae_eps)
+            _finetune_vae(vae, data, settings, seed, record)
+        else:
+            autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(config.loss),
+                                jit_compile=False)
+        if vae is None and settings.epochs > 0:
             searched_val = evaluate_loss(autoencoder, data.x_val, bs)
             searched_weights = autoencoder.get_weights()
             best_val, record.epochs = fit_autoencoder(
@@ -66,7 +72,7 @@ def finetune_model(model: FinalModel, data, config: SearchConfig, settings: Fine
             )
             if not math.isfinite(best_val) or best_val > searched_val:
                 autoencoder.set_weights(searched_weights)  # fine-tuning never made it better
-        rec_loss = evaluate_loss(autoencoder, data.x_test, bs)
+        rec_loss = evaluate_loss(autoencoder, data.x_test, bs) if vae is None else record.rec_loss
         if not math.isfinite(rec_loss):
             raise FloatingPointError("test reconstruction loss is NaN or infinite")
         record.rec_loss = rec_loss
@@ -86,3 +92,19 @@ def finetune_model(model: FinalModel, data, config: SearchConfig, settings: Fine
         keras.backend.clear_session()
     record.finetune_seconds = round(time.perf_counter() - start, 3)
     return record
+
+
+def _finetune_vae(vae, data, settings: FinetuneSettings, seed: int, record: FinetuneRecord) -> None:
+    """Fine-tune a VAE with its loss (early stopping on the validation VAE loss; the searched
+    weights are kept when no epoch beats them), then measure it on test: `rec_loss` = per-pixel
+    BCE of the mean decoding (as in the search), `kl` = the prior KL per latent dimension."""
+    bs = settings.batch_size
+    if settings.epochs > 0:
+        searched_val = evaluate_vae(vae, data.x_val, bs)[0]
+        searched_weights = vae.vae.get_weights()
+        fit = fit_vae(vae, data.x_train, data.x_val, epochs=settings.epochs, batch_size=bs,
+                      patience=settings.patience, seed=seed)
+        record.epochs = fit.epochs
+        if not math.isfinite(fit.val_loss) or fit.val_loss > searched_val:
+            vae.vae.set_weights(searched_weights)
+    _, record.rec_loss, record.kl = evaluate_vae(vae, data.x_test, bs)

@@ -11,13 +11,16 @@ from moncae.evaluation.records import Outcome
 from moncae.method.genome import Genome
 from moncae.store import csv_float
 
-__all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_JSON", "FinalModel",
+__all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_VAE_COLUMNS",
+           "FINETUNE_JSON", "FinalModel",
            "FinetuneProgress", "FinetuneRecord", "FinetuneResult", "FinetuneSettings"]
 
 FINETUNE_COLUMNS = [
     "individual", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "cl_loss",
     "cl_acc", "epochs", "finetune_seconds", "status", "error", "failure",
 ]
+# A VAE run's finetune.csv adds `kl` (the test prior KL per latent dimension) at the end.
+FINETUNE_VAE_COLUMNS = ["kl"]
 FINETUNE_CSV = "finetune.csv"
 FINETUNE_JSON = "finetune.json"
 FINETUNED_DIR = "finetuned"
@@ -58,6 +61,7 @@ class FinetuneRecord(Outcome):
     status: str
     error: str = ""
     failure: str = ""  # a `moncae.evaluation.records.FAILURE_KINDS` name when failed
+    kl: float = float("nan")  # VAE: test prior KL per latent dimension (NaN for an AE)
 
     @classmethod
     def from_row(cls, row: dict[str, str]) -> FinetuneRecord:
@@ -67,7 +71,7 @@ class FinetuneRecord(Outcome):
         return cls(int(row["individual"]), row["genome_key"], row["architecture"], num("rec_loss"),
                    num("loc"), row["bottleneck"], num("cl_loss"), num("cl_acc"),
                    int(row["epochs"] or 0), num("finetune_seconds"), row["status"],
-                   row.get("error") or "", row.get("failure") or "")
+                   row.get("error") or "", row.get("failure") or "", num("kl"))
 
 
 @dataclass(frozen=True)

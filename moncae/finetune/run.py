@@ -24,6 +24,7 @@ from moncae.finetune.records import (
     FINETUNE_COLUMNS,
     FINETUNE_CSV,
     FINETUNE_JSON,
+    FINETUNE_VAE_COLUMNS,
     FINETUNED_DIR,
     FinalModel,
     FinetuneProgress,
@@ -180,12 +181,13 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     from moncae.finetune.model import finetune_model  # loads TensorFlow
 
     models = final_models(run, data.input_shape)
+    columns = FINETUNE_COLUMNS + (FINETUNE_VAE_COLUMNS if config.model == "vae" else [])
     csv_path = run.path / FINETUNE_CSV
     done = _read_done(csv_path)
     _check_settings(run, settings, has_rows=bool(done))
     retry = [k for k, r in done.items() if r.transient]
     if retry:  # failed for a passing reason (memory, disk): drop the rows, train them again
-        rewrite_rows(csv_path, FINETUNE_COLUMNS, [r.row() for k, r in done.items() if k not in retry])
+        rewrite_rows(csv_path, columns, [r.row() for k, r in done.items() if k not in retry])
         done = {k: r for k, r in done.items() if k not in retry}
         progress.message(f"{len(retry)} model(s) that failed for a passing reason are tried again")
     todo = [m for m in models if m.genome_key not in done]
@@ -194,7 +196,7 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     out_dir = run.path / FINETUNED_DIR
     for model in todo:
         record = finetune_model(model, data, config, settings, out_dir)
-        append_rows(csv_path, FINETUNE_COLUMNS, [record.row()])  # after its model file
+        append_rows(csv_path, columns, [record.row()])  # after its model file
         done[model.genome_key] = record
         progress.model_done(record)
 

@@ -111,7 +111,7 @@ def inherit_weights(child_model, child_genome: Genome, parent_models: Sequence) 
 
 
 def load_parent_model(source: str | os.PathLike | bytes, genome: Genome | None = None,
-                      input_shape: Sequence[int] | None = None):
+                      input_shape: Sequence[int] | None = None, *, model: str = "ae"):
     """A parent's trained autoencoder from a `.keras` file (path) or its bytes (`model_to_bytes`).
 
     With `genome` and `input_shape`, the network is rebuilt from the genome and the file's
@@ -124,13 +124,18 @@ def load_parent_model(source: str | os.PathLike | bytes, genome: Genome | None =
             path = os.path.join(tmp, "parent.keras")
             with open(path, "wb") as fh:
                 fh.write(bytes(source))
-            return load_parent_model(path, genome, input_shape)
+            return load_parent_model(path, genome, input_shape, model=model)
     if genome is None:
         return keras.saving.load_model(source, compile=False, safe_mode=True)
     if input_shape is None:
         raise ValueError("input_shape is needed to rebuild the parent from its genome")
-    model, _ = build_autoencoder(genome, input_shape, seed=0)
+    if model == "vae":  # `model`: the run's kind, ae or vae (the VAE of moncae.model.vae)
+        from moncae.model.vae import build_vae
+
+        network = build_vae(genome, input_shape, seed=0).vae
+    else:
+        network, _ = build_autoencoder(genome, input_shape, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. the saved optimizer's variables are not loaded
-        model.load_weights(source)
-    return model
+        network.load_weights(source)
+    return network

@@ -18,6 +18,13 @@ import pandas as pd
 
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError, RunFolderError
+from moncae.report.baselines import (
+    BASELINE_COLUMNS,
+    CACHE_DIRNAME,
+    dense_baselines,
+    dense_sizes,
+    parse_baselines,
+)
 from moncae.report.collect import (
     RunInfo,
     collect_final_models,
@@ -33,11 +40,11 @@ from moncae.report.strategies import STRATEGY_COLUMNS, collect_strategies, strat
 from moncae.report.table1 import (
     DEFAULT_LOC_THRESHOLDS,
     RUN_COLUMNS,
-    TABLE1_COLUMNS,
     channels_from_model,
     collect_runs_table,
     collect_table1,
     default_threshold,
+    table1_columns,
 )
 from moncae.store import write_csv, write_text
 
@@ -55,6 +62,14 @@ class _DatasetData:
     y_test: np.ndarray | None
     channels: int
     description: str
+    x_val: np.ndarray | None = None
+    fingerprint: str = ""
+
+
+def objective_loss(config) -> str:
+    """The loss of a run's reconstruction objective: its `loss` for an AE; for a VAE (trained
+    with elbo or reformulated) the per-pixel BCE of the mean decoding."""
+    return "bce" if getattr(config, "model", "ae") == "vae" else config.loss
 
 
 def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
@@ -78,7 +93,8 @@ def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
         return None
     desc = (f"{len(data.x_train)} training / {len(data.x_test)} test images of "
             f"{'x'.join(str(d) for d in data.input_shape)}")
-    return _DatasetData(data.x_train, data.x_test, data.y_test, data.input_shape[-1], desc)
+    return _DatasetData(data.x_train, data.x_test, data.y_test, data.input_shape[-1], desc,
+                        data.x_val, data.fingerprint)
 
 
 def _threshold(dataset: str, runs: Sequence[RunInfo], data: _DatasetData | None,
@@ -123,9 +139,36 @@ def _reconstruction_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.Da
     return pngs
 
 
+def _sample_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame, loss: str,
+                    out_dir: Path, used_names: set[str], log: Callable[[str], None]
+                    ) -> list[tuple[RunInfo, str, int]]:
+    """`samples_DATASET_seed-N.png` for each VAE run: its final models' decodings of N(0, I)."""
+    from moncae.report import plots
+    from moncae.report.samples import collect_samples
+
+    pngs = []
+    for run in runs:
+        if getattr(run.config, "model", "ae") != "vae":
+            continue
+        info = collect_samples(finals[finals["seed"] == run.seed])
+        log(f"{dataset} {run.label}: N(0, I) samples by {len(info['models'])} models")
+        if not info["models"]:
+            warn(f"{run.path}: no saved final model to draw samples with")
+            continue
+        name, n = f"samples_{dataset}_{run.label}", 2
+        while name in used_names:
+            name, n = f"samples_{dataset}_{run.label}-{n}", n + 1
+        used_names.add(name)
+        axes = plots.plot_samples(info, title=f"{dataset} {run.label}", loss=loss)
+        plots.save_figure(axes.flat[0].figure, out_dir / f"{name}.png")
+        pngs.append((run, f"{name}.png", len(info["models"])))
+    return pngs
+
+
 def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | None = None,
                  loc_threshold: float | None = None,
-                 log: Callable[[str], None] | None = None) -> Path:
+                 log: Callable[[str], None] | None = None,
+                 baselines: str | Sequence[str] | None = None) -> Path:
     """Write Table 1, the figures and `report.md` for every run under `results_dir`.
 
     Args:
@@ -134,6 +177,8 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
         loc_threshold: LOC below which final models count in Table 1, for every dataset
             (default 2.5 for single-channel images, 3.1 for three-channel ones).
         log: called with a line of progress now and then (the CLI echoes it).
+        baselines: the baseline fronts, names from `pca`, `dense_ae`, `dense_vae` (a comma-
+            separated string or a sequence; default `pca` only). See `moncae.report.baselines`.
 
     Returns:
         The path of `report.md`.
@@ -145,6 +190,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     from moncae.report import plots
 
     log = log or (lambda _text: None)
+    kinds = parse_baselines(baselines)
     if loc_threshold is not None and not (math.isfinite(loc_threshold) and loc_threshold > 0):
         raise MoncaeError(f"`loc_threshold` must be a positive number. "
                           f"Received: loc_threshold={loc_threshold!r}")
@@ -162,7 +208,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     data: dict[str, _DatasetData | None] = {}
     thresholds: dict[str, float] = {}
     for dataset, ds_runs in by_dataset.items():
-        losses = {r.config.loss for r in ds_runs}
+        losses = {objective_loss(r.config) for r in ds_runs}
         if len(losses) > 1:
             warn(f"{dataset}: runs use different losses ({', '.join(sorted(losses))}); their "
                  "rec losses are not comparable")
@@ -171,25 +217,41 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
 
     table = collect_table1(runs, finals, thresholds)
     runs_table = collect_runs_table(runs, finals, thresholds)
-    write_csv(out_dir / "table1.csv", TABLE1_COLUMNS, table.to_dict("records"))
+    write_csv(out_dir / "table1.csv", table1_columns(table), table.to_dict("records"))
     write_text(out_dir / "table1.md", table1_markdown(table))
     write_csv(out_dir / "runs.csv", RUN_COLUMNS, runs_table.to_dict("records"))
 
     sections = []
     used_names: set[str] = set()
     for dataset, ds_runs in by_dataset.items():
-        loss = ds_runs[0].config.loss
+        loss = objective_loss(ds_runs[0].config)
         ds_finals = finals[finals["dataset"] == dataset]
         d = data[dataset]
         pca = None
-        if d is not None:
+        dense = pd.DataFrame(columns=BASELINE_COLUMNS)
+        sizes = ds_finals.loc[ds_finals["status"] == "ok", "latent_size"].dropna()
+        if d is not None and "pca" in kinds:
             log(f"{dataset}: PCA baseline on {d.description}")
-            sizes = ds_finals.loc[ds_finals["status"] == "ok", "latent_size"].dropna()
             ks = baseline_ks(sizes.astype(int),
                              max_components(len(d.x_train), int(np.prod(d.x_train.shape[1:]))))
             pca = pca_baseline(d.x_train, d.x_test, ks, loss)
             write_csv(out_dir / f"pca_baseline_{dataset}.csv", PCA_COLUMNS, pca.to_dict("records"))
+        if d is not None and set(kinds) - {"pca"}:
+            log(f"{dataset}: dense baselines ({', '.join(k for k in kinds if k != 'pca')}) on "
+                f"{d.description}")
+            config = ds_runs[0].config
+            vae_run = getattr(config, "model", "ae") == "vae"
+            dense = dense_baselines(
+                kinds, dense_sizes(sizes.astype(int), int(np.prod(d.x_train.shape[1:]))), d,
+                fingerprint=d.fingerprint, loss=loss, vae_loss=config.loss if vae_run else "elbo",
+                vae_eps=getattr(config, "vae_eps", 0.01), cache=root / CACHE_DIRNAME / f"{dataset}.csv",
+                log=log)
+        if d is not None and set(kinds) - {"pca"}:  # the default (pca only) writes what it did
+            pca_rows = [] if pca is None else [{"kind": "pca", **r} for r in pca.to_dict("records")]
+            write_csv(out_dir / f"baselines_{dataset}.csv", BASELINE_COLUMNS,
+                      pca_rows + dense.to_dict("records"))
         pareto = collect_pareto(ds_finals, pca, thresholds[dataset])
+        pareto["baselines"] = dense
         pareto_png = f"pareto_{dataset}.png"
         plots.save_figure(plots.plot_pareto(pareto, dataset=dataset, loss=loss).figure,
                           out_dir / pareto_png)
@@ -204,9 +266,11 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
                                                      dataset=dataset), out_dir / projections_png)
         recon_pngs = [] if d is None else _reconstruction_figures(
             dataset, ds_runs, ds_finals, d, loss, out_dir, used_names, log)
+        sample_pngs = _sample_figures(dataset, ds_runs, ds_finals, loss, out_dir, used_names, log)
         sections.append(dataset_section(DatasetSection(
             dataset, ds_runs, runs_table, table, pareto, loss, pareto_png, hv_png,
-            None if d is None else d.description, recon_pngs, projections_png)))
+            None if d is None else d.description, recon_pngs, sample_pngs,
+            projections_png=projections_png)))
 
     sections += _strategy_sections(runs, out_dir, log)
     report = out_dir / "report.md"

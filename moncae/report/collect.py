@@ -33,7 +33,7 @@ __all__ = ["FINAL_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models", 
 FINAL_COLUMNS = [
     "dataset", "seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc",
     "search_rec_loss", "rec_loss", "source", "cl_loss", "cl_acc", "finetune_seconds",
-    "individuals", "status", "model_file", "model_stage", "params", "flops", "latency_ms",
+    "individuals", "status", "model_file", "model_stage", "kl", "params", "flops", "latency_ms",
 ]
 
 
@@ -278,11 +278,11 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
     final = [r for r in population if r["generation"] == last]
     evaluations = {r["genome_key"]: r for r in read_table(
         path / "evaluations.csv", ["genome_key", "architecture", "bottleneck", "status"],
-        numeric=["rec_loss", "loc", "params", "flops", "latency_ms"])}
+        numeric=["rec_loss", "loc", "kl", "params", "flops", "latency_ms"])}
     finetune = {r["genome_key"]: r for r in read_table(
         path / "finetune.csv", ["genome_key", "rec_loss", "cl_loss", "cl_acc", "finetune_seconds",
                                 "status"],
-        numeric=["rec_loss", "cl_loss", "cl_acc", "finetune_seconds"])}
+        numeric=["rec_loss", "cl_loss", "cl_acc", "finetune_seconds", "kl"])}
     index_rows = read_table(path / "models" / "index.csv", ["genome_key", "file", "status"])
     index = {r["genome_key"]: r for r in index_rows}
     if run.finished and index_rows and all(r["genome_key"] in evaluations for r in index_rows):
@@ -309,14 +309,15 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
             "search_rec_loss": pop["rec_loss"], "rec_loss": pop["rec_loss"], "source": "search",
             "cl_loss": float("nan"), "cl_acc": float("nan"), "finetune_seconds": float("nan"),
             "individuals": n, "status": status if ok else "failed", "model_file": "",
-            "model_stage": "", **{c: ev.get(c, float("nan")) for c in ("params", "flops", "latency_ms")},
+            "model_stage": "", "kl": ev.get("kl", float("nan")),  # VAE runs only
+            **{c: ev.get(c, float("nan")) for c in ("params", "flops", "latency_ms")},
         }
         ft = finetune.get(key)
         if ft is not None:
             row["finetune_seconds"] = ft["finetune_seconds"]
         if ok and ft is not None and ft["status"] == "ok" and math.isfinite(ft["rec_loss"]):
             row.update(rec_loss=ft["rec_loss"], source="finetune", cl_loss=ft["cl_loss"],
-                       cl_acc=ft["cl_acc"])
+                       cl_acc=ft["cl_acc"], kl=ft["kl"])
         elif ok and run.finetuned:
             missing_finetune += 1
         if ok:

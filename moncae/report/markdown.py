@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -56,9 +56,9 @@ def table1_markdown(table: pd.DataFrame) -> str:
             f"{r['runs']}"
             + (f" ({r['unfinished_runs']} unfinished)" if r["unfinished_runs"] else ""),
             f"{r['models']} with LOC < {r['loc_threshold']:g}",
-        ])
+        ] + ([_pm(r["kl"], r["kl_std"], 4)] if "kl" in table.columns else []))
     header = ["Dataset", "Rec loss", "LOC", "Cl loss", "Cl acc", "Search time (min)",
-              "Fine-tune (s)", "Runs", "Models"]
+              "Fine-tune (s)", "Runs", "Models"] + (["KL"] if "kl" in table.columns else [])
     notes = [
         "Mean ± standard deviation over seeds of each seed's mean over its distinct "
         "final-population models with LOC below the threshold (failed models left out).",
@@ -66,7 +66,9 @@ def table1_markdown(table: pd.DataFrame) -> str:
         "validation loss, and no classification columns. ‡ some runs fine-tuned, some not.",
         "Search time: sum of the generation times in generations.csv. Fine-tune: seconds to "
         "fine-tune a run's whole final population. –: no value.",
-    ]
+    ] + (["KL (VAE runs): the prior KL(q(z|x) || N(0, I)) per latent dimension, on the same "
+          "split as the rec loss; the rec loss of a VAE is the per-pixel BCE of its mean "
+          "decoding."] if "kl" in table.columns else [])
     return _md_table(header, rows) + "\n\n" + "\n".join(f"{n}  " for n in notes).rstrip() + "\n"
 
 
@@ -102,6 +104,7 @@ class DatasetSection:
     hv_png: str
     data_description: str | None  # None when the data could not be loaded
     reconstructions: list[tuple[RunInfo, str, int]]  # (run, png, models drawn)
+    samples: list[tuple[RunInfo, str, int]] = field(default_factory=list)  # VAE runs: (run, png, models)
     projections_png: str | None = None  # runs with more than two objectives
 
 
@@ -120,7 +123,15 @@ def dataset_section(section: DatasetSection) -> str:
                 f"at LOC = log10 k, fitted on the training split, scored on the test split; "
                 f"[pca_baseline_{dataset}.csv](pca_baseline_{dataset}.csv)): an evolved front "
                 f"below it beats the linear reference." if s.data_description and len(pareto["pca"])
-                else "No PCA baseline: the data could not be loaded.")
+                else "No PCA baseline: the data could not be loaded." if not s.data_description
+                else "No PCA baseline (not selected with --baselines).")
+    dense = pareto.get("baselines")
+    if dense is not None and len(dense):
+        pca_text += (f" The dash-dotted / dotted lines are the dense baselines "
+                     f"({', '.join(sorted(set(dense['kind'])))}: one hidden layer of 256 ReLU "
+                     f"units each side of a k-value code, trained on the training split with early "
+                     f"stopping on the validation split, scored on the test split with the same "
+                     f"loss; [baselines_{dataset}.csv](baselines_{dataset}.csv)).")
     parts += [
         f"Every distinct final model of every seed: reconstruction loss ({_loss_name(loss)}, "
         f"{split}) against level of compression. The black step line is the non-dominated "
@@ -150,6 +161,11 @@ def dataset_section(section: DatasetSection) -> str:
     for run, png, n in s.reconstructions:
         parts += [f"#### {run.label} ({n} models)", "", f"![Reconstructions {dataset} "
                   f"{run.label}]({png})", ""]
+    if s.samples:
+        parts += ["### Samples", "", "Images each final VAE decodes from the same draws "
+                  "z ~ N(0, I) (one row per draw), most compressed first.", ""]
+    for run, png, n in s.samples:
+        parts += [f"#### {run.label} ({n} models)", "", f"![Samples {dataset} {run.label}]({png})", ""]
     return "\n".join(parts)
 
 

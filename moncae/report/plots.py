@@ -63,13 +63,22 @@ def plot_pareto(info: dict, *, dataset: str, loss: str, ax=None):
             last = x
             ax.annotate(f"{int(k)}", (x, y), textcoords="offset points", xytext=(3, 4),
                         fontsize=7, color="0.35")
+    dense = info.get("baselines")  # dense AE / VAE baseline fronts (`--baselines`)
+    for (kind, rows), style in zip(() if dense is None or not len(dense) else
+                                   dense.sort_values(["kind", "k"]).groupby("kind", sort=True),
+                                   cycle([("-.", "s", "tab:brown"), (":", "^", "tab:olive")])):
+        ls, marker, color = style
+        label = {"dense_ae": "dense AE", "dense_vae": "dense VAE (mean decoding)"}.get(kind, kind)
+        ax.plot(rows["loc"], rows["rec_loss"], ls=ls, marker=marker, ms=5, color=color, lw=1.3,
+                label=f"{label} baseline (k latent values)", zorder=2)
     ax.axvline(info["threshold"], ls=":", color="tab:red", lw=1.3,
                label=f"LOC threshold {info['threshold']:g} (Table 1: left of it)")
     if not len(points):
         ax.text(0.5, 0.5, "no successful final model", transform=ax.transAxes, ha="center")
     n = len(seeds)
+    against = "baselines" if dense is not None and len(dense) else "a PCA baseline"
     ax.set_title(f"{dataset}: final populations of {n} seed{'s' if n != 1 else ''} "
-                 "vs. a PCA baseline")
+                 f"vs. {against}")
     ax.set_xlabel(LOC_LABEL)
     ax.set_ylabel(_loss_label(loss))
     ax.grid(alpha=0.3)
@@ -183,6 +192,40 @@ def plot_reconstructions(info: dict, *, title: str, loss: str, per_row: int = 10
              "after the search, validation split" if sources == {"search"} else "mixed sources")
     text = (f"{title}: test images reconstructed by each final model, most compressed first. "
             f"Above each: rec loss ({LOSS_LABELS.get(loss, loss)}, {which}), LOC, bottleneck.")
+    fig.suptitle("\n".join(textwrap.wrap(text, width=int(width * 14))), fontsize=8.5)
+    return axes
+
+
+def plot_samples(info: dict, *, title: str, loss: str, per_row: int = 10) -> np.ndarray:
+    """A VAE run's generated images: one column per final model (labelled like the
+    reconstructions figure), one row per N(0, I) draw, the same draws in every column."""
+    models = info["models"]
+    n_img = max((len(m["reconstructions"]) for m in models), default=0)
+    cols = min(per_row, max(1, len(models)))
+    blocks = [models[i:i + per_row] for i in range(0, len(models), per_row)] or [[]]
+    rows = max(1, n_img) * len(blocks)
+    width = max(0.95 * cols + 0.3, 4.0)
+    fig = Figure(figsize=(width, 0.95 * rows + 0.75 * len(blocks) + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for b, block in enumerate(blocks):
+        top = b * n_img
+        for c, m in enumerate(block):
+            for r, img in enumerate(m["reconstructions"]):
+                ax = axes[top + r, c]
+                ax.set_axis_on()
+                if img.shape[-1] == 1:
+                    ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+                else:
+                    ax.imshow(img)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[top, c].set_title(f"#{b * per_row + c + 1}  loss {m['rec_loss']:.3f}\nLOC "
+                                   f"{m['loc']:.2f}  {m['bottleneck']}", fontsize=6.5)
+    text = (f"{title}: images decoded from z ~ N(0, I) by each final VAE, most compressed first "
+            f"(the same draws in a column's rows for every model of one code shape). Above each: "
+            f"rec loss ({LOSS_LABELS.get(loss, loss)} of the mean decoding), LOC, bottleneck.")
     fig.suptitle("\n".join(textwrap.wrap(text, width=int(width * 14))), fontsize=8.5)
     return axes
 

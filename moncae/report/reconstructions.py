@@ -41,6 +41,8 @@ def collect_reconstructions(finals: pd.DataFrame, images: np.ndarray) -> dict:
     import_tensorflow_quietly()
     import keras
 
+    import moncae.model.vae  # noqa: F401 - registers a VAE's layers, so its file loads
+
     for _, m in models.iterrows():  # tiny models: one session for all (clear_session costs a gc)
         try:
             model = keras.models.load_model(m["model_file"], compile=False)

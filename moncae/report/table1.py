@@ -27,8 +27,8 @@ import pandas as pd
 
 from moncae.report.collect import RunInfo, warn
 
-__all__ = ["DEFAULT_LOC_THRESHOLDS", "RUN_COLUMNS", "TABLE1_COLUMNS", "channels_from_model",
-           "collect_runs_table", "collect_table1", "default_threshold"]
+__all__ = ["DEFAULT_LOC_THRESHOLDS", "KL_COLUMNS", "RUN_COLUMNS", "TABLE1_COLUMNS", "channels_from_model",
+           "collect_runs_table", "collect_table1", "default_threshold", "table1_columns"]
 
 DEFAULT_LOC_THRESHOLDS = {1: 2.5, 3: 3.1}  # input channels -> LOC threshold (paper)
 TABLE1_COLUMNS = [
@@ -41,6 +41,14 @@ RUN_COLUMNS = [
     "final_models", "failed_models", "models_below_threshold", "search_minutes", "finetune_seconds",
 ]
 _MEANED = ("rec_loss", "loc", "cl_loss", "cl_acc")
+# With VAE runs, Table 1 adds the prior KL per latent dimension (fine-tuned: test split; else the
+# search's validation split), averaged like the other columns; AE-only tables are unchanged.
+KL_COLUMNS = ["kl", "kl_std"]
+
+
+def table1_columns(table: pd.DataFrame) -> list[str]:
+    """TABLE1_COLUMNS, plus KL_COLUMNS when the table has them (some run is a VAE run)."""
+    return TABLE1_COLUMNS + (KL_COLUMNS if "kl" in table.columns else [])
 
 
 
@@ -112,10 +120,15 @@ def collect_table1(runs: Sequence[RunInfo], finals: pd.DataFrame,
         for col in _MEANED:
             row[col], row[f"{col}_std"] = _mean_std(per_seed[col]) if len(per_seed) else \
                 (float("nan"), float("nan"))
+        if "kl" in models.columns:
+            per_seed_kl = models.groupby("seed")["kl"].mean()
+            row["kl"], row["kl_std"] = _mean_std(per_seed_kl) if len(per_seed_kl) else \
+                (float("nan"), float("nan"))
         row["search_minutes"], row["search_minutes_std"] = _mean_std(group["search_minutes"])
         row["finetune_seconds"], row["finetune_seconds_std"] = _mean_std(group["finetune_seconds"])
         if not len(models):
             warn(f"{dataset}: no final model has LOC < {threshold:g}; its Table 1 row is empty "
                   "(lower the compression requirement with --loc-threshold)")
         rows.append(row)
-    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+    vae = any(getattr(r.config, "model", "ae") == "vae" for r in runs)
+    return pd.DataFrame(rows, columns=TABLE1_COLUMNS + (KL_COLUMNS if vae else []))

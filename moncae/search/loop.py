@@ -29,7 +29,14 @@ from deap import tools
 from moncae.config import WORKERS_AUTO, SearchConfig
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError, RunFolderError, one_line
-from moncae.evaluation.records import EvalRecord, EvalResult, EvalTask, TrainSettings, evaluation_seed
+from moncae.evaluation.records import (
+    VAE_COLUMNS,
+    EvalRecord,
+    EvalResult,
+    EvalTask,
+    TrainSettings,
+    evaluation_seed,
+)
 from moncae.executors import Executor, LocalExecutor, make_executor
 from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.fidelity import Rung, promoted
@@ -310,7 +317,8 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
         return
     fidelity: Rung = config.rung_schedule()[rung]
     settings = TrainSettings(fidelity.epochs, config.batch_size, config.loss, config.patience,
-                             train_images=fidelity.train_images)
+                             train_images=fidelity.train_images, model=config.model,
+                             vae_eps=config.vae_eps)
     spec = config.data_spec()
     parent_files: dict[str, bytes | None] = {}
 
@@ -333,7 +341,8 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
             except OSError as err:  # disk full: the training counts as failed, and is retried
                 rec.status, rec.failure, rec.error = "failed", "io", f"saving the model: {one_line(err)}"
                 rec.rec_loss, rec.loc = config.ref_point[:2]
-        run.append_evaluation(rec, gene_columns, genomes[rec.genome_key].genes)
+        run.append_evaluation(rec, gene_columns, genomes[rec.genome_key].genes,
+                              VAE_COLUMNS if config.model == "vae" else ())
         cache.add(rec)
         progress.evaluation_done(rec)
 

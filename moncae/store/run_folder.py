@@ -125,10 +125,12 @@ class RunFolder:
 
     # -- evaluations journal ------------------------------------------------------------------
     def append_evaluation(self, record: EvalRecord, gene_columns: Sequence[str],
-                          genes: Sequence[int]) -> None:
+                          genes: Sequence[int], extra_columns: Sequence[str] = ()) -> None:
+        """One row: EVAL_COLUMNS, then `extra_columns` (a VAE run's VAE_COLUMNS), then the genes."""
         row = record.row()
         row.update(zip(gene_columns, genes))
-        append_rows(self.evaluations, EVAL_COLUMNS + list(gene_columns), [row], optional=NEW_EVAL_COLUMNS)
+        append_rows(self.evaluations, EVAL_COLUMNS + list(extra_columns) + list(gene_columns), [row],
+                    optional=NEW_EVAL_COLUMNS)
 
     def _evaluation_rows(self, repair: bool) -> list[tuple[int, dict[str, str], EvalRecord]]:
         out = []
@@ -144,7 +146,7 @@ class RunFolder:
                     generation=int(row["generation"]), failure=row["failure"],
                     rung=int(row.get("rung") or 0), train_images=int(row.get("train_images") or 0),
                     inherited=int(row.get("inherited") or 0), flops=int(row.get("flops") or 0),
-                    latency_ms=csv_float(row.get("latency_ms")),
+                    latency_ms=csv_float(row.get("latency_ms")), kl=csv_float(row.get("kl")),
                 )
             except ValueError as err:
                 raise RunFolderError(f"{self.evaluations}:{line}: unreadable value ({err}); the file "

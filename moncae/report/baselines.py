@@ -1,0 +1,106 @@
+"""Baseline fronts beside the evolved one: PCA (linear, `pca.py`) and, on request, a dense AE and
+a dense VAE (the MNIST study's non-linear and variational references; `moncae.model.dense_baseline`
+documents their architecture and training) at several latent sizes k, each scored on the test
+split with the run's reconstruction loss (as PCA is: `pca.pixel_loss`) and plotted at
+LOC = log10 k.
+
+Latent sizes of the dense baselines: DENSE_SIZES, plus the runs' own latent sizes up to
+MAX_RUN_LATENT values (and never more than the image's pixels). Trained dense baselines are
+cached in `RESULTS/.baselines/DATASET.csv`, one row per (kind, k) keyed by everything that
+decides its result (data fingerprint, losses, architecture and training constants, seed), so a
+second `moncae report` trains nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from moncae.errors import MoncaeError
+from moncae.method.dense_baselines import SETTINGS as TRAINING
+from moncae.report.pca import pixel_loss
+from moncae.store import read_csv_rows
+from moncae.store.journal import append_rows
+
+__all__ = ["BASELINE_COLUMNS", "BASELINE_KINDS", "BASELINE_SEED", "CACHE_DIRNAME", "DEFAULT_BASELINES",
+           "DENSE_SIZES", "MAX_RUN_LATENT", "dense_baselines", "dense_sizes", "parse_baselines"]
+
+BASELINE_KINDS = ("pca", "dense_ae", "dense_vae")
+DEFAULT_BASELINES = ("pca",)
+DENSE_SIZES = (2, 4, 8, 16, 32, 64)
+MAX_RUN_LATENT = 1024
+BASELINE_SEED = 0
+CACHE_DIRNAME = ".baselines"
+BASELINE_COLUMNS = ["kind", "k", "loc", "rec_loss", "kl", "epochs", "seconds"]
+_CACHE_COLUMNS = ["key", *BASELINE_COLUMNS]
+LABELS = {"pca": "PCA", "dense_ae": "dense AE", "dense_vae": "dense VAE"}
+
+
+def parse_baselines(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """`pca,dense_ae,dense_vae` (any subset, comma-separated; `none` for no baseline)."""
+    if value is None:
+        return DEFAULT_BASELINES
+    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
+    names = [n for n in names if n]
+    if names == ["none"]:
+        return ()
+    unknown = [n for n in names if n not in BASELINE_KINDS]
+    if unknown or not names:
+        raise MoncaeError(f"`baselines` must be names from {', '.join(BASELINE_KINDS)} (comma-"
+                          f"separated) or none. Received: baselines={value!r}")
+    return tuple(n for n in BASELINE_KINDS if n in names)
+
+
+def dense_sizes(run_sizes: Iterable[int], n_pixels: int) -> list[int]:
+    """DENSE_SIZES plus the runs' latent sizes up to MAX_RUN_LATENT, all <= the pixels."""
+    sizes = set(DENSE_SIZES) | {int(s) for s in run_sizes if 1 <= int(s) <= MAX_RUN_LATENT}
+    return sorted(s for s in sizes if s <= n_pixels)
+
+
+def _key(kind: str, k: int, settings: dict) -> str:
+    payload = {"kind": kind, "k": int(k), **settings, **TRAINING, "seed": BASELINE_SEED}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerprint: str, loss: str,
+                    vae_loss: str, vae_eps: float, cache: Path,
+                    log: Callable[[str], None] = lambda _t: None, train=None) -> pd.DataFrame:
+    """BASELINE_COLUMNS rows for each dense kind in `kinds` and k in `sizes`: from `cache`, or
+    trained now (and appended to it). `data` has x_train, x_val, x_test; `loss` is the run's
+    reconstruction loss (bce or mse), `vae_loss`/`vae_eps` what the dense VAE trains with.
+    `train` (tests) replaces `moncae.model.dense_baseline.train_dense_baseline`."""
+    kinds = [k for k in kinds if k != "pca"]
+    rows: list[dict] = []
+    if not kinds:
+        return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
+    cached = {r["key"]: r for r in read_csv_rows(cache)} if cache.exists() else {}
+    for kind in kinds:
+        settings = {"data": fingerprint, "loss": loss}
+        if kind == "dense_vae":
+            settings.update(vae_loss=vae_loss, vae_eps=float(vae_eps))
+        for k in sizes:
+            key = _key(kind, k, settings)
+            if key in cached:
+                r = cached[key]
+                rows.append({"kind": kind, "k": int(k), "loc": math.log10(k),
+                             "rec_loss": float(r["rec_loss"]), "kl": float(r["kl"] or "nan"),
+                             "epochs": int(r["epochs"]), "seconds": float(r["seconds"])})
+                continue
+            if train is None:
+                from moncae.model.dense_baseline import train_dense_baseline as train  # loads TF
+
+            log(f"  {LABELS[kind]} k={k}: training")
+            score = train(kind, k, data.x_train, data.x_val, data.x_test, loss=loss,
+                                         vae_loss=vae_loss, vae_eps=vae_eps, seed=BASELINE_SEED)
+            rec = float(pixel_loss(data.x_test, score.reconstructions, loss).mean())
+            row = {"kind": kind, "k": int(k), "loc": math.log10(k), "rec_loss": rec, "kl": score.kl,
+                   "epochs": score.epochs, "seconds": score.seconds}
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            append_rows(cache, _CACHE_COLUMNS, [{"key": key, **row}])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=BASELINE_COLUMNS)

@@ -1,0 +1,53 @@
+"""The report's dense baselines without training (a stand-in trainer): names, sizes, cache."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from moncae.errors import MoncaeError
+from moncae.report.baselines import BASELINE_COLUMNS, dense_baselines, dense_sizes, parse_baselines
+
+
+def test_baseline_names():
+    assert parse_baselines(None) == ("pca",)
+    assert parse_baselines("dense_vae, pca") == ("pca", "dense_vae")
+    assert parse_baselines("none") == ()
+    for bad in ("pca,gan", "", ","):
+        with pytest.raises(MoncaeError, match="pca, dense_ae, dense_vae"):
+            parse_baselines(bad)
+
+
+def test_dense_sizes_add_the_runs_small_latent_sizes():
+    assert dense_sizes([], 784) == [2, 4, 8, 16, 32, 64]
+    assert dense_sizes([16, 100, 392, 6272], 784) == [2, 4, 8, 16, 32, 64, 100, 392]
+    assert dense_sizes([50], 32) == [2, 4, 8, 16, 32]
+
+
+def test_dense_baselines_are_scored_like_pca_and_cached(tmp_path):
+    rng = np.random.default_rng(0)
+    data = SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
+                           x_test=rng.random((5, 4, 4, 1)))
+    calls = []
+
+    def fake_train(kind, k, x_train, x_val, x_test, **kwargs):
+        calls.append((kind, k, kwargs["vae_loss"]))
+        return SimpleNamespace(reconstructions=np.full_like(x_test, 0.5), kl=0.1 if kind == "dense_vae"
+                               else float("nan"), epochs=3, seconds=0.01)
+
+    kwargs = dict(fingerprint="abc", loss="bce", vae_loss="reformulated", vae_eps=0.01,
+                  cache=tmp_path / ".baselines" / "d.csv", train=fake_train)
+    first = dense_baselines(("pca", "dense_ae", "dense_vae"), [2, 4], data, **kwargs)
+    assert list(first.columns) == BASELINE_COLUMNS and len(first) == 4
+    assert first["rec_loss"].tolist() == pytest.approx([math.log(2)] * 4)  # BCE of 0.5
+    assert first["loc"].tolist() == pytest.approx([math.log10(2), math.log10(4)] * 2)
+    assert calls == [("dense_ae", 2, "reformulated"), ("dense_ae", 4, "reformulated"),
+                     ("dense_vae", 2, "reformulated"), ("dense_vae", 4, "reformulated")]
+    again = dense_baselines(("dense_ae", "dense_vae"), [2, 4], data, **kwargs)
+    assert len(calls) == 4  # all from the cache
+    assert again.equals(first)
+    dense_baselines(("dense_vae",), [2], data, **{**kwargs, "fingerprint": "other"})
+    assert len(calls) == 5  # other data: trained again
