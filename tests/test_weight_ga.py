@@ -106,3 +106,33 @@ def test_train_weights_ga_lowers_the_loss_and_logs_every_generation():
     assert reconstruction_loss(result.model, x) == pytest.approx(result.loss, rel=1e-5)
     keras_bce = float(keras.losses.BinaryCrossentropy()(x, result.model(x, training=False)))
     assert result.loss == pytest.approx(keras_bce, rel=1e-4)
+
+
+def test_train_ga_cli_refuses_bad_genes_with_one_line(tiny_npz):
+    from click.testing import CliRunner
+
+    from moncae.cli.main import main
+
+    done = CliRunner().invoke(main, ["train-ga", "--dataset", str(tiny_npz), "--genes", "1,2,x"])
+    assert done.exit_code == 2 and "--genes" in done.output and "Traceback" not in done.output
+    done = CliRunner().invoke(main, ["train-ga", "--dataset", str(tiny_npz), "--genes", "0,1,2"])
+    assert done.exit_code == 2 and "genes" in done.output
+
+
+@pytest.mark.slow  # trains a Keras model
+def test_train_ga_cli_logs_every_generation_to_csv(tiny_npz, tmp_path):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from moncae.cli.main import main
+
+    genes = "1,1,0,0,0,0,1,0,0,0,0,0,0,0,0,2"  # max_blocks 2: one C8k3-relu-pool block, adam 1e-3
+    out = tmp_path / "log.csv"
+    done = CliRunner().invoke(main, ["train-ga", "--dataset", str(tiny_npz), "--genes", genes, "--max-blocks", "2",
+                                     "--max-filters", "8", "--images", "4", "--generations", "12",
+                                     "--log-every", "4", "--csv", str(out), "--save", str(tmp_path / "m.keras")])
+    assert done.exit_code == 0, done.output
+    assert "gen    12" in done.output and "done: 12 generations" in done.output
+    log = pd.read_csv(out)
+    assert list(log["generation"]) == list(range(13)) and log["loss"].is_monotonic_decreasing
+    assert (tmp_path / "m.keras").exists()
