@@ -40,3 +40,26 @@ def test_decoder_only_training_leaves_the_random_encoder_unchanged(genes_seed):
     moved = [not np.array_equal(a.numpy(), b) for a, b in zip(result.autoencoder.weights, fresh.get_weights())
              if id(a) not in frozen]
     assert moved and any(moved)  # the decoder trained
+
+
+def test_the_proxy_rung_of_a_search_keeps_the_random_encoder(tiny_npz):
+    from moncae.data import DataSpec, cached_dataset
+    from moncae.evaluation import train
+    from moncae.evaluation.records import EvalTask, TrainSettings
+    from moncae.model.decode import build_autoencoder
+    from moncae.model.inherit import load_parent_model
+
+    spec = DataSpec(str(tiny_npz))
+    data = cached_dataset(spec)
+    genome = random_genome(GenomeSpace(max_blocks=2, max_filters=8), random.Random(4))
+    result = train.evaluate_genome(EvalTask(genome, spec, TrainSettings(2, 32, decoder_only=True), 11, key="g"), data)
+    assert result.record.ok and result.model_bytes
+    trained = load_parent_model(result.model_bytes)
+    fresh, _ = build_autoencoder(genome, data.input_shape, seed=11)
+    for layer in fresh.layers:
+        before, after = layer.get_weights(), trained.get_layer(layer.name).get_weights()
+        same = all(np.array_equal(a, b) for a, b in zip(before, after))
+        if layer.name.startswith("enc"):
+            assert same, layer.name
+        elif before and layer.name.startswith(("dec", "reconstruction")):
+            assert not same, layer.name

@@ -41,6 +41,7 @@ class TrainSettings:
     loss: str = "bce"
     patience: int = 1
     train_images: int | None = None  # the first N training images (a lower rung); None: all
+    decoder_only: bool = False  # the proxy rung: the random encoder frozen, only the decoder trains
 
 
 @dataclass(frozen=True)

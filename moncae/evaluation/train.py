@@ -15,6 +15,7 @@ from moncae.evaluation.records import EvalResult, EvalTask, failed_record, failu
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
 from moncae.model.decode import build_autoencoder
 from moncae.model.inherit import inherit_weights, load_parent_model
+from moncae.model.proxy import freeze_encoder
 from moncae.model.training import (
     fit_autoencoder,
     make_loss,
@@ -43,7 +44,7 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
     model_bytes = None
     try:  # the previous evaluation cleared the Keras session in its `finally`
         keras.utils.set_random_seed(task.seed)
-        autoencoder, _ = build_autoencoder(genome, shape, seed=task.seed)
+        autoencoder, encoder = build_autoencoder(genome, shape, seed=task.seed)
         if task.init_model is not None:  # a promoted genome continues from its lower rung
             autoencoder.set_weights(load_parent_model(task.init_model, genome, shape).get_weights())
         elif any(task.parent_models) and genome.lineage is not None:  # weight inheritance
@@ -51,6 +52,8 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
                        for m, p in zip(task.parent_models, genome.parents())]
             record.inherited = inherit_weights(autoencoder, genome, parents).weights_inherited
         record.params = int(autoencoder.count_params())
+        if task.train.decoder_only:  # the proxy rung: the random initial encoder, frozen
+            freeze_encoder(encoder)
         autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
                             jit_compile=False)
         fit_start = time.perf_counter()
