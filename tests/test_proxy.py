@@ -52,7 +52,8 @@ def test_the_proxy_rung_of_a_search_keeps_the_random_encoder(tiny_npz):
     spec = DataSpec(str(tiny_npz))
     data = cached_dataset(spec)
     genome = random_genome(GenomeSpace(max_blocks=2, max_filters=8), random.Random(4))
-    result = train.evaluate_genome(EvalTask(genome, spec, TrainSettings(2, 32, decoder_only=True), 11, key="g"), data)
+    task = EvalTask(genome, spec, TrainSettings(2, 32, decoder_only=True), 11, key="g")
+    result = train.evaluate_genome(task, data)
     assert result.record.ok and result.model_bytes
     trained = load_parent_model(result.model_bytes)
     fresh, _ = build_autoencoder(genome, data.input_shape, seed=11)
