@@ -156,3 +156,25 @@ def test_metaqnn_appears_in_the_reports_strategy_comparison(tiny_npz, tmp_path):
     assert set(table.index) == {"metaqnn", "random"}
     assert table.loc["metaqnn", "runs"] == 2 and table.loc["metaqnn", "trainings"] == 24
     assert "| metaqnn |" in strategies_markdown(compared["table"])
+
+
+def test_the_reward_is_the_exclusive_hv_contribution_over_everything_trained():
+    from moncae.evaluation.records import EvalRecord
+    from moncae.search.strategies.base import Generation
+
+    rng = random.Random(5)
+    genomes = [random_genome(SPACE, rng) for _ in range(3)]
+    keys = [g.key for g in genomes]
+    points = {keys[0]: (0.1, 2.0), keys[1]: (0.2, 3.0), keys[2]: (0.3, 1.0)}  # keys[1] is dominated
+    records = {k: EvalRecord(genome_key=k, architecture="", rec_loss=p[0], loc=p[1], bottleneck="", params=0,
+                             epochs=1, fit_seconds=0.0, seconds=0.0, status="ok") for k, p in points.items()}
+    strategy = MetaQNN(SPACE, population=3, ref_point=(4.0, 12.0), generations=3)
+    generation = Generation(0, genomes, keys, [records[k] for k in keys], [0.0] * 3, records.__getitem__)
+    assert strategy.remember(generation) == 3 and strategy.remember(generation) == 0
+    strategy.learn(generation, random.Random(0), 300)
+    last = [(trajectory(g).states[-1], trajectory(g).actions[-1]) for g in genomes]
+    q = [strategy.q.get(s, {}).get(a, 0.0) for s, a in last]
+    assert q[0] > 0 and q[2] > 0 and q[1] == 0.0  # on the front pays, dominated does not
+    # what each adds alone (reference (4, 12)): (0.3 - 0.1) x (12 - 2) and (4 - 0.3) x (2 - 1)
+    rewards = strategy.contributions([records[k] for k in keys], keys)
+    assert rewards == pytest.approx([2.0, 0.0, 3.7])
