@@ -175,6 +175,7 @@ def test_the_reward_is_the_exclusive_hv_contribution_over_everything_trained():
     last = [(trajectory(g).states[-1], trajectory(g).actions[-1]) for g in genomes]
     q = [strategy.q.get(s, {}).get(a, 0.0) for s, a in last]
     assert q[0] > 0 and q[2] > 0 and q[1] == 0.0  # on the front pays, dominated does not
-    # what each adds alone (reference (4, 12)): (0.3 - 0.1) x (12 - 2) and (4 - 0.3) x (2 - 1)
+    # what each adds alone (reference (4, 12)): (0.3 - 0.1) x (12 - 2) less what the point it alone
+    # dominates covers there, (0.3 - 0.2) x (12 - 3); and (4 - 0.3) x (2 - 1)
     rewards = strategy.contributions([records[k] for k in keys], keys)
-    assert rewards == pytest.approx([2.0, 0.0, 3.7])
+    assert rewards == pytest.approx([2.0 - 0.9, 0.0, 3.7])
