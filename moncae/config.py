@@ -40,8 +40,9 @@ MODELS = {"ae": LOSSES, "vae": VAE_LOSSES}
 # dense bottleneck of DENSE_LATENT_SIZES units).
 SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 # `full`: every genome trains once at the full budget (the paper); `rungs`: successive halving
-# over `rungs` (see moncae.method.fidelity).
-FIDELITIES = ("full", "rungs")
+# over `rungs` (see moncae.method.fidelity); `proxy`: the same, but the lower rungs train only the
+# decoder with the random encoder frozen (the RL thesis's proxy, moncae.model.proxy).
+FIDELITIES = ("full", "rungs", "proxy")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
@@ -144,12 +145,18 @@ class SearchConfig:
                                                 for r in self.rungs))
         self.rung_schedule()  # checks the pairs
         _check(self.fidelity == "full" or self.rungs, "rungs",
-               "needs at least one lower rung with fidelity = \"rungs\" (e.g. rungs = [[1, 6000]])",
+               f"needs at least one lower rung with fidelity = \"{self.fidelity}\" (e.g. rungs = [[1, 6000]])",
                list(self.rungs))
-        _check(self.fidelity == "rungs" or not self.rungs, "rungs",
-               "is only used with fidelity = \"rungs\"; drop it or set fidelity", list(self.rungs))
+        _check(self.fidelity != "full" or not self.rungs, "rungs",
+               "is only used with fidelity = \"rungs\" (or \"proxy\"); drop it or set fidelity",
+               list(self.rungs))
         _check(0.0 < self.promote <= 1.0, "promote", "must be in (0, 1]", self.promote)
         _check(self.final in FINALS, "final", f"must be one of {', '.join(FINALS)}", self.final)
+        _check(self.fidelity != "proxy" or not self.inherit, "inherit",
+               "cannot be used with fidelity = \"proxy\" (the proxy's frozen encoder must stay random)",
+               self.inherit)
+        _check(self.fidelity != "proxy" or self.model == "ae", "fidelity",
+               "\"proxy\" (decoder-only rungs) is for model = \"ae\" only", self.fidelity)
         _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
@@ -179,7 +186,8 @@ class SearchConfig:
     def rung_schedule(self) -> tuple[Rung, ...]:
         """The fidelity rungs, lowest first; the last is the full budget (the only one with
         fidelity "full")."""
-        return rung_schedule(self.rungs if self.fidelity == "rungs" else (), self.epochs)
+        return rung_schedule(self.rungs if self.fidelity != "full" else (), self.epochs,
+                             decoder_only=self.fidelity == "proxy")
 
     def results_settings(self) -> dict[str, Any]:
         """The settings that decide results (not where the run writes or which executor runs it)."""

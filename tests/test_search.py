@@ -142,7 +142,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run):
         pd.testing.assert_frame_equal(comparable(reference_run.run_dir / name), comparable(run / name))
 
 
-@pytest.mark.parametrize("strategy", ["nsga2", "mu-plus-lambda", "random"])
+@pytest.mark.parametrize("strategy", ["nsga2", "mu-plus-lambda", "random", "metaqnn"])
 def test_every_strategy_resumes_identically_after_sigkill(tmp_path, strategy):
     """A real smoke search per strategy: SIGKILL once generation 0 is checkpointed, resume, and
     compare with an uninterrupted run of the same seed (which also shows it is deterministic)."""

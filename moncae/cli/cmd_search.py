@@ -108,9 +108,10 @@ class BarProgress:
               help="Parent selection of the moncae strategy (default paper).")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
               help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
-@click.option("--fidelity", type=click.Choice(["full", "rungs"]), default=None,
+@click.option("--fidelity", type=click.Choice(["full", "rungs", "proxy"]), default=None,
               help="full: every genome trains once at the full budget; rungs: successive halving "
-                   "over the `rungs` setting (a preset or --config file sets it).")
+                   "over the `rungs` setting (a preset or --config file sets it); proxy: the same, "
+                   "the lower rungs training only the decoder with the random encoder frozen.")
 @click.option("--promote", type=float, default=None,
               help="With --fidelity rungs: at most this fraction of a rung's genomes goes on (default 0.34).")
 @click.option("--inherit/--no-inherit", default=None,

@@ -65,14 +65,15 @@ def main() -> None:
       moncae report results/                      Table 1, Pareto fronts and figures
       moncae front results/mnist/seed-46          the run's Pareto front as a table
       moncae export results/mnist/seed-46 DIR --knee   one model, ready to use
+      moncae train-ga --genes 1,1,0,...            one genome's weights by a GA, no backprop
     """
 
 
 def _register() -> None:
-    from moncae.cli import cmd_datasets, cmd_export, cmd_finetune, cmd_front, cmd_report, cmd_search
+    from moncae.cli import cmd_datasets, cmd_export, cmd_finetune, cmd_front, cmd_report, cmd_search, cmd_train_ga
 
     for command in (cmd_datasets.datasets, cmd_search.command, cmd_finetune.command,
-                    cmd_report.command, cmd_front.command, cmd_export.command):
+                    cmd_report.command, cmd_front.command, cmd_export.command, cmd_train_ga.command):
         main.add_command(command)
 
 

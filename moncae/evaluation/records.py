@@ -51,6 +51,7 @@ class TrainSettings:
     train_images: int | None = None  # the first N training images (a lower rung); None: all
     model: str = "ae"  # ae | vae (then `loss` is a VAE loss: elbo | reformulated)
     vae_eps: float = DEFAULT_VAE_EPS  # the reformulated VAE loss's eps
+    decoder_only: bool = False  # the proxy rung: the random encoder frozen, only the decoder trains
 
 
 @dataclass(frozen=True)

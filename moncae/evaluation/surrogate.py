@@ -53,7 +53,7 @@ def surrogate_loss(task: EvalTask, input_shape) -> float:
     loss += 0.01 if genome.optimizer in ("sgd", "adadelta", "adagrad") else 0.0
     loss -= DENSE_BONUS if genome.latent_units is not None else 0.0
     loss += NOISE * (2.0 * _unit(task.seed, task.key) - 1.0)
-    if task.train.train_images is not None:  # a lower rung
+    if task.train.train_images is not None or task.train.decoder_only:  # a lower rung
         loss += LOW_FIDELITY_COST / task.train.epochs
         loss += LOW_FIDELITY_NOISE * (2.0 * _unit(task.seed, f"{task.key}@rung{task.rung}") - 1.0)
     # below FLOOR the loss bends smoothly towards 0 (no clamp: distinct networks keep distinct losses)

@@ -15,6 +15,7 @@ from moncae.evaluation.records import EvalResult, EvalTask, failed_record, failu
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, forward_flops, loc_of_shape
 from moncae.model.decode import build_autoencoder
 from moncae.model.inherit import inherit_weights, load_parent_model
+from moncae.model.proxy import freeze_encoder
 from moncae.model.training import (
     fit_autoencoder,
     inference_latency_ms,
@@ -47,7 +48,10 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
         keras.utils.set_random_seed(task.seed)
         kind = task.train.model
         vae = build_vae(genome, shape, seed=task.seed) if kind == "vae" else None
-        autoencoder = vae.vae if vae is not None else build_autoencoder(genome, shape, seed=task.seed)[0]
+        if vae is not None:
+            autoencoder, encoder = vae.vae, None
+        else:
+            autoencoder, encoder = build_autoencoder(genome, shape, seed=task.seed)
         if task.init_model is not None:  # a promoted genome continues from its lower rung
             autoencoder.set_weights(load_parent_model(task.init_model, genome, shape, model=kind)
                                     .get_weights())
@@ -59,6 +63,8 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
         if vae is not None:
             compile_vae(vae, make_optimizer(genome), task.train.loss, task.train.vae_eps)
         else:
+            if task.train.decoder_only:  # the proxy rung: the random initial encoder, frozen
+                freeze_encoder(encoder)
             autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
                                 jit_compile=False)
         fit_start = time.perf_counter()

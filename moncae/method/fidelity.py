@@ -31,22 +31,26 @@ __all__ = ["Rung", "promoted", "rung_schedule"]
 @dataclass(frozen=True)
 class Rung:
     """One fidelity: `epochs` (at most; early stopping applies) on the first `train_images`
-    training images (None: all of them)."""
+    training images (None: all of them); with `decoder_only` (`fidelity = "proxy"`) only the
+    decoder trains, the encoder stays at its random initialisation, frozen."""
 
     epochs: int
     train_images: int | None = None
+    decoder_only: bool = False
 
 
-def rung_schedule(lower: Sequence[Sequence[int]], epochs: int) -> tuple[Rung, ...]:
-    """The rungs of a run: the `lower` ones ([epochs, train_images] pairs, cheapest first), then
-    the top rung, the run's full budget (`epochs` on all training images)."""
+def rung_schedule(lower: Sequence[Sequence[int]], epochs: int, *, decoder_only: bool = False
+                  ) -> tuple[Rung, ...]:
+    """The rungs of a run: the `lower` ones ([epochs, train_images] pairs, cheapest first; with
+    `decoder_only` each trains only the decoder), then the top rung, the run's full budget (`epochs`
+    on all training images, end to end)."""
     rungs = []
     for i, pair in enumerate(lower):
         if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
                                      for v in pair):
             raise MoncaeError(f"`rungs` entries must be [epochs, train_images] pairs of positive "
                               f"integers. Received: rungs[{i}]={list(pair)!r}")
-        rungs.append(Rung(int(pair[0]), int(pair[1])))
+        rungs.append(Rung(int(pair[0]), int(pair[1]), decoder_only))
     for a, b in zip(rungs, rungs[1:]):
         if (b.epochs, b.train_images) < (a.epochs, a.train_images) or b == a:
             raise MoncaeError("`rungs` must grow from one rung to the next (epochs, then images). "

@@ -13,7 +13,7 @@ Selector = Callable[[Sequence[float], int, random.Random], list[int]]
 
 # The search strategies by name (their code is `moncae.search.strategies`, one module each); the
 # names live here, in the method layer, so that settings and the CLI can check them cheaply.
-STRATEGY_NAMES = ("moncae", "nsga2", "mu-plus-lambda", "random")
+STRATEGY_NAMES = ("moncae", "nsga2", "mu-plus-lambda", "random", "metaqnn")
 
 
 def select_paper(fitnesses: Sequence[float], k: int, rng: random.Random) -> list[int]:

@@ -318,7 +318,7 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
     fidelity: Rung = config.rung_schedule()[rung]
     settings = TrainSettings(fidelity.epochs, config.batch_size, config.loss, config.patience,
                              train_images=fidelity.train_images, model=config.model,
-                             vae_eps=config.vae_eps)
+                             vae_eps=config.vae_eps, decoder_only=fidelity.decoder_only)
     spec = config.data_spec()
     parent_files: dict[str, bytes | None] = {}
 
@@ -400,9 +400,10 @@ def default_executor(config: SearchConfig, task_fn: TaskFn | None = None) -> Exe
 
 
 def _check_rungs(config: SearchConfig, train_images: int) -> None:
-    """A lower rung must use fewer training images than the run has (else it is no cheaper)."""
+    """A lower rung must use fewer training images than the run has (else it is no cheaper); a
+    decoder-only (proxy) rung may use them all."""
     for rung in config.rung_schedule()[:-1]:
-        if rung.train_images >= train_images:
+        if rung.train_images > train_images or (rung.train_images == train_images and not rung.decoder_only):
             raise MoncaeError(f"`rungs` trains a lower rung on {rung.train_images} images, but the run "
                               f"has {train_images} training images; use fewer in `rungs` (or a larger "
                               "train_size)")

@@ -59,6 +59,12 @@ class Strategy(ABC):
     def advance(self, generation: Generation, rng: random.Random, *, last: bool) -> list[Genome]:
         """The next population to train, or with `last` the run's final population."""
 
+    @classmethod
+    def run_settings(cls, config) -> dict[str, Any]:
+        """Keyword arguments this strategy takes from the run's `SearchConfig` beyond the common
+        ones (e.g. `metaqnn`'s epsilon schedule needs the generations); none by default."""
+        return {}
+
     def state(self) -> dict[str, Any]:
         """What the strategy carries between generations, as JSON-ready data."""
         return {}

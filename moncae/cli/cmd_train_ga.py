@@ -1,0 +1,94 @@
+"""`moncae train-ga`: train one given genome's autoencoder weights with the mutation-only GA of the
+GA weight-training study (no backpropagation), on a small subset, logging the loss per generation."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import click
+
+from moncae.cli.options import data_dir_option
+from moncae.errors import MoncaeError
+
+
+def _genes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(g) for g in text.replace(" ", "").split(",") if g != "")
+    except ValueError:
+        raise MoncaeError(f"`--genes` must be comma-separated integers. Received: {text!r}") from None
+
+
+@click.command("train-ga")
+@click.option("--dataset", default="mnist_5k", show_default=True, help="Dataset name or .npz path.")
+@data_dir_option
+@click.option("--genes", required=True, metavar="G0,G1,...",
+              help="The genome as its gene list (the gene columns of a run's evaluations.csv), for the space "
+                   "--space/--max-blocks/--max-filters describe.")
+@click.option("--space", type=click.Choice(["paper", "dense"]), default="paper", show_default=True)
+@click.option("--max-blocks", type=int, default=6, show_default=True)
+@click.option("--max-filters", type=int, default=256, show_default=True)
+@click.option("--images", type=int, default=10, show_default=True, help="Train on the first N training images.")
+@click.option("--population", type=int, default=10, show_default=True, help="Agents per generation.")
+@click.option("--mutations", type=int, default=10, show_default=True,
+              help="Weights mutated per child (each plus U(-perturbation, perturbation)).")
+@click.option("--perturbation", type=float, default=1.0, show_default=True)
+@click.option("--generations", type=int, default=200, show_default=True)
+@click.option("--seconds", type=float, default=None, help="Also stop after this many seconds.")
+@click.option("--loss", type=click.Choice(["bce", "mae"]), default="bce", show_default=True,
+              help="The agents' score: the search's BCE, or the study's mean absolute error.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Initial weights and mutations.")
+@click.option("--log-every", type=int, default=10, show_default=True, help="Print every K-th generation.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Write every generation (generation, seconds, loss, evaluations) to this CSV.")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Save the trained autoencoder as a .keras file.")
+def command(dataset, data_dir, genes, space, max_blocks, max_filters, images, population, mutations,
+            perturbation, generations, seconds, loss, seed, log_every, csv_path, save):
+    """Train the weights of one genome's autoencoder with a mutation-only GA (no backprop).
+
+    Each generation the best agent's weights are copied to every other agent and MUTATIONS of
+    them get U(-1, 1) added (the study's operator); the best agent is kept. Prints the best loss
+    on the training images every --log-every generations, and the loss on the validation split
+    at the end. The study found it does not scale beyond a handful of images; see
+    bench/ga_weights.py for a comparison with Adam.
+    """
+    from moncae.config import SPACES
+    from moncae.data import DataSpec, cached_dataset
+    from moncae.method.genome import Genome, GenomeSpace
+
+    if images < 1 or population < 2 or mutations < 1 or generations < 1 or log_every < 1:
+        raise MoncaeError("--images, --mutations, --generations and --log-every must be >= 1 and "
+                          f"--population >= 2. Received: images={images}, population={population}, "
+                          f"mutations={mutations}, generations={generations}, log_every={log_every}")
+    genome_space = GenomeSpace(max_blocks=max_blocks, max_filters=max_filters, latent_sizes=SPACES[space])
+    genome = Genome(_genes(genes), genome_space)
+    data = cached_dataset(DataSpec(dataset, data_dir))
+    if images > len(data.x_train):
+        raise MoncaeError(f"--images must be at most the {len(data.x_train)} training images. Received: {images}")
+    from moncae.model.weight_ga import reconstruction_loss, train_weights_ga
+
+    shape = data.input_shape
+    click.echo(f"{genome.describe(shape)}: GA on {images} images, population {population}, {mutations} "
+               f"weights mutated per child, U(-{perturbation:g}, {perturbation:g}), {loss}")
+
+    def log(entry) -> None:
+        if entry.generation % log_every == 0:
+            click.echo(f"gen {entry.generation:5d}  {loss} {entry.loss:.5f}  {entry.seconds:7.1f}s")
+
+    result = train_weights_ga(genome, data.x_train[:images], input_shape=shape, population=population,
+                              mutations=mutations, perturbation=perturbation, generations=generations,
+                              seconds=seconds, seed=seed, loss=loss, log=log)
+    last = result.history[-1]
+    val = reconstruction_loss(result.model, data.x_val, loss)
+    click.echo(f"done: {last.generation} generations, {last.evaluations} forward passes, {last.seconds:.1f}s; "
+               f"{loss} {result.loss:.5f} on the {images} training images, {val:.5f} on {len(data.x_val)} "
+               "validation images")
+    if csv_path:
+        with open(csv_path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["generation", "seconds", "loss", "evaluations"])
+            writer.writerows((h.generation, h.seconds, h.loss, h.evaluations) for h in result.history)
+    if save:
+        result.model.save(save)
+    sys.stdout.flush()
