@@ -17,6 +17,7 @@ from moncae.model.decode import build_autoencoder
 from moncae.model.inherit import inherit_weights, load_parent_model
 from moncae.model.proxy import freeze_encoder
 from moncae.model.training import (
+    end_session,
     fit_autoencoder,
     inference_latency_ms,
     make_loss,
@@ -97,7 +98,7 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
     except Exception as err:  # noqa: BLE001 - any failure of one genome must not stop the run
         record.error, record.failure = one_line(err), failure_kind(err)
     finally:
-        keras.backend.clear_session()
+        end_session()
     record.seconds = round(time.perf_counter() - start, 3)
     return EvalResult(record, model_bytes)
 
