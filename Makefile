@@ -30,7 +30,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Everything but the tests marked `slow` (those train real models or build a wheel): about 25 s here (target: < 30 s).
+# Everything but the tests marked `slow` (those train real models or build a wheel): 16-23 s here (target: < 30 s).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
