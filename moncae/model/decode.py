@@ -70,15 +70,10 @@ def _decoder_block(x, block: Block, i: int, target: tuple[int, int], seed: int |
     return x
 
 
-def build_autoencoder(genome: Genome, input_shape: Sequence[int], seed: int | None = None
-                      ) -> tuple[keras.Model, keras.Model]:
-    """Build (autoencoder, encoder); the encoder shares its layers with the autoencoder.
-
-    Not compiled: the trainer picks the loss and makes the genome's optimizer. With `seed`,
-    initial weights and dropout masks are fixed by it alone (the search passes the evaluation seed).
-    """
+def _encode(blocks: list[Block], input_shape: Sequence[int], seed: int | None):
+    """The encoder's conv blocks on a new `image` input: (input, last conv map, each block's
+    input height and width, the last conv map's shape)."""
     height, width, channels = check_input_shape(input_shape)
-    blocks = genome.blocks_for(input_shape)
     inputs = keras.Input(shape=(height, width, channels), name="image")
     x, sizes = inputs, []
     for i, block in enumerate(blocks):
@@ -86,20 +81,40 @@ def build_autoencoder(genome: Genome, input_shape: Sequence[int], seed: int | No
         x = _encoder_block(x, block, i, seed)
         if block.pool:
             height, width = pooled_size(height), pooled_size(width)
-    bottleneck = x
-    units = genome.latent_units
-    if units is not None:
-        conv_shape = (height, width, blocks[-1].filters)
-        x = layers.Flatten(name="latent_flatten")(x)
-        bottleneck = x = layers.Dense(units, activation=LATENT_ACTIVATION, name="latent",
-                                      **_seeds(seed, 500))(x)
-        x = layers.Dense(height * width * blocks[-1].filters, activation=blocks[-1].activation,
+    return inputs, x, sizes, (height, width, blocks[-1].filters)
+
+
+def _decode(x, blocks: list[Block], sizes: list[tuple[int, int]], conv_shape: tuple[int, int, int],
+            channels: int, *, dense: bool, seed: int | None):
+    """The mirrored decoder from a code `x` to the reconstruction: with a `dense` bottleneck first
+    Dense(h*w*c) + Reshape to the last conv map, then the blocks in reverse, then the sigmoid
+    output conv with the input's channels."""
+    if dense:
+        x = layers.Dense(conv_shape[0] * conv_shape[1] * conv_shape[2], activation=blocks[-1].activation,
                          name="dec_dense", **_seeds(seed, 1500))(x)
         x = layers.Reshape(conv_shape, name="dec_reshape")(x)
     for i in reversed(range(len(blocks))):
         x = _decoder_block(x, blocks[i], i, sizes[i], seed)
-    outputs = layers.Conv2D(channels, OUTPUT_KERNEL_SIZE, padding="same", activation="sigmoid",
-                            name="reconstruction", **_seeds(seed, 2000))(x)
+    return layers.Conv2D(channels, OUTPUT_KERNEL_SIZE, padding="same", activation="sigmoid",
+                         name="reconstruction", **_seeds(seed, 2000))(x)
+
+
+def build_autoencoder(genome: Genome, input_shape: Sequence[int], seed: int | None = None
+                      ) -> tuple[keras.Model, keras.Model]:
+    """Build (autoencoder, encoder); the encoder shares its layers with the autoencoder.
+
+    Not compiled: the trainer picks the loss and makes the genome's optimizer. With `seed`,
+    initial weights and dropout masks are fixed by it alone (the search passes the evaluation seed).
+    """
+    blocks = genome.blocks_for(input_shape)
+    inputs, x, sizes, conv_shape = _encode(blocks, input_shape, seed)
+    bottleneck = x
+    units = genome.latent_units
+    if units is not None:
+        x = layers.Flatten(name="latent_flatten")(x)
+        bottleneck = x = layers.Dense(units, activation=LATENT_ACTIVATION, name="latent",
+                                      **_seeds(seed, 500))(x)
+    outputs = _decode(x, blocks, sizes, conv_shape, input_shape[-1], dense=units is not None, seed=seed)
     encoder = keras.Model(inputs, bottleneck, name="encoder")
     autoencoder = keras.Model(inputs, outputs, name="autoencoder")
     return autoencoder, encoder

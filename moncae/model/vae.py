@@ -30,14 +30,13 @@ import_tensorflow_quietly()
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-from moncae.method.architecture import OUTPUT_KERNEL_SIZE  # noqa: E402
-from moncae.method.genome import Genome, check_input_shape, pooled_size  # noqa: E402
+from moncae.method.genome import Genome  # noqa: E402
 from moncae.method.vae_loss import (  # noqa: E402
     DEFAULT_VAE_EPS,
     LOG_VAR_LIMIT,
     VARIANCE_FLOOR,
 )
-from moncae.model.decode import LATENT_ACTIVATION, _decoder_block, _encoder_block, _seeds  # noqa: E402
+from moncae.model.decode import LATENT_ACTIVATION, _decode, _encode, _seeds  # noqa: E402
 
 __all__ = ["GaussianSample", "ReformulatedReconstruction", "VAEFit", "VAEParts", "build_vae",
            "compile_vae", "decode_prior_samples", "evaluate_vae", "fit_vae", "kl_prior_op",
@@ -123,16 +122,8 @@ class VAEParts:
 def build_vae(genome: Genome, input_shape: Sequence[int], seed: int | None = None) -> VAEParts:
     """The genome's VAE (not compiled). With `seed`, weights, dropout masks and the sampling
     noise are fixed by it alone."""
-    height, width, channels = check_input_shape(input_shape)
     blocks = genome.blocks_for(input_shape)
-    inputs = keras.Input(shape=(height, width, channels), name="image")
-    x, sizes = inputs, []
-    for i, block in enumerate(blocks):
-        sizes.append((height, width))
-        x = _encoder_block(x, block, i, seed)
-        if block.pool:
-            height, width = pooled_size(height), pooled_size(width)
-    conv_shape = (height, width, blocks[-1].filters)
+    inputs, x, sizes, conv_shape = _encode(blocks, input_shape, seed)
     units = genome.latent_units
     if units is None:
         mu = layers.Conv2D(conv_shape[2], 1, name="latent_mean", **_seeds(seed, 500))(x)
@@ -146,15 +137,7 @@ def build_vae(genome: Genome, input_shape: Sequence[int], seed: int | None = Non
     z = GaussianSample(None if seed is None else seed + SAMPLE_SEED_OFFSET, name="sample")([mu, log_var])
 
     code = keras.Input(shape=code_shape, name="code")
-    y = code
-    if units is not None:
-        y = layers.Dense(height * width * blocks[-1].filters, activation=blocks[-1].activation,
-                         name="dec_dense", **_seeds(seed, 1500))(y)
-        y = layers.Reshape(conv_shape, name="dec_reshape")(y)
-    for i in reversed(range(len(blocks))):
-        y = _decoder_block(y, blocks[i], i, sizes[i], seed)
-    y = layers.Conv2D(channels, OUTPUT_KERNEL_SIZE, padding="same", activation="sigmoid",
-                      name="reconstruction", **_seeds(seed, 2000))(y)
+    y = _decode(code, blocks, sizes, conv_shape, input_shape[-1], dense=units is not None, seed=seed)
     decoder = keras.Model(code, y, name="decoder")
     out = z
     for layer in decoder.layers[1:]:  # the decoder is a chain: reuse its layers flat in the VAE

@@ -128,15 +128,20 @@ def _reconstruction_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.Da
         if not recon["models"]:
             warn(f"{run.path}: no saved final model to draw reconstructions with")
             continue
-        name = f"reconstructions_{dataset}_{run.label}"
-        n = 2
-        while name in used_names:  # the same seed twice (copied folders)
-            name, n = f"reconstructions_{dataset}_{run.label}-{n}", n + 1
-        used_names.add(name)
+        name = _unique_name(f"reconstructions_{dataset}_{run.label}", used_names)
         axes = plots.plot_reconstructions(recon, title=f"{dataset} {run.label}", loss=loss)
         plots.save_figure(axes.flat[0].figure, out_dir / f"{name}.png")
         pngs.append((run, f"{name}.png", len(recon["models"])))
     return pngs
+
+
+def _unique_name(name: str, used: set[str]) -> str:
+    """`name`, or `name-2`, `name-3`, ... if taken (the same seed twice: copied folders); marks it used."""
+    base, n = name, 2
+    while name in used:
+        name, n = f"{base}-{n}", n + 1
+    used.add(name)
+    return name
 
 
 def _sample_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame, loss: str,
@@ -148,17 +153,14 @@ def _sample_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame,
 
     pngs = []
     for run in runs:
-        if getattr(run.config, "model", "ae") != "vae":
+        if run.config.model != "vae":
             continue
         info = collect_samples(finals[finals["seed"] == run.seed])
         log(f"{dataset} {run.label}: N(0, I) samples by {len(info['models'])} models")
         if not info["models"]:
             warn(f"{run.path}: no saved final model to draw samples with")
             continue
-        name, n = f"samples_{dataset}_{run.label}", 2
-        while name in used_names:
-            name, n = f"samples_{dataset}_{run.label}-{n}", n + 1
-        used_names.add(name)
+        name = _unique_name(f"samples_{dataset}_{run.label}", used_names)
         axes = plots.plot_samples(info, title=f"{dataset} {run.label}", loss=loss)
         plots.save_figure(axes.flat[0].figure, out_dir / f"{name}.png")
         pngs.append((run, f"{name}.png", len(info["models"])))

@@ -151,6 +151,28 @@ def plot_projections(info: dict, *, dataset: str) -> Figure:
     return fig
 
 
+def _image_grid(rows: int, cols: int, blocks: int) -> tuple[Figure, np.ndarray, float]:
+    """A figure of `rows` x `cols` image cells (in `blocks` bands of titled rows), every axis
+    off until an image is shown in it; its width in inches."""
+    width = max(0.95 * cols + 0.3, 4.0)
+    fig = Figure(figsize=(width, 0.95 * rows + 0.75 * blocks + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    return fig, axes, width
+
+
+def _show_image(ax, img: np.ndarray) -> None:
+    """One HxWxC image in [0, 1] (grey when C = 1), no ticks."""
+    ax.set_axis_on()
+    if img.shape[-1] == 1:
+        ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(img)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def plot_reconstructions(info: dict, *, title: str, loss: str, per_row: int = 10) -> np.ndarray:
     """Figure 4 of the paper: test images (left column), then one column per model.
 
@@ -160,28 +182,14 @@ def plot_reconstructions(info: dict, *, title: str, loss: str, per_row: int = 10
     n_img = len(images)
     cols = min(per_row, max(1, len(models))) + 1
     blocks = [models[i:i + per_row] for i in range(0, len(models), per_row)] or [[]]
-    rows = n_img * len(blocks)
-    width = max(0.95 * cols + 0.3, 4.0)
-    fig = Figure(figsize=(width, 0.95 * rows + 0.75 * len(blocks) + 0.6), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
-    for ax in axes.flat:
-        ax.set_axis_off()
-
-    def show(ax, img):
-        ax.set_axis_on()
-        if img.shape[-1] == 1:
-            ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-        else:
-            ax.imshow(img)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    fig, axes, width = _image_grid(n_img * len(blocks), cols, len(blocks))
 
     for b, block in enumerate(blocks):
         top = b * n_img
         for r in range(n_img):
-            show(axes[top + r, 0], images[r])
+            _show_image(axes[top + r, 0], images[r])
             for c, m in enumerate(block, start=1):
-                show(axes[top + r, c], m["reconstructions"][r])
+                _show_image(axes[top + r, c], m["reconstructions"][r])
         axes[top, 0].set_title("original", fontsize=8)
         for c, m in enumerate(block, start=1):
             number = b * per_row + c
@@ -203,24 +211,12 @@ def plot_samples(info: dict, *, title: str, loss: str, per_row: int = 10) -> np.
     n_img = max((len(m["reconstructions"]) for m in models), default=0)
     cols = min(per_row, max(1, len(models)))
     blocks = [models[i:i + per_row] for i in range(0, len(models), per_row)] or [[]]
-    rows = max(1, n_img) * len(blocks)
-    width = max(0.95 * cols + 0.3, 4.0)
-    fig = Figure(figsize=(width, 0.95 * rows + 0.75 * len(blocks) + 0.6), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
-    for ax in axes.flat:
-        ax.set_axis_off()
+    fig, axes, width = _image_grid(max(1, n_img) * len(blocks), cols, len(blocks))
     for b, block in enumerate(blocks):
         top = b * n_img
         for c, m in enumerate(block):
             for r, img in enumerate(m["reconstructions"]):
-                ax = axes[top + r, c]
-                ax.set_axis_on()
-                if img.shape[-1] == 1:
-                    ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-                else:
-                    ax.imshow(img)
-                ax.set_xticks([])
-                ax.set_yticks([])
+                _show_image(axes[top + r, c], img)
             axes[top, c].set_title(f"#{b * per_row + c + 1}  loss {m['rec_loss']:.3f}\nLOC "
                                    f"{m['loc']:.2f}  {m['bottleneck']}", fontsize=6.5)
     text = (f"{title}: images decoded from z ~ N(0, I) by each final VAE, most compressed first "
