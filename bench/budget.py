@@ -2,8 +2,8 @@
 
 Runs two searches of the same seed, dataset and search space for `--minutes` each, one after
 the other (never side by side: they would share the cores):
-  (a) plain: `fidelity = "full"` (every new genome trains once at the full budget, from random
-      weights, one at a time): today's protocol;
+  (a) plain: `fidelity = "full"`, `inherit = false` (every new genome trains once at the full
+      budget, from random weights): today's protocol;
   (b) budgeted: the `cpu` preset's settings (successive halving over `rungs`, plus whatever the
       preset turns on).
 Both use the `cpu` preset's space and sizes (override with --preset). While each runs, it logs
@@ -16,7 +16,10 @@ With `--run DIR` it also prints, for the final models of a finished, fine-tuned 
 cpu preset's), the test reconstruction loss minus PCA's at the same latent size (PCA fitted on
 the run's training split, scored on its test split, like the report's baseline).
 
-Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46]
+With `--seeds 46,47,48` it runs the comparison once per seed and prints each seed's ratio and
+their median (one seed's front moves in jumps, so one ratio is the distance between two steps).
+
+Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
        [--preset cpu] [--with-inherit] [--run RESULTS/fashion_mnist/seed-46]
 """
 
@@ -111,11 +114,52 @@ def versus_pca(run_dir: Path) -> None:
     print(f"  {below} of {len(ft)} below PCA")
 
 
+def compare(args, seed: int) -> list[float]:
+    """Both protocols (and the --with-inherit variant) for one seed; prints the curves and
+    returns the time-to-target ratio of each budgeted variant (inf: never reached, 0: none)."""
+    seconds = args.minutes * 60
+    with tempfile.TemporaryDirectory() as tmp:
+        common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
+                  "generations": args.generations}
+        budgeted = resolve_config(out=f"{tmp}/b", **common)
+        # today's protocol: one full training per new genome, from random weights
+        plain = dataclasses.replace(budgeted, fidelity="full", rungs=(), inherit=False, out=f"{tmp}/a")
+        print(f"{args.dataset}, seed {seed}, {args.minutes:g} min each; budgeted: "
+              f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote} "
+              f"inherit {budgeted.inherit}; plain: fidelity {plain.fidelity}; both: space "
+              f"{plain.space}, population {plain.population}, epochs {plain.epochs}")
+        curves = {"(a) plain": run_for("plain", plain, seconds),
+                  "(b) budgeted": run_for("budgeted", budgeted, seconds)}
+        if args.with_inherit and not budgeted.inherit:
+            curves["(b') budgeted + inherit"] = run_for(
+                "budgeted + inherit", dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c"),
+                seconds)
+    for label, curve in curves.items():
+        print_curve(label, curve)
+    curve_a = curves["(a) plain"]
+    final_a = curve_a[-1][1] if curve_a else 0.0
+    t_a = first_time(curve_a, final_a)
+    ratios = []
+    for label, curve in list(curves.items())[1:]:
+        t_b, final_b = first_time(curve, final_a), (curve[-1][1] if curve else 0.0)
+        print(f"{label}: final front HV {final_b:.4f} (plain {final_a:.4f})")
+        if math.isfinite(t_b):
+            ratios.append(t_a / t_b)
+            print(f"  time to the plain protocol's final HV: plain {t_a:.0f} s, this {t_b:.0f} s: "
+                  f"ratio {t_a / t_b:.2f}x")
+        else:
+            ratios.append(0.0)
+            print(f"  did not reach the plain protocol's final HV {final_a:.4f} in "
+                  f"{args.minutes:g} min (ratio < {t_a / seconds:.2f}x)")
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=46)
+    parser.add_argument("--seeds", default=None, help="several seeds, e.g. 46,47,48 (overrides --seed)")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--generations", type=int, default=100, help="more than fit in the budget")
     parser.add_argument("--run", type=Path, default=None, help="a finished, fine-tuned run to compare with PCA")
@@ -124,36 +168,13 @@ def main() -> None:
                         help="also run the budgeted settings with weight inheritance on")
     args = parser.parse_args()
     if not args.skip_search:
-        seconds = args.minutes * 60
-        with tempfile.TemporaryDirectory() as tmp:
-            common = {"preset": args.preset, "dataset": args.dataset, "seed": args.seed,
-                      "generations": args.generations}
-            budgeted = resolve_config(out=f"{tmp}/b", **common)
-            plain = dataclasses.replace(budgeted, fidelity="full", rungs=(), out=f"{tmp}/a")
-            print(f"{args.dataset}, seed {args.seed}, {args.minutes:g} min each; budgeted: "
-                  f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote}; "
-                  f"plain: fidelity {plain.fidelity}; both: space {plain.space}, population "
-                  f"{plain.population}, epochs {plain.epochs}")
-            curves = {"(a) plain": run_for("plain", plain, seconds),
-                      "(b) budgeted": run_for("budgeted", budgeted, seconds)}
-            if args.with_inherit and not budgeted.inherit:
-                curves["(b') budgeted + inherit"] = run_for(
-                    "budgeted + inherit", dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c"),
-                    seconds)
-        for label, curve in curves.items():
-            print_curve(label, curve)
-        curve_a = curves["(a) plain"]
-        final_a = curve_a[-1][1] if curve_a else 0.0
-        t_a = first_time(curve_a, final_a)
-        for label, curve in list(curves.items())[1:]:
-            t_b, final_b = first_time(curve, final_a), (curve[-1][1] if curve else 0.0)
-            print(f"{label}: final front HV {final_b:.4f} (plain {final_a:.4f})")
-            if math.isfinite(t_b):
-                print(f"  time to the plain protocol's final HV: plain {t_a:.0f} s, this {t_b:.0f} s: "
-                      f"ratio {t_a / t_b:.2f}x")
-            else:
-                print(f"  did not reach the plain protocol's final HV {final_a:.4f} in "
-                      f"{args.minutes:g} min")
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+        ratios = {seed: compare(args, seed) for seed in seeds}
+        if len(seeds) > 1:
+            for variant, values in enumerate(zip(*ratios.values())):
+                shown = ", ".join(f"seed {s}: {r:.2f}x" for s, r in zip(seeds, values))
+                print(f"time-to-target ratio, budgeted variant {variant + 1}: {shown}; "
+                      f"median {float(np.median(values)):.2f}x")
     if args.run is not None:
         versus_pca(args.run)
 

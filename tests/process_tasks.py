@@ -26,3 +26,15 @@ def fail_on_one(x: int) -> int:
     if x == 1:
         raise ValueError("task one is bad")
     return x
+
+
+class Routed:
+    """A task with an `affinity`, as the search's trainings have (their genome key)."""
+
+    def __init__(self, affinity: str) -> None:
+        self.affinity = affinity
+
+
+def worker_pid(task: Routed) -> tuple[str, int]:
+    time.sleep(0.05)
+    return task.affinity, os.getpid()

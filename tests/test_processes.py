@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from process_tasks import die_on_two, fail_on_one, slow_square
+from process_tasks import Routed, die_on_two, fail_on_one, slow_square, worker_pid
 
 from moncae.config import parse_workers
 from moncae.errors import MoncaeError
@@ -37,6 +37,17 @@ def test_process_executor_keeps_task_order_and_equals_in_process():
         assert next(results) == 0
         with pytest.raises(ValueError, match="task one"):
             next(results)
+
+
+def test_a_free_worker_takes_first_the_tasks_whose_affinity_it_ran_before():
+    with ProcessExecutor(2, threads=1) as executor:
+        first = dict(executor.map_ordered(worker_pid, [Routed("a"), Routed("b")]))
+        assert len(set(first.values())) == 2
+        # the same genomes again, in the other order: each goes back to its worker (where a
+        # promoted genome finds its lower-rung model warm); results still come in task order
+        again = list(executor.map_ordered(worker_pid, [Routed("b"), Routed("a"), Routed("c")]))
+        assert [a for a, _ in again] == ["b", "a", "c"]
+        assert all(pid == first[a] for a, pid in again[:2])
 
 
 @pytest.mark.slow  # starts worker processes three times

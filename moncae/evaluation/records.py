@@ -68,6 +68,15 @@ class EvalTask:
     # weight inheritance: the trained models of the genome's two parents (None: not available)
     parent_models: tuple[bytes | None, ...] = field(default=(), repr=False)
     measure_latency: bool = False  # the `latency` objective: time inference after training
+    # a lower rung's training: the process keeps the trained model in memory, so that its
+    # promotion, when it runs there, continues without building and tracing it again
+    keep_warm: bool = False
+
+    @property
+    def affinity(self) -> str | None:
+        """Which earlier task's process suits this one best (executors that route work read it):
+        the genome's, whose process may keep its lower-rung model warm (moncae.model.warm)."""
+        return self.key or None
 
 
 class Outcome:

@@ -26,6 +26,7 @@ from moncae.model.training import (
     quiet_tensorflow,
 )
 from moncae.model.vae import build_vae, compile_vae, fit_vae, vae_kl
+from moncae.model.warm import digest, optimizer_start, rewind, warm_models
 
 __all__ = ["evaluate_genome", "run_task"]
 
@@ -53,7 +54,12 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
             autoencoder, encoder = vae.vae, None
         else:
             autoencoder, encoder = build_autoencoder(genome, shape, seed=task.seed)
-        if task.init_model is not None:  # a promoted genome continues from its lower rung
+        warmable = vae is None and not task.train.decoder_only  # see moncae.model.warm
+        warm = warm_models.take(digest(task.init_model)) if warmable and task.init_model else None
+        if warm is not None:  # this process trained the lower rung: continue from that model
+            rewind(warm.model, warm.optimizer_start, autoencoder)
+            autoencoder = warm.model
+        elif task.init_model is not None:  # a promoted genome continues from its lower rung
             autoencoder.set_weights(load_parent_model(task.init_model, genome, shape, model=kind)
                                     .get_weights())
         elif any(task.parent_models) and genome.lineage is not None:  # weight inheritance
@@ -63,11 +69,14 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
         record.params = int(autoencoder.count_params())
         if vae is not None:
             compile_vae(vae, make_optimizer(genome), task.train.loss, task.train.vae_eps)
-        else:
+        elif warm is None:
             if task.train.decoder_only:  # the proxy rung: the random initial encoder, frozen
                 freeze_encoder(encoder)
             autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(task.train.loss),
                                 jit_compile=False)
+        keep_warm = warmable and task.keep_warm and task.keep_model
+        start_state = warm.optimizer_start if warm is not None else (
+            optimizer_start(autoencoder) if keep_warm else None)
         fit_start = time.perf_counter()
         x_train = data.x_train[:task.train.train_images]  # [:None] is all of them
         record.train_images = len(x_train)
@@ -89,6 +98,8 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
         else:
             if task.keep_model:  # ok only once the model exists: a failed save is a failure
                 model_bytes = model_to_bytes(autoencoder)
+                if keep_warm:
+                    warm_models.keep(digest(model_bytes), autoencoder, start_state)
             record.rec_loss = float(loss)
             record.loc = loc_of_shape(bottleneck)
             record.flops = forward_flops(genome, shape)

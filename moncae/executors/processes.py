@@ -12,7 +12,9 @@ only compute (they load the data themselves, by name), the driver writes every f
 identical for the same `threads` (each training is seeded from the run seed and its genome key,
 whichever process runs it), but TF's CPU float results depend on the intra-op thread count, so
 they may differ from a run with another thread count (usually in the last digits; an
-unstable training can amplify that, see the README).
+unstable training can amplify that, see the README). A free worker takes first a task whose
+`affinity` (the genome, for a search's trainings) it ran before: a promoted genome then finds
+its lower-rung model still in memory there and is not traced again (`moncae.model.warm`).
 
 Faults: each worker runs one training at a time, so a worker process that dies (killed, out of
 host memory) names its training: that one runs again in a new worker, up to `retries` times, and
@@ -108,6 +110,7 @@ class ProcessExecutor:
         self.retries = retries
         self.on_lost = on_lost
         self._slots: list[ProcessPoolExecutor | None] = [None] * workers
+        self._home: dict[Any, int] = {}  # a task's `affinity` -> the worker that last ran one
 
     def _slot(self, k: int) -> ProcessPoolExecutor:
         """Worker k's one-process pool (started on first use, and again after its worker died)."""
@@ -153,7 +156,8 @@ class ProcessExecutor:
         try:
             while following < len(tasks):
                 while free and todo:
-                    k, i = free.pop(), todo.popleft()
+                    k = free.pop()
+                    i = self._pick(k, todo, tasks, free)
                     running[self._submit(k, fn, tasks[i])] = (k, i)
                 while following in results:
                     result = results.pop(following)
@@ -174,6 +178,23 @@ class ProcessExecutor:
         finally:
             for k, _ in list(running.values()):  # interrupted: stop what still runs
                 self._drop_slot(k)
+
+    def _pick(self, k: int, todo: deque, tasks: list[Any], free: list[int]) -> int:
+        """The next task for free worker k (removed from `todo`): the first whose `affinity` (a
+        task attribute, e.g. the genome of a promoted training) last ran on worker k, where it
+        may find its lower-rung model warm; else the first not waiting for another free worker;
+        else the first. Which worker runs a task never changes its result, only how soon."""
+        homes = [self._home.get(getattr(tasks[i], "affinity", None)) for i in todo]
+        at = next((n for n, home in enumerate(homes) if home == k),
+                  next((n for n, home in enumerate(homes) if home not in free), 0))
+        i = todo[at]
+        del todo[at]
+        affinity = getattr(tasks[i], "affinity", None)
+        if affinity is not None:
+            if len(self._home) > 10_000:  # bounded: only recent homes matter
+                self._home.clear()
+            self._home[affinity] = k
+        return i
 
     def _outcome(self, future: Future, k: int, task: Any, deaths: list[int], i: int) -> Any:
         """Task i's result; if its worker died: `_AGAIN` (run it again) or, too often, lost."""

@@ -329,7 +329,7 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
         parents = _parent_models(genomes[key], run, shape, parent_files) if inherit else ()
         return EvalTask(genomes[key], spec, settings, evaluation_seed(config.seed, key, rung),
                         config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents,
-                        measure_latency="latency" in config.objectives)
+                        measure_latency="latency" in config.objectives, keep_warm=lower)
 
     lower = rung < cache.top
     for result in executor.map_ordered(task_fn, [task(k) for k in todo]):
