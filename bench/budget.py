@@ -116,7 +116,8 @@ def versus_pca(run_dir: Path) -> None:
 
 def compare(args, seed: int) -> list[float]:
     """Both protocols (and the --with-inherit variant) for one seed; prints the curves and
-    returns the time-to-target ratio of each budgeted variant (inf: never reached, 0: none)."""
+    returns the time-to-target ratio of each budgeted variant (0.0: it never reached the plain
+    run's final HV in the budget)."""
     seconds = args.minutes * 60
     with tempfile.TemporaryDirectory() as tmp:
         common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
