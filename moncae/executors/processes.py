@@ -184,12 +184,12 @@ class ProcessExecutor:
         task attribute, e.g. the genome of a promoted training) last ran on worker k, where it
         may find its lower-rung model warm; else the first not waiting for another free worker;
         else the first. Which worker runs a task never changes its result, only how soon."""
-        homes = [self._home.get(getattr(tasks[i], "affinity", None)) for i in todo]
+        affinities = [getattr(tasks[i], "affinity", None) for i in todo]
+        homes = [self._home.get(a) for a in affinities]
         at = next((n for n, home in enumerate(homes) if home == k),
                   next((n for n, home in enumerate(homes) if home not in free), 0))
-        i = todo[at]
+        i, affinity = todo[at], affinities[at]
         del todo[at]
-        affinity = getattr(tasks[i], "affinity", None)
         if affinity is not None:
             if len(self._home) > 10_000:  # bounded: only recent homes matter
                 self._home.clear()
