@@ -19,14 +19,19 @@ the run's training split, scored on its test split, like the report's baseline).
 With `--seeds 46,47,48` it runs the comparison once per seed and prints each seed's ratio and
 their median (one seed's front moves in jumps, so one ratio is the distance between two steps).
 
+`--curves FILE` keeps every curve it measures in a JSON file and reuses the plain protocol's
+curve from there when the seed, minutes, dataset, plain settings and moncae's source match (the plain run does
+not depend on the budgeted settings, so comparing budgeted variants need not re-run it).
+
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
-       [--preset cpu] [--with-inherit] [--run RESULTS/fashion_mnist/seed-46]
+       [--preset cpu] [--set KEY=VALUE ...] [--with-inherit] [--curves curves.json] [--run RESULTS/fashion_mnist/seed-46]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import tempfile
 import time
@@ -114,6 +119,30 @@ def versus_pca(run_dir: Path) -> None:
     print(f"  {below} of {len(ft)} below PCA")
 
 
+def _settings(config) -> dict:
+    """The settings a curve depends on (not where the run is written)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "out"}
+
+
+def _code_digest() -> str:
+    """The SHA-256 of moncae's source: a curve measured with other code is not reused."""
+    import hashlib
+
+    import moncae
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(moncae.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def overrides(settings: list[str]) -> dict:
+    """`--set rungs=[[1,2500]]` -> {"rungs": [[1, 2500]]} (each value read as TOML)."""
+    import tomllib
+
+    return tomllib.loads("\n".join(settings))
+
+
 def compare(args, seed: int) -> list[float]:
     """Both protocols (and the --with-inherit variant) for one seed; prints the curves and
     returns the time-to-target ratio of each budgeted variant (0.0: it never reached the plain
@@ -122,15 +151,28 @@ def compare(args, seed: int) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
                   "generations": args.generations}
-        budgeted = resolve_config(out=f"{tmp}/b", **common)
+        budgeted = resolve_config(out=f"{tmp}/b", **common, **overrides(args.set))
         # today's protocol: one full training per new genome, from random weights
-        plain = dataclasses.replace(budgeted, fidelity="full", rungs=(), inherit=False, out=f"{tmp}/a")
+        plain = dataclasses.replace(budgeted, fidelity="full", rungs=(), inherit=False,
+                                    promote=SearchConfig().promote, out=f"{tmp}/a")
         print(f"{args.dataset}, seed {seed}, {args.minutes:g} min each; budgeted: "
               f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote} "
               f"inherit {budgeted.inherit}; plain: fidelity {plain.fidelity}; both: space "
               f"{plain.space}, population {plain.population}, epochs {plain.epochs}")
-        curves = {"(a) plain": run_for("plain", plain, seconds),
-                  "(b) budgeted": run_for("budgeted", budgeted, seconds)}
+        store = Path(args.curves) if args.curves else None
+        saved = json.loads(store.read_text()) if store and store.exists() else {}
+        plain_id = json.dumps({"seed": seed, "minutes": args.minutes, "dataset": args.dataset,
+                               "plain": _settings(plain), "code": _code_digest()},
+                              sort_keys=True, default=str)
+        if plain_id in saved:
+            print(f"plain: the curve measured earlier with the same settings ({store})")
+            curves = {"(a) plain": [tuple(p) for p in saved[plain_id]]}
+        else:
+            curves = {"(a) plain": run_for("plain", plain, seconds)}
+            if store:
+                saved[plain_id] = curves["(a) plain"]
+                store.write_text(json.dumps(saved))
+        curves["(b) budgeted"] = run_for("budgeted", budgeted, seconds)
         if args.with_inherit and not budgeted.inherit:
             curves["(b') budgeted + inherit"] = run_for(
                 "budgeted + inherit", dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c"),
@@ -165,6 +207,12 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=100, help="more than fit in the budget")
     parser.add_argument("--run", type=Path, default=None, help="a finished, fine-tuned run to compare with PCA")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting instead of the preset's, as TOML, e.g. --set 'rungs=[[1,2500]]' "
+                             "--set promote=0.25; it applies to both protocols, except that "
+                             "plain always has fidelity full, no rungs and no inheritance")
+    parser.add_argument("--curves", default=None,
+                        help="JSON file: keep the curves, reuse a matching plain curve")
     parser.add_argument("--with-inherit", action="store_true",
                         help="also run the budgeted settings with weight inheritance on")
     args = parser.parse_args()

@@ -15,7 +15,7 @@ from moncae.model.tfquiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 import keras  # noqa: E402
 
-__all__ = ["end_session", "fit_autoencoder", "inference_latency_ms", "make_loss", "make_optimizer",
+__all__ = ["build_optimizer", "end_session", "fit_autoencoder", "inference_latency_ms", "make_loss", "make_optimizer",
            "model_to_bytes", "quiet_tensorflow", "tf_dataset"]
 
 LOSSES = {"bce": keras.losses.BinaryCrossentropy, "mse": keras.losses.MeanSquaredError}
@@ -60,6 +60,18 @@ def tf_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
     return ds.with_options(options)
 
 
+def build_optimizer(model) -> None:
+    """Create the compiled model's optimizer variables now, before `fit`.
+
+    Keras' TF trainer otherwise creates them inside the first trace of the train step, and a
+    `tf.function` whose first trace creates variables is traced a second time: that doubled the
+    graph tracing of every new model here (0.6-0.8 s of a 1.5-1.9 s first batch). The values are
+    the same either way (zeros, Adagrad's initial accumulator, ...): building is not seeded.
+    """
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+
+
 def fit_autoencoder(
     model, x_train: np.ndarray, x_val: np.ndarray, *, epochs: int, batch_size: int,
     patience: int, seed: int,
@@ -72,6 +84,7 @@ def fit_autoencoder(
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
     ]
+    build_optimizer(model)
     history = model.fit(
         tf_dataset(x_train, batch_size=batch_size, shuffle_seed=seed, autoencoder=True),
         validation_data=tf_dataset(x_val, batch_size=batch_size, autoencoder=True),

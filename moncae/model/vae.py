@@ -181,12 +181,13 @@ def fit_vae(parts: VAEParts, x_train: np.ndarray, x_val: np.ndarray, *, epochs: 
             batch_size: int, patience: int, seed: int) -> VAEFit:
     """Fit with early stopping on the validation VAE loss; the best epoch's weights are restored
     (so the model matches the values returned)."""
-    from moncae.model.training import tf_dataset
+    from moncae.model.training import build_optimizer, tf_dataset
 
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
     ]
+    build_optimizer(parts.vae)
     history = parts.vae.fit(
         tf_dataset(x_train, batch_size=batch_size, shuffle_seed=seed, autoencoder=True),
         validation_data=tf_dataset(x_val, batch_size=batch_size, autoencoder=True),
@@ -204,7 +205,7 @@ def fit_vae(parts: VAEParts, x_train: np.ndarray, x_val: np.ndarray, *, epochs: 
 
 def evaluate_vae(parts: VAEParts, x: np.ndarray, batch_size: int) -> tuple[float, float, float]:
     """(VAE loss, per-pixel BCE of the mean decoding, prior KL per latent dimension) on `x`."""
-    from moncae.model.training import tf_dataset
+    from moncae.model.training import build_optimizer, tf_dataset
 
     scores = parts.vae.evaluate(tf_dataset(x, batch_size=batch_size, autoencoder=True), verbose=0,
                                 return_dict=True)
