@@ -17,7 +17,7 @@ from moncae.cli.main import main
 from moncae.config import resolve_config
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError
-from moncae.export import load_front
+from moncae.export import load_front, read_run_models
 from moncae.export.export import TFLITE_TOLERANCE
 from moncae.finetune import finetune_run
 from moncae.method.architecture import bottleneck_shape
@@ -266,3 +266,17 @@ def test_decoder_with_cropping_splits_exactly_and_converts_to_tflite(tmp_path):
         (tmp_path / f"{name}.tflite").write_bytes(_tflite_bytes(parts[name], tf))
     lite = _run_tflite(tmp_path / "decoder.tflite", _run_tflite(tmp_path / "encoder.tflite", x))
     assert np.abs(lite - reference).max() <= TFLITE_TOLERANCE
+
+
+def test_train_ga_takes_a_genome_of_a_run_by_key(search_run, front):
+    row = kept_front(front).iloc[0]
+    done = CliRunner().invoke(main, ["train-ga", "--run", str(search_run), "--key", row["id"][:10],
+                                     "--images", "4", "--generations", "3", "--log-every", "3"])
+    assert done.exit_code == 0, done.output
+    models = read_run_models(search_run, all_models=True)
+    genome = models.genomes[row["genome_key"]]
+    assert done.output.startswith(f"{genome.describe(models.input_shape)}: GA on 4 images")
+    assert "done: 3 generations" in done.output
+    one_line_error(["train-ga", "--run", str(search_run), "--key", row["id"][:10], "--genes", "0,1"],
+                   "either as --genes")
+    one_line_error(["train-ga", "--run", str(search_run), "--key", "zz"], "no model with key")

@@ -4,6 +4,7 @@ GA weight-training study (no backpropagation), on a small subset, logging the lo
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sys
 
 import click
@@ -19,12 +20,26 @@ def _genes(text: str) -> tuple[int, ...]:
         raise MoncaeError(f"`--genes` must be comma-separated integers. Received: {text!r}") from None
 
 
+def _run_genome(run_dir: str, key: str):
+    """The genome `key` of a finished run (its front or final population) and the run's data."""
+    from moncae.export import choose, read_run_models
+
+    models = read_run_models(run_dir, all_models=True)
+    row = choose(models.frame, key=key).row
+    return models.genomes[row["genome_key"]], models.config.data_spec()
+
+
 @click.command("train-ga")
-@click.option("--dataset", default="mnist_5k", show_default=True, help="Dataset name or .npz path.")
+@click.option("--dataset", default=None, help="Dataset name or .npz path (default: mnist_5k, or the run's).")
 @data_dir_option
-@click.option("--genes", required=True, metavar="G0,G1,...",
+@click.option("--genes", default=None, metavar="G0,G1,...",
               help="The genome as its gene list (the gene columns of a run's evaluations.csv), for the space "
                    "--space/--max-blocks/--max-filters describe.")
+@click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Instead of --genes: a finished search's run folder; with --key, one of its genomes "
+                   "(its space and, unless --dataset is given, its dataset).")
+@click.option("--key", default=None,
+              help="With --run: a genome key or a unique prefix of its model name (`moncae front RUN --all`).")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default="paper", show_default=True)
 @click.option("--max-blocks", type=int, default=6, show_default=True)
 @click.option("--max-filters", type=int, default=256, show_default=True)
@@ -43,7 +58,7 @@ def _genes(text: str) -> tuple[int, ...]:
               help="Write every generation (generation, seconds, loss, evaluations) to this CSV.")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Save the trained autoencoder as a .keras file.")
-def command(dataset, data_dir, genes, space, max_blocks, max_filters, images, population, mutations,
+def command(dataset, data_dir, genes, run_dir, key, space, max_blocks, max_filters, images, population, mutations,
             perturbation, generations, seconds, loss, seed, log_every, csv_path, save):
     """Train the weights of one genome's autoencoder with a mutation-only GA (no backprop).
 
@@ -61,9 +76,19 @@ def command(dataset, data_dir, genes, space, max_blocks, max_filters, images, po
         raise MoncaeError("--images, --mutations, --generations and --log-every must be >= 1 and "
                           f"--population >= 2. Received: images={images}, population={population}, "
                           f"mutations={mutations}, generations={generations}, log_every={log_every}")
-    genome_space = GenomeSpace(max_blocks=max_blocks, max_filters=max_filters, latent_sizes=SPACES[space])
-    genome = Genome(_genes(genes), genome_space)
-    data = cached_dataset(DataSpec(dataset, data_dir))
+    if (genes is None) == (run_dir is None) or (run_dir is None) != (key is None):
+        raise MoncaeError("give the genome either as --genes G0,G1,... or as --run RUN_DIR --key KEY")
+    if run_dir is not None:
+        genome, spec = _run_genome(run_dir, key)  # the run's data and splits
+        if dataset is not None:
+            spec = DataSpec(dataset, data_dir)
+        elif data_dir is not None:
+            spec = dataclasses.replace(spec, data_dir=data_dir)
+    else:
+        genome_space = GenomeSpace(max_blocks=max_blocks, max_filters=max_filters,
+                                   latent_sizes=SPACES[space])
+        genome, spec = Genome(_genes(genes), genome_space), DataSpec(dataset or "mnist_5k", data_dir)
+    data = cached_dataset(spec)
     if images > len(data.x_train):
         raise MoncaeError(f"--images must be at most the {len(data.x_train)} training images. Received: {images}")
     from moncae.model.weight_ga import reconstruction_loss, train_weights_ga
