@@ -24,7 +24,8 @@ curve from there when the seed, minutes, dataset, plain settings and moncae's so
 not depend on the budgeted settings, so comparing budgeted variants need not re-run it).
 
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
-       [--preset cpu] [--set KEY=VALUE ...] [--with-inherit] [--curves curves.json] [--run RESULTS/fashion_mnist/seed-46]
+       [--preset cpu] [--set KEY=VALUE ...] [--with-inherit] [--curves curves.json]
+       [--run RESULTS/fashion_mnist/seed-46]
 """
 
 from __future__ import annotations

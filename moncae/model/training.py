@@ -15,8 +15,8 @@ from moncae.model.tfquiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 import keras  # noqa: E402
 
-__all__ = ["build_optimizer", "end_session", "fit_autoencoder", "inference_latency_ms", "make_loss", "make_optimizer",
-           "model_to_bytes", "quiet_tensorflow", "tf_dataset"]
+__all__ = ["build_optimizer", "end_session", "fit_autoencoder", "inference_latency_ms", "make_loss",
+           "make_optimizer", "model_to_bytes", "quiet_tensorflow", "tf_dataset"]
 
 LOSSES = {"bce": keras.losses.BinaryCrossentropy, "mse": keras.losses.MeanSquaredError}
 

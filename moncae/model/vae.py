@@ -205,7 +205,7 @@ def fit_vae(parts: VAEParts, x_train: np.ndarray, x_val: np.ndarray, *, epochs: 
 
 def evaluate_vae(parts: VAEParts, x: np.ndarray, batch_size: int) -> tuple[float, float, float]:
     """(VAE loss, per-pixel BCE of the mean decoding, prior KL per latent dimension) on `x`."""
-    from moncae.model.training import build_optimizer, tf_dataset
+    from moncae.model.training import tf_dataset
 
     scores = parts.vae.evaluate(tf_dataset(x, batch_size=batch_size, autoencoder=True), verbose=0,
                                 return_dict=True)
