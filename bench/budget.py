@@ -20,8 +20,9 @@ With `--seeds 46,47,48` it runs the comparison once per seed and prints each see
 their median (one seed's front moves in jumps, so one ratio is the distance between two steps).
 
 `--curves FILE` keeps every curve it measures in a JSON file and reuses the plain protocol's
-curve from there when the seed, minutes, dataset, plain settings and moncae's source match (the plain run does
-not depend on the budgeted settings, so comparing budgeted variants need not re-run it).
+curve from there when the seed, minutes, dataset, plain settings and the search's code (moncae
+but its command line, export and report) match: the plain run does not depend on the budgeted
+settings, so comparing budgeted variants need not re-run it.
 
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
        [--preset cpu] [--set KEY=VALUE ...] [--with-inherit] [--curves curves.json]
