@@ -65,7 +65,8 @@ def build_optimizer(model) -> None:
 
     Keras' TF trainer otherwise creates them inside the first trace of the train step, and a
     `tf.function` whose first trace creates variables is traced a second time: that doubled the
-    graph tracing of every new model here (0.6-0.8 s of a 1.5-1.9 s first batch). The values are
+    graph tracing of every new model (mean first batch 2.00 s against 1.10 s here,
+    `bench/first_batch.py`). The values are
     the same either way (zeros, Adagrad's initial accumulator, ...): building is not seeded.
     """
     if model.optimizer is not None and not model.optimizer.built:

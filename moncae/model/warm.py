@@ -38,12 +38,12 @@ def digest(model_bytes: bytes) -> str:
 
 
 def optimizer_start(model) -> list[np.ndarray]:
-    """Build the compiled model's optimizer now (as `fit` would on its first call) and return
+    """Build the compiled model's optimizer now (as `fit_autoencoder` does before `fit`) and return
     its variables' initial values, to rewind to before a continuation."""
-    optimizer = model.optimizer
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
-    return [np.array(v.numpy()) for v in optimizer.variables]
+    from moncae.model.training import build_optimizer
+
+    build_optimizer(model)
+    return [np.array(v.numpy()) for v in model.optimizer.variables]
 
 
 @dataclass
