@@ -25,7 +25,7 @@ but its command line, export and report) match: the plain run does not depend on
 settings, so comparing budgeted variants need not re-run it.
 
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
-       [--preset cpu] [--set KEY=VALUE ...] [--with-inherit] [--curves curves.json]
+       [--preset cpu] [--set KEY=VALUE ...] [--with-inherit] [--curves curves.json] [--plain-only]
        [--run RESULTS/fashion_mnist/seed-46]
 """
 
@@ -177,6 +177,9 @@ def compare(args, seed: int) -> list[float]:
             if store:
                 saved[plain_id] = curves["(a) plain"]
                 store.write_text(json.dumps(saved))
+        if args.plain_only:
+            print_curve("(a) plain", curves["(a) plain"])
+            return []
         curves["(b) budgeted"] = run_for("budgeted", budgeted, seconds)
         if args.with_inherit and not budgeted.inherit:
             curves["(b') budgeted + inherit"] = run_for(
@@ -220,11 +223,13 @@ def main() -> None:
                         help="JSON file: keep the curves, reuse a matching plain curve")
     parser.add_argument("--with-inherit", action="store_true",
                         help="also run the budgeted settings with weight inheritance on")
+    parser.add_argument("--plain-only", action="store_true",
+                        help="measure (and keep, with --curves) only the plain protocol's curves")
     args = parser.parse_args()
     if not args.skip_search:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         ratios = {seed: compare(args, seed) for seed in seeds}
-        if len(seeds) > 1:
+        if len(seeds) > 1 and not args.plain_only:
             for variant, values in enumerate(zip(*ratios.values())):
                 shown = ", ".join(f"seed {s}: {r:.2f}x" for s, r in zip(seeds, values))
                 print(f"time-to-target ratio, budgeted variant {variant + 1}: {shown}; "
