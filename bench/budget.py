@@ -19,13 +19,17 @@ the run's training split, scored on its test split, like the report's baseline).
 With `--seeds 46,47,48` it runs the comparison once per seed and prints each seed's ratio and
 their median (one seed's front moves in jumps, so one ratio is the distance between two steps).
 
+`--set KEY=VALUE` changes a setting of both protocols; `--set-budgeted KEY=VALUE` only the
+budgeted one's (e.g. `promote`, `rungs`; the plain protocol keeps full fidelity regardless).
+
 `--curves FILE` keeps every curve it measures in a JSON file and reuses the plain protocol's
 curve from there when the seed, minutes, dataset, plain settings and the search's code (moncae
 but its command line, export and report) match: the plain run does not depend on the budgeted
 settings, so comparing budgeted variants need not re-run it.
 
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
-       [--preset cpu] [--set KEY=VALUE ...] [--with-inherit] [--curves curves.json] [--plain-only]
+       [--preset cpu] [--set KEY=VALUE ...] [--set-budgeted KEY=VALUE ...] [--with-inherit]
+       [--curves curves.json] [--plain-only]
        [--run RESULTS/fashion_mnist/seed-46]
 """
 
@@ -156,14 +160,16 @@ def compare(args, seed: int) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
                   "generations": args.generations}
-        budgeted = resolve_config(out=f"{tmp}/b", **common, **overrides(args.set))
+        shared = resolve_config(out=f"{tmp}/b", **common, **overrides(args.set))
         # today's protocol: one full training per new genome, from random weights
-        plain = dataclasses.replace(budgeted, fidelity="full", rungs=(), inherit=False,
+        plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False,
                                     promote=SearchConfig().promote, out=f"{tmp}/a")
+        budgeted = resolve_config(out=f"{tmp}/b", **common,
+                                  **{**overrides(args.set), **overrides(args.set_budgeted)})
         print(f"{args.dataset}, seed {seed}, {args.minutes:g} min each; budgeted: "
               f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote} "
-              f"inherit {budgeted.inherit}; plain: fidelity {plain.fidelity}; both: space "
-              f"{plain.space}, population {plain.population}, epochs {plain.epochs}")
+              f"inherit {budgeted.inherit} epochs {budgeted.epochs}; plain: fidelity {plain.fidelity} "
+              f"epochs {plain.epochs}; both: space {plain.space}, population {plain.population}")
         store = Path(args.curves) if args.curves else None
         saved = json.loads(store.read_text()) if store and store.exists() else {}
         plain_id = json.dumps({"seed": seed, "minutes": args.minutes, "dataset": args.dataset,
@@ -219,6 +225,10 @@ def main() -> None:
                         help="a setting instead of the preset's, as TOML, e.g. --set 'rungs=[[1,2500]]' "
                              "--set promote=0.25; it applies to both protocols, except that "
                              "plain always has fidelity full, no rungs and no inheritance")
+    parser.add_argument("--set-budgeted", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the budgeted search only, e.g. --set-budgeted epochs=2 "
+                             "(its top rung: 2 epochs on every training image, while the plain "
+                             "protocol keeps the preset's)")
     parser.add_argument("--curves", default=None,
                         help="JSON file: keep the curves, reuse a matching plain curve")
     parser.add_argument("--with-inherit", action="store_true",
