@@ -64,9 +64,11 @@ class Tracker(SearchProgress):
         self.points: list[tuple[float, float]] = []
         self.curve: list[tuple[float, float, int]] = []  # (seconds, HV, trainings)
         self.trainings = 0
+        self.by_rung: dict[int, list[tuple[float, float]]] = {}  # rung -> (seconds, fit_seconds)
 
     def evaluation_done(self, record) -> None:
         self.trainings += 1
+        self.by_rung.setdefault(record.rung, []).append((record.seconds, record.fit_seconds))
         if record.ok and record.rung == self.top:
             self.points.append((record.rec_loss, record.loc))
         hv = hypervolume(np.array(self.points, dtype=float).reshape(-1, 2), self.ref)
@@ -83,6 +85,10 @@ def run_for(label: str, config, seconds: float) -> list[tuple[float, float, int]
         print(f"{label}: finished its {config.generations} generations within the budget")
     except OutOfTime:
         pass
+    for rung, times in sorted(tracker.by_rung.items()):
+        task, fit = np.mean(times, axis=0)
+        print(f"{label}: rung {rung}: {len(times)} trainings, {task:.1f} s each in its worker "
+              f"({fit:.1f} s in fit, the first batch's trace included)")
     return tracker.curve
 
 
