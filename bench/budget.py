@@ -78,6 +78,9 @@ class Tracker(SearchProgress):
             raise OutOfTime
 
 
+SECONDS: dict[str, dict[int, float]] = {}  # label -> rung -> mean seconds per training
+
+
 def run_for(label: str, config, seconds: float) -> list[tuple[float, float, int]]:
     tracker = Tracker(len(config.rung_schedule()) - 1, config.ref_point, seconds)
     try:
@@ -87,6 +90,7 @@ def run_for(label: str, config, seconds: float) -> list[tuple[float, float, int]
         pass
     for rung, times in sorted(tracker.by_rung.items()):
         task, fit = np.mean(times, axis=0)
+        SECONDS.setdefault(label, {})[rung] = float(task)
         print(f"{label}: rung {rung}: {len(times)} trainings, {task:.1f} s each in its worker "
               f"({fit:.1f} s in fit, the first batch's trace included)")
     return tracker.curve
@@ -199,6 +203,7 @@ def compare(args, seed: int) -> list[float]:
                 seconds)
     for label, curve in curves.items():
         print_curve(label, curve)
+    throughput_bound(budgeted, plain.population)
     curve_a = curves["(a) plain"]
     final_a = curve_a[-1][1] if curve_a else 0.0
     t_a = first_time(curve_a, final_a)
@@ -215,6 +220,35 @@ def compare(args, seed: int) -> list[float]:
             print(f"  did not reach the plain protocol's final HV {final_a:.4f} in "
                   f"{args.minutes:g} min (ratio < {t_a / seconds:.2f}x)")
     return ratios
+
+
+def generation_cost(rung_seconds: list[float], children: int, promote: float) -> float:
+    """Seconds of training in one generation of `children` new genomes: each trains at rung 0,
+    `ceil(promote x candidates)` go on at each rung (successive halving)."""
+    cost, n = 0.0, children
+    for r, t in enumerate(rung_seconds):
+        cost += n * t
+        n = math.ceil(promote * n) if r + 1 < len(rung_seconds) else n
+    return cost
+
+
+def throughput_bound(budgeted, population: int) -> None:
+    """How many generations the budgeted search trains per plain one, from the measured seconds
+    per training: what its search would gain if a budgeted generation were worth a plain one (a
+    generation's new genomes: the population minus its elite)."""
+    from moncae.method.evolution import elite_count
+
+    plain, ours = SECONDS.get("plain", {}), SECONDS.get("budgeted", {})
+    rungs = len(budgeted.rung_schedule())
+    if 0 not in plain or len(ours) < rungs:
+        return
+    children = population - elite_count(budgeted.elitism, population)
+    a = generation_cost([plain[0]], children, 1.0)
+    b = generation_cost([ours[r] for r in range(rungs)], children, budgeted.promote)
+    free = generation_cost([0.0] * (rungs - 1) + [ours[rungs - 1]], children, budgeted.promote)
+    print(f"a generation of {children} new genomes: plain {a:.1f} s of training, budgeted {b:.1f} s "
+          f"({a / b:.2f}x as many generations in the same time; {a / free:.2f}x if its lower "
+          "rungs cost nothing)")
 
 
 def main() -> None:

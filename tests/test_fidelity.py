@@ -40,6 +40,16 @@ def test_points_that_enter_the_all_time_front_are_promoted_first_within_a_fixed_
     assert promoted(["a", "d"], points, REF, 0.1, everyone=True) == ["a", "d"]
 
 
+def test_front_promotion_takes_only_genomes_that_enter_or_extend_the_all_time_front():
+    points = {"old": (0.10, 2.0), "a": (0.12, 2.0), "b": (0.09, 2.5), "c": (0.20, 1.0),
+              "d": (0.30, 1.5), "e": (0.25, 0.9)}
+    # b, c, e add hypervolume to the all-time front; a and d do not, however large the budget
+    assert promoted(["a", "b", "c", "d", "e"], points, REF, 1.0, front_only=True) == ["b", "c", "e"]
+    assert len(promoted(["a", "b", "c", "d", "e"], points, REF, 0.34, front_only=True)) == 2
+    assert promoted(["a", "d"], points, REF, 1.0, front_only=True) == []  # none: nothing goes on
+    assert promoted(["a", "d"], points, REF, 0.1, everyone=True, front_only=True) == ["a", "d"]
+
+
 def test_the_budget_rounds_up():
     points = {"a": (0.2, 1.0), "b": (0.3, 2.0)}
     assert promoted(["a", "b"], points, REF, 0.01) == ["a"]
@@ -84,6 +94,27 @@ def test_rungs_search_promotes_a_few_and_measures_the_final_population_at_full_f
     gens = pd.read_csv(result.run_dir / "generations.csv")
     assert gens["trainings_total"].iloc[-1] == len(ev)
     assert gens["image_epochs_total"].iloc[-1] == (ev["train_images"] * ev["epochs"]).sum()
+
+
+def test_front_promotion_in_the_search_promotes_only_front_entries(stub_config):
+    result = run_search(stub_config(**{**RUNGS, "promote": 1.0}, promotion="front"), task_fn=with_model)
+    ev = pd.read_csv(result.run_dir / "evaluations.csv")
+    low, top = ev[ev["rung"] == 0], ev[ev["rung"] == 1]
+    last = ev["generation"].max()
+    seen: list[tuple[float, float]] = []
+    counts = []
+    for gen, rows in low.groupby("generation"):
+        before = list(seen)
+        seen += list(zip(rows["rec_loss"], rows["loc"]))
+        if gen == last:
+            continue
+        went_on = set(top[top["generation"] == gen]["genome_key"])
+        counts.append((len(went_on), len(rows)))
+        for _, row in rows.iterrows():  # on the rung-0 front of everything so far, or not
+            point = (row["rec_loss"], row["loc"])
+            dominated = any(p[0] <= point[0] and p[1] <= point[1] and p != point for p in seen)
+            assert (row["genome_key"] in went_on) == (not dominated), (gen, row["genome_key"], before)
+    assert any(n < total for n, total in counts)  # fewer than everyone, with promote = 1.0
 
 
 def test_full_fidelity_trains_each_genome_once_on_every_image(stub_config):

@@ -114,6 +114,9 @@ class BarProgress:
                    "the lower rungs training only the decoder with the random encoder frozen.")
 @click.option("--promote", type=float, default=None,
               help="With --fidelity rungs: at most this fraction of a rung's genomes goes on (default 0.34).")
+@click.option("--promotion", type=click.Choice(["fraction", "front"]), default=None,
+              help="With --fidelity rungs: fraction (default): the best --promote fraction goes on; "
+                   "front: of those, only genomes that enter or extend the all-time front at their rung.")
 @click.option("--inherit/--no-inherit", default=None,
               help="Weight inheritance: a crossover child starts from its parents' trained weights "
                    "where layers match (default off).")

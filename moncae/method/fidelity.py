@@ -6,7 +6,9 @@ N training images); after every genome of the generation has trained at rung r, 
 candidates)` of them are promoted and train on at rung r + 1 from their rung-r weights: first
 those whose rung-r point adds hypervolume to the *all-time* set of rung-r points (they would
 enter or extend the front at that fidelity), largest contribution first, then by their
-contribution to this generation's own rung-r front, then by loss (`promoted`). The top rung is
+contribution to this generation's own rung-r front, then by loss (`promoted`); with `promotion
+= "front"` only those that enter or extend the all-time rung-r front go on, at most that many
+(none when no candidate does: the budget follows the search's progress). The top rung is
 the run's full budget (`epochs` on every training image): only top-rung points are ever compared
 with each other for fitness, the front and its hypervolume. A genome stopped at a lower rung is
 handed to the strategy like a failed one (objectives at the reference point, fitness 0): a
@@ -59,7 +61,8 @@ def rung_schedule(lower: Sequence[Sequence[int]], epochs: int, *, decoder_only: 
 
 
 def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
-             ref: Sequence[float], fraction: float, *, everyone: bool = False) -> list[str]:
+             ref: Sequence[float], fraction: float, *, everyone: bool = False,
+             front_only: bool = False) -> list[str]:
     """The candidates (genome keys, in order) that go on to the next rung.
 
     `points` holds every ok network's point at this rung so far (the candidates' included), one
@@ -68,8 +71,9 @@ def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
     the budget per rung is fixed), ranked by (1) exclusive hypervolume contribution over all
     of `points` (those that would enter or extend the all-time front at this fidelity come
     first), then (2) contribution over the candidates alone (this generation's own front), then
-    (3) lower loss, then candidate order. With `everyone` every candidate that has a point goes
-    on (the last generation).
+    (3) lower loss, then candidate order. With `front_only` (`promotion = "front"`) only
+    candidates with a positive contribution in (1) are taken, still at most that many. With
+    `everyone` every candidate that has a point goes on (the last generation).
     """
     candidates = [k for k in dict.fromkeys(candidates) if k in points]
     if everyone or not candidates:
@@ -79,7 +83,8 @@ def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
     own = dict(zip(candidates, _contributions([points[k] for k in candidates], ref)))
     ranked = sorted(range(len(candidates)), key=lambda i: (
         -overall[candidates[i]], -own[candidates[i]], points[candidates[i]][0], i))
-    chosen = set(ranked[:math.ceil(fraction * len(candidates))])
+    chosen = {i for i in ranked[:math.ceil(fraction * len(candidates))]
+              if not front_only or overall[candidates[i]] > 0}
     return [k for i, k in enumerate(candidates) if i in chosen]
 
 
