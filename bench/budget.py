@@ -167,6 +167,7 @@ def compare(args, seed: int) -> list[float]:
     returns the time-to-target ratio of each budgeted variant (0.0: it never reached the plain
     run's final HV in the budget)."""
     seconds = args.minutes * 60
+    SECONDS.clear()  # a reused plain curve comes without its timing: no throughput figure then
     with tempfile.TemporaryDirectory() as tmp:
         common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
                   "generations": args.generations}
@@ -266,9 +267,8 @@ def main() -> None:
                              "--set promote=0.25; it applies to both protocols, except that "
                              "plain always has fidelity full, no rungs and no inheritance")
     parser.add_argument("--set-budgeted", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for the budgeted search only, e.g. --set-budgeted epochs=2 "
-                             "(its top rung: 2 epochs on every training image, while the plain "
-                             "protocol keeps the preset's)")
+                        help="a setting for the budgeted search only, e.g. --set-budgeted promote=0.16 "
+                             "or --set-budgeted 'promotion=\"front\"'")
     parser.add_argument("--curves", default=None,
                         help="JSON file: keep the curves, reuse a matching plain curve")
     parser.add_argument("--with-inherit", action="store_true",
