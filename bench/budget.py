@@ -78,10 +78,9 @@ class Tracker(SearchProgress):
             raise OutOfTime
 
 
-SECONDS: dict[str, dict[int, float]] = {}  # label -> rung -> mean seconds per training
-
-
-def run_for(label: str, config, seconds: float) -> list[tuple[float, float, int]]:
+def run_for(label: str, config, seconds: float, timing: dict[str, dict[int, float]] | None = None
+            ) -> list[tuple[float, float, int]]:
+    """The run's curve; prints (and stores in `timing[label]`) its mean seconds per training by rung."""
     tracker = Tracker(len(config.rung_schedule()) - 1, config.ref_point, seconds)
     try:
         run_search(config, progress=tracker)
@@ -90,7 +89,8 @@ def run_for(label: str, config, seconds: float) -> list[tuple[float, float, int]
         pass
     for rung, times in sorted(tracker.by_rung.items()):
         task, fit = np.mean(times, axis=0)
-        SECONDS.setdefault(label, {})[rung] = float(task)
+        if timing is not None:
+            timing.setdefault(label, {})[rung] = float(task)
         print(f"{label}: rung {rung}: {len(times)} trainings, {task:.1f} s each in its worker "
               f"({fit:.1f} s in fit, the first batch's trace included)")
     return tracker.curve
@@ -167,16 +167,17 @@ def compare(args, seed: int) -> list[float]:
     returns the time-to-target ratio of each budgeted variant (0.0: it never reached the plain
     run's final HV in the budget)."""
     seconds = args.minutes * 60
-    SECONDS.clear()  # a reused plain curve comes without its timing: no throughput figure then
+    timing: dict[str, dict[int, float]] = {}  # a reused plain curve comes without its timing
     with tempfile.TemporaryDirectory() as tmp:
         common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
                   "generations": args.generations}
-        shared = resolve_config(out=f"{tmp}/b", **common, **overrides(args.set))
+        both = overrides(args.set)
+        shared = resolve_config(out=f"{tmp}/b", **common, **both)
         # today's protocol: one full training per new genome, from random weights
         plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False,
                                     promote=SearchConfig().promote, out=f"{tmp}/a")
         budgeted = resolve_config(out=f"{tmp}/b", **common,
-                                  **{**overrides(args.set), **overrides(args.set_budgeted)})
+                                  **{**both, **overrides(args.set_budgeted)})
         print(f"{args.dataset}, seed {seed}, {args.minutes:g} min each; budgeted: "
               f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote} "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs}; plain: fidelity {plain.fidelity} "
@@ -190,21 +191,21 @@ def compare(args, seed: int) -> list[float]:
             print(f"plain: the curve measured earlier with the same settings ({store})")
             curves = {"(a) plain": [tuple(p) for p in saved[plain_id]]}
         else:
-            curves = {"(a) plain": run_for("plain", plain, seconds)}
+            curves = {"(a) plain": run_for("plain", plain, seconds, timing)}
             if store:
                 saved[plain_id] = curves["(a) plain"]
                 store.write_text(json.dumps(saved))
         if args.plain_only:
             print_curve("(a) plain", curves["(a) plain"])
             return []
-        curves["(b) budgeted"] = run_for("budgeted", budgeted, seconds)
+        curves["(b) budgeted"] = run_for("budgeted", budgeted, seconds, timing)
         if args.with_inherit and not budgeted.inherit:
             curves["(b') budgeted + inherit"] = run_for(
                 "budgeted + inherit", dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c"),
                 seconds)
     for label, curve in curves.items():
         print_curve(label, curve)
-    throughput_bound(budgeted, plain.population)
+    throughput_bound(budgeted, plain.population, timing)
     curve_a = curves["(a) plain"]
     final_a = curve_a[-1][1] if curve_a else 0.0
     t_a = first_time(curve_a, final_a)
@@ -227,19 +228,19 @@ def generation_cost(rung_seconds: list[float], children: int, promote: float) ->
     """Seconds of training in one generation of `children` new genomes: each trains at rung 0,
     `ceil(promote x candidates)` go on at each rung (successive halving)."""
     cost, n = 0.0, children
-    for r, t in enumerate(rung_seconds):
+    for t in rung_seconds:
         cost += n * t
-        n = math.ceil(promote * n) if r + 1 < len(rung_seconds) else n
+        n = math.ceil(promote * n)
     return cost
 
 
-def throughput_bound(budgeted, population: int) -> None:
+def throughput_bound(budgeted, population: int, timing: dict[str, dict[int, float]]) -> None:
     """How many generations the budgeted search trains per plain one, from the measured seconds
     per training: what its search would gain if a budgeted generation were worth a plain one (a
     generation's new genomes: the population minus its elite)."""
     from moncae.method.evolution import elite_count
 
-    plain, ours = SECONDS.get("plain", {}), SECONDS.get("budgeted", {})
+    plain, ours = timing.get("plain", {}), timing.get("budgeted", {})
     rungs = len(budgeted.rung_schedule())
     if 0 not in plain or len(ours) < rungs:
         return
