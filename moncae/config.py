@@ -46,7 +46,7 @@ FIDELITIES = ("full", "rungs", "proxy")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
-               "model", "promotion")
+               "model", "promotion", "first_generation")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
 # (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
 FINALS = ("population", "front")
@@ -54,6 +54,10 @@ FINALS = ("population", "front")
 # ceil(promote x candidates)) or `front` (of those, only the ones that enter or extend the
 # all-time front at that rung).
 PROMOTIONS = ("fraction", "front")
+# The first generation of a multi-fidelity run: `rungs` (like every other generation) or `full`
+# (every ok genome goes on to the top rung: Hyperband's bracket without early stopping, so the
+# search starts from as many full-budget networks as the plain protocol's first generation).
+FIRST_GENERATIONS = ("rungs", "full")
 PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
 WORKERS_AUTO = "auto"
 
@@ -85,6 +89,7 @@ class SearchConfig:
     rungs: tuple[tuple[int, int], ...] = ()  # the lower rungs, [epochs, train_images] each
     promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
     promotion: str = "fraction"  # see PROMOTIONS
+    first_generation: str = "rungs"  # see FIRST_GENERATIONS
     inherit: bool = False  # children start from their parents' trained weights where layers match
     final: str = "population"  # see FINALS
     # what is minimised (rec_loss, loc first; then any of params, flops, latency) and the
@@ -158,6 +163,8 @@ class SearchConfig:
         _check(0.0 < self.promote <= 1.0, "promote", "must be in (0, 1]", self.promote)
         _check(self.promotion in PROMOTIONS, "promotion", f"must be one of {', '.join(PROMOTIONS)}",
                self.promotion)
+        _check(self.first_generation in FIRST_GENERATIONS, "first_generation",
+               f"must be one of {', '.join(FIRST_GENERATIONS)}", self.first_generation)
         _check(self.final in FINALS, "final", f"must be one of {', '.join(FINALS)}", self.final)
         _check(self.fidelity != "proxy" or not self.inherit, "inherit",
                "cannot be used with fidelity = \"proxy\" (the proxy's frozen encoder must stay random)",

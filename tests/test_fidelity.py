@@ -117,6 +117,27 @@ def test_front_promotion_in_the_search_promotes_only_front_entries(stub_config):
     assert any(n < total for n, total in counts)  # fewer than everyone, with promote = 1.0
 
 
+def test_a_full_first_generation_promotes_all_of_it_then_the_rule_applies(stub_config, tmp_path):
+    default = run_search(stub_config(tmp_path / "default", **RUNGS), task_fn=with_model)
+    plain = pd.read_csv(default.run_dir / "evaluations.csv")
+    result = run_search(stub_config(tmp_path / "full", **RUNGS, first_generation="full"), task_fn=with_model)
+    ev = pd.read_csv(result.run_dir / "evaluations.csv")
+    low, top = ev[ev["rung"] == 0], ev[ev["rung"] == 1]
+    first = low[(low["generation"] == 0) & (low["status"] == "ok")]
+    assert len(first) > 1 and set(top[top["generation"] == 0]["genome_key"]) == set(first["genome_key"])
+    for gen, rows in low.groupby("generation"):
+        if 0 < gen < ev["generation"].max():  # the others: ceil(0.34 x new genomes) go on
+            assert len(top[top["generation"] == gen]) == math.ceil(0.34 * len(rows))
+    # the default promotes a third of the first generation, as before
+    assert len(plain[(plain["generation"] == 0) & (plain["rung"] == 1)]) == math.ceil(
+        0.34 * len(plain[(plain["generation"] == 0) & (plain["rung"] == 0)]))
+
+
+def test_first_generation_must_be_rungs_or_full(stub_config):
+    with pytest.raises(MoncaeError, match="`first_generation` must be one of rungs, full"):
+        stub_config(**RUNGS, first_generation="all")
+
+
 def test_full_fidelity_trains_each_genome_once_on_every_image(stub_config):
     result = run_search(stub_config(), task_fn=with_model)
     ev = pd.read_csv(result.run_dir / "evaluations.csv")

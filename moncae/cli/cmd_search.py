@@ -117,6 +117,9 @@ class BarProgress:
 @click.option("--promotion", type=click.Choice(["fraction", "front"]), default=None,
               help="With --fidelity rungs: fraction (default): the best --promote fraction goes on; "
                    "front: of those, only genomes that enter or extend the all-time front at their rung.")
+@click.option("--first-generation", type=click.Choice(["rungs", "full"]), default=None,
+              help="With --fidelity rungs: rungs (default): the first generation is promoted like "
+                   "the others; full: every genome of it goes on to the full budget.")
 @click.option("--inherit/--no-inherit", default=None,
               help="Weight inheritance: a crossover child starts from its parents' trained weights "
                    "where layers match (default off).")

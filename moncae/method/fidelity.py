@@ -13,7 +13,8 @@ the run's full budget (`epochs` on every training image): only top-rung points a
 with each other for fitness, the front and its hypervolume. A genome stopped at a lower rung is
 handed to the strategy like a failed one (objectives at the reference point, fitness 0): a
 stated rule, never a mix of fidelities. In the last generation every ok genome is promoted, so
-the final population is measured at full fidelity.
+the final population is measured at full fidelity; with `first_generation = "full"` the first
+generation's too (the search loop passes `everyone`).
 """
 
 from __future__ import annotations

@@ -262,7 +262,8 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
                       run: RunFolder, cache: Trainings, executor: Executor, task_fn: TaskFn,
                       gene_columns: list[str], progress: SearchProgress, last: bool, shape) -> None:
     """Train the generation's new genomes at rung 0, then promote rung by rung (with fidelity
-    "full" there is one rung: every new genome trains once at the full budget)."""
+    "full" there is one rung: every new genome trains once at the full budget). The last
+    generation, and with `first_generation = "full"` the first, promotes every ok genome."""
     genomes = dict(zip(keys, population))  # per key its last genome (copies build one network)
     todo = [k for k in genomes if k not in cache]
     progress.generation_started(gen, config.generations, len(todo), len(population) - len(todo))
@@ -271,8 +272,9 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
     for rung in range(cache.top):
         candidates = [k for k in genomes if (rec := cache.at_rung(k, rung)) is not None and rec.ok
                       and (last or rec.generation == gen)]
+        everyone = last or (gen == 0 and config.first_generation == "full")
         chosen = promoted(candidates, cache.rung_points(rung), config.ref_point, config.promote,
-                          everyone=last, front_only=config.promotion == "front")
+                          everyone=everyone, front_only=config.promotion == "front")
         todo = [k for k in chosen if cache.reached(k) == rung]
         progress.promotion(gen, rung + 1, len(candidates), len(todo))
         _train_rung(gen, rung + 1, todo, genomes, config, run, cache, executor, task_fn, gene_columns,
