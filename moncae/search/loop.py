@@ -269,10 +269,10 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
     progress.generation_started(gen, config.generations, len(todo), len(population) - len(todo))
     _train_rung(gen, 0, todo, genomes, config, run, cache, executor, task_fn, gene_columns, progress,
                 shape)
+    everyone = last or (gen == 0 and config.first_generation == "full")
     for rung in range(cache.top):
         candidates = [k for k in genomes if (rec := cache.at_rung(k, rung)) is not None and rec.ok
                       and (last or rec.generation == gen)]
-        everyone = last or (gen == 0 and config.first_generation == "full")
         chosen = promoted(candidates, cache.rung_points(rung), config.ref_point, config.promote,
                           everyone=everyone, front_only=config.promotion == "front")
         todo = [k for k in chosen if cache.reached(k) == rung]
