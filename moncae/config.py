@@ -44,7 +44,8 @@ SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 # decoder with the random encoder frozen (the RL thesis's proxy, moncae.model.proxy).
 FIDELITIES = ("full", "rungs", "proxy")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
-               "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu")
+               "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu",
+               "first_population")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
                "model", "promotion", "first_generation")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
@@ -90,6 +91,9 @@ class SearchConfig:
     promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
     promotion: str = "fraction"  # see PROMOTIONS
     first_generation: str = "rungs"  # see FIRST_GENERATIONS
+    # generation 0's size: 0 = `population`; more draws a wider random start (with rungs, the
+    # extra genomes cost a rung-0 training each: Hyperband's wide first bracket)
+    first_population: int = 0
     inherit: bool = False  # children start from their parents' trained weights where layers match
     final: str = "population"  # see FINALS
     # what is minimised (rec_loss, loc first; then any of params, flops, latency) and the
@@ -165,6 +169,9 @@ class SearchConfig:
                self.promotion)
         _check(self.first_generation in FIRST_GENERATIONS, "first_generation",
                f"must be one of {', '.join(FIRST_GENERATIONS)}", self.first_generation)
+        _check(self.first_population == 0 or self.population <= self.first_population <= MAX_POPULATION,
+               "first_population", f"must be 0 (= population) or in {self.population}..{MAX_POPULATION} "
+               "(at least population)", self.first_population)
         _check(self.final in FINALS, "final", f"must be one of {', '.join(FINALS)}", self.final)
         _check(self.fidelity != "proxy" or not self.inherit, "inherit",
                "cannot be used with fidelity = \"proxy\" (the proxy's frozen encoder must stay random)",

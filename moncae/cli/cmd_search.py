@@ -120,6 +120,9 @@ class BarProgress:
 @click.option("--first-generation", type=click.Choice(["rungs", "full"]), default=None,
               help="With --fidelity rungs: rungs (default): the first generation is promoted like "
                    "the others; full: every genome of it goes on to the full budget.")
+@click.option("--first-population", type=int, default=None, metavar="N",
+              help="Generation 0's size (default: --population): a wider random start; with "
+                   "--fidelity rungs each extra genome costs one rung-0 training.")
 @click.option("--inherit/--no-inherit", default=None,
               help="Weight inheritance: a crossover child starts from its parents' trained weights "
                    "where layers match (default off).")

@@ -44,10 +44,11 @@ def elite_count(elitism: float, population: int) -> int:
 
 def breed(population: Sequence[Genome], fitness: Sequence[float], losses: Sequence[float],
           generation: int, rng: random.Random, toolbox: base.Toolbox, elitism: float,
-          keys: Sequence[str] | None = None) -> list[Genome]:
-    """Next generation: the elite unchanged (distinct networks first when `keys` are given), then
-    crossover+mutation children of selected parents."""
-    n = len(population)
+          keys: Sequence[str] | None = None, size: int | None = None) -> list[Genome]:
+    """Next generation of `size` (default: as many as `population`): the elite unchanged
+    (distinct networks first when `keys` are given), then crossover+mutation children of
+    parents selected from all of `population`."""
+    n = len(population) if size is None else size
     nextgen = [population[i] for i in elite_indices(fitness, losses, elite_count(elitism, n), keys)]
     while len(nextgen) < n:
         i, j = toolbox.select(fitness, 2, rng)

@@ -22,4 +22,5 @@ def make_strategy(config, space) -> Strategy:
     """The strategy a `SearchConfig` names, for its genome space."""
     cls = STRATEGIES[config.strategy]
     return cls(space, population=config.population, ref_point=config.ref_point, elitism=config.elitism,
-               selection=config.selection, objectives=config.objectives, **cls.run_settings(config))
+               selection=config.selection, objectives=config.objectives,
+               first_population=config.first_population, **cls.run_settings(config))

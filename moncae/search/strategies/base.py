@@ -43,17 +43,22 @@ class Strategy(ABC):
 
     def __init__(self, space: GenomeSpace, *, population: int, ref_point: Sequence[float],
                  elitism: float = 0.0, selection: str = "paper",
-                 objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> None:
+                 objectives: Sequence[str] = DEFAULT_OBJECTIVES, first_population: int = 0) -> None:
         self.space = space
         self.size = population
+        self.first_size = first_population or population  # generation 0's size
         self.ref_point = tuple(ref_point)
         self.objectives = ObjectiveSet(tuple(objectives), self.ref_point)
         self.elitism = elitism
         self.selection = selection
 
     def initial(self, rng: random.Random) -> list[Genome]:
-        """Generation 0: `population` random genomes (every strategy starts the same way)."""
-        return [random_genome(self.space, rng) for _ in range(self.size)]
+        """Generation 0: `first_population` (default `population`) random genomes (every strategy
+        starts the same way; each next generation has `population`)."""
+        return self.random_genomes(rng, self.first_size)
+
+    def random_genomes(self, rng: random.Random, n: int) -> list[Genome]:
+        return [random_genome(self.space, rng) for _ in range(n)]
 
     @abstractmethod
     def advance(self, generation: Generation, rng: random.Random, *, last: bool) -> list[Genome]:

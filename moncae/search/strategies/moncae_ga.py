@@ -21,4 +21,4 @@ class MoncaeGA(Strategy):
         toolbox = make_toolbox(self.space, self.selection)
         losses = [r.rec_loss for r in generation.records]
         return breed(generation.population, generation.fitness, losses, generation.index + 1, rng,
-                     toolbox, self.elitism, keys=generation.keys)
+                     toolbox, self.elitism, keys=generation.keys, size=self.size)

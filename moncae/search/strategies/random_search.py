@@ -25,7 +25,7 @@ class RandomSearch(Strategy):
                 self.seen.append({"key": key, "genome": genome.to_config()})
                 known.add(key)
         if not last:
-            return self.initial(rng)
+            return self.random_genomes(rng, self.size)
         pool = [Genome.from_config(g["genome"]) for g in self.seen]
         keys = [g["key"] for g in self.seen]
         return best_by_contribution(self, pool, keys, generation.lookup, self.size)
