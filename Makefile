@@ -6,6 +6,10 @@ STAMP  := $(VENV)/.installed
 SHARED_DATA := $(abspath ../shared/datasets)
 export MONCAE_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Test processes (pytest-xdist, one module per process): the usable cores, at most 4 (each loads
+# TensorFlow; the tests' own trainings and subprocesses load more). `make test TEST_JOBS=1`: serial.
+TEST_JOBS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(max(1, min(4, n or 1)))")
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 .PHONY: setup demo test test-fast bench lint clean
 
@@ -28,11 +32,11 @@ demo: $(STAMP)
 	@echo "Results: $(DEMO_RUN)/ (CSVs, models/), fine-tune: $(DEMO_RUN)/finetune.csv, report: results/report/report.md"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
-# Everything but the tests marked `slow` (those train real models or build a wheel): 16-23 s here (target: < 30 s).
+# Everything but the tests marked `slow` (those train real models or build a wheel): 24 s here (target: < 30 s).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

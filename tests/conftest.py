@@ -52,3 +52,17 @@ def pytest_ignore_collect(collection_path, config):
     if collection_path.name.startswith("test_") and SLOW_MODULE_MARK in collection_path.read_text():
         return True
     return None
+
+
+SMOKE_SEED = 5
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """A finished real smoke search (mnist_5k, seed `SMOKE_SEED`, the preset's settings), trained
+    once for every module that reads one. Never modified: a test that changes a run copies it."""
+    from moncae.config import resolve_config
+    from moncae.search.loop import run_search
+
+    out = tmp_path_factory.mktemp("smoke")
+    return run_search(resolve_config(preset="smoke", dataset="mnist_5k", seed=SMOKE_SEED, out=str(out)))

@@ -38,3 +38,22 @@ class Routed:
 def worker_pid(task: Routed) -> tuple[str, int]:
     time.sleep(0.05)
     return task.affinity, os.getpid()
+
+
+def slow_surrogate_task(task):
+    """The surrogate evaluator at 30 ms a training: a search long enough to be killed mid-way."""
+    from moncae.evaluation.surrogate import surrogate_task
+
+    time.sleep(0.03)
+    return surrogate_task(task)
+
+
+if __name__ == "__main__":  # `python process_tasks.py SETTINGS_JSON [--resume]`: a surrogate search
+    import json
+    import sys
+
+    from moncae.config import resolve_config
+    from moncae.search.loop import run_search
+
+    run_search(resolve_config(**json.loads(sys.argv[1])), resume="--resume" in sys.argv[2:],
+               task_fn=slow_surrogate_task)

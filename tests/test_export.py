@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import SMOKE_SEED
 
 import moncae
 from moncae.cli.main import main
-from moncae.config import resolve_config
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError
 from moncae.export import load_front, read_run_models
@@ -22,19 +22,16 @@ from moncae.export.export import TFLITE_TOLERANCE
 from moncae.finetune import finetune_run
 from moncae.method.architecture import bottleneck_shape
 from moncae.method.genome import Genome
-from moncae.search.loop import run_search
 
 pytestmark = pytest.mark.slow  # trains real models
 
-SEED = 46
+SEED = SMOKE_SEED
 
 
 @pytest.fixture(scope="module")
-def search_run(tmp_path_factory) -> Path:
+def search_run(smoke_run) -> Path:
     """A finished smoke search (never modified: tests work on copies)."""
-    out = tmp_path_factory.mktemp("search")
-    config = resolve_config(preset="smoke", dataset="mnist_5k", seed=SEED, out=str(out))
-    return run_search(config).run_dir
+    return smoke_run.run_dir
 
 
 @pytest.fixture(scope="module")

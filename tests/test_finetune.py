@@ -11,17 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import SMOKE_SEED
 
 from moncae.cli.main import main
-from moncae.config import resolve_config
 from moncae.finetune import FINETUNE_COLUMNS, finetune_run
 from moncae.finetune import run as finetune
-from moncae.search.loop import run_search
 from moncae.store import MODEL_INDEX_COLUMNS, model_filename, write_csv
 
 pytestmark = pytest.mark.slow  # trains real models
 
-SEED = 5
+SEED = SMOKE_SEED
 EPOCHS, CLASSIFIER_EPOCHS = 2, 10
 
 
@@ -31,11 +30,9 @@ def copy_run(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def search_run(tmp_path_factory) -> Path:
+def search_run(smoke_run) -> Path:
     """A finished smoke search (never modified: tests work on copies)."""
-    out = tmp_path_factory.mktemp("search")
-    config = resolve_config(preset="smoke", dataset="mnist_5k", seed=SEED, out=str(out))
-    return run_search(config).run_dir
+    return smoke_run.run_dir
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,9 @@ def comparable(path: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref")
-    return run_search(smoke(out))
+def reference_run(smoke_run):
+    assert smoke_run.config.seed == SEED
+    return smoke_run
 
 
 def test_run_writes_every_file_with_its_columns(reference_run):
@@ -138,30 +138,5 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run):
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stdout
     run = checkpoint.parent
-    for name in ("evaluations.csv", "population.csv", "generations.csv"):
-        pd.testing.assert_frame_equal(comparable(reference_run.run_dir / name), comparable(run / name))
-
-
-@pytest.mark.parametrize("strategy", ["nsga2", "mu-plus-lambda", "random", "metaqnn"])
-def test_every_strategy_resumes_identically_after_sigkill(tmp_path, strategy):
-    """A real smoke search per strategy: SIGKILL once generation 0 is checkpointed, resume, and
-    compare with an uninterrupted run of the same seed (which also shows it is deterministic)."""
-    args = ["--dataset", "mnist_5k", "--seed", str(SEED), "--preset", "smoke", "--strategy", strategy, "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    straight = subprocess.run(_cli(*args, "--out", str(tmp_path / "straight")), env=env, capture_output=True,
-                              text=True)
-    assert straight.returncode == 0, straight.stderr
-    killed = [*args, "--out", str(tmp_path / "killed")]
-    proc = subprocess.Popen(_cli(*killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    run = tmp_path / "killed" / "mnist_5k" / f"seed-{SEED}"
-    deadline = time.time() + 240
-    while not (run / "checkpoint.json").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    done = subprocess.run(_cli(*killed, "--resume"), env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    reference = tmp_path / "straight" / "mnist_5k" / f"seed-{SEED}"
     for name in ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv", "models/index.csv"):
-        pd.testing.assert_frame_equal(comparable(reference / name), comparable(run / name))
+        pd.testing.assert_frame_equal(comparable(reference_run.run_dir / name), comparable(run / name))

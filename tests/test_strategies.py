@@ -4,12 +4,20 @@ network: copies of one network share its contribution, so the GA never drops its
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from moncae.config import resolve_config
 from moncae.evaluation.records import EvalRecord
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.evolution import breed, make_toolbox
@@ -114,6 +122,35 @@ def test_strategy_resumes_identically_after_a_crash(stub_config, tmp_path, strat
         run_search(config, resume=True, task_fn=surrogate_task)
     for name in CSVS:
         pd.testing.assert_frame_equal(read(reference, name), read(config.run_dir, name), check_exact=True)
+
+
+@pytest.mark.slow  # five processes, ~1 s each
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_strategy_resumes_identically_after_sigkill(tiny_npz, tmp_path, strategy):
+    """A search process killed with SIGKILL once generation 0 is checkpointed (mid generation 1,
+    files possibly torn), then resumed in a fresh process, equals an uninterrupted run. The
+    surrogate evaluator: a real Keras search is killed and resumed in tests/test_search.py."""
+    settings = {"dataset": str(tiny_npz), "seed": 3, "strategy": strategy, "generations": 8,
+                "population": 8, "max_blocks": 4, "max_filters": 32, "elitism": 0.25}
+    reference = run_search(resolve_config(**settings, out=str(tmp_path / "ref")),
+                           task_fn=surrogate_task).run_dir
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    killed = json.dumps({**settings, "out": str(tmp_path / "killed")})
+    cmd = [sys.executable, str(tests / "process_tasks.py"), killed]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = tmp_path / "killed" / reference.relative_to(tmp_path / "ref")
+    deadline = time.time() + 60
+    while not (run / "checkpoint.json").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert len(pd.read_csv(run / "evaluations.csv")) < len(pd.read_csv(reference / "evaluations.csv"))
+    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name in CSVS:
+        pd.testing.assert_frame_equal(read(reference, name), read(run, name), check_exact=True)
 
 
 def test_survival_strategies_end_with_the_best_distinct_networks(stub_config):
