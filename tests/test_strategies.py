@@ -124,7 +124,7 @@ def test_strategy_resumes_identically_after_a_crash(stub_config, tmp_path, strat
         pd.testing.assert_frame_equal(read(reference, name), read(config.run_dir, name), check_exact=True)
 
 
-@pytest.mark.slow  # five processes, ~1 s each
+@pytest.mark.slow  # two processes per strategy: ~4 s each
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
 def test_strategy_resumes_identically_after_sigkill(tiny_npz, tmp_path, strategy):
     """A search process killed with SIGKILL once generation 0 is checkpointed (mid generation 1,
