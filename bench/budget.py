@@ -221,14 +221,14 @@ def compare(args, seed: int) -> list[float]:
             ratios.append(t_a / t_b)
             print(f"  time to the plain protocol's final HV: plain {t_a:.0f} s, this {t_b:.0f} s: "
                   f"ratio {t_a / t_b:.2f}x")
+        else:
+            ratios.append(0.0)
+            print(f"  did not reach the plain protocol's final HV {final_a:.4f} in "
+                  f"{args.minutes:g} min (ratio < {t_a / seconds:.2f}x)")
         near = final_a * (1.0 - args.tolerance)
         t_a_near, t_b_near = first_time(curve_a, near), first_time(curve, near)
         print(f"  time to {100 * (1 - args.tolerance):g}% of it ({near:.4f}): plain {t_a_near:.0f} s, "
               f"this {t_b_near:.0f} s: ratio {t_a_near / t_b_near:.2f}x")
-        if not math.isfinite(t_b):
-            ratios.append(0.0)
-            print(f"  did not reach the plain protocol's final HV {final_a:.4f} in "
-                  f"{args.minutes:g} min (ratio < {t_a / seconds:.2f}x)")
     return ratios
 
 
