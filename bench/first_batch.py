@@ -6,9 +6,13 @@ batch with a Keras callback; prints per genome the first batch (the train step's
 TF graph, its first run, and the input pipeline's start), the median batch, and the steady-state
 steps (batches x median). With `--lazy` the optimizer is left for Keras to build inside the first
 trace (what `fit_autoencoder` did before `build_optimizer`): that trace is then done twice.
+`--update stock` trains with Keras' own optimizer update instead of `moncae.model.fast_update`'s;
+`--update both` trains every genome with each in the same process, stock first on even genomes
+and fast first on odd ones (this machine's speed drifts between runs, and a second build of the
+same network may gain from warm caches, so only such paired figures compare the two).
 
 Usage: python bench/first_batch.py [--dataset fashion_mnist] [--preset cpu] [--genomes 4] [--images 5000]
-       [--lazy]
+       [--lazy] [--update fast|stock|both]
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lazy", action="store_true", help="let Keras build the optimizer in the trace")
+    parser.add_argument("--update", choices=("fast", "stock", "both"), default="fast",
+                        help="the optimizer update: moncae's fast one, Keras' own, or each in turn")
     args = parser.parse_args()
 
     import keras
@@ -56,28 +62,33 @@ def main() -> None:
         training.build_optimizer = lambda model: None
     print(f"{args.dataset}, {args.preset} space, {len(x)} images, batch {config.batch_size}, "
           f"optimizer built {'in the first trace (lazy)' if args.lazy else 'before fit'}")
-    firsts, steps = [], []
-    for _ in range(args.genomes):
+    updates = ("stock", "fast") if args.update == "both" else (args.update,)
+    firsts: dict[str, list[float]] = {u: [] for u in updates}
+    steps: dict[str, list[float]] = {u: [] for u in updates}
+    for i in range(args.genomes):
         genome = random_genome(config.genome_space(), rng)
-        keras.utils.set_random_seed(args.seed)
-        model, _ = build_autoencoder(genome, data.input_shape, seed=args.seed)
-        model.compile(optimizer=training.make_optimizer(genome), loss=training.make_loss(config.loss),
-                      jit_compile=False)
-        timer = BatchTimer()
-        training.build_optimizer(model)
-        model.fit(training.tf_dataset(x, batch_size=config.batch_size, shuffle_seed=args.seed,
-                                      autoencoder=True),
-                  epochs=1, verbose=0, callbacks=[timer])
-        median = statistics.median(timer.times)
-        firsts.append(timer.times[0])
-        steps.append(median * len(timer.times))
-        print(f"  {genome.optimizer:8} {len(model.trainable_variables):2} variables "
-              f"{model.count_params():7} params: first batch {timer.times[0]:.2f} s, median batch "
-              f"{median * 1000:.1f} ms, steady-state steps {steps[-1]:.2f} s ({len(timer.times)} batches)")
-        training.end_session()
-    print(f"mean first batch {statistics.mean(firsts):.2f} s, mean steady-state steps "
-          f"{statistics.mean(steps):.2f} s")
-
+        for update in updates if i % 2 == 0 else updates[::-1]:
+            keras.utils.set_random_seed(args.seed)
+            model, _ = build_autoencoder(genome, data.input_shape, seed=args.seed)
+            optimizer = training.make_optimizer(genome) if update == "fast" else keras.optimizers.get(
+                {"class_name": genome.optimizer, "config": {"learning_rate": genome.learning_rate}})
+            model.compile(optimizer=optimizer, loss=training.make_loss(config.loss), jit_compile=False)
+            timer = BatchTimer()
+            training.build_optimizer(model)
+            model.fit(training.tf_dataset(x, batch_size=config.batch_size, shuffle_seed=args.seed,
+                                          autoencoder=True),
+                      epochs=1, verbose=0, callbacks=[timer])
+            median = statistics.median(timer.times)
+            firsts[update].append(timer.times[0])
+            steps[update].append(median * len(timer.times))
+            print(f"  {genome.optimizer:8} {update:5} update, {len(model.trainable_variables):2} variables "
+                  f"{model.count_params():7} params: first batch {timer.times[0]:.2f} s, median batch "
+                  f"{median * 1000:.1f} ms, steady-state steps {steps[update][-1]:.2f} s "
+                  f"({len(timer.times)} batches)")
+            training.end_session()
+    for update in updates:
+        print(f"{update} update: mean first batch {statistics.mean(firsts[update]):.2f} s, "
+              f"mean steady-state steps {statistics.mean(steps[update]):.2f} s")
 
 if __name__ == "__main__":
     main()

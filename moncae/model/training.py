@@ -10,6 +10,7 @@ import tempfile
 import numpy as np
 
 from moncae.method.genome import Genome
+from moncae.model.fast_update import speed_up_update
 from moncae.model.tfquiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
@@ -33,9 +34,11 @@ def make_loss(name: str):
 
 
 def make_optimizer(genome: Genome):
-    return keras.optimizers.get(
+    """The genome's Keras optimizer; Adam, Nadam and RMSprop with an update that traces faster
+    and gives the same weights to the bit (`moncae.model.fast_update`)."""
+    return speed_up_update(keras.optimizers.get(
         {"class_name": genome.optimizer, "config": {"learning_rate": genome.learning_rate}}
-    )
+    ))
 
 
 def tf_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
