@@ -35,6 +35,7 @@ from moncae.method.dense_baselines import (  # noqa: E402
     LEARNING_RATE,
     PATIENCE,
 )
+from moncae.model.fast_update import speed_up_update  # noqa: E402
 from moncae.model.training import fit_autoencoder, make_loss  # noqa: E402
 from moncae.model.vae import GaussianSample, VAEParts, compile_vae, fit_vae, vae_kl  # noqa: E402
 
@@ -87,7 +88,7 @@ def train_dense_baseline(kind: str, k: int, x_train: np.ndarray, x_val: np.ndarr
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model, parts = _dense_parts(kind, int(k), x_train.shape[1:], seed)
-    optimizer = keras.optimizers.Adam(LEARNING_RATE)
+    optimizer = speed_up_update(keras.optimizers.Adam(LEARNING_RATE))
     try:
         if parts is None:
             model.compile(optimizer=optimizer, loss=make_loss(loss), jit_compile=False)

@@ -23,6 +23,7 @@ from moncae.model.tfquiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 import keras  # noqa: E402
 
+from moncae.model.fast_update import speed_up_update  # noqa: E402
 from moncae.model.training import tf_dataset  # noqa: E402
 
 CLASSIFIER_BATCH_SIZE = 64
@@ -127,7 +128,7 @@ def latent_classification(encoder, x_train: np.ndarray, y_train: np.ndarray, x_t
         model = head
         train_x = codes_train
         test_x, _, _ = encode(encoder, x_test, batch_size=encode_batch_size)
-    model.compile(optimizer=keras.optimizers.Adam(CLASSIFIER_LEARNING_RATE),
+    model.compile(optimizer=speed_up_update(keras.optimizers.Adam(CLASSIFIER_LEARNING_RATE)),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")], jit_compile=False)
     model.fit(tf_dataset(train_x, y_train, batch_size=CLASSIFIER_BATCH_SIZE, shuffle_seed=seed),
