@@ -227,8 +227,11 @@ def compare(args, seed: int) -> list[float]:
                   f"{args.minutes:g} min (ratio < {t_a / seconds:.2f}x)")
         near = final_a * (1.0 - args.tolerance)
         t_a_near, t_b_near = first_time(curve_a, near), first_time(curve, near)
-        print(f"  time to {100 * (1 - args.tolerance):g}% of it ({near:.4f}): plain {t_a_near:.0f} s, "
-              f"this {t_b_near:.0f} s: ratio {t_a_near / t_b_near:.2f}x")
+        head = f"  time to {100 * (1 - args.tolerance):g}% of it ({near:.4f}): plain {t_a_near:.0f} s, "
+        if math.isfinite(t_b_near):
+            print(head + f"this {t_b_near:.0f} s: ratio {t_a_near / t_b_near:.2f}x")
+        else:
+            print(head + f"this not reached in {args.minutes:g} min (ratio < {t_a_near / seconds:.2f}x)")
     return ratios
 
 
