@@ -11,7 +11,7 @@ import pytest
 
 from moncae.data import DataSpec, cached_dataset
 from moncae.method.genome import GenomeSpace, random_genome
-from moncae.model import training
+from moncae.model import fast_update, training
 from moncae.model.decode import build_autoencoder
 from moncae.model.fast_update import speed_up_update
 
@@ -87,4 +87,16 @@ def test_a_sped_up_optimizer_serialises_as_keras_own(name):
 
 def test_make_optimizer_uses_the_fast_update():
     genome = _genome("nadam", dense=True)
-    assert "update_step" in vars(training.make_optimizer(genome))
+    assert "update_step" in vars(training.make_optimizer(genome)), (
+        "the installed Keras is not the one the rewrites were verified on (fast_update.VERIFIED): "
+        "check them against its sources, run the slow tests above, then record its digests")
+
+
+@pytest.mark.parametrize("name", ["adam", "nadam", "rmsprop"])
+def test_another_keras_keeps_its_own_update(name, monkeypatch):
+    """Sources that differ from the verified ones (another Keras version) leave Keras' update."""
+    opt = _stock(name)
+    assert fast_update.keras_source_digest(type(opt)) == fast_update.VERIFIED[type(opt).__name__]
+    monkeypatch.setitem(fast_update.VERIFIED, type(opt).__name__, "0" * 16)
+    assert speed_up_update(opt) is opt
+    assert "update_step" not in vars(opt) and "_backend_update_step" not in vars(opt)

@@ -15,6 +15,13 @@ the bit to stock Keras' (`tests/test_fast_update.py`). Only the configurations t
 are rewritten (every setting at Keras' default but the learning rate; Adam without AMSGrad,
 RMSprop without momentum or centring); any other optimizer is returned untouched.
 
+The rewrites copy Keras' private update code, so they are used only where that code is the code
+they were checked against: `speed_up_update` compares a digest of the Keras sources each rewrite
+mirrors (`update_step`, `build`, every `_backend_update_step` and `_get_variable_index` of the
+class) with the digest of the Keras version it was verified on (`VERIFIED`). On any other Keras
+the optimizer keeps its own update: slower to trace, never wrong. After a Keras upgrade, re-run
+`tests/test_fast_update.py` against the new sources and record their digests.
+
 The optimizer stays a stock Keras object: the two methods are replaced on the instance, not by
 a subclass, so its class, its config and the `.keras` files saved with it are unchanged and
 load without moncae.
@@ -22,6 +29,9 @@ load without moncae.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 from collections.abc import Callable
 
 from moncae.model.tfquiet import import_tensorflow_quietly
@@ -32,6 +42,22 @@ import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
 __all__ = ["speed_up_update"]
+
+# sha256 (first 16 hex digits) of the Keras sources each rewrite mirrors, as in Keras 3.15.1
+VERIFIED = {"Adam": "a4dee2d22dd4ca5a", "Nadam": "daedb51edb5bdd89", "RMSprop": "039d89f439938523"}
+
+
+@functools.cache
+def keras_source_digest(cls: type) -> str | None:
+    """The digest of the Keras code a rewrite of `cls`'s update depends on; None when the
+    sources cannot be read (then the fast path is not used)."""
+    parts = [cls.update_step, cls.build, cls._get_variable_index]
+    parts += [k.__dict__["_backend_update_step"] for k in cls.__mro__ if "_backend_update_step" in k.__dict__]
+    try:
+        text = "".join(inspect.getsource(part) for part in parts)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _slot(slots, optimizer, variable):
@@ -111,12 +137,15 @@ RULES: dict[type, tuple[Callable[[object], bool], Rule]] = {
 
 def speed_up_update(optimizer):
     """`optimizer` with its update traced from raw TF ops, when it is a stock Adam (no AMSGrad),
-    Nadam or RMSprop (no momentum, not centred); any other optimizer is returned as it is.
-    Call it before the first training step. The weights it produces are Keras' own to the bit.
+    Nadam or RMSprop (no momentum, not centred) of the Keras code it was verified on; any other
+    optimizer is returned as it is. Call it before the first training step. The weights it
+    produces are Keras' own to the bit.
     """
     entry = RULES.get(type(optimizer))
     if entry is None or not entry[0](optimizer):
         return optimizer
+    if keras_source_digest(type(optimizer)) != VERIFIED[type(optimizer).__name__]:
+        return optimizer  # another Keras: its own update
     scalars_of, update = entry[1]
     step_scalars: dict = {}  # per traced step, by dtype; a closure, not tracked state
     backend_update_step = optimizer._backend_update_step
