@@ -151,11 +151,10 @@ def speed_up_update(optimizer):
     backend_update_step = optimizer._backend_update_step
 
     def _backend_update_step(grads, trainable_variables, learning_rate):
-        step_scalars.clear()
         try:
             backend_update_step(grads, trainable_variables, learning_rate)
         finally:
-            step_scalars.clear()
+            step_scalars.clear()  # so the next trace computes its own
 
     def update_step(gradient, variable, learning_rate):
         if isinstance(gradient, tf.IndexedSlices):  # sparse: Keras' own update
