@@ -29,6 +29,7 @@ import random
 import time
 
 import numpy as np
+from proxy import BOOTSTRAP, bootstrap  # bench/proxy.py: the same bootstrap interval
 from scipy.stats import kendalltau, spearmanr
 
 from moncae.config import resolve_config
@@ -37,20 +38,6 @@ from moncae.method.architecture import bottleneck_shape, describe_with_bottlenec
 from moncae.method.fidelity import promoted
 from moncae.method.genome import random_genome
 from moncae.method.objectives import hypervolume
-
-BOOTSTRAP = 2000
-
-
-def bootstrap(x: np.ndarray, y: np.ndarray, stat, rng: np.random.Generator) -> tuple[float, float, float]:
-    """The statistic on all pairs and its 95% percentile bootstrap interval."""
-    value = float(stat(x, y)[0])
-    draws = []
-    for _ in range(BOOTSTRAP):
-        i = rng.integers(0, len(x), len(x))
-        if len(set(x[i])) > 1 and len(set(y[i])) > 1:
-            draws.append(float(stat(x[i], y[i])[0]))
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return value, float(low), float(high)
 
 
 def front_hv(points: list[tuple[float, float]], ref: tuple[float, ...]) -> float:
