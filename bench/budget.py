@@ -42,6 +42,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,8 +51,10 @@ import numpy as np
 import pandas as pd
 
 from moncae.config import SearchConfig, resolve_config
+from moncae.data import cached_dataset
+from moncae.errors import MoncaeError
 from moncae.method.objectives import hypervolume
-from moncae.search.loop import SearchProgress, run_search
+from moncae.search.loop import SearchProgress, check_rungs, run_search
 
 
 class OutOfTime(BaseException):
@@ -181,6 +184,8 @@ def compare(args, seed: int) -> list[float]:
                                     promote=SearchConfig().promote, out=f"{tmp}/a")
         budgeted = resolve_config(out=f"{tmp}/b", **common,
                                   **{**both, **overrides(args.set_budgeted)})
+        # a budgeted setting the search would refuse fails now, not after the plain run
+        check_rungs(budgeted, len(cached_dataset(budgeted.data_spec()).x_train))
         print(f"{args.dataset}, seed {seed}, {args.minutes:g} min each; budgeted: "
               f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote} "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs} first population "
@@ -303,4 +308,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MoncaeError as err:  # a setting the search refuses: one line, nothing run
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -11,7 +11,7 @@ from moncae.errors import MoncaeError
 from moncae.evaluation.records import EvalResult
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.fidelity import Rung, promoted, rung_schedule
-from moncae.search.loop import run_search
+from moncae.search.loop import check_rungs, run_search
 
 REF = (4.0, 12.0)
 RUNGS = {"fidelity": "rungs", "rungs": [[1, 40]], "promote": 0.34}
@@ -182,6 +182,9 @@ def test_rung_settings_are_checked(stub_config):
     with pytest.raises(MoncaeError, match="use fewer in `rungs`"):
         run_search(config, task_fn=with_model)
     assert not config.run_dir.exists()  # nothing written
+    with pytest.raises(MoncaeError, match="use fewer in `rungs`"):  # what bench/budget.py checks first
+        check_rungs(stub_config(**{**RUNGS, "rungs": [[1, 64]]}), 64)
+    check_rungs(stub_config(**{**RUNGS, "rungs": [[1, 63]]}), 64)
 
 
 def test_inherit_hands_each_child_its_parents_trained_models(stub_config):

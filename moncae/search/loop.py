@@ -47,8 +47,8 @@ from moncae.search.strategies import Generation, Strategy, make_strategy
 from moncae.search.trainings import Trainings
 from moncae.store import Checkpoint, RunFolder, RunLock, data_record
 
-__all__ = ["RunResult", "SearchProgress", "default_executor", "execution_record", "package_versions",
-           "run_search"]
+__all__ = ["RunResult", "SearchProgress", "check_rungs", "default_executor", "execution_record",
+           "package_versions", "run_search"]
 
 TaskFn = Callable[[EvalTask], EvalResult]
 LOGBOOK_HEADER = ["gen", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained",
@@ -401,7 +401,7 @@ def default_executor(config: SearchConfig, task_fn: TaskFn | None = None) -> Exe
                          models_per_gpu=config.models_per_gpu)
 
 
-def _check_rungs(config: SearchConfig, train_images: int) -> None:
+def check_rungs(config: SearchConfig, train_images: int) -> None:
     """A lower rung must use fewer training images than the run has (else it is no cheaper); a
     decoder-only (proxy) rung may use them all."""
     for rung in config.rung_schedule()[:-1]:
@@ -424,7 +424,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchPr
     run = RunFolder(config.run_dir)
     run.check_writable()
     data = cached_dataset(config.data_spec())  # fails here (nothing written) if the data is unusable
-    _check_rungs(config, len(data.x_train))
+    check_rungs(config, len(data.x_train))
     own_executor = executor is None  # built before the run folder: a bad --scheduler writes nothing
     executor = executor or default_executor(config, task_fn)
     try:
