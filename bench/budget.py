@@ -189,8 +189,9 @@ def compare(args, seed: int) -> list[float]:
         print(f"{args.dataset}, seed {seed}, {args.minutes:g} min each; budgeted: "
               f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote} "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs} first population "
-              f"{budgeted.first_population or budgeted.population}; plain: fidelity {plain.fidelity} "
-              f"epochs {plain.epochs}; both: space {plain.space}, population {plain.population}")
+              f"{budgeted.first_population or budgeted.population} initial {budgeted.initial}; plain: "
+              f"fidelity {plain.fidelity} epochs {plain.epochs} initial {plain.initial}; both: space "
+              f"{plain.space}, population {plain.population}")
         store = Path(args.curves) if args.curves else None
         saved = json.loads(store.read_text()) if store and store.exists() else {}
         plain_id = json.dumps({"seed": seed, "minutes": args.minutes, "dataset": args.dataset,

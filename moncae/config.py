@@ -47,7 +47,7 @@ _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "pat
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu",
                "first_population")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
-               "model", "promotion", "first_generation")
+               "model", "promotion", "first_generation", "initial")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
 # (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
 FINALS = ("population", "front")
@@ -59,6 +59,10 @@ PROMOTIONS = ("fraction", "front")
 # (every ok genome goes on to the top rung: Hyperband's bracket without early stopping, so the
 # search starts from as many full-budget networks as the plain protocol's first generation).
 FIRST_GENERATIONS = ("rungs", "full")
+# How generation 0 is drawn: `random` (every gene uniformly, the paper) or `spread` (the `dense`
+# space: the same draws, then the dense bottleneck sizes dealt out so that every size is present,
+# see moncae.method.genome.spread_latents).
+INITIALS = ("random", "spread")
 PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
 WORKERS_AUTO = "auto"
 
@@ -94,6 +98,7 @@ class SearchConfig:
     # generation 0's size: 0 = `population`; more draws a wider random start (with rungs, the
     # extra genomes cost a rung-0 training each: Hyperband's wide first bracket)
     first_population: int = 0
+    initial: str = "random"  # see INITIALS
     inherit: bool = False  # children start from their parents' trained weights where layers match
     final: str = "population"  # see FINALS
     # what is minimised (rec_loss, loc first; then any of params, flops, latency) and the
@@ -179,6 +184,9 @@ class SearchConfig:
         _check(self.fidelity != "proxy" or self.model == "ae", "fidelity",
                "\"proxy\" (decoder-only rungs) is for model = \"ae\" only", self.fidelity)
         _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
+        _check(self.initial in INITIALS, "initial", f"must be one of {', '.join(INITIALS)}", self.initial)
+        _check(self.initial != "spread" or SPACES.get(self.space, ()), "initial",
+               "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"", self.initial)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
         _check(self.strategy in STRATEGY_NAMES, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}",

@@ -28,6 +28,8 @@ def _config(tmp_path, text: str) -> str:
         ([*BASE, "--selection", "roulette-of-doom"], "selection"),
         ([*BASE, "--space", "wide"], "space"),
         ([*BASE, "--final", "everything"], "final"),
+        ([*BASE, "--initial", "spread"], 'needs space = "dense"'),  # smoke: the paper space
+        (lambda tmp: [*BASE, "--config", _config(tmp, 'initial = "even"')], "initial"),
         (lambda tmp: [*BASE, "--config", _config(tmp, 'final = "best"')], "final"),
         ([*BASE, "--objectives", "rec_loss,loc,beauty"], "beauty"),
         ([*BASE, "--objectives", "loc,rec_loss"], "start with rec_loss,loc"),

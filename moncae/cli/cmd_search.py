@@ -123,6 +123,9 @@ class BarProgress:
 @click.option("--first-population", type=int, default=None, metavar="N",
               help="Generation 0's size (default: --population): a wider random start; with "
                    "--fidelity rungs each extra genome costs one rung-0 training.")
+@click.option("--initial", type=click.Choice(["random", "spread"]), default=None,
+              help="Generation 0: random (default, the paper) or spread (--space dense: every dense "
+                   "bottleneck size present, dealt out over the random genomes).")
 @click.option("--inherit/--no-inherit", default=None,
               help="Weight inheritance: a crossover child starts from its parents' trained weights "
                    "where layers match (default off).")

@@ -23,4 +23,4 @@ def make_strategy(config, space) -> Strategy:
     cls = STRATEGIES[config.strategy]
     return cls(space, population=config.population, ref_point=config.ref_point, elitism=config.elitism,
                selection=config.selection, objectives=config.objectives,
-               first_population=config.first_population, **cls.run_settings(config))
+               first_population=config.first_population, initial=config.initial, **cls.run_settings(config))

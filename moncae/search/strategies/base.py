@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from moncae.evaluation.records import EvalRecord
-from moncae.method.genome import Genome, GenomeSpace, crossover, mutate, random_genome
+from moncae.method.genome import Genome, GenomeSpace, crossover, mutate, random_genome, spread_latents
 from moncae.method.objective_set import DEFAULT_OBJECTIVES, ObjectiveSet
 from moncae.method.objectives import unique_contributions
 
@@ -43,10 +43,12 @@ class Strategy(ABC):
 
     def __init__(self, space: GenomeSpace, *, population: int, ref_point: Sequence[float],
                  elitism: float = 0.0, selection: str = "paper",
-                 objectives: Sequence[str] = DEFAULT_OBJECTIVES, first_population: int = 0) -> None:
+                 objectives: Sequence[str] = DEFAULT_OBJECTIVES, first_population: int = 0,
+                 initial: str = "random") -> None:
         self.space = space
         self.size = population
         self.first_size = first_population or population  # generation 0's size
+        self.initial_draw = initial  # "random", or "spread": its dense bottleneck sizes dealt out
         self.ref_point = tuple(ref_point)
         self.objectives = ObjectiveSet(tuple(objectives), self.ref_point)
         self.elitism = elitism
@@ -54,8 +56,10 @@ class Strategy(ABC):
 
     def initial(self, rng: random.Random) -> list[Genome]:
         """Generation 0: `first_population` (default `population`) random genomes (every strategy
-        starts the same way; each next generation has `population`)."""
-        return self.random_genomes(rng, self.first_size)
+        starts the same way; each next generation has `population`); with `initial = "spread"`
+        their dense bottleneck sizes are then dealt out (`spread_latents`)."""
+        genomes = self.random_genomes(rng, self.first_size)
+        return spread_latents(genomes, self.space, rng) if self.initial_draw == "spread" else genomes
 
     def random_genomes(self, rng: random.Random, n: int) -> list[Genome]:
         return [random_genome(self.space, rng) for _ in range(n)]
