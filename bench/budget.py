@@ -23,15 +23,19 @@ With `--seeds 46,47,48` it runs the comparison once per seed and prints each see
 their median (one seed's front moves in jumps, so one ratio is the distance between two steps).
 
 `--set KEY=VALUE` changes a setting of both protocols; `--set-budgeted KEY=VALUE` only the
-budgeted one's (e.g. `promote`, `rungs`; the plain protocol keeps full fidelity regardless).
+budgeted one's (e.g. `promote`, `rungs`; the plain protocol keeps full fidelity regardless);
+`--set-plain KEY=VALUE` only the plain one's (e.g. `initial="spread"`, to compare a budgeted
+search with the plain protocol started the same way: what the start gains apart from the budget).
 
 `--curves FILE` keeps every curve it measures in a JSON file and reuses the plain protocol's
 curve from there when the seed, minutes, dataset, plain settings and the search's code (moncae
 but its command line, export and report) match: the plain run does not depend on the budgeted
-settings, so comparing budgeted variants need not re-run it.
+settings, so comparing budgeted variants need not re-run it. The budgeted curves are kept there
+too (under a "budgeted" key; never reused), for ratios against other plain curves.
 
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
-       [--preset cpu] [--set KEY=VALUE ...] [--set-budgeted KEY=VALUE ...] [--with-inherit]
+       [--preset cpu] [--set KEY=VALUE ...] [--set-budgeted KEY=VALUE ...]
+       [--set-plain KEY=VALUE ...] [--with-inherit]
        [--curves curves.json] [--plain-only]
        [--run RESULTS/fashion_mnist/seed-46]
 """
@@ -178,7 +182,7 @@ def compare(args, seed: int) -> list[float]:
         common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
                   "generations": args.generations}
         both = overrides(args.set)
-        shared = resolve_config(out=f"{tmp}/b", **common, **both)
+        shared = resolve_config(out=f"{tmp}/b", **common, **{**both, **overrides(args.set_plain)})
         # today's protocol: one full training per new genome, from random weights
         plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False,
                                     promote=SearchConfig().promote, out=f"{tmp}/a")
@@ -209,6 +213,12 @@ def compare(args, seed: int) -> list[float]:
             print_curve("(a) plain", curves["(a) plain"])
             return []
         curves["(b) budgeted"] = run_for("budgeted", budgeted, seconds, timing)
+        if store:  # kept (never reused: this is what is measured) for ratios against other curves
+            saved = json.loads(store.read_text()) if store.exists() else {}
+            saved[json.dumps({"seed": seed, "minutes": args.minutes, "dataset": args.dataset,
+                              "budgeted": _settings(budgeted), "code": _code_digest()},
+                             sort_keys=True, default=str)] = curves["(b) budgeted"]
+            store.write_text(json.dumps(saved))
         if args.with_inherit and not budgeted.inherit:
             curves["(b') budgeted + inherit"] = run_for(
                 "budgeted + inherit", dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c"),
@@ -287,6 +297,9 @@ def main() -> None:
     parser.add_argument("--set-budgeted", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for the budgeted search only, e.g. --set-budgeted promote=0.16 "
                              "or --set-budgeted 'promotion=\"front\"'")
+    parser.add_argument("--set-plain", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the plain protocol only, e.g. --set-plain 'initial=\"spread\"' "
+                             "(fidelity stays full)")
     parser.add_argument("--tolerance", type=float, default=0.001,
                         help="also print the ratio for a target this fraction below plain's final HV")
     parser.add_argument("--curves", default=None,
