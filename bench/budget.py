@@ -31,13 +31,15 @@ search with the plain protocol started the same way: what the start gains apart 
 curve from there when the seed, minutes, dataset, plain settings and the search's code (moncae
 but its command line, export and report) match: the plain run does not depend on the budgeted
 settings, so comparing budgeted variants need not re-run it. The budgeted curves are kept there
-too (under a "budgeted" key; never reused), for ratios against other plain curves.
+too (under a "budgeted" key; never reused), for ratios against other plain curves:
+`--table FILE` prints, per seed, every plain curve of the file against every budgeted one
+(each labelled by the settings in which the file's curves of its kind differ), and runs nothing.
 
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
        [--preset cpu] [--set KEY=VALUE ...] [--set-budgeted KEY=VALUE ...]
        [--set-plain KEY=VALUE ...] [--with-inherit]
        [--curves curves.json] [--plain-only]
-       [--run RESULTS/fashion_mnist/seed-46]
+       [--run RESULTS/fashion_mnist/seed-46] [--table curves.json]
 """
 
 from __future__ import annotations
@@ -251,6 +253,43 @@ def compare(args, seed: int) -> list[float]:
     return ratios
 
 
+def table(path: Path, tolerance: float) -> None:
+    """Every (plain, budgeted) pair of curves of the same seed, dataset and minutes in a
+    `--curves` file: final HVs, time-to-target ratio, and the ratio to (1 - tolerance) of the
+    plain curve's final HV."""
+    entries = []
+    for raw, curve in json.loads(path.read_text()).items():
+        key = json.loads(raw)
+        kind = "plain" if "plain" in key else "budgeted"
+        entries.append((key, kind, [tuple(p) for p in curve]))
+    varying = {kind: sorted({name for a, ka, _ in entries for b, kb, _ in entries if ka == kb == kind
+                             for name in set(a[ka]) | set(b[kb]) if a[ka].get(name) != b[kb].get(name)}
+                            - {"seed"}) for kind in ("plain", "budgeted")}
+
+    def label(key, kind) -> str:  # the settings in which this kind's curves differ
+        shown = ", ".join(f"{name}={key[kind].get(name)}" for name in varying[kind])
+        return f"{kind} ({shown + '; ' if shown else ''}code {key['code'][:8]})"
+
+    for seed in sorted({key["seed"] for key, _, _ in entries}):
+        print(f"seed {seed}")
+        here = [e for e in entries if e[0]["seed"] == seed]
+        for a, _, curve_a in (e for e in here if e[1] == "plain"):
+            final_a = curve_a[-1][1] if curve_a else 0.0
+            t_a, near = first_time(curve_a, final_a), final_a * (1.0 - tolerance)
+            print(f"  {label(a, 'plain')}: final HV {final_a:.4f} at {t_a:.0f} s, "
+                  f"{curve_a[-1][2] if curve_a else 0} trainings")
+            for b, _, curve_b in (e for e in here if e[1] == "budgeted"):
+                if (b["dataset"], b["minutes"]) != (a["dataset"], a["minutes"]):
+                    continue
+                t_b, t_b_near = first_time(curve_b, final_a), first_time(curve_b, near)
+                ratio = f"{t_a / t_b:.2f}x ({t_b:.0f} s)" if math.isfinite(t_b) else "not reached"
+                ratio_near = (f"{first_time(curve_a, near) / t_b_near:.2f}x" if math.isfinite(t_b_near)
+                              else "not reached")
+                print(f"    against {label(b, 'budgeted')}: final HV {curve_b[-1][1] if curve_b else 0.0:.4f}, "
+                      f"{curve_b[-1][2] if curve_b else 0} trainings; ratio {ratio}; to "
+                      f"{100 * (1 - tolerance):g}% {ratio_near}")
+
+
 def generation_cost(rung_seconds: list[float], children: int, promote: float) -> float:
     """Seconds of training in one generation of `children` new genomes: each trains at rung 0,
     `ceil(promote x candidates)` go on at each rung (successive halving)."""
@@ -306,9 +345,15 @@ def main() -> None:
                         help="JSON file: keep the curves, reuse a matching plain curve")
     parser.add_argument("--with-inherit", action="store_true",
                         help="also run the budgeted settings with weight inheritance on")
+    parser.add_argument("--table", type=Path, default=None, metavar="CURVES",
+                        help="print every plain curve of a --curves file against every budgeted one, "
+                             "per seed, and run nothing")
     parser.add_argument("--plain-only", action="store_true",
                         help="measure (and keep, with --curves) only the plain protocol's curves")
     args = parser.parse_args()
+    if args.table is not None:
+        table(args.table, args.tolerance)
+        return
     if not args.skip_search:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         ratios = {seed: compare(args, seed) for seed in seeds}
