@@ -257,8 +257,13 @@ def table(path: Path, tolerance: float) -> None:
     """Every (plain, budgeted) pair of curves of the same seed, dataset and minutes in a
     `--curves` file: final HVs, time-to-target ratio, and the ratio to (1 - tolerance) of the
     plain curve's final HV."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise MoncaeError(f"cannot read the curves file {path} ({err}); give a file that "
+                          "`--curves` wrote") from None
     entries = []
-    for raw, curve in json.loads(path.read_text()).items():
+    for raw, curve in saved.items():
         key = json.loads(raw)
         kind = "plain" if "plain" in key else "budgeted"
         entries.append((key, kind, [tuple(p) for p in curve]))
