@@ -112,6 +112,26 @@ def first_time(curve, target: float) -> float:
     return next((t for t, hv, _ in curve if hv >= target - 1e-12), math.inf)
 
 
+def final_hv(curve) -> float:
+    return curve[-1][1] if curve else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a plain curve reached: its final HV and when, and `tolerance` below it and when."""
+
+    hv: float
+    seconds: float
+    near: float
+    near_seconds: float
+
+    @classmethod
+    def of(cls, curve, tolerance: float) -> Target:
+        hv = final_hv(curve)
+        near = hv * (1.0 - tolerance)
+        return cls(hv, first_time(curve, hv), near, first_time(curve, near))
+
+
 def print_curve(label: str, curve) -> None:
     print(f"{label}: seconds -> front HV (full fidelity), trainings")
     shown = -1.0
@@ -228,13 +248,12 @@ def compare(args, seed: int) -> list[float]:
     for label, curve in curves.items():
         print_curve(label, curve)
     throughput_bound(budgeted, plain.population, timing)
-    curve_a = curves["(a) plain"]
-    final_a = curve_a[-1][1] if curve_a else 0.0
-    t_a = first_time(curve_a, final_a)
+    goal = Target.of(curves["(a) plain"], args.tolerance)
+    final_a, t_a, near, t_a_near = goal.hv, goal.seconds, goal.near, goal.near_seconds
     ratios = []
     for label, curve in list(curves.items())[1:]:
-        t_b, final_b = first_time(curve, final_a), (curve[-1][1] if curve else 0.0)
-        print(f"{label}: final front HV {final_b:.4f} (plain {final_a:.4f})")
+        t_b = first_time(curve, final_a)
+        print(f"{label}: final front HV {final_hv(curve):.4f} (plain {final_a:.4f})")
         if math.isfinite(t_b):
             ratios.append(t_a / t_b)
             print(f"  time to the plain protocol's final HV: plain {t_a:.0f} s, this {t_b:.0f} s: "
@@ -243,8 +262,7 @@ def compare(args, seed: int) -> list[float]:
             ratios.append(0.0)
             print(f"  did not reach the plain protocol's final HV {final_a:.4f} in "
                   f"{args.minutes:g} min (ratio < {t_a / seconds:.2f}x)")
-        near = final_a * (1.0 - args.tolerance)
-        t_a_near, t_b_near = first_time(curve_a, near), first_time(curve, near)
+        t_b_near = first_time(curve, near)
         head = f"  time to {100 * (1 - args.tolerance):g}% of it ({near:.4f}): plain {t_a_near:.0f} s, "
         if math.isfinite(t_b_near):
             print(head + f"this {t_b_near:.0f} s: ratio {t_a_near / t_b_near:.2f}x")
@@ -267,9 +285,11 @@ def table(path: Path, tolerance: float) -> None:
         key = json.loads(raw)
         kind = "plain" if "plain" in key else "budgeted"
         entries.append((key, kind, [tuple(p) for p in curve]))
-    varying = {kind: sorted({name for a, ka, _ in entries for b, kb, _ in entries if ka == kb == kind
-                             for name in set(a[ka]) | set(b[kb]) if a[ka].get(name) != b[kb].get(name)}
-                            - {"seed"}) for kind in ("plain", "budgeted")}
+    varying = {}
+    for kind in ("plain", "budgeted"):
+        settings = [key[kind] for key, k, _ in entries if k == kind]
+        names = set().union(*settings) - {"seed"}
+        varying[kind] = sorted(n for n in names if len({repr(s.get(n)) for s in settings}) > 1)
 
     def label(key, kind) -> str:  # the settings in which this kind's curves differ
         shown = ", ".join(f"{name}={key[kind].get(name)}" for name in varying[kind])
@@ -279,18 +299,16 @@ def table(path: Path, tolerance: float) -> None:
         print(f"seed {seed}")
         here = [e for e in entries if e[0]["seed"] == seed]
         for a, _, curve_a in (e for e in here if e[1] == "plain"):
-            final_a = curve_a[-1][1] if curve_a else 0.0
-            t_a, near = first_time(curve_a, final_a), final_a * (1.0 - tolerance)
-            print(f"  {label(a, 'plain')}: final HV {final_a:.4f} at {t_a:.0f} s, "
+            goal = Target.of(curve_a, tolerance)
+            print(f"  {label(a, 'plain')}: final HV {goal.hv:.4f} at {goal.seconds:.0f} s, "
                   f"{curve_a[-1][2] if curve_a else 0} trainings")
             for b, _, curve_b in (e for e in here if e[1] == "budgeted"):
                 if (b["dataset"], b["minutes"]) != (a["dataset"], a["minutes"]):
                     continue
-                t_b, t_b_near = first_time(curve_b, final_a), first_time(curve_b, near)
-                ratio = f"{t_a / t_b:.2f}x ({t_b:.0f} s)" if math.isfinite(t_b) else "not reached"
-                ratio_near = (f"{first_time(curve_a, near) / t_b_near:.2f}x" if math.isfinite(t_b_near)
-                              else "not reached")
-                print(f"    against {label(b, 'budgeted')}: final HV {curve_b[-1][1] if curve_b else 0.0:.4f}, "
+                t_b, t_b_near = first_time(curve_b, goal.hv), first_time(curve_b, goal.near)
+                ratio = f"{goal.seconds / t_b:.2f}x ({t_b:.0f} s)" if math.isfinite(t_b) else "not reached"
+                ratio_near = f"{goal.near_seconds / t_b_near:.2f}x" if math.isfinite(t_b_near) else "not reached"
+                print(f"    against {label(b, 'budgeted')}: final HV {final_hv(curve_b):.4f}, "
                       f"{curve_b[-1][2] if curve_b else 0} trainings; ratio {ratio}; to "
                       f"{100 * (1 - tolerance):g}% {ratio_near}")
 
