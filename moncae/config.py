@@ -52,9 +52,10 @@ _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "s
 # (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
 FINALS = ("population", "front")
 # Which of a rung's candidates go on (see moncae.method.fidelity.promoted): `fraction` (the best
-# ceil(promote x candidates)) or `front` (of those, only the ones that enter or extend the
-# all-time front at that rung).
-PROMOTIONS = ("fraction", "front")
+# ceil(promote x candidates)), `front` (of those, only the ones that enter or extend the
+# all-time front at that rung) or `population` (only the ones that enter or extend the front of
+# this generation's population at that rung).
+PROMOTIONS = ("fraction", "front", "population")
 # The first generation of a multi-fidelity run: `rungs` (like every other generation) or `full`
 # (every ok genome goes on to the top rung: Hyperband's bracket without early stopping, so the
 # search starts from as many full-budget networks as the plain protocol's first generation).

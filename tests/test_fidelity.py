@@ -50,6 +50,20 @@ def test_front_promotion_takes_only_genomes_that_enter_or_extend_the_all_time_fr
     assert promoted(["a", "d"], points, REF, 0.1, everyone=True, front_only=True) == ["a", "d"]
 
 
+def test_population_promotion_judges_against_this_generations_networks_only():
+    # "old" holds the all-time front at this rung, but is no longer in the population: against
+    # it nothing new goes on; against the population ("elite" and the candidates) a and d do
+    points = {"old": (0.05, 0.5), "elite": (0.30, 2.0), "a": (0.12, 2.0), "d": (0.35, 1.0),
+              "f": (0.40, 2.5)}
+    assert promoted(["a", "d", "f"], points, REF, 1.0, front_only=True) == []
+    assert promoted(["a", "d", "f"], points, REF, 1.0, front_only=True,
+                    within=["elite", "a", "d", "f"]) == ["a", "d"]
+    # still at most ceil(promote x candidates), the largest contribution first: d adds the strip
+    # below LOC 2 (3.65 x 1), a the one below the elite's loss (0.18 x 10)
+    assert promoted(["a", "d", "f"], points, REF, 0.1, front_only=True, within=["elite"]) == ["d"]
+    assert promoted(["f"], points, REF, 1.0, front_only=True, within=["elite"]) == []  # dominated
+
+
 def test_the_budget_rounds_up():
     points = {"a": (0.2, 1.0), "b": (0.3, 2.0)}
     assert promoted(["a", "b"], points, REF, 0.01) == ["a"]
@@ -115,6 +129,29 @@ def test_front_promotion_in_the_search_promotes_only_front_entries(stub_config):
             dominated = any(p[0] <= point[0] and p[1] <= point[1] and p != point for p in seen)
             assert (row["genome_key"] in went_on) == (not dominated), (gen, row["genome_key"], before)
     assert any(n < total for n, total in counts)  # fewer than everyone, with promote = 1.0
+
+
+def test_population_promotion_in_the_search_judges_against_the_generations_population(stub_config):
+    result = run_search(stub_config(**{**RUNGS, "promote": 1.0}, promotion="population"),
+                        task_fn=with_model)
+    ev = pd.read_csv(result.run_dir / "evaluations.csv")
+    pop = pd.read_csv(result.run_dir / "population.csv")
+    low, top = ev[ev["rung"] == 0], ev[ev["rung"] == 1]
+    at_rung0 = {k: (r["rec_loss"], r["loc"]) for k, r in low.set_index("genome_key").iterrows()}
+    beyond_front = 0  # promoted although an earlier rung-0 point outside the population dominates it
+    for gen, rows in low.groupby("generation"):
+        if gen == ev["generation"].max():
+            continue
+        went_on = set(top[top["generation"] == gen]["genome_key"])
+        population = [at_rung0[k] for k in pop[pop["generation"] == gen]["genome_key"] if k in at_rung0]
+        earlier = [at_rung0[k] for k in low[low["generation"] < gen]["genome_key"]]
+        for _, row in rows.iterrows():
+            point = (row["rec_loss"], row["loc"])
+            dominated = any(p[0] <= point[0] and p[1] <= point[1] and p != point for p in population)
+            assert (row["genome_key"] in went_on) == (not dominated), (gen, row["genome_key"])
+            beyond_front += row["genome_key"] in went_on and any(
+                p[0] <= point[0] and p[1] <= point[1] and p != point for p in earlier)
+    assert beyond_front > 0  # the rule differs from `front` on this run
 
 
 def test_a_full_first_generation_promotes_all_of_it_then_the_rule_applies(stub_config, tmp_path):

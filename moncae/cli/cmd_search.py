@@ -114,9 +114,10 @@ class BarProgress:
                    "the lower rungs training only the decoder with the random encoder frozen.")
 @click.option("--promote", type=float, default=None,
               help="With --fidelity rungs: at most this fraction of a rung's genomes goes on (default 0.34).")
-@click.option("--promotion", type=click.Choice(["fraction", "front"]), default=None,
+@click.option("--promotion", type=click.Choice(["fraction", "front", "population"]), default=None,
               help="With --fidelity rungs: fraction (default): the best --promote fraction goes on; "
-                   "front: of those, only genomes that enter or extend the all-time front at their rung.")
+                   "front: of those, only genomes that enter or extend the all-time front at their "
+                   "rung; population: only those that enter or extend this generation's front there.")
 @click.option("--first-generation", type=click.Choice(["rungs", "full"]), default=None,
               help="With --fidelity rungs: rungs (default): the first generation is promoted like "
                    "the others; full: every genome of it goes on to the full budget.")

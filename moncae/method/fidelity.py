@@ -8,7 +8,10 @@ those whose rung-r point adds hypervolume to the *all-time* set of rung-r points
 enter or extend the front at that fidelity), largest contribution first, then by their
 contribution to this generation's own rung-r front, then by loss (`promoted`); with `promotion
 = "front"` only those that enter or extend the all-time rung-r front go on, at most that many
-(none when no candidate does: the budget follows the search's progress). The top rung is
+(none when no candidate does: the budget follows the search's progress); with `promotion =
+"population"` likewise, but against the rung-r points of this generation's population only (the
+elite it carries over and its new genomes), so the bar is set by networks that survived
+selection at full fidelity, not by every cheap point the run ever measured. The top rung is
 the run's full budget (`epochs` on every training image): only top-rung points are ever compared
 with each other for fitness, the front and its hypervolume. A genome stopped at a lower rung is
 handed to the strategy like a failed one (objectives at the reference point, fitness 0): a
@@ -20,7 +23,7 @@ generation's too (the search loop passes `everyone`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +66,7 @@ def rung_schedule(lower: Sequence[Sequence[int]], epochs: int, *, decoder_only: 
 
 def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
              ref: Sequence[float], fraction: float, *, everyone: bool = False,
-             front_only: bool = False) -> list[str]:
+             front_only: bool = False, within: Collection[str] | None = None) -> list[str]:
     """The candidates (genome keys, in order) that go on to the next rung.
 
     `points` holds every ok network's point at this rung so far (the candidates' included), one
@@ -74,12 +77,15 @@ def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
     first), then (2) contribution over the candidates alone (this generation's own front), then
     (3) lower loss, then candidate order. With `front_only` (`promotion = "front"`) only
     candidates with a positive contribution in (1) are taken, still at most that many. With
-    `everyone` every candidate that has a point goes on (the last generation).
+    `everyone` every candidate that has a point goes on (the last generation). With `within`
+    (`promotion = "population"`, with `front_only`), (1) is the contribution over the points of
+    `within`'s keys and the candidates only, not over all of `points`.
     """
     candidates = [k for k in dict.fromkeys(candidates) if k in points]
     if everyone or not candidates:
         return candidates
-    keys = list(points)
+    keys = list(points) if within is None else \
+        [k for k in dict.fromkeys([*within, *candidates]) if k in points]
     overall = dict(zip(keys, _contributions([points[k] for k in keys], ref)))
     own = dict(zip(candidates, _contributions([points[k] for k in candidates], ref)))
     ranked = sorted(range(len(candidates)), key=lambda i: (
