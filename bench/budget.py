@@ -116,6 +116,10 @@ def final_hv(curve) -> float:
     return curve[-1][1] if curve else 0.0
 
 
+def trainings(curve) -> int:
+    return curve[-1][2] if curve else 0
+
+
 @dataclasses.dataclass(frozen=True)
 class Target:
     """What a plain curve reached: its final HV and when, and `tolerance` below it and when."""
@@ -130,6 +134,10 @@ class Target:
         hv = final_hv(curve)
         near = hv * (1.0 - tolerance)
         return cls(hv, first_time(curve, hv), near, first_time(curve, near))
+
+    def times(self, curve) -> tuple[float, float]:
+        """When `curve` reached this target's final HV, and its `near` value (inf: never)."""
+        return first_time(curve, self.hv), first_time(curve, self.near)
 
 
 def print_curve(label: str, curve) -> None:
@@ -219,28 +227,20 @@ def compare(args, seed: int) -> list[float]:
               f"fidelity {plain.fidelity} epochs {plain.epochs} initial {plain.initial}; both: space "
               f"{plain.space}, population {plain.population}")
         store = Path(args.curves) if args.curves else None
-        saved = json.loads(store.read_text()) if store and store.exists() else {}
-        plain_id = json.dumps({"seed": seed, "minutes": args.minutes, "dataset": args.dataset,
-                               "plain": _settings(plain), "code": _code_digest()},
-                              sort_keys=True, default=str)
+        saved = read_curves(store)
+        plain_id = curve_id(args, seed, "plain", plain)
         if plain_id in saved:
             print(f"plain: the curve measured earlier with the same settings ({store})")
             curves = {"(a) plain": [tuple(p) for p in saved[plain_id]]}
         else:
             curves = {"(a) plain": run_for("plain", plain, seconds, timing)}
-            if store:
-                saved[plain_id] = curves["(a) plain"]
-                store.write_text(json.dumps(saved))
+            keep_curve(store, plain_id, curves["(a) plain"])
         if args.plain_only:
             print_curve("(a) plain", curves["(a) plain"])
             return []
         curves["(b) budgeted"] = run_for("budgeted", budgeted, seconds, timing)
-        if store:  # kept (never reused: this is what is measured) for ratios against other curves
-            saved = json.loads(store.read_text()) if store.exists() else {}
-            saved[json.dumps({"seed": seed, "minutes": args.minutes, "dataset": args.dataset,
-                              "budgeted": _settings(budgeted), "code": _code_digest()},
-                             sort_keys=True, default=str)] = curves["(b) budgeted"]
-            store.write_text(json.dumps(saved))
+        # kept (never reused: this is what is measured) for ratios against other curves
+        keep_curve(store, curve_id(args, seed, "budgeted", budgeted), curves["(b) budgeted"])
         if args.with_inherit and not budgeted.inherit:
             curves["(b') budgeted + inherit"] = run_for(
                 "budgeted + inherit", dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c"),
@@ -252,7 +252,7 @@ def compare(args, seed: int) -> list[float]:
     final_a, t_a, near, t_a_near = goal.hv, goal.seconds, goal.near, goal.near_seconds
     ratios = []
     for label, curve in list(curves.items())[1:]:
-        t_b = first_time(curve, final_a)
+        t_b, t_b_near = goal.times(curve)
         print(f"{label}: final front HV {final_hv(curve):.4f} (plain {final_a:.4f})")
         if math.isfinite(t_b):
             ratios.append(t_a / t_b)
@@ -262,7 +262,6 @@ def compare(args, seed: int) -> list[float]:
             ratios.append(0.0)
             print(f"  did not reach the plain protocol's final HV {final_a:.4f} in "
                   f"{args.minutes:g} min (ratio < {t_a / seconds:.2f}x)")
-        t_b_near = first_time(curve, near)
         head = f"  time to {100 * (1 - args.tolerance):g}% of it ({near:.4f}): plain {t_a_near:.0f} s, "
         if math.isfinite(t_b_near):
             print(head + f"this {t_b_near:.0f} s: ratio {t_a_near / t_b_near:.2f}x")
@@ -301,16 +300,37 @@ def table(path: Path, tolerance: float) -> None:
         for a, _, curve_a in (e for e in here if e[1] == "plain"):
             goal = Target.of(curve_a, tolerance)
             print(f"  {label(a, 'plain')}: final HV {goal.hv:.4f} at {goal.seconds:.0f} s, "
-                  f"{curve_a[-1][2] if curve_a else 0} trainings")
+                  f"{trainings(curve_a)} trainings")
             for b, _, curve_b in (e for e in here if e[1] == "budgeted"):
                 if (b["dataset"], b["minutes"]) != (a["dataset"], a["minutes"]):
                     continue
-                t_b, t_b_near = first_time(curve_b, goal.hv), first_time(curve_b, goal.near)
+                t_b, t_b_near = goal.times(curve_b)
                 ratio = f"{goal.seconds / t_b:.2f}x ({t_b:.0f} s)" if math.isfinite(t_b) else "not reached"
                 ratio_near = f"{goal.near_seconds / t_b_near:.2f}x" if math.isfinite(t_b_near) else "not reached"
                 print(f"    against {label(b, 'budgeted')}: final HV {final_hv(curve_b):.4f}, "
-                      f"{curve_b[-1][2] if curve_b else 0} trainings; ratio {ratio}; to "
+                      f"{trainings(curve_b)} trainings; ratio {ratio}; to "
                       f"{100 * (1 - tolerance):g}% {ratio_near}")
+
+
+def curve_id(args, seed: int, kind: str, config) -> str:
+    """A curve's key in a `--curves` file: what it was measured with ("plain" or "budgeted")."""
+    return json.dumps({"seed": seed, "minutes": args.minutes, "dataset": args.dataset,
+                       kind: _settings(config), "code": _code_digest()}, sort_keys=True, default=str)
+
+
+def read_curves(store: Path | None) -> dict:
+    return json.loads(store.read_text()) if store and store.exists() else {}
+
+
+def keep_curve(store: Path | None, key: str, curve) -> None:
+    """Add one curve to the `--curves` file (read again first: a run takes minutes), atomically."""
+    if store is None:
+        return
+    saved = read_curves(store)
+    saved[key] = curve
+    tmp = store.with_name(store.name + ".tmp")
+    tmp.write_text(json.dumps(saved))
+    tmp.replace(store)
 
 
 def generation_cost(rung_seconds: list[float], children: int, promote: float) -> float:
