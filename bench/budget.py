@@ -15,6 +15,13 @@ A plain run's last step can be tiny (measured: +0.0013 HV after 10 minutes flat)
 that ratio jump, so it also prints the ratio for a target `--tolerance` below the final HV
 (default 0.1%: both runs must reach 99.9% of the plain run's final HV).
 
+When it timed both protocols in the same call, it also prints what throughput alone explains:
+how many generations the budgeted search finishes per plain one after the first (measured from
+when each generation ended), the ratio that would give if every later budgeted generation were
+worth a plain one (both first generations as measured: `throughput_ratio`), and how many times as
+many generations 3x would take (`needed_generations`). Where the measured ratio beats that figure,
+the budgeted search's generations did better than the plain one's, not only more of them.
+
 With `--run DIR` it also prints, for the final models of a finished, fine-tuned run (e.g. the
 cpu preset's), the test reconstruction loss minus PCA's at the same latent size (PCA fitted on
 the run's training split, scored on its test split, like the report's baseline).
@@ -77,6 +84,7 @@ class Tracker(SearchProgress):
         self.curve: list[tuple[float, float, int]] = []  # (seconds, HV, trainings)
         self.trainings = 0
         self.by_rung: dict[int, list[tuple[float, float]]] = {}  # rung -> (seconds, fit_seconds)
+        self.generation_ends: list[float] = []  # elapsed seconds when each generation ended
 
     def evaluation_done(self, record) -> None:
         self.trainings += 1
@@ -89,20 +97,39 @@ class Tracker(SearchProgress):
         if elapsed > self.limit:
             raise OutOfTime
 
+    def generation_done(self, row) -> None:
+        self.generation_ends.append(time.perf_counter() - self.start)
 
-def run_for(label: str, config, seconds: float, timing: dict[str, dict[int, float]] | None = None
+
+@dataclasses.dataclass
+class RunTiming:
+    """What a run measured besides its curve: mean seconds per training by rung (in its worker)
+    and the elapsed seconds at which each of its generations ended."""
+
+    rung_seconds: dict[int, float]
+    generation_ends: list[float]
+
+    def seconds_per_generation(self) -> float | None:
+        """Mean seconds per generation after the first (None: fewer than two ended)."""
+        ends = self.generation_ends
+        return (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else None
+
+
+def run_for(label: str, config, seconds: float, timing: dict[str, RunTiming] | None = None
             ) -> list[tuple[float, float, int]]:
-    """The run's curve; prints (and stores in `timing[label]`) its mean seconds per training by rung."""
+    """The run's curve; prints its mean seconds per training by rung (and stores them, with the
+    ends of its generations, in `timing[label]`)."""
     tracker = Tracker(len(config.rung_schedule()) - 1, config.ref_point, seconds)
     try:
         run_search(config, progress=tracker)
         print(f"{label}: finished its {config.generations} generations within the budget")
     except OutOfTime:
         pass
-    for rung, times in sorted(tracker.by_rung.items()):
-        task, fit = np.mean(times, axis=0)
-        if timing is not None:
-            timing.setdefault(label, {})[rung] = float(task)
+    means = {rung: np.mean(times, axis=0) for rung, times in sorted(tracker.by_rung.items())}
+    if timing is not None:
+        timing[label] = RunTiming({rung: float(m[0]) for rung, m in means.items()}, tracker.generation_ends)
+    for rung, (task, fit) in means.items():
+        times = tracker.by_rung[rung]
         print(f"{label}: rung {rung}: {len(times)} trainings, {task:.1f} s each in its worker "
               f"({fit:.1f} s in fit, the first batch's trace included)")
     return tracker.curve
@@ -207,7 +234,7 @@ def compare(args, seed: int) -> list[float]:
     returns the time-to-target ratio of each budgeted variant (0.0: it never reached the plain
     run's final HV in the budget)."""
     seconds = args.minutes * 60
-    timing: dict[str, dict[int, float]] = {}  # a reused plain curve comes without its timing
+    timing: dict[str, RunTiming] = {}  # a reused plain curve comes without its timing
     with tempfile.TemporaryDirectory() as tmp:
         common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
                   "generations": args.generations}
@@ -247,8 +274,8 @@ def compare(args, seed: int) -> list[float]:
                 seconds)
     for label, curve in curves.items():
         print_curve(label, curve)
-    throughput_bound(budgeted, plain.population, timing)
     goal = Target.of(curves["(a) plain"], args.tolerance)
+    throughput_bound(budgeted, plain.population, timing, goal)
     final_a, t_a, near, t_a_near = goal.hv, goal.seconds, goal.near, goal.near_seconds
     ratios = []
     for label, curve in list(curves.items())[1:]:
@@ -343,13 +370,36 @@ def generation_cost(rung_seconds: list[float], children: int, promote: float) ->
     return cost
 
 
-def throughput_bound(budgeted, population: int, timing: dict[str, dict[int, float]]) -> None:
+def throughput_ratio(target_seconds: float, plain_first: float, budgeted_first: float,
+                     generations_per_plain: float) -> float:
+    """The time-to-target ratio the budget's throughput alone would give: both protocols finish
+    their first generation (at `plain_first` and `budgeted_first` seconds), then every budgeted
+    generation costs `1 / generations_per_plain` of a plain one and is worth as much, so the
+    budgeted search covers the plain run's remaining `target_seconds - plain_first` seconds of
+    generations that many times faster."""
+    rest = max(target_seconds - plain_first, 0.0)
+    return target_seconds / (budgeted_first + rest / generations_per_plain)
+
+
+def needed_generations(ratio: float, target_seconds: float, plain_first: float,
+                       budgeted_first: float) -> float:
+    """The `generations_per_plain` at which `throughput_ratio` equals `ratio` (inf: none does,
+    the budgeted first generation alone takes `target_seconds / ratio` or longer)."""
+    left = target_seconds / ratio - budgeted_first
+    return max(target_seconds - plain_first, 0.0) / left if left > 0 else math.inf
+
+
+def throughput_bound(budgeted, population: int, timing: dict[str, RunTiming], goal: Target) -> None:
     """How many generations the budgeted search trains per plain one, from the measured seconds
     per training: what its search would gain if a budgeted generation were worth a plain one (a
-    generation's new genomes: the population minus its elite)."""
+    generation's new genomes: the population minus its elite); and the time-to-target ratio that
+    gain alone gives, with both first generations as measured."""
     from moncae.method.evolution import elite_count
 
-    plain, ours = timing.get("plain", {}), timing.get("budgeted", {})
+    plain_run, ours_run = timing.get("plain"), timing.get("budgeted")
+    if plain_run is None or ours_run is None:
+        return
+    plain, ours = plain_run.rung_seconds, ours_run.rung_seconds
     rungs = len(budgeted.rung_schedule())
     if 0 not in plain or len(ours) < rungs:
         return
@@ -360,6 +410,18 @@ def throughput_bound(budgeted, population: int, timing: dict[str, dict[int, floa
     print(f"a generation of {children} new genomes: plain {a:.1f} s of training, budgeted {b:.1f} s "
           f"({a / b:.2f}x as many generations in the same time; {a / free:.2f}x if its lower "
           "rungs cost nothing)")
+    per_a, per_b = plain_run.seconds_per_generation(), ours_run.seconds_per_generation()
+    if per_a is None or per_b is None or not math.isfinite(goal.seconds):
+        return
+    first_a, first_b = plain_run.generation_ends[0], ours_run.generation_ends[0]
+    ratio = throughput_ratio(goal.seconds, first_a, first_b, per_a / per_b)
+    need = needed_generations(3.0, goal.seconds, first_a, first_b)
+    print(f"measured: first generation done after {first_a:.0f} s (plain) and {first_b:.0f} s "
+          f"(budgeted), then one every {per_a:.0f} s and {per_b:.0f} s ({per_a / per_b:.2f}x as many); "
+          f"throughput alone (each later budgeted generation worth a plain one) gives a ratio of "
+          f"{ratio:.2f}x to the plain run's final HV at {goal.seconds:.0f} s; 3x would need "
+          + (f"{need:.1f}x as many generations" if math.isfinite(need)
+             else "the budgeted first generation to end before a third of that"))
 
 
 def main() -> None:
