@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -129,8 +130,7 @@ def run_for(label: str, config, seconds: float, timing: dict[str, RunTiming] | N
     if timing is not None:
         timing[label] = RunTiming({rung: float(m[0]) for rung, m in means.items()}, tracker.generation_ends)
     for rung, (task, fit) in means.items():
-        times = tracker.by_rung[rung]
-        print(f"{label}: rung {rung}: {len(times)} trainings, {task:.1f} s each in its worker "
+        print(f"{label}: rung {rung}: {len(tracker.by_rung[rung])} trainings, {task:.1f} s each in its worker "
               f"({fit:.1f} s in fit, the first batch's trace included)")
     return tracker.curve
 
@@ -207,9 +207,11 @@ def _settings(config) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k != "out"}
 
 
+@functools.cache
 def _code_digest() -> str:
     """The SHA-256 of the moncae source a search runs (all but the command line, export and
-    report): a curve measured with other code is not reused."""
+    report): a curve measured with other code is not reused. Read once per bench process (the
+    code its searches import)."""
     import hashlib
 
     import moncae

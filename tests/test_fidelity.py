@@ -131,6 +131,11 @@ def test_front_promotion_in_the_search_promotes_only_front_entries(stub_config):
     assert any(n < total for n, total in counts)  # fewer than everyone, with promote = 1.0
 
 
+def _dominated(point, others) -> bool:
+    """Some other point is no worse in both objectives (and not the same point)."""
+    return any(p[0] <= point[0] and p[1] <= point[1] and p != point for p in others)
+
+
 def test_population_promotion_in_the_search_judges_against_the_generations_population(stub_config):
     result = run_search(stub_config(**{**RUNGS, "promote": 1.0}, promotion="population"),
                         task_fn=with_model)
@@ -147,10 +152,8 @@ def test_population_promotion_in_the_search_judges_against_the_generations_popul
         earlier = [at_rung0[k] for k in low[low["generation"] < gen]["genome_key"]]
         for _, row in rows.iterrows():
             point = (row["rec_loss"], row["loc"])
-            dominated = any(p[0] <= point[0] and p[1] <= point[1] and p != point for p in population)
-            assert (row["genome_key"] in went_on) == (not dominated), (gen, row["genome_key"])
-            beyond_front += row["genome_key"] in went_on and any(
-                p[0] <= point[0] and p[1] <= point[1] and p != point for p in earlier)
+            assert (row["genome_key"] in went_on) == (not _dominated(point, population)), (gen, row["genome_key"])
+            beyond_front += row["genome_key"] in went_on and _dominated(point, earlier)
     assert beyond_front > 0  # the rule differs from `front` on this run
 
 
