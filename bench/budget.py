@@ -2,8 +2,9 @@
 
 Runs two searches of the same seed, dataset and search space for `--minutes` each, one after
 the other (never side by side: they would share the cores):
-  (a) plain: `fidelity = "full"`, `inherit = false` (every new genome trains once at the full
-      budget, from random weights): today's protocol;
+  (a) plain: `fidelity = "full"`, `inherit = false`, `initial = "random"` (every new genome
+      trains once at the full budget, from random weights; a random first generation): today's
+      protocol;
   (b) budgeted: the `cpu` preset's settings (successive halving over `rungs`, plus whatever the
       preset turns on).
 Both use the `cpu` preset's space and sizes (override with --preset). While each runs, it logs
@@ -241,10 +242,13 @@ def compare(args, seed: int) -> list[float]:
         common = {"preset": args.preset, "dataset": args.dataset, "seed": seed,
                   "generations": args.generations}
         both = overrides(args.set)
-        shared = resolve_config(out=f"{tmp}/b", **common, **{**both, **overrides(args.set_plain)})
-        # today's protocol: one full training per new genome, from random weights
+        # today's protocol: one full training per new genome, from random weights, a random
+        # first generation (the paper's draw) unless --set / --set-plain say otherwise
+        shared = resolve_config(out=f"{tmp}/b", **common,
+                                **{"initial": SearchConfig().initial, **both, **overrides(args.set_plain)})
         plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False,
-                                    promote=SearchConfig().promote, out=f"{tmp}/a")
+                                    promote=SearchConfig().promote, promotion=SearchConfig().promotion,
+                                    first_generation=SearchConfig().first_generation, out=f"{tmp}/a")
         budgeted = resolve_config(out=f"{tmp}/b", **common,
                                   **{**both, **overrides(args.set_budgeted)})
         # a budgeted setting the search would refuse fails now, not after the plain run
@@ -466,9 +470,10 @@ def main() -> None:
         ratios = {seed: compare(args, seed) for seed in seeds}
         if len(seeds) > 1 and not args.plain_only:
             for variant, values in enumerate(zip(*ratios.values())):
-                shown = ", ".join(f"seed {s}: {r:.2f}x" for s, r in zip(seeds, values))
+                shown = ", ".join(f"seed {s}: " + (f"{r:.2f}x" if r > 0 else "not reached")
+                                  for s, r in zip(seeds, values))
                 print(f"time-to-target ratio, budgeted variant {variant + 1}: {shown}; "
-                      f"median {float(np.median(values)):.2f}x")
+                      f"median {float(np.median(values)):.2f}x (not reached counted as 0)")
     if args.run is not None:
         versus_pca(args.run)
 
