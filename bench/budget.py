@@ -244,11 +244,12 @@ def compare(args, seed: int) -> list[float]:
         both = overrides(args.set)
         # today's protocol: one full training per new genome, from random weights, a random
         # first generation (the paper's draw) unless --set / --set-plain say otherwise
+        default = SearchConfig()
         shared = resolve_config(out=f"{tmp}/b", **common,
-                                **{"initial": SearchConfig().initial, **both, **overrides(args.set_plain)})
-        plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False,
-                                    promote=SearchConfig().promote, promotion=SearchConfig().promotion,
-                                    first_generation=SearchConfig().first_generation, out=f"{tmp}/a")
+                                **{"initial": default.initial, **both, **overrides(args.set_plain)})
+        plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False, promote=default.promote,
+                                    promotion=default.promotion, first_generation=default.first_generation,
+                                    out=f"{tmp}/a")
         budgeted = resolve_config(out=f"{tmp}/b", **common,
                                   **{**both, **overrides(args.set_budgeted)})
         # a budgeted setting the search would refuse fails now, not after the plain run
