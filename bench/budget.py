@@ -248,14 +248,15 @@ def compare(args, seed: int) -> list[float]:
         shared = resolve_config(out=f"{tmp}/b", **common,
                                 **{"initial": default.initial, **both, **overrides(args.set_plain)})
         plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False, promote=default.promote,
-                                    promotion=default.promotion, first_generation=default.first_generation,
-                                    out=f"{tmp}/a")
+                                    promote_multiple=default.promote_multiple, promotion=default.promotion,
+                                    first_generation=default.first_generation, out=f"{tmp}/a")
         budgeted = resolve_config(out=f"{tmp}/b", **common,
                                   **{**both, **overrides(args.set_budgeted)})
         # a budgeted setting the search would refuse fails now, not after the plain run
         check_rungs(budgeted, len(cached_dataset(budgeted.data_spec()).x_train))
         print(f"{args.dataset}, seed {seed}, {args.minutes:g} min each; budgeted: "
               f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote} "
+              f"(rounded up to a multiple of {budgeted.promote_multiple}, {budgeted.promotion}) "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs} first population "
               f"{budgeted.first_population or budgeted.population} initial {budgeted.initial}; plain: "
               f"fidelity {plain.fidelity} epochs {plain.epochs} initial {plain.initial}; both: space "

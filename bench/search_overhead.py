@@ -14,7 +14,8 @@ seconds, W trainings at once) was spent:
 - `outside fit`: the older, narrower figure: 1 - sum(fit seconds) / capacity. `fit` includes the
   graph tracing, so this figure hides it.
 
-Usage: python bench/search_overhead.py [--workers auto|N] [smoke quick]
+Usage: python bench/search_overhead.py [--workers auto|N] [--set KEY=VALUE ...] [smoke quick]
+(`--set promote_multiple=2`: a setting instead of the preset's, its value read as TOML)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from moncae.config import resolve_config
+from moncae.config import read_toml, resolve_config
 from moncae.data import cached_dataset
 from moncae.executors import resolve_workers
 from moncae.search.loop import run_search
@@ -85,11 +86,12 @@ def timed_task(task):
     return run_task(task)
 
 
-def measure(preset: str, workers: str, seed: int = 46) -> dict[str, float]:
+def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out:
         os.environ[STEPS_FILE] = str(Path(out) / "steps.jsonl")
         n = resolve_workers(workers)  # an explicit count: the timed task runs in those workers
-        config = resolve_config(preset=preset, dataset="mnist_5k", seed=seed, out=f"{out}/run", workers=n)
+        config = resolve_config(preset=preset, dataset="mnist_5k", seed=seed, out=f"{out}/run", workers=n,
+                                **(settings or {}))
         cached_dataset(config.data_spec())  # data loading is not search overhead
         start = time.perf_counter()
         result = run_search(config, task_fn=timed_task)
@@ -114,9 +116,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("presets", nargs="*", default=["smoke", "quick"])
     parser.add_argument("--workers", default="auto")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting instead of the preset's, as TOML, e.g. --set promote_multiple=2")
     args = parser.parse_args()
+    settings = read_toml("--set", text="\n".join(args.set))
     for preset in args.presets:
-        m = measure(preset, args.workers)
+        m = measure(preset, args.workers, settings=settings)
         print(f"{preset:>6}: wall {m['wall_s']:.1f} s, {m['workers']} at once, {m['trainings']} trainings, "
               f"{m['cache_hits']} cache hits, {m['failed']} failed; of the capacity ({m['workers']} x wall): "
               f"outside steady-state steps {m['outside_steps_pct']:.1f}% (first batches of each fit, "

@@ -45,7 +45,7 @@ SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 FIDELITIES = ("full", "rungs", "proxy")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu",
-               "first_population")
+               "first_population", "promote_multiple")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
                "model", "promotion", "first_generation", "initial")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
@@ -95,6 +95,9 @@ class SearchConfig:
     rungs: tuple[tuple[int, int], ...] = ()  # the lower rungs, [epochs, train_images] each
     promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
     promotion: str = "fraction"  # see PROMOTIONS
+    # the number promoted at a rung, rounded up to a multiple of this by the next-ranked
+    # candidates (set it to the trainings at once: none idles at the end of a rung)
+    promote_multiple: int = 1
     first_generation: str = "rungs"  # see FIRST_GENERATIONS
     # generation 0's size: 0 = `population`; more draws a wider random start (with rungs, the
     # extra genomes cost a rung-0 training each: Hyperband's wide first bracket)
@@ -171,6 +174,7 @@ class SearchConfig:
                "is only used with fidelity = \"rungs\" (or \"proxy\"); drop it or set fidelity",
                list(self.rungs))
         _check(0.0 < self.promote <= 1.0, "promote", "must be in (0, 1]", self.promote)
+        _check(self.promote_multiple >= 1, "promote_multiple", "must be >= 1", self.promote_multiple)
         _check(self.promotion in PROMOTIONS, "promotion", f"must be one of {', '.join(PROMOTIONS)}",
                self.promotion)
         _check(self.first_generation in FIRST_GENERATIONS, "first_generation",

@@ -69,6 +69,28 @@ def test_the_budget_rounds_up():
     assert promoted(["a", "b"], points, REF, 0.01) == ["a"]
 
 
+def test_a_promote_multiple_fills_the_idle_slots_with_the_next_ranked():
+    points = {"old": (0.10, 2.0), "a": (0.12, 2.0), "b": (0.09, 2.5), "c": (0.20, 1.0),
+              "d": (0.30, 1.5), "e": (0.25, 0.9)}
+    every = ["a", "b", "c", "d", "e"]
+    # front only: b, c, e enter; a multiple of 2 adds a, the next by its own-front contribution
+    assert promoted(every, points, REF, 1.0, front_only=True, multiple=2) == ["a", "b", "c", "e"]
+    assert promoted(every, points, REF, 1.0, front_only=True, multiple=1) == ["b", "c", "e"]
+    assert promoted(every, points, REF, 1.0, front_only=True, multiple=4) == ["a", "b", "c", "e"]
+    # ceil(0.34 x 5) = 2 is a multiple of 2 already; of 3: one more; past the candidates: all
+    assert len(promoted(every, points, REF, 0.34, front_only=True, multiple=2)) == 2
+    assert len(promoted(every, points, REF, 0.34, front_only=True, multiple=3)) == 3
+    assert promoted(every, points, REF, 1.0, multiple=4) == every
+    # none chosen stays none (nothing enters the front: the budget follows the search)
+    assert promoted(["a", "d"], points, REF, 1.0, front_only=True, multiple=2) == []
+    assert promoted(["a", "d"], points, REF, 0.5, multiple=2) == ["a", "d"]
+
+
+def test_promote_multiple_must_be_at_least_one(stub_config):
+    with pytest.raises(MoncaeError, match="`promote_multiple` must be >= 1"):
+        stub_config(**RUNGS, promote_multiple=0)
+
+
 # -- in the search ------------------------------------------------------------------------------
 def with_model(task):
     """The surrogate, plus stand-in model bytes naming the training (key and rung)."""
@@ -155,6 +177,25 @@ def test_population_promotion_in_the_search_judges_against_the_generations_popul
             assert (row["genome_key"] in went_on) == (not _dominated(point, population)), (gen, row["genome_key"])
             beyond_front += row["genome_key"] in went_on and _dominated(point, earlier)
     assert beyond_front > 0  # the rule differs from `front` on this run
+
+
+def _promoted_per_generation(run_dir) -> list[tuple[int, int]]:
+    """(promoted, candidates) per generation but the last, from evaluations.csv."""
+    ev = pd.read_csv(run_dir / "evaluations.csv")
+    low, top = ev[ev["rung"] == 0], ev[ev["rung"] == 1]
+    return [(int((top["generation"] == gen).sum()), len(rows))
+            for gen, rows in low.groupby("generation") if gen < ev["generation"].max()]
+
+
+def test_promote_multiple_in_the_search_rounds_each_promotion_up(stub_config, tmp_path):
+    settings = {**RUNGS, "promote": 0.5, "promotion": "population", "generations": 8}
+    plain = _promoted_per_generation(run_search(stub_config(tmp_path / "one", **settings),
+                                                task_fn=with_model).run_dir)
+    paired = _promoted_per_generation(run_search(stub_config(tmp_path / "two", **settings, promote_multiple=2),
+                                                 task_fn=with_model).run_dir)
+    assert any(n % 2 for n, _ in plain)  # without it some rungs leave a worker idle
+    assert paired[0][0] == plain[0][0] + plain[0][0] % 2  # generation 0: the same draw, rounded up
+    assert all(n % 2 == 0 or n == total for n, total in paired), paired
 
 
 def test_a_full_first_generation_promotes_all_of_it_then_the_rule_applies(stub_config, tmp_path):

@@ -114,6 +114,9 @@ class BarProgress:
                    "the lower rungs training only the decoder with the random encoder frozen.")
 @click.option("--promote", type=float, default=None,
               help="With --fidelity rungs: at most this fraction of a rung's genomes goes on (default 0.34).")
+@click.option("--promote-multiple", type=int, default=None, metavar="N",
+              help="With --fidelity rungs: round the number promoted at a rung up to a multiple of N "
+                   "by the next-ranked genomes (default 1; N = trainings at once: none idles).")
 @click.option("--promotion", type=click.Choice(["fraction", "front", "population"]), default=None,
               help="With --fidelity rungs: fraction (default): the best --promote fraction goes on; "
                    "front: of those, only genomes that enter or extend the all-time front at their "

@@ -17,7 +17,9 @@ with each other for fitness, the front and its hypervolume. A genome stopped at 
 handed to the strategy like a failed one (objectives at the reference point, fitness 0): a
 stated rule, never a mix of fidelities. In the last generation every ok genome is promoted, so
 the final population is measured at full fidelity; with `first_generation = "full"` the first
-generation's too (the search loop passes `everyone`).
+generation's too (the search loop passes `everyone`). With `promote_multiple = N` the number
+promoted at a rung is rounded up to a multiple of N by the next-ranked candidates (N trainings
+at once then leave no worker idle at the end of the rung).
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def rung_schedule(lower: Sequence[Sequence[int]], epochs: int, *, decoder_only: 
 
 def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
              ref: Sequence[float], fraction: float, *, everyone: bool = False,
-             front_only: bool = False, within: Collection[str] | None = None) -> list[str]:
+             front_only: bool = False, within: Collection[str] | None = None,
+             multiple: int = 1) -> list[str]:
     """The candidates (genome keys, in order) that go on to the next rung.
 
     `points` holds every ok network's point at this rung so far (the candidates' included), one
@@ -79,7 +82,10 @@ def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
     candidates with a positive contribution in (1) are taken, still at most that many. With
     `everyone` every candidate that has a point goes on (the last generation). With `within`
     (`promotion = "population"`, with `front_only`), (1) is the contribution over the points of
-    `within`'s keys and the candidates only, not over all of `points`.
+    `within`'s keys and the candidates only, not over all of `points`. With `multiple` > 1 a
+    number of chosen that is not a multiple of it is rounded up by the next candidates in the
+    same ranking (whatever `front_only` says; so up to `multiple - 1` more than the fraction),
+    as far as there are candidates; none chosen stays none.
     """
     candidates = [k for k in dict.fromkeys(candidates) if k in points]
     if everyone or not candidates:
@@ -92,6 +98,10 @@ def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
         -overall[candidates[i]], -own[candidates[i]], points[candidates[i]][0], i))
     chosen = {i for i in ranked[:math.ceil(fraction * len(candidates))]
               if not front_only or overall[candidates[i]] > 0}
+    for i in ranked:  # round up to a multiple: fill the slots that would idle
+        if len(chosen) % multiple == 0:
+            break
+        chosen.add(i)
     return [k for i, k in enumerate(candidates) if i in chosen]
 
 

@@ -275,7 +275,8 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
                       and (last or rec.generation == gen)]
         chosen = promoted(candidates, cache.rung_points(rung), config.ref_point, config.promote,
                           everyone=everyone, front_only=config.promotion != "fraction",
-                          within=genomes if config.promotion == "population" else None)
+                          within=genomes if config.promotion == "population" else None,
+                          multiple=config.promote_multiple)
         todo = [k for k in chosen if cache.reached(k) == rung]
         progress.promotion(gen, rung + 1, len(candidates), len(todo))
         _train_rung(gen, rung + 1, todo, genomes, config, run, cache, executor, task_fn, gene_columns,
