@@ -98,7 +98,7 @@ def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
         -overall[candidates[i]], -own[candidates[i]], points[candidates[i]][0], i))
     chosen = {i for i in ranked[:math.ceil(fraction * len(candidates))]
               if not front_only or overall[candidates[i]] > 0}
-    for i in ranked:  # round up to a multiple: fill the slots that would idle
+    for i in ranked:  # round up to a multiple (`chosen` is a prefix of `ranked`): fill idle slots
         if len(chosen) % multiple == 0:
             break
         chosen.add(i)
