@@ -65,7 +65,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moncae.config import SearchConfig, resolve_config
+from moncae.config import SearchConfig, read_toml, resolve_config
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError
 from moncae.method.objectives import hypervolume
@@ -227,9 +227,7 @@ def _code_digest() -> str:
 
 def overrides(settings: list[str]) -> dict:
     """`--set rungs=[[1,2500]]` -> {"rungs": [[1, 2500]]} (each value read as TOML)."""
-    import tomllib
-
-    return tomllib.loads("\n".join(settings))
+    return read_toml("--set", text="\n".join(settings))
 
 
 def compare(args, seed: int) -> list[float]:
