@@ -13,6 +13,9 @@ seconds, W trainings at once) was spent:
   promotions, and a worker waiting for the others at the end of a rung.
 - `outside fit`: the older, narrower figure: 1 - sum(fit seconds) / capacity. `fit` includes the
   graph tracing, so this figure hides it.
+- a second line: the share of the capacity inside tasks (a training in its worker, from start to
+  result) and how the rest splits: before the first task, after the last, while no task runs
+  (the driver's turn), and while some workers wait for the others (the end of a rung).
 
 Usage: python bench/search_overhead.py [--workers auto|N] [--set KEY=VALUE ...] [smoke quick]
 (`--set promote_multiple=2`: a setting instead of the preset's, its value read as TOML)
@@ -36,6 +39,7 @@ from moncae.executors import resolve_workers
 from moncae.search.loop import run_search
 
 STEPS_FILE = "MONCAE_BENCH_STEPS"  # where each worker appends its trainings' batch timings
+TASKS_FILE = "MONCAE_BENCH_TASKS"  # where each worker appends when each of its tasks ran
 
 
 def _time_steps() -> None:
@@ -83,22 +87,50 @@ def timed_task(task):
     _time_steps()
     from moncae.evaluation.train import run_task
 
-    return run_task(task)
+    start = time.time()  # wall clock: comparable across the worker processes
+    try:
+        return run_task(task)
+    finally:
+        with open(os.environ[TASKS_FILE], "a") as fh:
+            fh.write(json.dumps({"start": start, "end": time.time()}) + "\n")
+
+
+def idle_shares(tasks: list[dict], begin: float, end: float, workers: int) -> dict[str, float]:
+    """How the workers' capacity outside tasks splits, in % of `workers x (end - begin)`: before
+    the first task starts (start-up), after the last ends, while no task runs in between (the
+    driver's turn: fitness, journals, promotions), and while some but not all workers run one
+    (waiting at the end of a rung for its longest training)."""
+    events = sorted([(t["start"], 1) for t in tasks] + [(t["end"], -1) for t in tasks])
+    none = some = 0.0
+    running, last = 0, events[0][0]
+    for when, step in events:
+        if running == 0:
+            none += when - last
+        elif running < workers:
+            some += (workers - running) * (when - last)
+        running, last = running + step, when
+    capacity = workers * (end - begin)
+    return {"before_first_pct": 100 * workers * (events[0][0] - begin) / capacity,
+            "after_last_pct": 100 * workers * (end - events[-1][0]) / capacity,
+            "none_running_pct": 100 * workers * none / capacity,
+            "some_idle_pct": 100 * some / capacity}
 
 
 def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out:
         os.environ[STEPS_FILE] = str(Path(out) / "steps.jsonl")
+        os.environ[TASKS_FILE] = str(Path(out) / "tasks.jsonl")
         n = resolve_workers(workers)  # an explicit count: the timed task runs in those workers
         config = resolve_config(preset=preset, dataset="mnist_5k", seed=seed, out=f"{out}/run", workers=n,
                                 **(settings or {}))
         cached_dataset(config.data_spec())  # data loading is not search overhead
-        start = time.perf_counter()
+        start, begin = time.perf_counter(), time.time()
         result = run_search(config, task_fn=timed_task)
-        wall = time.perf_counter() - start
+        wall, end = time.perf_counter() - start, time.time()
         ev = pd.read_csv(result.run_dir / "evaluations.csv")
         gens = pd.read_csv(result.run_dir / "generations.csv")
         steps = [json.loads(line) for line in Path(os.environ[STEPS_FILE]).read_text().splitlines()]
+        tasks = [json.loads(line) for line in Path(os.environ[TASKS_FILE]).read_text().splitlines()]
     fit, steady = ev["fit_seconds"].sum(), sum(s["steady"] for s in steps)
     capacity = n * wall
     return {
@@ -109,6 +141,8 @@ def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = N
         "train_img_per_s": (ev["epochs"] * ev["train_images"]).sum() / fit,
         "trainings": len(ev), "cache_hits": int(gens["cache_hits"].sum()),
         "failed": int((ev["status"] != "ok").sum()),
+        "in_tasks_pct": 100 * sum(t["end"] - t["start"] for t in tasks) / capacity,
+        **idle_shares(tasks, begin, end, n),
     }
 
 
@@ -127,6 +161,10 @@ def main() -> None:
               f"outside steady-state steps {m['outside_steps_pct']:.1f}% (first batches of each fit, "
               f"i.e. graph tracing: {m['first_batches_pct']:.1f}%), outside fit {m['outside_fit_pct']:.1f}%; "
               f"{m['train_img_per_s']:.0f} train img/s in fit")
+        print(f"{'':>6}  in tasks {m['in_tasks_pct']:.1f}%; no task: before the first "
+              f"{m['before_first_pct']:.1f}%, none running between tasks (the driver) "
+              f"{m['none_running_pct']:.1f}%, some workers waiting for others (end of a rung) "
+              f"{m['some_idle_pct']:.1f}%, after the last {m['after_last_pct']:.1f}%")
 
 
 if __name__ == "__main__":
