@@ -40,6 +40,20 @@ def worker_pid(task: Routed) -> tuple[str, int]:
     return task.affinity, os.getpid()
 
 
+class Costed:
+    """A task with a `cost`, as the search's trainings have (their forward-pass FLOPs)."""
+
+    def __init__(self, name: str, cost: float) -> None:
+        self.name, self.cost = name, cost
+
+
+def started_at(task: Costed) -> tuple[str, int]:
+    """The task's name and when its worker started it."""
+    start = time.monotonic_ns()
+    time.sleep(0.01)
+    return task.name, start
+
+
 def slow_surrogate_task(task):
     """The surrogate evaluator at 30 ms a training: a search long enough to be killed mid-way."""
     from moncae.evaluation.surrogate import surrogate_task

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from process_tasks import Routed, die_on_two, fail_on_one, slow_square, worker_pid
+from process_tasks import Costed, Routed, die_on_two, fail_on_one, slow_square, started_at, worker_pid
 
 from moncae.config import parse_workers
 from moncae.errors import MoncaeError
@@ -48,6 +48,16 @@ def test_a_free_worker_takes_first_the_tasks_whose_affinity_it_ran_before():
         again = list(executor.map_ordered(worker_pid, [Routed("b"), Routed("a"), Routed("c")]))
         assert [a for a, _ in again] == ["b", "a", "c"]
         assert all(pid == first[a] for a, pid in again[:2])
+
+
+def test_the_costliest_tasks_start_first_and_results_keep_task_order():
+    tasks = [Costed("a", 1.0), Costed("b", 5.0), Costed("c", 0.0), Costed("d", 5.0)]
+    with ProcessExecutor(1, threads=1) as executor:  # one worker: it runs them one after another
+        got = list(executor.map_ordered(started_at, tasks))
+    assert [name for name, _ in got] == ["a", "b", "c", "d"]
+    # longest first (a rung then does not end with one long training and idle workers); ties in
+    # task order
+    assert [name for name, _ in sorted(got, key=lambda g: g[1])] == ["b", "d", "a", "c"]
 
 
 @pytest.mark.slow  # starts worker processes three times

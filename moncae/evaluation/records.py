@@ -71,6 +71,10 @@ class EvalTask:
     # a lower rung's training: the process keeps the trained model in memory, so that its
     # promotion, when it runs there, continues without building and tracing it again
     keep_warm: bool = False
+    # how long the training is expected to take, relative to the others handed over with it (the
+    # search: one image's forward-pass FLOPs); an executor may start the costliest first, so that
+    # a rung does not end with one long training and idle workers. 0: unknown
+    cost: float = 0.0
 
     @property
     def affinity(self) -> str | None:

@@ -144,10 +144,11 @@ class ProcessExecutor:
             return self._slot(k).submit(fn, task)
 
     def map_ordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
-        """Hand each worker one task at a time; yield each result once it and all tasks before
-        it are done."""
+        """Hand each worker one task at a time, the costliest first (a task's `cost`, where it
+        has one: longest-processing-time-first, so that the batch does not end with one long task
+        and idle workers); yield each result once it and all tasks before it are done."""
         tasks = list(tasks)
-        todo = deque(range(len(tasks)))
+        todo = deque(sorted(range(len(tasks)), key=lambda i: -getattr(tasks[i], "cost", 0.0)))
         running: dict[Future, tuple[int, int]] = {}  # future -> (worker, task index)
         free = list(range(self.workers - 1, -1, -1))
         results: dict[int, Any] = {}

@@ -38,6 +38,7 @@ from moncae.evaluation.records import (
     evaluation_seed,
 )
 from moncae.executors import Executor, LocalExecutor, make_executor
+from moncae.method.architecture import forward_flops
 from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.fidelity import Rung, promoted
 from moncae.method.genome import Genome
@@ -333,7 +334,8 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
         parents = _parent_models(genomes[key], run, shape, parent_files) if inherit else ()
         return EvalTask(genomes[key], spec, settings, evaluation_seed(config.seed, key, rung),
                         config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents,
-                        measure_latency="latency" in config.objectives, keep_warm=lower)
+                        measure_latency="latency" in config.objectives, keep_warm=lower,
+                        cost=forward_flops(genomes[key], shape))
 
     lower = rung < cache.top
     for result in executor.map_ordered(task_fn, [task(k) for k in todo]):
