@@ -184,7 +184,8 @@ class ProcessExecutor:
         """The next task for free worker k (removed from `todo`): the first whose `affinity` (a
         task attribute, e.g. the genome of a promoted training) last ran on worker k, where it
         may find its lower-rung model warm; else the first not waiting for another free worker;
-        else the first. Which worker runs a task never changes its result, only how soon."""
+        else the first ("first" in `todo`'s order: costliest first). Which worker runs a task
+        never changes its result, only how soon."""
         affinities = [getattr(tasks[i], "affinity", None) for i in todo]
         homes = [self._home.get(a) for a in affinities]
         at = next((n for n, home in enumerate(homes) if home == k),
