@@ -225,6 +225,11 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+# settings that only a multi-fidelity search reads: the plain protocol keeps their defaults
+# whatever the preset says, so that its curve key (and "today's protocol") stays the same
+RUNG_ONLY = ("promote", "promote_multiple", "promotion", "first_generation")
+
+
 def overrides(settings: list[str]) -> dict:
     """`--set rungs=[[1,2500]]` -> {"rungs": [[1, 2500]]} (each value read as TOML)."""
     return read_toml("--set", text="\n".join(settings))
@@ -245,9 +250,8 @@ def compare(args, seed: int) -> list[float]:
         default = SearchConfig()
         shared = resolve_config(out=f"{tmp}/b", **common,
                                 **{"initial": default.initial, **both, **overrides(args.set_plain)})
-        plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False, promote=default.promote,
-                                    promote_multiple=default.promote_multiple, promotion=default.promotion,
-                                    first_generation=default.first_generation, out=f"{tmp}/a")
+        plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False, out=f"{tmp}/a",
+                                    **{name: getattr(default, name) for name in RUNG_ONLY})
         budgeted = resolve_config(out=f"{tmp}/b", **common,
                                   **{**both, **overrides(args.set_budgeted)})
         # a budgeted setting the search would refuse fails now, not after the plain run
