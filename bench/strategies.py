@@ -1,7 +1,7 @@
 """Search strategies on the surrogate evaluator (objectives computed from the genome, no
 training): all-time front hypervolume at equal trainings per strategy over many seeds, and how
 often the paper's GA loses its best model between generations, with the old per-individual
-fitness and with fitness per distinct network.
+fitness, with fitness per distinct network, and with the `front` fitness rule.
 
 Usage: python bench/strategies.py [SEEDS] [GENERATIONS] [POPULATION]   (default 20 20 20: the
 paper's protocol per seed; about 2-4 minutes on 2 CPU cores)
@@ -41,14 +41,16 @@ class PerIndividualGA(MoncaeGA):
                      self.elitism)
 
 
-def per_individual(points, keys, ref):
+def per_individual(points, keys, ref, rule="paper"):
     return hv_contributions(points, ref)
 
 
-def run(data: Path, out: Path, strategy: str, seed: int, generations: int, population: int, old: bool = False):
-    config = resolve_config(dataset=str(data), seed=seed, out=str(out / strategy / ("old" if old else "new")),
+def run(data: Path, out: Path, strategy: str, seed: int, generations: int, population: int, old: bool = False,
+        fitness: str = "paper"):
+    config = resolve_config(dataset=str(data), seed=seed,
+                            out=str(out / strategy / ("old" if old else "new") / fitness),
                             strategy=strategy, generations=generations, population=population, max_blocks=6,
-                            max_filters=256, elitism=0.1)
+                            max_filters=256, elitism=0.1, fitness=fitness)
     patches = [mock.patch.dict(STRATEGIES, {"moncae": PerIndividualGA}),
                mock.patch.object(loop, "unique_contributions", per_individual)] if old else []
     for patch in patches:
@@ -85,6 +87,8 @@ def main(seeds: int = 20, generations: int = 20, population: int = 20) -> None:
                 for s in STRATEGY_NAMES}
         dirs["moncae (per-individual fitness, before)"] = [
             run(data, out, "moncae", seed, generations, population, old=True) for seed in range(seeds)]
+        dirs["moncae, fitness = front"] = [
+            run(data, out, "moncae", seed, generations, population, fitness="front") for seed in range(seeds)]
         curves = {name: [pd.read_csv(d / "generations.csv") for d in ds] for name, ds in dirs.items()}
         budget = min(c["trainings_total"].iloc[-1] for cs in curves.values() for c in cs)
         print(f"surrogate, {seeds} seeds, {generations} generations x {population}; all-time front hypervolume "
@@ -98,7 +102,7 @@ def main(seeds: int = 20, generations: int = 20, population: int = 20) -> None:
             p = "" if name == "random" else \
                 f"  p vs random {mannwhitneyu(values, random_values, alternative='two-sided').pvalue:.3g}"
             print(f"  {name:<42} {values.mean():.4f} +- {values.std(ddof=1):.4f}  (trainings used {used:.0f}){p}")
-        for name in ("moncae (per-individual fitness, before)", "moncae"):
+        for name in ("moncae (per-individual fitness, before)", "moncae", "moncae, fitness = front"):
             lost = np.array([best_lost(d) for d in dirs[name]]).sum(axis=0)
             print(f"best-loss model lost from one generation to the next, {name}: {lost[0]} of {lost[1]} "
                   f"({100 * lost[0] / lost[1]:.1f}%)")

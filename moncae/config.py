@@ -21,6 +21,7 @@ from moncae.method.genome import (
     GenomeSpace,
 )
 from moncae.method.objective_set import DEFAULT_OBJECTIVES, ObjectiveSet, parse_objectives
+from moncae.method.objectives import FITNESS_RULES
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
 from moncae.method.vae_loss import DEFAULT_VAE_EPS, VAE_LOSSES
 
@@ -47,7 +48,7 @@ _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "pat
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu",
                "first_population", "promote_multiple")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
-               "model", "promotion", "first_generation", "initial")
+               "model", "promotion", "first_generation", "initial", "fitness")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
 # (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
 FINALS = ("population", "front")
@@ -89,6 +90,9 @@ class SearchConfig:
     elitism: float = 0.1
     strategy: str = "moncae"
     selection: str = "paper"  # the `moncae` strategy's parent selection
+    # what an exclusive HV contribution (fitness, elite, promotion ranking) is measured against:
+    # the whole population (`paper`) or its non-dominated front (`front`), see FITNESS_RULES
+    fitness: str = "paper"
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
     space: str = "paper"
     fidelity: str = "full"
@@ -192,6 +196,8 @@ class SearchConfig:
         _check(self.initial in INITIALS, "initial", f"must be one of {', '.join(INITIALS)}", self.initial)
         _check(self.initial != "spread" or SPACES.get(self.space, ()), "initial",
                "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"", self.initial)
+        _check(self.fitness in FITNESS_RULES, "fitness", f"must be one of {', '.join(FITNESS_RULES)}",
+               self.fitness)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
         _check(self.strategy in STRATEGY_NAMES, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}",

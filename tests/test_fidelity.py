@@ -179,6 +179,14 @@ def test_population_promotion_in_the_search_judges_against_the_generations_popul
     assert beyond_front > 0  # the rule differs from `front` on this run
 
 
+def test_the_front_rule_promotes_a_network_a_dominated_one_would_shield():
+    # "old" (trained earlier) has a's LOC and a worse loss: under the paper's formula it leaves a
+    # only a sliver, so c goes first; measured against the front, a's whole box counts
+    points = {"old": (0.31, 0.30), "a": (0.30, 0.30), "c": (0.20, 1.20)}
+    assert promoted(["a", "c"], points, REF, 0.5) == ["c"]
+    assert promoted(["a", "c"], points, REF, 0.5, rule="front") == ["a"]
+
+
 def _promoted_per_generation(run_dir) -> list[tuple[int, int]]:
     """(promoted, candidates) per generation but the last, from evaluations.csv."""
     ev = pd.read_csv(run_dir / "evaluations.csv")

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 import moncae.method.objectives as objectives
 from moncae.errors import MoncaeError
-from moncae.method.objectives import REFERENCE_POINT, hv_contributions, hypervolume, non_dominated_mask
+from moncae.method.objectives import (
+    REFERENCE_POINT,
+    contributions,
+    hv_contributions,
+    hypervolume,
+    non_dominated_mask,
+    unique_contributions,
+)
 
 
 def library_2d(points, ref=REFERENCE_POINT):
@@ -58,6 +65,34 @@ def test_dominated_points_contribute_nothing():
 def test_a_point_dominated_by_one_other_shrinks_its_contribution():
     # HV({(1,1),(2,2)}) - HV({(2,2)}) = 9 - 1... within ref (3,3): 4 - 1 = 3.
     assert hv_contributions([[1.0, 1.0], [2.0, 2.0]], (3.0, 3.0)) == pytest.approx([3.0, 0.0])
+
+
+def test_the_front_rule_lets_no_dominated_point_shrink_the_one_dominating_it():
+    # two networks with the same LOC (one dense bottleneck size): the paper's formula leaves the
+    # better one only the sliver between their losses; over the front it gets its whole box
+    points = [[0.30, 0.30], [0.31, 0.30], [0.20, 1.20]]
+    paper = contributions(points, REFERENCE_POINT, "paper")
+    front = contributions(points, REFERENCE_POINT, "front")
+    assert paper[0] == pytest.approx(0.01 * 0.9)  # loss 0.30..0.31 x LOC 0.30..1.20
+    assert front[0] == pytest.approx(3.7 * 0.9)  # loss 0.30..4 x LOC 0.30..1.20
+    assert front[1] == paper[1] == 0.0 and front[2] == pytest.approx(paper[2])
+    # per distinct network, as the search uses it
+    assert unique_contributions(points, ["a", "b", "c"], rule="front") == pytest.approx(front)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 5), st.floats(0, 14)), min_size=1, max_size=15))
+def test_the_front_rule_is_the_papers_over_the_non_dominated_points(points):
+    front = contributions(points, REFERENCE_POINT, "front")
+    mask = non_dominated_mask(np.minimum(np.array(points, dtype=float), REFERENCE_POINT))
+    assert np.all(front[~mask] == 0)
+    assert front[mask] == pytest.approx(hv_contributions(np.array(points)[mask]))
+    assert np.all(front >= hv_contributions(points) - 1e-12)  # removing points shrinks nothing
+
+
+def test_an_unknown_rule_is_a_user_error():
+    with pytest.raises(MoncaeError, match="`rule` must be one of paper, front"):
+        contributions([[1.0, 1.0]], REFERENCE_POINT, "sms")
 
 
 def test_duplicates_contribute_nothing_but_count_once():

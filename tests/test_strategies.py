@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from moncae.config import resolve_config
+from moncae.errors import MoncaeError
 from moncae.evaluation.records import EvalRecord
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.evolution import breed, make_toolbox
@@ -82,6 +83,28 @@ def test_best_loss_never_gets_worse_with_the_moncae_strategy(stub_config):
         result = run_search(stub_config(seed=seed, generations=8), task_fn=surrogate_task)
         best = pd.read_csv(result.run_dir / "generations.csv")["best_rec_loss"]
         assert (best.diff().dropna() <= 0).all(), (seed, list(best))
+
+
+def test_the_front_fitness_rule_scores_each_generation_against_its_front(stub_config, tmp_path):
+    differs = False
+    for seed in range(4):
+        paper = run_search(stub_config(tmp_path / f"paper{seed}", seed=seed, generations=6),
+                           task_fn=surrogate_task)
+        front = run_search(stub_config(tmp_path / f"front{seed}", seed=seed, generations=6, fitness="front"),
+                           task_fn=surrogate_task)
+        pop = pd.read_csv(front.run_dir / "population.csv")
+        for _, rows in pop.groupby("generation"):
+            points = rows[["rec_loss", "loc"]].to_numpy(dtype=float)
+            keys = rows["genome_key"].tolist()
+            expected = unique_contributions(points, keys, (4.0, 12.0), rule="front")
+            assert rows["fitness"].to_numpy() == pytest.approx(expected, abs=1e-9)
+        differs |= not read(paper.run_dir, "population.csv").equals(read(front.run_dir, "population.csv"))
+    assert differs  # the rule changes what the GA selects
+
+
+def test_an_unknown_fitness_rule_is_a_one_line_error(stub_config):
+    with pytest.raises(MoncaeError, match="`fitness` must be one of paper, front"):
+        stub_config(fitness="sms")
 
 
 # -- every strategy --------------------------------------------------------------------------
@@ -168,8 +191,6 @@ def test_random_strategy_trains_random_genomes_every_generation(stub_config):
 
 
 def test_unknown_strategy_is_a_one_line_error(stub_config):
-    from moncae.errors import MoncaeError
-
     with pytest.raises(MoncaeError, match="strategy.*moncae, nsga2, mu-plus-lambda, random"):
         stub_config(strategy="hill-climbing")
     assert isinstance(EvalRecord, type)

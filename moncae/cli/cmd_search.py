@@ -7,6 +7,7 @@ import sys
 import click
 
 from moncae.cli.options import data_dir_option, exit_if_unsaved
+from moncae.method.objectives import FITNESS_RULES
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
 
 
@@ -106,6 +107,10 @@ class BarProgress:
               help="Search strategy (default moncae, the paper's GA); compare them with `moncae report`.")
 @click.option("--selection", type=click.Choice(sorted(SELECTORS)), default=None,
               help="Parent selection of the moncae strategy (default paper).")
+@click.option("--fitness", type=click.Choice(FITNESS_RULES), default=None,
+              help="What a network's exclusive hypervolume contribution (fitness, elite, promotion) "
+                   "is measured against: paper (default): the whole population, so a dominated "
+                   "network shrinks the one dominating it; front: the population's non-dominated front.")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
               help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
 @click.option("--fidelity", type=click.Choice(["full", "rungs", "proxy"]), default=None,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moncae.errors import MoncaeError
-from moncae.method.objectives import hv_contributions
+from moncae.method.objectives import contributions
 
 __all__ = ["Rung", "promoted", "rung_schedule"]
 
@@ -69,7 +69,7 @@ def rung_schedule(lower: Sequence[Sequence[int]], epochs: int, *, decoder_only: 
 def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
              ref: Sequence[float], fraction: float, *, everyone: bool = False,
              front_only: bool = False, within: Collection[str] | None = None,
-             multiple: int = 1) -> list[str]:
+             multiple: int = 1, rule: str = "paper") -> list[str]:
     """The candidates (genome keys, in order) that go on to the next rung.
 
     `points` holds every ok network's point at this rung so far (the candidates' included), one
@@ -85,15 +85,16 @@ def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
     `within`'s keys and the candidates only, not over all of `points`. With `multiple` > 1 a
     number of chosen that is not a multiple of it is rounded up by the next candidates in the
     same ranking (whatever `front_only` says; so up to `multiple - 1` more than the fraction),
-    as far as there are candidates; none chosen stays none.
+    as far as there are candidates; none chosen stays none. Contributions follow `rule` (the
+    `fitness` setting, `moncae.method.objectives.contributions`).
     """
     candidates = [k for k in dict.fromkeys(candidates) if k in points]
     if everyone or not candidates:
         return candidates
     keys = list(points) if within is None else \
         [k for k in dict.fromkeys([*within, *candidates]) if k in points]
-    overall = dict(zip(keys, _contributions([points[k] for k in keys], ref)))
-    own = dict(zip(candidates, _contributions([points[k] for k in candidates], ref)))
+    overall = dict(zip(keys, _contributions([points[k] for k in keys], ref, rule)))
+    own = dict(zip(candidates, _contributions([points[k] for k in candidates], ref, rule)))
     ranked = sorted(range(len(candidates)), key=lambda i: (
         -overall[candidates[i]], -own[candidates[i]], points[candidates[i]][0], i))
     chosen = {i for i in ranked[:math.ceil(fraction * len(candidates))]
@@ -105,5 +106,5 @@ def promoted(candidates: Sequence[str], points: Mapping[str, Sequence[float]],
     return [k for i, k in enumerate(candidates) if i in chosen]
 
 
-def _contributions(points: list[Sequence[float]], ref: Sequence[float]) -> np.ndarray:
-    return hv_contributions(np.array(points, dtype=float).reshape(-1, len(ref)), ref)
+def _contributions(points: list[Sequence[float]], ref: Sequence[float], rule: str) -> np.ndarray:
+    return contributions(np.array(points, dtype=float).reshape(-1, len(ref)), ref, rule)

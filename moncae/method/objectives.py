@@ -11,6 +11,8 @@ Conventions, the same in every dimension:
 - Dominated and duplicated points contribute 0. As the formula says, a dominated point
   still shrinks the contribution of the single point that dominates it (removing that
   point would uncover it); this matches moocore's `hv_contributions(ignore_dominated=False)`.
+  The `front` rule (`FITNESS_RULES`) computes the contributions over the non-dominated points
+  only, so a dominated point cannot (SMS-EMOA's contribution within the first front).
 
 Two objectives use an exact O(n log n) sweep written here; three or more go to moocore
 (the library DEAP 1.4.4 itself calls for its hypervolume).
@@ -25,9 +27,15 @@ from numpy.typing import ArrayLike
 
 from moncae.errors import MoncaeError
 
-__all__ = ["REFERENCE_POINT", "hv_contributions", "hypervolume", "non_dominated_mask", "unique_contributions"]
+__all__ = ["FITNESS_RULES", "REFERENCE_POINT", "contributions", "hv_contributions", "hypervolume",
+           "non_dominated_mask", "unique_contributions"]
 
 REFERENCE_POINT: tuple[float, float] = (4.0, 12.0)
+# What a network's exclusive contribution is measured against: `paper`, the hypervolume of all
+# the points (the paper's formula: a dominated point shrinks the one that dominates it, e.g. two
+# networks with the same dense bottleneck, whose LOC is equal, leave the better one ~0), or
+# `front`, the hypervolume of the non-dominated points (a dominated one gets 0 and shrinks nothing).
+FITNESS_RULES = ("paper", "front")
 
 
 def _prepare(points: ArrayLike, ref: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -144,10 +152,27 @@ def hv_contributions(points: ArrayLike, ref: Sequence[float] = REFERENCE_POINT) 
     return np.asarray(contrib, dtype=float)
 
 
+def contributions(points: ArrayLike, ref: Sequence[float] = REFERENCE_POINT, rule: str = "paper"
+                  ) -> np.ndarray:
+    """Exclusive contributions under `rule` (`FITNESS_RULES`): `paper` is `hv_contributions`;
+    `front` computes them over the non-dominated points only, and gives dominated points 0."""
+    if rule not in FITNESS_RULES:
+        raise MoncaeError(f"`rule` must be one of {', '.join(FITNESS_RULES)}. Received: rule={rule!r}")
+    pts = np.asarray(points, dtype=float)
+    if rule == "paper" or len(pts) == 0:
+        return hv_contributions(pts, ref)
+    clipped, _ = _prepare(pts, ref)  # NaN counts as the reference, as for the hypervolume
+    front = non_dominated_mask(clipped)
+    values = np.zeros(len(pts))
+    values[front] = hv_contributions(pts[front], ref)
+    return values
+
+
 def unique_contributions(points: ArrayLike, keys: Sequence[str],
-                         ref: Sequence[float] = REFERENCE_POINT) -> np.ndarray:
-    """The MONCAE fitness per *distinct network*: exclusive contributions computed over the set of
-    distinct points (one per key, its first occurrence), every copy getting its key's value.
+                         ref: Sequence[float] = REFERENCE_POINT, rule: str = "paper") -> np.ndarray:
+    """The MONCAE fitness per *distinct network*: exclusive contributions (under `rule`, see
+    `contributions`) computed over the set of distinct points (one per key, its first
+    occurrence), every copy getting its key's value.
 
     `hv_contributions` per individual gives two copies of the best network 0 each (removing one
     copy changes nothing), so the GA would drop its best model whenever it is duplicated;
@@ -161,7 +186,7 @@ def unique_contributions(points: ArrayLike, keys: Sequence[str],
         first.setdefault(key, i)
     rows = list(first.values())
     pts = np.asarray(points, dtype=float)
-    distinct = hv_contributions(pts[rows] if len(rows) else pts[:0], ref)
+    distinct = contributions(pts[rows] if len(rows) else pts[:0], ref, rule)
     value = dict(zip(first, distinct))
     return np.array([value[key] for key in keys], dtype=float)
 

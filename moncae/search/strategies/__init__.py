@@ -23,4 +23,5 @@ def make_strategy(config, space) -> Strategy:
     cls = STRATEGIES[config.strategy]
     return cls(space, population=config.population, ref_point=config.ref_point, elitism=config.elitism,
                selection=config.selection, objectives=config.objectives,
-               first_population=config.first_population, initial=config.initial, **cls.run_settings(config))
+               first_population=config.first_population, initial=config.initial, fitness=config.fitness,
+               **cls.run_settings(config))

@@ -44,7 +44,7 @@ class Strategy(ABC):
     def __init__(self, space: GenomeSpace, *, population: int, ref_point: Sequence[float],
                  elitism: float = 0.0, selection: str = "paper",
                  objectives: Sequence[str] = DEFAULT_OBJECTIVES, first_population: int = 0,
-                 initial: str = "random") -> None:
+                 initial: str = "random", fitness: str = "paper") -> None:
         self.space = space
         self.size = population
         self.first_size = first_population or population  # generation 0's size
@@ -53,6 +53,7 @@ class Strategy(ABC):
         self.objectives = ObjectiveSet(tuple(objectives), self.ref_point)
         self.elitism = elitism
         self.selection = selection
+        self.fitness_rule = fitness  # what a contribution is measured against (FITNESS_RULES)
 
     def initial(self, rng: random.Random) -> list[Genome]:
         """Generation 0: `first_population` (default `population`) random genomes (every strategy
@@ -95,6 +96,7 @@ class Strategy(ABC):
         return self.objectives.point(record)
 
     def contributions(self, records: Sequence[EvalRecord], keys: Sequence[str]) -> list[float]:
-        """Exclusive HV contribution of each record's network over all of them, per distinct key."""
+        """Exclusive HV contribution of each record's network over all of them (under the
+        `fitness` rule), per distinct key."""
         points = self.objectives.points(records)
-        return [float(c) for c in unique_contributions(points, keys, self.ref_point)]
+        return [float(c) for c in unique_contributions(points, keys, self.ref_point, self.fitness_rule)]
