@@ -2,9 +2,9 @@
 
 Runs two searches of the same seed, dataset and search space for `--minutes` each, one after
 the other (never side by side: they would share the cores):
-  (a) plain: `fidelity = "full"`, `inherit = false`, `initial = "random"` (every new genome
-      trains once at the full budget, from random weights; a random first generation): today's
-      protocol;
+  (a) plain: `fidelity = "full"`, `inherit = false`, `initial = "random"`, `fitness = "paper"`
+      (every new genome trains once at the full budget, from random weights; a random first
+      generation; the paper's fitness): today's protocol;
   (b) budgeted: the `cpu` preset's settings (successive halving over `rungs`, plus whatever the
       preset turns on).
 Both use the `cpu` preset's space and sizes (override with --preset). While each runs, it logs
@@ -246,10 +246,12 @@ def compare(args, seed: int) -> list[float]:
                   "generations": args.generations}
         both = overrides(args.set)
         # today's protocol: one full training per new genome, from random weights, a random
-        # first generation (the paper's draw) unless --set / --set-plain say otherwise
+        # first generation (the paper's draw) and the paper's fitness unless --set / --set-plain
+        # say otherwise
         default = SearchConfig()
         shared = resolve_config(out=f"{tmp}/b", **common,
-                                **{"initial": default.initial, **both, **overrides(args.set_plain)})
+                                **{"initial": default.initial, "fitness": default.fitness, **both,
+                                   **overrides(args.set_plain)})
         plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False, out=f"{tmp}/a",
                                     **{name: getattr(default, name) for name in RUNG_ONLY})
         budgeted = resolve_config(out=f"{tmp}/b", **common,
@@ -260,8 +262,9 @@ def compare(args, seed: int) -> list[float]:
               f"fidelity {budgeted.fidelity} rungs {list(budgeted.rungs)} promote {budgeted.promote} "
               f"(rounded up to a multiple of {budgeted.promote_multiple}, {budgeted.promotion}) "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs} first population "
-              f"{budgeted.first_population or budgeted.population} initial {budgeted.initial}; plain: "
-              f"fidelity {plain.fidelity} epochs {plain.epochs} initial {plain.initial}; both: space "
+              f"{budgeted.first_population or budgeted.population} initial {budgeted.initial} fitness "
+              f"{budgeted.fitness}; plain: fidelity {plain.fidelity} epochs {plain.epochs} initial "
+              f"{plain.initial} fitness {plain.fitness}; both: space "
               f"{plain.space}, population {plain.population}")
         store = Path(args.curves) if args.curves else None
         saved = read_curves(store)

@@ -80,3 +80,14 @@ def test_report_of_surrogate_runs_writes_every_file_without_tensorflow(results):
         assert (folder / name).stat().st_size > 0, name
     assert len(pd.read_csv(folder / "runs.csv")) == len(SEEDS)
 
+
+
+def test_a_fitness_rule_and_a_selection_name_the_strategy_not_the_experiment(stub_config, tmp_path):
+    for name, settings in (("paper", {}), ("front", {"fitness": "front", "selection": "tournament"})):
+        run_search(stub_config(tmp_path / name, generations=2, **settings), task_fn=surrogate_task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = {run.strategy: run for run in collect_runs(tmp_path)}
+    assert set(runs) == {"moncae", "moncae-tournament-front"}
+    # the same experiment otherwise: `moncae report` compares the two at equal trainings
+    assert runs["moncae"].settings_id == runs["moncae-tournament-front"].settings_id

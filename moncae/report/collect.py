@@ -123,19 +123,24 @@ class RunInfo:
 
     @property
     def strategy(self) -> str:
-        """The search strategy, with the `moncae` GA's parent selection when it is not the paper's."""
+        """The search strategy, with the `moncae` GA's parent selection when it is not the paper's,
+        and the fitness rule when it is not the paper's (e.g. `moncae-front`)."""
         config = self.config
+        name = config.strategy
         if config.strategy == "moncae" and config.selection != "paper":
-            return f"moncae-{config.selection}"
-        return config.strategy
+            name += f"-{config.selection}"
+        if config.fitness != "paper":
+            name += f"-{config.fitness}"
+        return name
 
     @property
     def settings_id(self) -> str:
-        """A short hash of the settings that decide results, seed, strategy and generations aside:
+        """A short hash of the settings that decide results, seed, strategy (with its selection
+        and fitness rule) and generations aside:
         runs that share it are compared (strategies at equal trainings); those that also share the
         strategy and generations are seeds of one experiment and may be averaged together."""
         settings = {k: v for k, v in self.config.results_settings().items()
-                    if k not in ("seed", "strategy", "selection", "generations")}
+                    if k not in ("seed", "strategy", "selection", "fitness", "generations")}
         return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=3).hexdigest()
 
 
