@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 import moncae.search.loop as loop
+import moncae.search.strategies.base as strategy_base
 from moncae.config import resolve_config
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.evolution import breed, make_toolbox
@@ -52,7 +53,7 @@ def run(data: Path, out: Path, strategy: str, seed: int, generations: int, popul
                             strategy=strategy, generations=generations, population=population, max_blocks=6,
                             max_filters=256, elitism=0.1, fitness=fitness)
     patches = [mock.patch.dict(STRATEGIES, {"moncae": PerIndividualGA}),
-               mock.patch.object(loop, "unique_contributions", per_individual)] if old else []
+               mock.patch.object(strategy_base, "unique_contributions", per_individual)] if old else []
     for patch in patches:
         patch.start()
     try:

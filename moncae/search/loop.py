@@ -231,12 +231,11 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame), strategy)
 
 
-def _fitness(records: list[EvalRecord], keys: list[str], objectives: ObjectiveSet, rule: str
+def _fitness(records: list[EvalRecord], keys: list[str], strategy: Strategy
              ) -> tuple[np.ndarray, list[float]]:
-    """Each individual's objective vector and exclusive HV contribution (under the `fitness`
-    rule), per distinct network (copies share it)."""
-    points = objectives.points(records)
-    return points, [float(f) for f in unique_contributions(points, keys, objectives.ref, rule)]
+    """Each individual's objective vector and exclusive HV contribution (the strategy's, under
+    the `fitness` rule), per distinct network (copies share it)."""
+    return strategy.objectives.points(records), strategy.contributions(records, keys)
 
 
 def _front_hypervolume(cache: Trainings, objectives: ObjectiveSet) -> float:
@@ -467,7 +466,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         _train_generation(gen, keys, state.population, config, run, cache, executor, task_fn,
                           gene_columns, progress, last, shape)
         records = [cache.view(k) for k in keys]
-        points, fitness = _fitness(records, keys, objectives, config.fitness)
+        points, fitness = _fitness(records, keys, state.strategy)
         row = _record_generation(gen, keys, records, points, fitness, cache, run, objectives,
                                  time.perf_counter() - started)
         notice = None if box_warned else _box_notice(points, records, objectives)
@@ -488,7 +487,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
 
     keys = [g.key_for(shape) for g in state.population]  # the final population
     records = [cache.view(k) for k in keys]
-    _, fitness = _fitness(records, keys, objectives, config.fitness)
+    _, fitness = _fitness(records, keys, state.strategy)
     saved = run.write_model_index(keys, [r.status for r in records])
     run.write_front([{"genome_key": ind.key, "architecture": cache.latest(ind.key).architecture,
                       "rec_loss": ind.fitness.values[0], "loc": ind.fitness.values[1],
