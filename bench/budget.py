@@ -2,7 +2,8 @@
 
 Runs two searches of the same seed, dataset and search space for `--minutes` each, one after
 the other (never side by side: they would share the cores):
-  (a) plain: `fidelity = "full"`, `inherit = false`, `initial = "random"`, `fitness = "paper"`
+  (a) plain: `fidelity = "full"`, `inherit = false`, `initial = "random"`, `fitness = "paper"`,
+      `latents = "inherited"`
       (every new genome trains once at the full budget, from random weights; a random first
       generation; the paper's fitness): today's protocol;
   (b) budgeted: the `cpu` preset's settings (successive halving over `rungs`, plus whatever the
@@ -250,7 +251,8 @@ def compare(args, seed: int) -> list[float]:
         # say otherwise
         default = SearchConfig()
         shared = resolve_config(out=f"{tmp}/b", **common,
-                                **{"initial": default.initial, "fitness": default.fitness, **both,
+                                **{"initial": default.initial, "fitness": default.fitness,
+                                   "latents": default.latents, **both,
                                    **overrides(args.set_plain)})
         plain = dataclasses.replace(shared, fidelity="full", rungs=(), inherit=False, out=f"{tmp}/a",
                                     **{name: getattr(default, name) for name in RUNG_ONLY})
@@ -263,8 +265,8 @@ def compare(args, seed: int) -> list[float]:
               f"(rounded up to a multiple of {budgeted.promote_multiple}, {budgeted.promotion}) "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs} first population "
               f"{budgeted.first_population or budgeted.population} initial {budgeted.initial} fitness "
-              f"{budgeted.fitness}; plain: fidelity {plain.fidelity} epochs {plain.epochs} initial "
-              f"{plain.initial} fitness {plain.fitness}; both: space "
+              f"{budgeted.fitness} latents {budgeted.latents}; plain: fidelity {plain.fidelity} epochs {plain.epochs} initial "
+              f"{plain.initial} fitness {plain.fitness} latents {plain.latents}; both: space "
               f"{plain.space}, population {plain.population}")
         store = Path(args.curves) if args.curves else None
         saved = read_curves(store)

@@ -48,7 +48,7 @@ _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "pat
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu",
                "first_population", "promote_multiple")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
-               "model", "promotion", "first_generation", "initial", "fitness")
+               "model", "promotion", "first_generation", "initial", "fitness", "latents")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
 # (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
 FINALS = ("population", "front")
@@ -65,6 +65,12 @@ FIRST_GENERATIONS = ("rungs", "full")
 # space: the same draws, then the dense bottleneck sizes dealt out so that every size is present,
 # see moncae.method.genome.spread_latents).
 INITIALS = ("random", "spread")
+# The dense latent genes of each later generation's children: `inherited` from their parents by
+# crossover and mutation (the paper), or `spread`: dealt out after breeding over every latent gene,
+# the conv bottleneck included, so every generation tries its new bodies (blocks, optimizer,
+# learning rate) at many latent sizes (see moncae.method.genome.spread_latents).
+LATENTS = ("inherited", "spread")
+BREEDING_STRATEGIES = ("moncae", "nsga2", "mu-plus-lambda")  # those whose children `latents` acts on
 PRESETS_PACKAGE = "moncae.presets"  # package data: presets/NAME.toml
 WORKERS_AUTO = "auto"
 
@@ -107,6 +113,7 @@ class SearchConfig:
     # extra genomes cost a rung-0 training each: Hyperband's wide first bracket)
     first_population: int = 0
     initial: str = "random"  # see INITIALS
+    latents: str = "inherited"  # see LATENTS
     inherit: bool = False  # children start from their parents' trained weights where layers match
     final: str = "population"  # see FINALS
     # what is minimised (rec_loss, loc first; then any of params, flops, latency) and the
@@ -196,6 +203,12 @@ class SearchConfig:
         _check(self.initial in INITIALS, "initial", f"must be one of {', '.join(INITIALS)}", self.initial)
         _check(self.initial != "spread" or SPACES.get(self.space, ()), "initial",
                "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"", self.initial)
+        _check(self.latents in LATENTS, "latents", f"must be one of {', '.join(LATENTS)}", self.latents)
+        _check(self.latents != "spread" or SPACES.get(self.space, ()), "latents",
+               "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"", self.latents)
+        _check(self.latents != "spread" or self.strategy in BREEDING_STRATEGIES, "latents",
+               f"\"spread\" deals out bred children's latent genes: it needs a strategy that breeds "
+               f"({', '.join(BREEDING_STRATEGIES)})", self.latents)
         _check(self.fitness in FITNESS_RULES, "fitness", f"must be one of {', '.join(FITNESS_RULES)}",
                self.fitness)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",

@@ -91,3 +91,13 @@ def test_a_fitness_rule_and_a_selection_name_the_strategy_not_the_experiment(stu
     assert set(runs) == {"moncae", "moncae-tournament-front"}
     # the same experiment otherwise: `moncae report` compares the two at equal trainings
     assert runs["moncae"].settings_id == runs["moncae-tournament-front"].settings_id
+
+
+def test_spread_latents_name_the_strategy_not_the_experiment(stub_config, tmp_path):
+    for name, settings in (("inherited", {}), ("spread", {"latents": "spread"})):
+        run_search(stub_config(tmp_path / name, generations=2, space="dense", **settings), task_fn=surrogate_task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = {run.strategy: run for run in collect_runs(tmp_path)}
+    assert set(runs) == {"moncae", "moncae-spread-latents"}
+    assert runs["moncae"].settings_id == runs["moncae-spread-latents"].settings_id

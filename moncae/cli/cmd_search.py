@@ -135,6 +135,10 @@ class BarProgress:
 @click.option("--initial", type=click.Choice(["random", "spread"]), default=None,
               help="Generation 0: random (default, the paper) or spread (--space dense: every dense "
                    "bottleneck size present, dealt out over the random genomes).")
+@click.option("--latents", type=click.Choice(["inherited", "spread"]), default=None,
+              help="Later generations' children: inherited (default, the paper): latent genes by "
+                   "crossover and mutation; spread (--space dense; moncae, nsga2, mu-plus-lambda): "
+                   "dealt out over every latent gene, the conv bottleneck included.")
 @click.option("--inherit/--no-inherit", default=None,
               help="Weight inheritance: a crossover child starts from its parents' trained weights "
                    "where layers match (default off).")

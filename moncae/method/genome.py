@@ -492,15 +492,18 @@ def random_genome(space: GenomeSpace, rng: random.Random) -> Genome:
     return Genome(tuple(genes), space)
 
 
-def spread_latents(genomes: Sequence[Genome], space: GenomeSpace, rng: random.Random) -> list[Genome]:
+def spread_latents(genomes: Sequence[Genome], space: GenomeSpace, rng: random.Random, *,
+                   conv: bool = False) -> list[Genome]:
     """`genomes` with their dense bottleneck sizes spread: genome i's latent gene becomes the
     i-th of a sequence that holds every dense size (genes 1..len(latent_sizes)) once in a random
     order, then once more in a fresh random order, and so on. Every other gene, and the order of
     the genomes, is kept. So n genomes cover min(n, len(latent_sizes)) latent sizes, each at most
     ceil(n / len(latent_sizes)) times, where independent draws leave sizes out (8 draws from 9
-    values hold 4.9 of the 8 dense sizes on average). The conv bottleneck (gene 0) is not among
-    them: its latent size depends on the blocks and the input, not on this gene. Draws
-    `rng.shuffle` once per cycle of sizes."""
+    values hold 4.9 of the 8 dense sizes on average). The conv bottleneck (gene 0) is among
+    them only with `conv` (generation 0 leaves it out: its latent size depends on the blocks and
+    the input, not on this gene; the children of `latents = "spread"` include it, so a body that
+    reconstructs well keeps being tried without a dense bottleneck). Draws `rng.shuffle` once per
+    cycle of sizes."""
     if not space.has_latent_gene:
         raise _fail("space", "has no latent gene to spread (use the dense space)", space)
     index, sizes, order = space.n_block_genes, len(space.latent_sizes), []
@@ -509,7 +512,7 @@ def spread_latents(genomes: Sequence[Genome], space: GenomeSpace, rng: random.Ra
         if genome.space != space:
             raise _fail("genomes", "must all be of the space given", genome.space)
         if not order:
-            order = list(range(1, sizes + 1))
+            order = list(range(0 if conv else 1, sizes + 1))
             rng.shuffle(order)
         genes = list(genome.genes)
         genes[index] = order.pop(0)

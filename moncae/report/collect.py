@@ -124,23 +124,26 @@ class RunInfo:
     @property
     def strategy(self) -> str:
         """The search strategy, with the `moncae` GA's parent selection when it is not the paper's,
-        and the fitness rule when it is not the paper's (e.g. `moncae-front`)."""
+        the fitness rule when it is not the paper's (e.g. `moncae-front`), and the children's latent
+        genes when they are spread (`moncae-spread-latents`)."""
         config = self.config
         name = config.strategy
         if config.strategy == "moncae" and config.selection != "paper":
             name += f"-{config.selection}"
         if config.fitness != "paper":
             name += f"-{config.fitness}"
+        if config.latents != "inherited":
+            name += f"-{config.latents}-latents"
         return name
 
     @property
     def settings_id(self) -> str:
-        """A short hash of the settings that decide results, seed, strategy (with its selection
-        and fitness rule) and generations aside:
+        """A short hash of the settings that decide results, seed, strategy (with its selection,
+        fitness rule and latents) and generations aside:
         runs that share it are compared (strategies at equal trainings); those that also share the
         strategy and generations are seeds of one experiment and may be averaged together."""
         settings = {k: v for k, v in self.config.results_settings().items()
-                    if k not in ("seed", "strategy", "selection", "fitness", "generations")}
+                    if k not in ("seed", "strategy", "selection", "fitness", "latents", "generations")}
         return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=3).hexdigest()
 
 

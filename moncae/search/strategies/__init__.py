@@ -24,4 +24,5 @@ def make_strategy(config, space) -> Strategy:
     return cls(space, population=config.population, ref_point=config.ref_point, elitism=config.elitism,
                selection=config.selection, objectives=config.objectives,
                first_population=config.first_population, initial=config.initial, fitness=config.fitness,
+               latents=config.latents,
                **cls.run_settings(config))

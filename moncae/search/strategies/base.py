@@ -44,7 +44,7 @@ class Strategy(ABC):
     def __init__(self, space: GenomeSpace, *, population: int, ref_point: Sequence[float],
                  elitism: float = 0.0, selection: str = "paper",
                  objectives: Sequence[str] = DEFAULT_OBJECTIVES, first_population: int = 0,
-                 initial: str = "random", fitness: str = "paper") -> None:
+                 initial: str = "random", fitness: str = "paper", latents: str = "inherited") -> None:
         self.space = space
         self.size = population
         self.first_size = first_population or population  # generation 0's size
@@ -54,6 +54,7 @@ class Strategy(ABC):
         self.elitism = elitism
         self.selection = selection
         self.fitness_rule = fitness  # what a contribution is measured against (FITNESS_RULES)
+        self.latents = latents  # children's latent genes: "inherited", or "spread" (config.LATENTS)
 
     def initial(self, rng: random.Random) -> list[Genome]:
         """Generation 0: `first_population` (default `population`) random genomes (every strategy
@@ -89,7 +90,14 @@ class Strategy(ABC):
         while len(children) < self.size:
             child, _ = crossover(pick(), pick(), rng)
             children.append(mutate(child, self.space, rng, generation))
-        return children
+        return self.deal_latents(children, rng)
+
+    def deal_latents(self, children: list[Genome], rng: random.Random) -> list[Genome]:
+        """With `latents = "spread"`, `children` with their latent genes dealt out over every
+        latent gene, the conv bottleneck included (`spread_latents(conv=True)`); else as they are."""
+        if self.latents != "spread":
+            return children
+        return spread_latents(children, self.space, rng, conv=True)
 
     def point(self, record: EvalRecord) -> tuple[float, ...]:
         """A training's objective vector (the reference point when it failed or was stopped)."""
