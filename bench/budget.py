@@ -265,8 +265,9 @@ def compare(args, seed: int) -> list[float]:
               f"(rounded up to a multiple of {budgeted.promote_multiple}, {budgeted.promotion}) "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs} first population "
               f"{budgeted.first_population or budgeted.population} initial {budgeted.initial} fitness "
-              f"{budgeted.fitness} latents {budgeted.latents}; plain: fidelity {plain.fidelity} epochs {plain.epochs} initial "
-              f"{plain.initial} fitness {plain.fitness} latents {plain.latents}; both: space "
+              f"{budgeted.fitness} latents {budgeted.latents}; plain: fidelity {plain.fidelity} epochs "
+              f"{plain.epochs} initial {plain.initial} fitness {plain.fitness} latents {plain.latents}; "
+              f"both: space "
               f"{plain.space}, population {plain.population}")
         store = Path(args.curves) if args.curves else None
         saved = read_curves(store)
