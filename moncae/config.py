@@ -65,7 +65,7 @@ FIRST_GENERATIONS = ("rungs", "full")
 # space: the same draws, then the dense bottleneck sizes dealt out so that every size is present,
 # see moncae.method.genome.spread_latents).
 INITIALS = ("random", "spread")
-# The dense latent genes of each later generation's children: `inherited` from their parents by
+# The latent genes of each later generation's children: `inherited` from their parents by
 # crossover and mutation (the paper), or `spread`: dealt out after breeding over every latent gene,
 # the conv bottleneck included, so every generation tries its new bodies (blocks, optimizer,
 # learning rate) at many latent sizes (see moncae.method.genome.spread_latents).
