@@ -12,6 +12,7 @@ from moncae.evaluation.records import EvalResult
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.fidelity import Rung, promoted, rung_schedule
 from moncae.search.loop import check_rungs, run_search
+from tests.runs import assert_same, resume_after_crash
 
 REF = (4.0, 12.0)
 RUNGS = {"fidelity": "rungs", "rungs": [[1, 40]], "promote": 0.34}
@@ -234,32 +235,15 @@ def test_full_fidelity_trains_each_genome_once_on_every_image(stub_config):
     assert ev["train_images"].nunique() == 1 and ev["train_images"].iloc[0] > 40
 
 
-class Crash(BaseException):
-    """Stands for SIGKILL: nothing catches it, nothing is recorded."""
-
-
 @pytest.mark.parametrize("crash_in_rung", [0, 1])
 def test_a_crash_mid_rung_resumes_to_the_uninterrupted_run(stub_config, tmp_path, crash_in_rung):
     reference = run_search(stub_config(tmp_path / "ref", **RUNGS), task_fn=with_model).run_dir
     ev = pd.read_csv(reference / "evaluations.csv")
     # the first training of that rung in generation 1: everything before it is journaled
     target = ev[(ev["generation"] == 1) & (ev["rung"] == crash_in_rung)].index[0]
-    calls = []
-
-    def crashing(task):
-        if len(calls) == target:
-            raise Crash
-        calls.append(task)
-        return with_model(task)
-
     config = stub_config(tmp_path / "crash", **RUNGS)
-    with pytest.raises(Crash):
-        run_search(config, task_fn=crashing)
-    run_search(config, resume=True, task_fn=with_model)
-    for name in ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv"):
-        a, b = (pd.read_csv(d / name).drop(columns=["fit_seconds", "seconds"], errors="ignore")
-                for d in (reference, config.run_dir))
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    resume_after_crash(config, target, with_model)
+    assert_same(reference, config.run_dir)
 
 
 def test_rung_settings_are_checked(stub_config):

@@ -12,17 +12,7 @@ from moncae.errors import MoncaeError
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.selection import STRATEGY_NAMES
 from moncae.search.loop import run_search
-
-CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv", "models/index.csv")
-
-
-class Crash(BaseException):
-    pass
-
-
-def read(run_dir, name) -> pd.DataFrame:
-    df = pd.read_csv(run_dir / name)
-    return df.drop(columns=[c for c in ("fit_seconds", "seconds") if c in df.columns])
+from tests.runs import WITH_INDEX, assert_same, resume_after_crash
 
 
 def sizes(run_dir) -> list[int]:
@@ -44,8 +34,7 @@ def test_generation_0_is_wider_then_every_generation_has_population(stub_config,
 def test_zero_or_the_population_is_the_default(stub_config, tmp_path):
     a = run_search(stub_config(tmp_path / "a"), task_fn=surrogate_task).run_dir
     b = run_search(stub_config(tmp_path / "b", first_population=8), task_fn=surrogate_task).run_dir
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(a, name), read(b, name), check_exact=True)
+    assert_same(a, b, names=WITH_INDEX)
 
 
 def test_the_next_generation_is_bred_from_all_of_the_wide_one(stub_config, tmp_path):
@@ -76,20 +65,9 @@ def test_with_rungs_every_extra_genome_costs_one_rung_0_training(stub_config, tm
 @pytest.mark.parametrize("crash_after", [5, 19])
 def test_a_wide_start_resumes_identically_after_a_crash(stub_config, tmp_path, crash_after):
     reference = run_search(stub_config(tmp_path / "ref", first_population=16), task_fn=surrogate_task).run_dir
-    calls = []
-
-    def crashing(task):
-        if len(calls) == crash_after:
-            raise Crash
-        calls.append(task.key)
-        return surrogate_task(task)
-
     config = stub_config(tmp_path / "crashed", first_population=16)
-    with pytest.raises(Crash):
-        run_search(config, task_fn=crashing)
-    run_search(config, resume=True, task_fn=surrogate_task)
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(reference, name), read(config.run_dir, name), check_exact=True)
+    resume_after_crash(config, crash_after)
+    assert_same(reference, config.run_dir, names=WITH_INDEX)
 
 
 def test_resume_refuses_another_first_population(stub_config, tmp_path):

@@ -15,9 +15,9 @@ from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.genome import DENSE_LATENT_SIZES, GenomeSpace, random_genome, spread_latents
 from moncae.method.selection import STRATEGY_NAMES
 from moncae.search.loop import run_search
+from tests.runs import assert_same, read
 
 DENSE = GenomeSpace(max_blocks=3, max_filters=16, latent_sizes=DENSE_LATENT_SIZES)
-CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv")
 
 
 def drawn(n: int, seed: int = 0):
@@ -77,11 +77,7 @@ def test_random_is_the_default_and_changes_nothing(stub_config, tmp_path):
     a = run_search(stub_config(tmp_path / "a", space="dense"), task_fn=surrogate_task).run_dir
     b = run_search(stub_config(tmp_path / "b", space="dense", initial="random"), task_fn=surrogate_task).run_dir
     c = run_search(stub_config(tmp_path / "c", space="dense", initial="spread"), task_fn=surrogate_task).run_dir
-    def read(run_dir, name):
-        return pd.read_csv(run_dir / name).drop(columns=["fit_seconds", "seconds"], errors="ignore")
-
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(a, name), read(b, name), check_exact=True)
+    assert_same(a, b)
     assert not read(a, "population.csv").equals(read(c, "population.csv"))  # another start
 
 

@@ -28,39 +28,7 @@ from moncae.report import ReportWarning
 from moncae.report.collect import collect_runs
 from moncae.search.loop import run_search
 from moncae.store import RunFolder, RunLock, lock_holder
-
-CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv")
-
-
-def read(run_dir, name) -> pd.DataFrame:
-    df = pd.read_csv(run_dir / name, dtype={"error": str, "failure": str})
-    return df.drop(columns=[c for c in ("fit_seconds", "seconds") if c in df.columns])
-
-
-def assert_same(a: Path, b: Path) -> None:
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(a, name), read(b, name), check_exact=True)
-
-
-def with_model(task):
-    """The surrogate, plus a stand-in model file (so the run has models to save)."""
-    return EvalResult(surrogate_task(task).record, b"model bytes")
-
-
-class Crash(BaseException):
-    """Stands for SIGKILL: nothing catches it, nothing is recorded."""
-
-
-def crashing_after(n):
-    calls = []
-
-    def task(t):
-        if len(calls) == n:
-            raise Crash
-        calls.append(t.key)
-        return with_model(t)
-
-    return task
+from tests.runs import CSVS, TEXT, Crash, assert_same, crashing_after, read, with_model
 
 
 @pytest.fixture
@@ -93,7 +61,7 @@ def test_a_model_that_cannot_be_saved_is_a_failure_and_resume_trains_it(stub_con
     broken["on"] = False  # space freed
     resumed = run_search(config, resume=True, task_fn=with_model)
     assert not resumed.unsaved and resumed.models_saved == len(resumed.records)
-    assert_same(reference, config.run_dir)
+    assert_same(reference, config.run_dir, dtype=TEXT)
 
 
 @pytest.mark.slow  # the CLI's default evaluator module imports TensorFlow
@@ -177,21 +145,21 @@ def test_a_torn_last_row_is_dropped_and_the_resumed_run_equals_the_uninterrupted
         stub_config, tmp_path, reference, cut):
     config = stub_config(tmp_path / "torn")
     with pytest.raises(Crash):
-        run_search(config, task_fn=crashing_after(11))  # mid generation 1
+        run_search(config, task_fn=crashing_after(11, with_model))  # mid generation 1
     path = config.run_dir / "evaluations.csv"
     data = path.read_bytes()
     last = data.rstrip(b"\r\n").rfind(b"\n") + 1  # start of the last row
     path.write_bytes(data[: last + cut] if cut > 0 else data[:cut])  # cut inside the last row
     with pytest.warns(RunFolderWarning, match=r"evaluations.csv:\d+: torn last line"):
         run_search(config, resume=True, task_fn=with_model)
-    assert_same(reference, config.run_dir)
+    assert_same(reference, config.run_dir, dtype=TEXT)
     assert pd.read_csv(path)["genome_key"].is_unique
 
 
 def test_damage_in_the_middle_of_a_journal_is_an_error_naming_the_line(stub_config, tmp_path):
     config = stub_config()
     with pytest.raises(Crash):
-        run_search(config, task_fn=crashing_after(11))
+        run_search(config, task_fn=crashing_after(11, with_model))
     path = config.run_dir / "evaluations.csv"
     lines = path.read_bytes().splitlines(keepends=True)
     lines[3] = lines[3][:20] + b"\r\n"
@@ -204,7 +172,7 @@ def test_damage_in_the_middle_of_a_journal_is_an_error_naming_the_line(stub_conf
 def test_resume_without_config_json_is_refused(stub_config):
     config = stub_config()
     with pytest.raises(Crash):
-        run_search(config, task_fn=crashing_after(11))
+        run_search(config, task_fn=crashing_after(11, with_model))
     (config.run_dir / "config.json").unlink()
     with pytest.raises(RunFolderError, match="no config.json"):
         run_search(config, resume=True, task_fn=surrogate_task)
@@ -259,9 +227,8 @@ def test_a_transient_failure_in_the_last_generation_is_retried_to_the_uninterrup
     assert run_search(config, task_fn=out_of_memory_once).unsaved
     resumed = run_search(config, resume=True, task_fn=with_model)
     assert not resumed.unsaved
-    for name in CSVS[1:]:
-        pd.testing.assert_frame_equal(read(reference, name), read(config.run_dir, name), check_exact=True)
-    by_key = [read(d, "evaluations.csv").sort_values("genome_key", ignore_index=True)
+    assert_same(reference, config.run_dir, names=CSVS[1:], dtype=TEXT)
+    by_key = [read(d, "evaluations.csv", TEXT).sort_values("genome_key", ignore_index=True)
               for d in (reference, config.run_dir)]  # the retried row comes last in the journal
     pd.testing.assert_frame_equal(*by_key, check_exact=True)
 
@@ -345,7 +312,7 @@ def test_bad_settings_exit_2_with_one_line(tiny_npz, tmp_path, extra, expected):
 def test_damaged_run_files_on_resume_exit_2_with_one_line(stub_config, tmp_path, damage, expected, monkeypatch):
     config = stub_config()
     with pytest.raises(Crash):
-        run_search(config, task_fn=crashing_after(11))
+        run_search(config, task_fn=crashing_after(11, with_model))
     damage(config.run_dir)
     import moncae.evaluation.train as train
 
@@ -422,16 +389,8 @@ def test_a_journal_from_before_the_flops_and_latency_columns_resumes(stub_config
 
     reference = run_search(stub_config(tmp_path / "ref"), task_fn=surrogate_task).run_dir
     config = stub_config(tmp_path / "old")
-    calls = []
-
-    def crashing(task):
-        if len(calls) == 12:
-            raise Crash
-        calls.append(task.key)
-        return surrogate_task(task)
-
     with pytest.raises(Crash):
-        run_search(config, task_fn=crashing)
+        run_search(config, task_fn=crashing_after(12))
     journal = config.run_dir / "evaluations.csv"
     old = pd.read_csv(journal).drop(columns=list(NEW_EVAL_COLUMNS))
     old.to_csv(journal, index=False)  # as the previous release wrote it

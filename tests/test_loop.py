@@ -15,13 +15,7 @@ from moncae.method.objectives import unique_contributions
 from moncae.method.selection import elite_indices
 from moncae.search.loop import run_search
 from moncae.store import GENERATION_COLUMNS, POPULATION_COLUMNS, RunFolder
-
-CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv")
-
-
-def read(run_dir, name) -> pd.DataFrame:
-    df = pd.read_csv(run_dir / name)
-    return df.drop(columns=[c for c in ("fit_seconds", "seconds") if c in df.columns])
+from tests.runs import assert_same, read, resume_after_crash
 
 
 def test_loop_writes_every_table_and_fitness_is_the_exclusive_contribution(stub_config):
@@ -58,35 +52,17 @@ def test_same_seed_same_csvs_and_another_seed_differs(stub_config, tmp_path):
     a = run_search(stub_config(tmp_path / "a"), task_fn=surrogate_task).run_dir
     b = run_search(stub_config(tmp_path / "b"), task_fn=surrogate_task).run_dir
     c = run_search(stub_config(tmp_path / "c", seed=4), task_fn=surrogate_task).run_dir
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(a, name), read(b, name), check_exact=True)
+    assert_same(a, b)
     assert not read(a, "evaluations.csv")["genome_key"].equals(read(c, "evaluations.csv")["genome_key"])
-
-
-class Crash(BaseException):
-    """Stands for a kill: not an Exception, so nothing records it as a failed training."""
 
 
 @pytest.mark.parametrize("crash_after", [3, 9, 17])
 def test_resume_after_a_crash_at_any_training_equals_the_uninterrupted_run(stub_config, tmp_path,
                                                                            crash_after):
     reference = run_search(stub_config(tmp_path / "ref"), task_fn=surrogate_task).run_dir
-    calls = []
-
-    def crashing(task):
-        if len(calls) == crash_after:
-            raise Crash
-        calls.append(task.key)
-        return surrogate_task(task)
-
-    config = stub_config(tmp_path / "crashed")
-    with pytest.raises(Crash):
-        run_search(config, task_fn=crashing)
-    resumed = run_search(config, resume=True, task_fn=surrogate_task)
+    resumed = resume_after_crash(stub_config(tmp_path / "crashed"), crash_after)
     assert resumed.resumed_from is None or resumed.resumed_from >= 0
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(reference, name), read(resumed.run_dir, name),
-                                      check_exact=True)
+    assert_same(reference, resumed.run_dir)
 
 
 def test_resuming_a_finished_run_trains_nothing(stub_config):
@@ -160,21 +136,8 @@ def test_dense_space_run_journals_the_latent_gene_and_dense_bottlenecks(stub_con
 def test_dense_space_resume_after_a_crash_equals_the_uninterrupted_run(stub_config, tmp_path,
                                                                         crash_after):
     reference = run_search(stub_config(tmp_path / "ref", space="dense"), task_fn=surrogate_task).run_dir
-    calls = []
-
-    def crashing(task):
-        if len(calls) == crash_after:
-            raise Crash
-        calls.append(task.key)
-        return surrogate_task(task)
-
-    config = stub_config(tmp_path / "crashed", space="dense")
-    with pytest.raises(Crash):
-        run_search(config, task_fn=crashing)
-    resumed = run_search(config, resume=True, task_fn=surrogate_task)
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(reference, name), read(resumed.run_dir, name),
-                                      check_exact=True)
+    resumed = resume_after_crash(stub_config(tmp_path / "crashed", space="dense"), crash_after)
+    assert_same(reference, resumed.run_dir)
 
 
 def test_resuming_with_another_space_is_refused(stub_config):

@@ -20,19 +20,13 @@ from moncae.method.objective_set import OBJECTIVES, ObjectiveSet, parse_objectiv
 from moncae.method.selection import STRATEGY_NAMES
 from moncae.search.loop import run_search
 from moncae.search.strategies.survival import nsga2_survivors
-
-CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv", "models/index.csv")
+from tests.runs import WITH_INDEX, assert_same, resume_after_crash
 
 
 def _record(key="k", rec_loss=0.2, loc=1.5, params=1000, flops=10**6, latency_ms=0.5, status="ok"):
     return EvalRecord(genome_key=key, architecture="", rec_loss=rec_loss, loc=loc, bottleneck="",
                       params=params, epochs=1, fit_seconds=0.0, seconds=0.0, status=status,
                       flops=flops, latency_ms=latency_ms)
-
-
-def _read(run_dir, name) -> pd.DataFrame:
-    df = pd.read_csv(run_dir / name)
-    return df.drop(columns=[c for c in ("fit_seconds", "seconds") if c in df.columns])
 
 
 # -- the objective set ---------------------------------------------------------------------------
@@ -127,23 +121,9 @@ def test_a_third_objective_changes_what_the_search_keeps(stub_config, tmp_path):
 def test_every_strategy_runs_three_objectives_and_resumes_identically(stub_config, tmp_path, strategy):
     settings = {"strategy": strategy, "objectives": "rec_loss,loc,params"}
     reference = run_search(stub_config(tmp_path / "ref", **settings), task_fn=surrogate_task).run_dir
-    calls = []
-
-    class Crash(BaseException):
-        pass
-
-    def crashing(task):
-        if len(calls) == 13:
-            raise Crash
-        calls.append(task.key)
-        return surrogate_task(task)
-
     config = stub_config(tmp_path / "crashed", **settings)
-    with pytest.raises(Crash):
-        run_search(config, task_fn=crashing)
-    run_search(config, resume=True, task_fn=surrogate_task)
-    for name in CSVS:
-        pd.testing.assert_frame_equal(_read(reference, name), _read(config.run_dir, name), check_exact=True)
+    resume_after_crash(config, 13)
+    assert_same(reference, config.run_dir, names=WITH_INDEX)
 
 
 def test_nsga2_survival_ranks_on_every_objective():

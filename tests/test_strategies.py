@@ -27,17 +27,7 @@ from moncae.method.objectives import hv_contributions, unique_contributions
 from moncae.method.selection import STRATEGY_NAMES, elite_indices
 from moncae.search.loop import run_search
 from moncae.search.strategies import STRATEGIES
-
-CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv", "models/index.csv")
-
-
-def read(run_dir, name) -> pd.DataFrame:
-    df = pd.read_csv(run_dir / name)
-    return df.drop(columns=[c for c in ("fit_seconds", "seconds") if c in df.columns])
-
-
-class Crash(BaseException):
-    pass
+from tests.runs import WITH_INDEX, assert_same, read, resume_after_crash
 
 
 # -- fitness per distinct network --------------------------------------------------------------
@@ -116,8 +106,7 @@ def test_the_registry_has_every_named_strategy():
 def test_strategy_completes_deterministically_and_keeps_the_front(stub_config, tmp_path, strategy):
     a = run_search(stub_config(tmp_path / "a", strategy=strategy), task_fn=surrogate_task)
     b = run_search(stub_config(tmp_path / "b", strategy=strategy), task_fn=surrogate_task)
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(a.run_dir, name), read(b.run_dir, name), check_exact=True)
+    assert_same(a.run_dir, b.run_dir, names=WITH_INDEX)
     assert len(a.population) == 8 and len(a.records) == 8
     gens = pd.read_csv(a.run_dir / "generations.csv")
     assert (gens["trainings_total"].diff().dropna() >= 0).all()
@@ -130,21 +119,9 @@ def test_strategy_completes_deterministically_and_keeps_the_front(stub_config, t
 @pytest.mark.parametrize("crash_after", [5, 22])
 def test_strategy_resumes_identically_after_a_crash(stub_config, tmp_path, strategy, crash_after):
     reference = run_search(stub_config(tmp_path / "ref", strategy=strategy), task_fn=surrogate_task).run_dir
-    calls = []
-
-    def crashing(task):
-        if len(calls) == crash_after:
-            raise Crash
-        calls.append(task.key)
-        return surrogate_task(task)
-
     config = stub_config(tmp_path / "crashed", strategy=strategy)
-    try:
-        run_search(config, task_fn=crashing)
-    except Crash:
-        run_search(config, resume=True, task_fn=surrogate_task)
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(reference, name), read(config.run_dir, name), check_exact=True)
+    resume_after_crash(config, crash_after, must_crash=False)
+    assert_same(reference, config.run_dir, names=WITH_INDEX)
 
 
 @pytest.mark.slow  # two processes per strategy: ~4 s each
@@ -172,8 +149,7 @@ def test_strategy_resumes_identically_after_sigkill(tiny_npz, tmp_path, strategy
     assert len(pd.read_csv(run / "evaluations.csv")) < len(pd.read_csv(reference / "evaluations.csv"))
     done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    for name in CSVS:
-        pd.testing.assert_frame_equal(read(reference, name), read(run, name), check_exact=True)
+    assert_same(reference, run, names=WITH_INDEX)
 
 
 def test_survival_strategies_end_with_the_best_distinct_networks(stub_config):
@@ -222,8 +198,7 @@ def test_final_front_keeps_the_best_loss_and_spans_more_loc_than_the_population(
     assert min(r.rec_loss for r in front.records) <= best
     assert len({round(r.loc, 3) for r in front.records}) >= len({round(r.loc, 3) for r in plain.records if r.ok})
     # the searches themselves are the same: only the final choice differs
-    for name in ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv"):
-        pd.testing.assert_frame_equal(read(plain.run_dir, name), read(front.run_dir, name), check_exact=True)
+    assert_same(plain.run_dir, front.run_dir)
 
 
 def test_final_front_resumes_a_finished_run_to_the_same_final_models(stub_config):

@@ -126,27 +126,12 @@ def _surrogate_with_kl(task):
     return result
 
 
-class _Crash(BaseException):
-    """Stands for SIGKILL: nothing catches it."""
-
-
-def _crashing_after(n):
-    calls = []
-
-    def task(t):
-        if len(calls) == n:
-            raise _Crash
-        calls.append(t.key)
-        return _surrogate_with_kl(t)
-
-    return task
-
-
 def test_kl_column_only_in_a_vae_runs_journal_and_a_vae_run_resumes(stub_config, tmp_path):
     import pandas as pd
 
     from moncae.evaluation.records import EVAL_COLUMNS
     from moncae.search.loop import run_search
+    from tests.runs import assert_same, resume_after_crash
 
     ae = run_search(stub_config(tmp_path / "ae", generations=2), task_fn=_surrogate_with_kl).run_dir
     vae_config = stub_config(tmp_path / "vae", generations=2, model="vae", loss="reformulated")
@@ -157,13 +142,8 @@ def test_kl_column_only_in_a_vae_runs_journal_and_a_vae_run_resumes(stub_config,
     assert vae_cols[len(EVAL_COLUMNS) + 1:] == ae_cols[len(EVAL_COLUMNS):]  # the genes follow
     assert (pd.read_csv(vae / "evaluations.csv")["kl"] == 0.125).all()
     killed = stub_config(tmp_path / "killed", generations=2, model="vae", loss="reformulated")
-    with pytest.raises(_Crash):
-        run_search(killed, task_fn=_crashing_after(10))  # in generation 1
-    resumed = run_search(killed, resume=True, task_fn=_surrogate_with_kl).run_dir
-    for name in ("evaluations.csv", "population.csv", "generations.csv"):
-        a, b = (pd.read_csv(d / name) for d in (vae, resumed))
-        drop = [c for c in ("fit_seconds", "seconds") if c in a.columns]
-        pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop))
+    resumed = resume_after_crash(killed, 10, _surrogate_with_kl).run_dir  # crashes in generation 1
+    assert_same(vae, resumed, names=("evaluations.csv", "population.csv", "generations.csv"))
 
 
 def test_resume_refuses_another_model_and_accepts_an_ae_folder_from_before_vae_mode(stub_config, tmp_path):
@@ -171,9 +151,10 @@ def test_resume_refuses_another_model_and_accepts_an_ae_folder_from_before_vae_m
 
     from moncae.errors import RunFolderError
     from moncae.search.loop import run_search
+    from tests.runs import Crash, crashing_after
 
-    with pytest.raises(_Crash):
-        run_search(stub_config(tmp_path, generations=2), task_fn=_crashing_after(10))
+    with pytest.raises(Crash):
+        run_search(stub_config(tmp_path, generations=2), task_fn=crashing_after(10, _surrogate_with_kl))
     run = stub_config(tmp_path, generations=2).run_dir
     with pytest.raises(RunFolderError, match="model: 'ae' -> 'vae'"):
         run_search(stub_config(tmp_path, generations=2, model="vae", loss="elbo"), resume=True,
