@@ -208,7 +208,7 @@ class SearchConfig:
                "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"", self.latents)
         _check(self.latents != "spread" or self.strategy in BREEDING_STRATEGIES, "latents",
                f"\"spread\" deals out bred children's latent genes: it needs a strategy that breeds "
-               f"({', '.join(BREEDING_STRATEGIES)})", self.latents)
+               f"({', '.join(BREEDING_STRATEGIES)}); with another, use latents = \"inherited\"", self.latents)
         _check(self.fitness in FITNESS_RULES, "fitness", f"must be one of {', '.join(FITNESS_RULES)}",
                self.fitness)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
@@ -363,17 +363,41 @@ def load_preset(name: str) -> dict[str, Any]:
     return read_toml(f"preset {name}", text=files[name].read_text(encoding="utf-8"))
 
 
+def _preset_gives_way(settings: dict[str, Any]) -> set[str]:
+    """The settings a preset may hold that these settings rule out: `initial` and `latents`
+    "spread" need the dense space, `latents` "spread" a strategy that breeds, `inherit` a fidelity
+    other than "proxy". Given by the user (a config file, a flag), they stay and are refused with
+    a one-line error; from a preset, they give way to the defaults."""
+    default = SearchConfig  # its fields' defaults
+    dense = bool(SPACES.get(settings.get("space", default.space), ()))
+    breeds = settings.get("strategy", default.strategy) in BREEDING_STRATEGIES
+    ruled_out = set()
+    if not dense:
+        ruled_out |= {"initial", "latents"}
+    if not breeds:
+        ruled_out.add("latents")
+    if settings.get("fidelity", default.fidelity) == "proxy":
+        ruled_out.add("inherit")
+    return ruled_out
+
+
 def resolve_config(
     *, preset: str | None = None, config_file: str | Path | None = None, **overrides: Any
 ) -> SearchConfig:
-    """Defaults < preset < config file < explicit overrides (None means 'not given')."""
+    """Defaults < preset < config file < explicit overrides (None means 'not given'). A preset's
+    settings that the settings given on top of it rule out give way to the defaults (see
+    `_preset_gives_way`): `--preset quick --strategy random` runs, it does not stop on the preset's
+    `latents`."""
     settings: dict[str, Any] = {}
     if preset:
         settings.update(load_preset(preset))
         settings["preset"] = preset
-    if config_file:
-        settings.update(read_toml(config_file))
-    settings.update({k: v for k, v in overrides.items() if v is not None})
+    given = {**(read_toml(config_file) if config_file else {}),
+             **{k: v for k, v in overrides.items() if v is not None}}
+    from_preset = set(settings) - set(given)
+    settings.update(given)
+    for name in _preset_gives_way(settings) & from_preset:
+        del settings[name]
     try:
         return SearchConfig(**_known(settings, "settings"))
     except TypeError as err:

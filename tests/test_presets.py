@@ -16,3 +16,28 @@ def test_every_shipped_preset_resolves_to_settings_the_search_accepts(name):
 
 def test_the_four_documented_presets_are_shipped():
     assert {"smoke", "quick", "cpu", "paper"} <= set(preset_names())
+
+
+@pytest.mark.parametrize(("given", "gives_way"), [
+    ({"strategy": "random"}, {"latents": "inherited"}),
+    ({"strategy": "metaqnn"}, {"latents": "inherited"}),
+    ({"space": "paper"}, {"initial": "random", "latents": "inherited"}),
+    ({"fidelity": "proxy"}, {"inherit": False}),
+])
+def test_a_preset_setting_that_the_users_settings_rule_out_gives_way_to_the_default(given, gives_way):
+    config = resolve_config(preset="quick", **given)
+    assert resolve_config(preset="quick").initial == "spread"  # what the preset itself says
+    for name, default in gives_way.items():
+        assert getattr(config, name) == default
+    assert config.optimizers == resolve_config(preset="quick").optimizers  # the rest still holds
+
+
+def test_the_same_setting_given_by_the_user_is_refused_with_the_fix(tmp_path):
+    from moncae.errors import MoncaeError
+
+    with pytest.raises(MoncaeError, match='needs a strategy that breeds.*use latents = "inherited"'):
+        resolve_config(preset="quick", strategy="random", latents="spread")
+    toml = tmp_path / "spread.toml"
+    toml.write_text('latents = "spread"\n')
+    with pytest.raises(MoncaeError, match='needs space = "dense"'):
+        resolve_config(preset="quick", config_file=toml, space="paper")
