@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import warnings
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from moncae.data.spec import DataSpec
-from moncae.errors import MoncaeError
+from moncae.errors import MoncaeError, MoncaeWarning
 from moncae.method.fidelity import Rung, rung_schedule
 from moncae.method.genome import (
     DEFAULT_MAX_FILTERS,
@@ -363,21 +364,21 @@ def load_preset(name: str) -> dict[str, Any]:
     return read_toml(f"preset {name}", text=files[name].read_text(encoding="utf-8"))
 
 
-def _preset_gives_way(settings: dict[str, Any]) -> set[str]:
-    """The settings a preset may hold that these settings rule out: `initial` and `latents`
-    "spread" need the dense space, `latents` "spread" a strategy that breeds, `inherit` a fidelity
-    other than "proxy". Given by the user (a config file, a flag), they stay and are refused with
-    a one-line error; from a preset, they give way to the defaults."""
+def _preset_gives_way(settings: dict[str, Any]) -> dict[str, str]:
+    """The settings a preset may hold that these settings rule out, each with why: `initial` and
+    `latents` "spread" need the dense space, `latents` "spread" a strategy that breeds, `inherit`
+    a fidelity other than "proxy". Given by the user (a config file, a flag), they stay and are
+    refused with a one-line error; from a preset, they give way to the defaults."""
     default = SearchConfig  # its fields' defaults
-    dense = bool(SPACES.get(settings.get("space", default.space), ()))
-    breeds = settings.get("strategy", default.strategy) in BREEDING_STRATEGIES
-    ruled_out = set()
-    if not dense:
-        ruled_out |= {"initial", "latents"}
-    if not breeds:
-        ruled_out.add("latents")
+    space = settings.get("space", default.space)
+    strategy = settings.get("strategy", default.strategy)
+    ruled_out = {}
+    if not SPACES.get(space, ()):
+        ruled_out.update(dict.fromkeys(("initial", "latents"), f"space {space!r} has no dense bottleneck"))
+    if "latents" not in ruled_out and strategy not in BREEDING_STRATEGIES:
+        ruled_out["latents"] = f"strategy {strategy!r} does not breed"
     if settings.get("fidelity", default.fidelity) == "proxy":
-        ruled_out.add("inherit")
+        ruled_out["inherit"] = "the proxy's encoder stays random"
     return ruled_out
 
 
@@ -396,8 +397,13 @@ def resolve_config(
              **{k: v for k, v in overrides.items() if v is not None}}
     from_preset = set(settings) - set(given)
     settings.update(given)
-    for name in _preset_gives_way(settings) & from_preset:
-        del settings[name]
+    for name, why in sorted(_preset_gives_way(settings).items()):
+        if name not in from_preset:
+            continue
+        value, default = settings.pop(name), getattr(SearchConfig, name)
+        if value != default:
+            warnings.warn(MoncaeWarning(f"preset {preset}'s {name} = {value!r} does not apply ({why}); "
+                                        f"using {name} = {default!r}"), stacklevel=2)
     try:
         return SearchConfig(**_known(settings, "settings"))
     except TypeError as err:

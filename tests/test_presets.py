@@ -1,8 +1,11 @@
 """Every preset shipped in the package is a configuration a search accepts."""
 
+import warnings
+
 import pytest
 
 from moncae.config import preset_names, resolve_config
+from moncae.errors import MoncaeWarning
 from moncae.search.loop import check_rungs
 
 
@@ -25,8 +28,12 @@ def test_the_four_documented_presets_are_shipped():
     ({"fidelity": "proxy"}, {"inherit": False}),
 ])
 def test_a_preset_setting_that_the_users_settings_rule_out_gives_way_to_the_default(given, gives_way):
-    config = resolve_config(preset="quick", **given)
-    assert resolve_config(preset="quick").initial == "spread"  # what the preset itself says
+    with pytest.warns(MoncaeWarning, match="preset quick's .* does not apply") as shown:
+        config = resolve_config(preset="quick", **given)
+    assert sorted(str(w.message).split("'s ")[1].split(" =")[0] for w in shown) == sorted(gives_way)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MoncaeWarning)  # nothing to say when nothing gives way
+        assert resolve_config(preset="quick").initial == "spread"  # what the preset itself says
     for name, default in gives_way.items():
         assert getattr(config, name) == default
     assert config.optimizers == resolve_config(preset="quick").optimizers  # the rest still holds
@@ -39,5 +46,6 @@ def test_the_same_setting_given_by_the_user_is_refused_with_the_fix(tmp_path):
         resolve_config(preset="quick", strategy="random", latents="spread")
     toml = tmp_path / "spread.toml"
     toml.write_text('latents = "spread"\n')
-    with pytest.raises(MoncaeError, match='needs space = "dense"'):
+    with pytest.raises(MoncaeError, match='`latents` .*needs space = "dense"'), \
+            pytest.warns(MoncaeWarning, match="preset quick's initial"):  # the preset's gives way
         resolve_config(preset="quick", config_file=toml, space="paper")
