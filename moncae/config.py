@@ -373,9 +373,9 @@ def _preset_gives_way(settings: dict[str, Any]) -> dict[str, str]:
     space = settings.get("space", default.space)
     strategy = settings.get("strategy", default.strategy)
     ruled_out = {}
-    if not SPACES.get(space, ()):
+    if space in SPACES and not SPACES[space]:  # an unknown name is refused as such, later
         ruled_out.update(dict.fromkeys(("initial", "latents"), f"space {space!r} has no dense bottleneck"))
-    if "latents" not in ruled_out and strategy not in BREEDING_STRATEGIES:
+    if "latents" not in ruled_out and strategy in STRATEGY_NAMES and strategy not in BREEDING_STRATEGIES:
         ruled_out["latents"] = f"strategy {strategy!r} does not breed"
     if settings.get("fidelity", default.fidelity) == "proxy":
         ruled_out["inherit"] = "the proxy's encoder stays random"
