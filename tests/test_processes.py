@@ -19,7 +19,7 @@ from moncae.evaluation.records import TIMING_COLUMNS
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.executors import LocalExecutor, make_executor, resolve_workers
 from moncae.executors.processes import ProcessExecutor, threads_per_worker
-from moncae.executors.resources import gpu_assignment
+from moncae.executors.resources import cpu_instruction_sets, gpu_assignment, instruction_sets
 from moncae.search.loop import SearchProgress, run_search
 
 
@@ -139,7 +139,8 @@ def test_the_run_records_its_threads_and_a_resume_with_others_says_so(stub_confi
     config = stub_config(generations=2)
     run_search(config, task_fn=surrogate_task)
     execution = json.loads((config.run_dir / "config.json").read_text())["execution"]
-    assert execution == {"executor": "local", "workers": 1, "threads": LocalExecutor().threads}
+    assert execution == {"executor": "local", "workers": 1, "threads": LocalExecutor().threads,
+                         "cpu": cpu_instruction_sets()}
     same, other = _Messages(), _Messages()
     run_search(config, resume=True, task_fn=surrogate_task, progress=same)
     run_search(config, resume=True, task_fn=surrogate_task, progress=other, executor=_OtherThreads())
@@ -148,6 +149,27 @@ def test_the_run_records_its_threads_and_a_resume_with_others_says_so(stub_confi
         f"note: {config.run_dir} started with {execution['threads']} TensorFlow thread(s) per "
         "training, this resume trains with 99 (1 worker(s)): new trainings may differ in the "
         "numbers from an uninterrupted run (use the first run's --workers to avoid it)"]
+
+
+def test_a_resume_on_another_cpu_says_so(stub_config, monkeypatch):
+    config = stub_config(generations=2)
+    run_search(config, task_fn=surrogate_task)
+    started = json.loads((config.run_dir / "config.json").read_text())["execution"]["cpu"]
+    monkeypatch.setattr("moncae.search.loop.cpu_instruction_sets", lambda: "x86_64: avx avx2 fma")
+    moved = _Messages()
+    run_search(config, resume=True, task_fn=surrogate_task, progress=moved)
+    assert [line for line in moved.lines if "CPU" in line] == [
+        f"note: {config.run_dir} started on a CPU with {started!r}, this one has 'x86_64: avx avx2 fma': "
+        "TensorFlow's CPU kernels follow the instruction set, so new trainings may differ in the "
+        "numbers from an uninterrupted run on the first machine"]
+    # what the run folder records is still the machine it started on
+    assert json.loads((config.run_dir / "config.json").read_text())["execution"]["cpu"] == started
+
+
+def test_instruction_sets_keep_the_extensions_tensorflow_kernels_choose_by():
+    flags = " fpu sse sse2 avx2 fma avx avx512f avx512bw avx512_vnni rdrand aes\n"
+    assert instruction_sets("x86_64", flags) == "x86_64: avx avx2 avx512_vnni avx512bw avx512f fma"
+    assert instruction_sets("aarch64", "fp asimd evtstrm aes") == "aarch64"
 
 
 @pytest.mark.parametrize("gpus, workers, per_gpu, expected", [
@@ -190,7 +212,8 @@ def test_smoke_search_with_two_workers_is_reproducible(tmp_path):
         assert result.exit_code == 0, result.output
         runs.append(out / "mnist_5k" / "seed-7")
     execution = json.loads((runs[0] / "config.json").read_text())["execution"]
-    assert execution == {"executor": "local", "workers": 2, "threads": threads_per_worker(2)}
+    assert execution == {"executor": "local", "workers": 2, "threads": threads_per_worker(2),
+                         "cpu": cpu_instruction_sets()}
     for name in ("evaluations.csv", "population.csv", "generations.csv"):
         a, b = _comparable(runs[0] / name), _comparable(runs[1] / name)
         assert len(a) > 0

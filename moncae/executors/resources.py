@@ -1,14 +1,16 @@
-"""What a worker trains with: usable cores, TensorFlow's intra-op thread count, visible GPUs and
-which of them each worker gets."""
+"""What a worker trains with: usable cores, TensorFlow's intra-op thread count, the CPU's
+instruction-set extensions, visible GPUs and which of them each worker gets."""
 
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
 
-__all__ = ["gpu_assignment", "training_threads", "usable_cores", "visible_gpus"]
+__all__ = ["cpu_instruction_sets", "gpu_assignment", "instruction_sets", "training_threads", "usable_cores",
+           "visible_gpus"]
 
 
 def training_threads() -> int:
@@ -30,6 +32,36 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+# The x86 extensions TensorFlow's CPU kernels (oneDNN) choose their code path by: AVX2, AVX-VNNI,
+# AVX-512 (core, VNNI, BF16, FP16) and AMX. Two CPUs that differ in them may round differently.
+KERNEL_EXTENSIONS = frozenset({
+    "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd",
+    "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+})
+
+
+def instruction_sets(machine: str, flags: str) -> str:
+    """`machine` and, of a /proc/cpuinfo `flags` line's extensions, the ones TensorFlow's CPU
+    kernels choose their code path by, sorted: e.g. `x86_64: avx avx2 fma`."""
+    kept = sorted(KERNEL_EXTENSIONS.intersection(flags.split()))
+    return f"{machine}: {' '.join(kept)}" if kept else machine
+
+
+def cpu_instruction_sets() -> str | None:
+    """This machine's `instruction_sets` (Linux: from /proc/cpuinfo; elsewhere the machine type
+    alone); None when nothing can be read. TensorFlow's CPU numbers depend on them (README:
+    "Cache, resume, reproducibility")."""
+    machine = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return instruction_sets(machine, line.partition(":")[2])
+    except OSError:
+        pass
+    return machine or None
 
 
 def visible_gpus() -> list[str]:

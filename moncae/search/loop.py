@@ -38,6 +38,7 @@ from moncae.evaluation.records import (
     evaluation_seed,
 )
 from moncae.executors import Executor, LocalExecutor, make_executor
+from moncae.executors.resources import cpu_instruction_sets
 from moncae.method.architecture import forward_flops
 from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.fidelity import Rung, promoted
@@ -114,24 +115,34 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict) -> Non
 
 
 def execution_record(executor: Executor) -> dict[str, Any]:
-    """How the trainings run: executor, worker processes, TF intra-op threads per training (TF's
-    CPU results depend on the thread count, see the README)."""
+    """How the trainings run: executor, worker processes, TF intra-op threads per training and,
+    for this machine's own executors, its CPU's instruction-set extensions (TF's CPU results
+    depend on both, see the README; a Dask run's workers may be elsewhere: no `cpu`)."""
     workers = getattr(executor, "workers", None)
     if workers is None and hasattr(executor, "worker_count"):
         workers = executor.worker_count()
-    return {"executor": getattr(executor, "name", type(executor).__name__), "workers": workers,
-            "threads": getattr(executor, "threads", None)}
+    name = getattr(executor, "name", type(executor).__name__)
+    return {"executor": name, "workers": workers, "threads": getattr(executor, "threads", None),
+            "cpu": cpu_instruction_sets() if name == "local" else None}
 
 
-def _thread_notice(run: RunFolder, previous: Any, current: dict[str, Any]) -> str | None:
-    """One line when a resumed run trains with another thread count than it started with."""
-    before = previous.get("threads") if isinstance(previous, dict) else None
-    now = current.get("threads")
-    if before is None or now is None or before == now:
-        return None
-    return (f"note: {run.path} started with {before} TensorFlow thread(s) per training, this resume "
-            f"trains with {now} ({current['workers']} worker(s)): new trainings may differ in the "
-            "numbers from an uninterrupted run (use the first run's --workers to avoid it)")
+def _resume_notices(run: RunFolder, previous: Any, current: dict[str, Any]) -> list[str]:
+    """One line for each way a resumed run trains differently from how it started: another
+    thread count, another CPU (instruction sets). Either may change new trainings' numbers."""
+    before = previous if isinstance(previous, dict) else {}
+    notices = []
+    if before.get("threads") is not None and current.get("threads") is not None \
+            and before["threads"] != current["threads"]:
+        notices.append(
+            f"note: {run.path} started with {before['threads']} TensorFlow thread(s) per training, this "
+            f"resume trains with {current['threads']} ({current['workers']} worker(s)): new trainings "
+            "may differ in the numbers from an uninterrupted run (use the first run's --workers to avoid it)")
+    if before.get("cpu") is not None and current.get("cpu") is not None and before["cpu"] != current["cpu"]:
+        notices.append(
+            f"note: {run.path} started on a CPU with {before['cpu']!r}, this one has {current['cpu']!r}: "
+            "TensorFlow's CPU kernels follow the instruction set, so new trainings may differ in the "
+            "numbers from an uninterrupted run on the first machine")
+    return notices
 
 
 def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
@@ -148,8 +159,7 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
         previous = {**SearchConfig().results_settings(), **payload["settings"]}
         _check_same(run, "settings", previous, config.results_settings())
         run.check_data(data, stored=payload.get("data"))
-        notice = _thread_notice(run, payload.get("execution"), execution)
-        if notice:
+        for notice in _resume_notices(run, payload.get("execution"), execution):
             progress.message(notice)
         return run.load_checkpoint()
     if run.has_journals():
