@@ -37,12 +37,14 @@ budgeted one's (e.g. `promote`, `rungs`; the plain protocol keeps full fidelity 
 search with the plain protocol started the same way: what the start gains apart from the budget).
 
 `--curves FILE` keeps every curve it measures in a JSON file and reuses the plain protocol's
-curve from there when the seed, minutes, dataset, plain settings and the search's code (moncae
-but its command line, export and report) match: the plain run does not depend on the budgeted
-settings, so comparing budgeted variants need not re-run it. The budgeted curves are kept there
-too (under a "budgeted" key; never reused), for ratios against other plain curves:
-`--table FILE` prints, per seed, every plain curve of the file against every budgeted one
-(each labelled by the settings in which the file's curves of its kind differ), and runs nothing.
+curve from there when the seed, minutes, dataset, plain settings, the search's code (moncae
+but its command line, export and report) and the CPU's instruction-set extensions (TensorFlow's
+numbers depend on them; curves written before they were recorded have none) match: the plain
+run does not depend on the budgeted settings, so comparing budgeted variants need not re-run it.
+The budgeted curves are kept there too (under a "budgeted" key; never reused), for ratios
+against other plain curves: `--table FILE` prints, per seed, every plain curve of the file
+against every budgeted one (each labelled by the settings in which the file's curves of its
+kind differ, and by the CPU where they differ in it), and runs nothing.
 
 Usage: python bench/budget.py [--dataset fashion_mnist] [--minutes 8] [--seed 46 | --seeds 46,47]
        [--preset cpu] [--set KEY=VALUE ...] [--set-budgeted KEY=VALUE ...]
@@ -69,6 +71,7 @@ import pandas as pd
 from moncae.config import SearchConfig, read_toml, resolve_config
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError
+from moncae.executors.resources import cpu_instruction_sets
 from moncae.method.objectives import hypervolume
 from moncae.search.loop import SearchProgress, check_rungs, run_search
 
@@ -333,9 +336,12 @@ def table(path: Path, tolerance: float) -> None:
         names = set().union(*settings) - {"seed"}
         varying[kind] = sorted(n for n in names if len({repr(s.get(n)) for s in settings}) > 1)
 
+    cpus = {key.get("cpu") for key, _, _ in entries}
+
     def label(key, kind) -> str:  # the settings in which this kind's curves differ
         shown = ", ".join(f"{name}={key[kind].get(name)}" for name in varying[kind])
-        return f"{kind} ({shown + '; ' if shown else ''}code {key['code'][:8]})"
+        cpu = f", cpu {key.get('cpu') or 'not recorded'}" if len(cpus) > 1 else ""
+        return f"{kind} ({shown + '; ' if shown else ''}code {key['code'][:8]}{cpu})"
 
     for seed in sorted({key["seed"] for key, _, _ in entries}):
         print(f"seed {seed}")
@@ -356,9 +362,12 @@ def table(path: Path, tolerance: float) -> None:
 
 
 def curve_id(args, seed: int, kind: str, config) -> str:
-    """A curve's key in a `--curves` file: what it was measured with ("plain" or "budgeted")."""
+    """A curve's key in a `--curves` file: what it was measured with ("plain" or "budgeted"), and
+    on which CPU (its instruction-set extensions: TensorFlow's numbers depend on them, so a curve
+    of another CPU is not reused; files written before this have no `cpu`)."""
     return json.dumps({"seed": seed, "minutes": args.minutes, "dataset": args.dataset,
-                       kind: _settings(config), "code": _code_digest()}, sort_keys=True, default=str)
+                       kind: _settings(config), "code": _code_digest(), "cpu": cpu_instruction_sets()},
+                      sort_keys=True, default=str)
 
 
 def read_curves(store: Path | None) -> dict:

@@ -52,7 +52,7 @@ def instruction_sets(machine: str, flags: str) -> str:
 def cpu_instruction_sets() -> str | None:
     """This machine's `instruction_sets` (Linux: from /proc/cpuinfo; elsewhere the machine type
     alone); None when nothing can be read. TensorFlow's CPU numbers depend on them (README:
-    "Cache, resume, reproducibility")."""
+    "The CPU counts too")."""
     machine = platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
