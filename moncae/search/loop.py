@@ -130,14 +130,17 @@ def _resume_notices(run: RunFolder, previous: Any, current: dict[str, Any]) -> l
     """One line for each way a resumed run trains differently from how it started: another
     thread count, another CPU (instruction sets). Either may change new trainings' numbers."""
     before = previous if isinstance(previous, dict) else {}
+
+    def changed(name: str) -> bool:  # both known (older run folders lack some) and different
+        return None not in (before.get(name), current.get(name)) and before[name] != current[name]
+
     notices = []
-    if before.get("threads") is not None and current.get("threads") is not None \
-            and before["threads"] != current["threads"]:
+    if changed("threads"):
         notices.append(
             f"note: {run.path} started with {before['threads']} TensorFlow thread(s) per training, this "
             f"resume trains with {current['threads']} ({current['workers']} worker(s)): new trainings "
             "may differ in the numbers from an uninterrupted run (use the first run's --workers to avoid it)")
-    if before.get("cpu") is not None and current.get("cpu") is not None and before["cpu"] != current["cpu"]:
+    if changed("cpu"):
         notices.append(
             f"note: {run.path} started on a CPU with {before['cpu']!r}, this one has {current['cpu']!r}: "
             "TensorFlow's CPU kernels follow the instruction set, so new trainings may differ in the "
