@@ -7,9 +7,18 @@ bottlenecks (2x2x8 and 4x4x4) and `dense`-space bottlenecks of 16, 32 and 64 uni
 model, the test BCE per pixel beside PCA's test BCE with as many components (fitted on the same
 3,000 training images, `moncae.report.pca.pca_baseline`), and the seconds it took.
 
+`--sampling` changes how every model halves and doubles its maps (the issue's question whether
+strided or transposed convolutions belong in the space, measured before adding them): `pool`
+(moncae's: Conv2D, then MaxPool 2x2; the decoder's Conv2D, then UpSampling2D), `strided` (the
+encoder's pooled blocks become one Conv2D with strides 2, no MaxPool), `transpose` (the decoder's
+upsampled blocks become one Conv2DTranspose with strides 2) or `both`. The variants are built by
+swapping the two block builders of `moncae.model.decode` for this process only; the layer names
+and seeds stay, and the decoder crops as before, so output shapes are the input's.
+
 Usage: python bench/dense_space.py [--epochs 20] [--patience 3] [--latent-activation linear]
-       [--only NAME ...] [--dataset fashion_mnist --train-size 54000 --val-size 6000
-       --test-size 10000]     (a few minutes on 2 CPU cores)
+       [--sampling pool|strided|transpose|both] [--only NAME ...]
+       [--dataset fashion_mnist --train-size 54000 --val-size 6000 --test-size 10000]
+       (a few minutes on 2 CPU cores)
 """
 
 from __future__ import annotations
@@ -48,6 +57,43 @@ MODELS = {
 }
 
 
+def use_sampling(decode, sampling: str) -> None:
+    """Swap `decode`'s block builders for the `--sampling` variant (see the module docstring)."""
+    from keras import layers
+
+    pool_encoder, pool_decoder = decode._encoder_block, decode._decoder_block
+
+    def strided_encoder(x, block, i, seed=None):
+        if not block.pool:
+            return pool_encoder(x, block, i, seed)
+        x = layers.Conv2D(block.filters, block.kernel_size, strides=2, padding="same",
+                          name=f"enc{i}_conv", **decode._seeds(seed, 2 * i))(x)
+        if block.batch_norm:
+            x = layers.BatchNormalization(name=f"enc{i}_bn")(x)
+        x = layers.Activation(block.activation, name=f"enc{i}_act")(x)
+        if block.dropout > 0:
+            x = layers.Dropout(block.dropout, name=f"enc{i}_dropout",
+                               seed=None if seed is None else seed + 2 * i + 1)(x)
+        return x
+
+    def transpose_decoder(x, block, i, target, seed=None):
+        if not block.pool:
+            return pool_decoder(x, block, i, target, seed)
+        x = layers.Conv2DTranspose(block.filters, block.kernel_size, strides=2, padding="same",
+                                   activation=block.activation, name=f"dec{i}_conv",
+                                   **decode._seeds(seed, 1000 + i))(x)
+        (height, width) = target
+        extra_h, extra_w = x.shape[1] - height, x.shape[2] - width
+        if extra_h or extra_w:
+            x = layers.Cropping2D(((0, extra_h), (0, extra_w)), name=f"dec{i}_crop")(x)
+        return x
+
+    if sampling in ("strided", "both"):
+        decode._encoder_block = strided_encoder
+    if sampling in ("transpose", "both"):
+        decode._decoder_block = transpose_decoder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
@@ -60,6 +106,8 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--latent-activation", default=None,
                         help="override moncae.model.decode.LATENT_ACTIVATION (default: linear)")
+    parser.add_argument("--sampling", choices=["pool", "strided", "transpose", "both"], default="pool",
+                        help="how maps halve and double (default pool: moncae's)")
     parser.add_argument("--only", nargs="*", choices=sorted(MODELS), default=None)
     args = parser.parse_args()
 
@@ -74,6 +122,7 @@ def main() -> None:
 
     if args.latent_activation:
         decode.LATENT_ACTIVATION = args.latent_activation
+    use_sampling(decode, args.sampling)
     data = cached_dataset(DataSpec(args.dataset, train_size=args.train_size, val_size=args.val_size,
                                    test_size=args.test_size))
     shape = data.input_shape
@@ -82,9 +131,9 @@ def main() -> None:
     pca = pca_baseline(data.x_train, data.x_test, sizes, "bce").set_index("k")["rec_loss"]
     print(f"{args.dataset}: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
           f"batch {args.batch_size}, Adam 1e-3, BCE, <= {args.epochs} epochs (patience "
-          f"{args.patience}), dense code activation {decode.LATENT_ACTIVATION}")
+          f"{args.patience}), dense code activation {decode.LATENT_ACTIVATION}, sampling {args.sampling}")
     print(f"{'model':<12} {'latent':>6} {'LOC':>5} {'params':>7} {'epochs':>6} {'val BCE':>8} "
-          f"{'test BCE':>8} {'PCA':>7} {'-PCA':>7} {'s':>5}  architecture")
+          f"{'test BCE':>8} {'PCA':>7} {'-PCA':>7} {'s':>5} {'s/ep':>5}  architecture")
     for name, k in zip(names, sizes, strict=True):
         g = MODELS[name]
         keras.backend.clear_session()
@@ -98,7 +147,8 @@ def main() -> None:
         test = evaluate_loss(model, data.x_test, args.batch_size)
         seconds = time.perf_counter() - start
         print(f"{name:<12} {k:>6} {math.log10(k):>5.3f} {model.count_params():>7} {epochs:>6} "
-              f"{val:>8.4f} {test:>8.4f} {pca[k]:>7.4f} {test - pca[k]:>+7.4f} {seconds:>5.1f}  "
+              f"{val:>8.4f} {test:>8.4f} {pca[k]:>7.4f} {test - pca[k]:>+7.4f} {seconds:>5.1f} "
+              f"{seconds / epochs:>5.1f}  "
               f"{describe_with_bottleneck(g, shape)}", flush=True)
 
 

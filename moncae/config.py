@@ -18,6 +18,7 @@ from moncae.method.genome import (
     DEFAULT_MAX_FILTERS,
     DEFAULT_OPTIMIZERS,
     DENSE_LATENT_SIZES,
+    DOWNSAMPLINGS,
     KNOWN_OPTIMIZERS,
     GenomeSpace,
 )
@@ -48,8 +49,9 @@ FIDELITIES = ("full", "rungs", "proxy")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu",
                "first_population", "promote_multiple")
-_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "fidelity", "final",
-               "model", "promotion", "first_generation", "initial", "fitness", "latents")
+_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "downsample",
+               "fidelity", "final", "model", "promotion", "first_generation", "initial", "fitness",
+               "latents")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
 # (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
 FINALS = ("population", "front")
@@ -102,6 +104,9 @@ class SearchConfig:
     fitness: str = "paper"
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
     space: str = "paper"
+    # how a block with the pool gene halves its map: MaxPool (`pool`, the paper) or a stride-2
+    # conv (`strided`), see moncae.method.genome.DOWNSAMPLINGS
+    downsample: str = "pool"
     fidelity: str = "full"
     rungs: tuple[tuple[int, int], ...] = ()  # the lower rungs, [epochs, train_images] each
     promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
@@ -201,6 +206,8 @@ class SearchConfig:
         _check(self.fidelity != "proxy" or self.model == "ae", "fidelity",
                "\"proxy\" (decoder-only rungs) is for model = \"ae\" only", self.fidelity)
         _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
+        _check(self.downsample in DOWNSAMPLINGS, "downsample", f"must be one of {', '.join(DOWNSAMPLINGS)}",
+               self.downsample)
         _check(self.initial in INITIALS, "initial", f"must be one of {', '.join(INITIALS)}", self.initial)
         _check(self.initial != "spread" or SPACES.get(self.space, ()), "initial",
                "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"", self.initial)
@@ -229,9 +236,11 @@ class SearchConfig:
                         self.split_seed)
 
     def genome_space(self) -> GenomeSpace:
-        """The search space these settings define (`space`: paper, or dense = + a latent gene)."""
+        """The search space these settings define (`space`: paper, or dense = + a latent gene;
+        `downsample`: how blocks halve their maps)."""
         return GenomeSpace(max_blocks=self.max_blocks, max_filters=self.max_filters,
-                           optimizers=tuple(self.optimizers), latent_sizes=SPACES[self.space])
+                           optimizers=tuple(self.optimizers), latent_sizes=SPACES[self.space],
+                           downsample=self.downsample)
 
     def objective_set(self) -> ObjectiveSet:
         """The objectives minimised and the hypervolume's reference point."""

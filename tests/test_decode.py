@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from moncae.errors import MoncaeError
 from moncae.method.architecture import (
     bottleneck_shape,
+    conv_layers,
     describe_with_bottleneck,
+    forward_flops,
     level_of_compression,
 )
 from moncae.method.genome import (
@@ -37,11 +39,12 @@ pytestmark = pytest.mark.slow  # builds Keras models (importing TensorFlow alone
 
 SPACE = GenomeSpace(max_filters=64)
 DENSE = GenomeSpace(max_filters=16, latent_sizes=DENSE_LATENT_SIZES)
+STRIDED = GenomeSpace(max_filters=16, latent_sizes=DENSE_LATENT_SIZES, downsample="strided")
 INPUT_SHAPES = [(28, 28, 1), (32, 32, 3), (8, 8, 1), (13, 17, 5), (9, 31, 2), (64, 64, 3)]
 _builds = itertools.count()
 
 shapes = st.sampled_from(INPUT_SHAPES)
-spaces = st.sampled_from([SPACE, DENSE])
+spaces = st.sampled_from([SPACE, DENSE, STRIDED])
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -101,7 +104,8 @@ def test_any_valid_genome_of_a_small_or_large_space_decodes(data, input_shape):
                                        GenomeSpace(min_filters=1, max_filters=8),
                                        GenomeSpace(max_blocks=1, max_filters=8, latent_sizes=(1, 256)),
                                        GenomeSpace(max_blocks=8, max_filters=8,
-                                                   latent_sizes=DENSE_LATENT_SIZES)]))
+                                                   latent_sizes=DENSE_LATENT_SIZES),
+                                       GenomeSpace(max_blocks=8, max_filters=8, downsample="strided")]))
     genes = [data.draw(st.integers(0, card - 1)) for card in space.cardinalities()]
     genes[0] = 1
     check_decodes(Genome(tuple(genes), space), input_shape)
@@ -126,6 +130,36 @@ def test_built_layers_follow_the_blocks():
     assert autoencoder.get_layer("reconstruction").activation.__name__ == "sigmoid"
     assert describe_with_bottleneck(genome, (14, 14, 1)) == (
         "C32k3-relu-bn-drop0.2-pool | C16k5-elu-pool | C4k3-relu -> 4x4x4 | adam lr=1e-3")
+
+
+def test_strided_blocks_halve_by_their_conv_and_are_counted_at_its_output_size():
+    genes = ([1, 3, 0, 1, 0, 2, 1]   # C32k3 bn relu drop0.2, halves
+             + [1, 2, 1, 0, 1, 0, 1]  # C16k5 elu, halves
+             + [1, 0, 0, 0, 0, 0, 0]  # C4k3 relu
+             + [0] * 7 * 3 + [0, 2])
+    genome, pooled = Genome(tuple(genes), GenomeSpace(max_filters=64, downsample="strided")), \
+        Genome(tuple(genes), SPACE)
+    autoencoder, encoder = build_autoencoder(genome, (13, 17, 1))
+    kinds = [type(layer).__name__ for layer in encoder.layers]
+    assert kinds == ["InputLayer", "Conv2D", "BatchNormalization", "Activation", "Dropout",
+                     "Conv2D", "Activation", "Conv2D", "Activation"]
+    assert [encoder.get_layer(f"enc{i}_conv").strides for i in range(3)] == [(2, 2), (2, 2), (1, 1)]
+    assert encoder.output_shape == (None, 4, 5, 4) == (None, *bottleneck_shape(pooled, (13, 17, 1)))
+    assert autoencoder.output_shape == (None, 13, 17, 1)
+    # the decoder is the pooled genome's (upsampling), and the weights have the same shapes
+    reference, _ = build_autoencoder(pooled, (13, 17, 1))
+    def decoder(model):
+        return [(layer.name, type(layer).__name__) for layer in model.layers
+                if not layer.name.startswith(("enc", "image"))]
+
+    assert decoder(autoencoder) == decoder(reference)
+    assert [w.shape for w in autoencoder.get_weights()] == [w.shape for w in reference.get_weights()]
+    # FLOPs: each conv at the size of the map it outputs
+    for layer in conv_layers(genome, (13, 17, 1)):
+        assert autoencoder.get_layer(layer.name).output.shape[1:3] == (layer.height, layer.width)
+    assert forward_flops(genome, (13, 17, 1)) < forward_flops(pooled, (13, 17, 1))
+    assert genome.key != pooled.key and describe_with_bottleneck(genome, (13, 17, 1)) == (
+        "C32k3-relu-bn-drop0.2-stride2 | C16k5-elu-stride2 | C4k3-relu -> 4x5x4 | adam lr=1e-3")
 
 
 def test_dense_bottleneck_layers_and_activations():

@@ -79,6 +79,7 @@ def test_default_space_matches_the_paper_search_space():
     ("optimizers", ("adam", "adamm")),
     ("learning_rates", (0.0,)),
     ("learning_rates", ("fast",)),
+    ("downsample", "avgpool"),
 ])
 def test_space_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(MoncaeError, match=rf"`{field}`.*Received: {field}="):
@@ -212,6 +213,19 @@ def test_key_does_not_depend_on_the_space_only_on_the_network():
     b = make_genome([block_genes(filters=1, pool=1)], optimizer=0, lr=2)
     assert a != b
     assert a.key == b.key
+
+
+def test_strided_downsampling_is_the_same_genes_but_another_network():
+    strided = GenomeSpace(max_blocks=2, downsample="strided")
+    genes = (1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 2)  # the first block halves its map
+    pooled, halved_by_stride = Genome(genes, GenomeSpace(max_blocks=2)), Genome(genes, strided)
+    assert [b.strided for b in halved_by_stride.blocks] == [True, False]
+    assert pooled.key.replace(",1|", ",s|", 1) == halved_by_stride.key != pooled.key
+    assert halved_by_stride.describe() == "C8k3-relu-stride2 | C8k3-relu | adam lr=1e-3"
+    # a block that cannot halve (its map is 1 wide) is neither pooled nor strided: the same network
+    assert Genome(genes, strided).key_for((1, 9, 1)) == pooled.key_for((1, 9, 1))
+    assert "downsample" not in GenomeSpace().to_config()  # pooled spaces serialise as before
+    assert GenomeSpace.from_config(json.loads(json.dumps(strided.to_config()))) == strided
 
 
 # --- operators ---------------------------------------------------------------------------

@@ -146,6 +146,24 @@ def test_resuming_with_another_space_is_refused(stub_config):
         run_search(stub_config(generations=1, space="dense"), resume=True, task_fn=surrogate_task)
 
 
+def test_strided_downsampling_draws_the_same_genomes_as_pooling_but_other_networks(stub_config, tmp_path):
+    pooled = run_search(stub_config(tmp_path / "pool", space="dense"), task_fn=surrogate_task)
+    strided = run_search(stub_config(tmp_path / "strided", space="dense", downsample="strided"),
+                         task_fn=surrogate_task)
+    assert strided.config.results_settings()["downsample"] == "strided"
+    assert {g.space.downsample for g in strided.population} == {"strided"}
+    first = [pd.read_csv(r.run_dir / "evaluations.csv").query("generation == 0") for r in (pooled, strided)]
+    genes = pooled.config.genome_space().gene_names()
+    assert first[0][genes].equals(first[1][genes])  # the same draws: only the networks differ
+    assert first[1]["architecture"].str.contains("stride2").any()
+    assert not first[1]["architecture"].str.contains("pool").any()
+    halved = first[1]["architecture"].str.contains("stride2")
+    assert (first[1].loc[halved, "genome_key"] != first[0].loc[halved, "genome_key"]).all()
+    assert (first[1].loc[halved, "flops"] < first[0].loc[halved, "flops"]).all()
+    with pytest.raises(RunFolderError, match="downsample: 'strided' -> 'pool'"):
+        run_search(stub_config(tmp_path / "strided", space="dense"), resume=True, task_fn=surrogate_task)
+
+
 def test_a_run_folder_from_before_the_space_setting_resumes_as_paper(stub_config):
     """config.json written before `space` existed lacks it: such a run was a paper-space run."""
     config = stub_config(generations=2)

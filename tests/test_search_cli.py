@@ -27,6 +27,7 @@ def _config(tmp_path, text: str) -> str:
         ([*BASE, "--train-size", "999999"], "train"),
         ([*BASE, "--selection", "roulette-of-doom"], "selection"),
         ([*BASE, "--space", "wide"], "space"),
+        (lambda tmp: [*BASE, "--config", _config(tmp, 'downsample = "avg"')], "downsample"),
         ([*BASE, "--final", "everything"], "final"),
         ([*BASE, "--initial", "spread"], 'needs space = "dense"'),  # smoke: the paper space
         (lambda tmp: [*BASE, "--config", _config(tmp, 'initial = "even"')], "initial"),

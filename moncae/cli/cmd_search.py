@@ -113,6 +113,9 @@ class BarProgress:
                    "network shrinks the one dominating it; front: the population's non-dominated front.")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
               help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
+@click.option("--downsample", type=click.Choice(["pool", "strided"]), default=None,
+              help="How a block with the pool gene halves its map: pool (default, the paper: "
+                   "MaxPool 2x2 after its conv) or strided (its conv with strides 2).")
 @click.option("--fidelity", type=click.Choice(["full", "rungs", "proxy"]), default=None,
               help="full: every genome trains once at the full budget; rungs: successive halving "
                    "over the `rungs` setting (a preset or --config file sets it); proxy: the same, "

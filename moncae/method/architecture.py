@@ -3,7 +3,7 @@ convolutions and their cost in FLOPs.
 
 The compression objective costs nothing: `level_of_compression` is arithmetic on the genome and
 the input shape (MaxPool 2x2 with 'same' padding: 28 -> 14 -> 7 -> 4 -> 2); so is
-`forward_flops`. The bottleneck is the last conv map, (height, width, channels), or, for a
+`forward_flops`. A stride-2 conv (`downsample = "strided"`) halves a map the same way. The bottleneck is the last conv map, (height, width, channels), or, for a
 genome with a dense latent gene, the dense layer, (units,): LOC = log10(units).
 """
 
@@ -70,8 +70,8 @@ OUTPUT_KERNEL_SIZE = 3  # the final Conv2D(input channels, sigmoid) that `model.
 
 @dataclass(frozen=True)
 class ConvLayer:
-    """One Conv2D of the autoencoder as `moncae.model.decode` builds it ('same' padding, stride 1:
-    its output has its input's height and width)."""
+    """One Conv2D of the autoencoder as `moncae.model.decode` builds it ('same' padding; `height`
+    and `width` are its output's: its input's, or half of them, rounded up, for a strided block)."""
 
     name: str  # the Keras layer name: enc{i}_conv, dec{i}_conv or reconstruction
     height: int
@@ -87,17 +87,18 @@ class ConvLayer:
 
 
 def conv_layers(genome: Genome, input_shape: Sequence[int]) -> list[ConvLayer]:
-    """Every Conv2D of the genome's autoencoder in forward order: the encoder's, the mirrored
-    decoder's (each runs at the size its encoder block *outputs*, before the upsampling), and the
-    output conv at the input size."""
+    """Every Conv2D of the genome's autoencoder in forward order: the encoder's (a strided one at
+    its output size), the mirrored decoder's (each runs at the size its encoder block *outputs*,
+    before the upsampling), and the output conv at the input size."""
     height, width, channels = check_input_shape(input_shape)
     blocks = genome.blocks_for(input_shape)
     layers, sizes, c_in = [], [], channels
     for i, block in enumerate(blocks):
-        layers.append(ConvLayer(f"enc{i}_conv", height, width, c_in, block.filters, block.kernel_size))
+        halved = (pooled_size(height), pooled_size(width)) if block.pool else (height, width)
+        at = halved if block.strided else (height, width)  # a strided conv computes at its output size
+        layers.append(ConvLayer(f"enc{i}_conv", *at, c_in, block.filters, block.kernel_size))
         c_in = block.filters
-        if block.pool:
-            height, width = pooled_size(height), pooled_size(width)
+        height, width = halved
         sizes.append((height, width))
     for i in reversed(range(len(blocks))):
         height, width = sizes[i]

@@ -4,7 +4,9 @@ A genome is `max_blocks` convolutional blocks of `GENES_PER_BLOCK` genes each
 (active, filters, kernel size, batch norm, activation, dropout, max-pool), then, only in a
 space with `latent_sizes` (the `dense` space), one latent gene (0: the last conv map is the
 bottleneck, as in the paper; i >= 1: a dense bottleneck of `latent_sizes[i - 1]` units after a
-Flatten), then two hyperparameter genes (optimizer, learning rate). Every gene is an index into the
+Flatten), then two hyperparameter genes (optimizer, learning rate). How a block with the pool gene
+halves its map is the space's `downsample`: `pool` (the paper: Conv2D, then MaxPool 2x2) or
+`strided` (one Conv2D with strides 2, no MaxPool). Every gene is an index into the
 `GenomeSpace`'s choices, so the genome is a plain list of small integers that DEAP's list
 operators and a CSV row can hold. No Keras here: decoding lives in `moncae.model.decode`.
 
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_FILTERS",
     "DENSE_LATENT_SIZES",
     "DEFAULT_OPTIMIZERS",
+    "DOWNSAMPLINGS",
     "KNOWN_OPTIMIZERS",
     "GENES_PER_BLOCK",
     "Genome",
@@ -49,6 +52,10 @@ HYPER_FIELDS = ("optimizer", "learning_rate")
 LATENT_FIELD = "latent"
 # The `dense` space's latent gene: a dense bottleneck of 2, 4, ..., 256 units (or none).
 DENSE_LATENT_SIZES = tuple(2 ** i for i in range(1, 9))
+
+# How a block with the pool gene halves its map: MaxPool 2x2 after its conv (the paper), or its
+# conv with strides 2 (bench/dense_space.py --sampling: as good or better, and cheaper; README).
+DOWNSAMPLINGS = ("pool", "strided")
 
 # Names Keras 3 resolves with `keras.activations.get` / `keras.optimizers.get`; checked here
 # so that a bad space fails when it is made, not hours later when a genome is decoded.
@@ -121,7 +128,8 @@ class GenomeSpace:
     means `min_filters * 2**g`. `latent_sizes` empty (the paper's space) means no latent gene:
     the genome is exactly the paper's. Non-empty (e.g. `DENSE_LATENT_SIZES`) adds one gene
     after the blocks: 0 keeps the conv bottleneck, `i` picks a dense bottleneck of
-    `latent_sizes[i - 1]` units.
+    `latent_sizes[i - 1]` units. `downsample` (one of `DOWNSAMPLINGS`) is how a block whose
+    pool gene is on halves its map: `pool` (the paper's MaxPool) or `strided` (a stride-2 conv).
     """
 
     max_blocks: int = 6
@@ -133,6 +141,7 @@ class GenomeSpace:
     optimizers: tuple[str, ...] = DEFAULT_OPTIMIZERS
     learning_rates: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
     latent_sizes: tuple[int, ...] = ()
+    downsample: str = "pool"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -153,6 +162,8 @@ class GenomeSpace:
         set_(self, "dropout_rates", self._floats("dropout_rates", 0.0, 1.0, closed_low=True))
         set_(self, "learning_rates", self._floats("learning_rates", 0.0, math.inf))
         set_(self, "latent_sizes", self._latent_sizes())
+        if self.downsample not in DOWNSAMPLINGS:
+            raise _fail("downsample", f"must be one of {', '.join(DOWNSAMPLINGS)}", self.downsample)
 
     def _kernel_sizes(self) -> tuple[int, ...]:
         sizes = tuple(_as_int(k, "kernel_sizes") for k in _as_tuple(self.kernel_sizes,
@@ -225,13 +236,13 @@ class GenomeSpace:
     def to_config(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_config` of it gives an equal space.
 
-        An empty `latent_sizes` (the paper's space) is left out, so paper spaces serialise
-        exactly as they did before the latent gene existed.
+        An empty `latent_sizes` (the paper's space) and `downsample = "pool"` are left out, so
+        such spaces serialise exactly as they did before those fields existed.
         """
         config = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name == "latent_sizes" and not value:
+            if (field.name, value) in (("latent_sizes", ()), ("downsample", "pool")):
                 continue
             config[field.name] = list(value) if isinstance(value, tuple) else value
         return config
@@ -249,7 +260,8 @@ class GenomeSpace:
 
 @dataclass(frozen=True)
 class Block:
-    """One active encoder block as built: filters already capped by the previous block."""
+    """One active encoder block as built: filters already capped by the previous block. With
+    `pool`, it halves its map: by MaxPool 2x2 after its conv, or with `strided` by a stride-2 conv."""
 
     filters: int
     kernel_size: int
@@ -257,16 +269,17 @@ class Block:
     activation: str
     dropout: float
     pool: bool
+    strided: bool = False
 
     def describe(self) -> str:
-        """Short label such as `C32k3-relu-bn-drop0.2-pool`."""
+        """Short label such as `C32k3-relu-bn-drop0.2-pool` (`-stride2`: a strided block)."""
         parts = [f"C{self.filters}k{self.kernel_size}", self.activation]
         if self.batch_norm:
             parts.append("bn")
         if self.dropout > 0:
             parts.append(f"drop{self.dropout:g}")
         if self.pool:
-            parts.append("pool")
+            parts.append("stride2" if self.strided else "pool")
         return "-".join(parts)
 
 
@@ -383,6 +396,7 @@ class Genome:
     def blocks(self) -> list[Block]:
         """Active blocks in order; filters never widen (min with the previous block)."""
         space, out = self.space, []
+        strided = space.downsample == "strided"
         previous = space.max_filters
         for i in range(space.max_blocks):
             active, filt, kernel, bn, act, drop, pool = self._block_genes(i)
@@ -391,13 +405,15 @@ class Genome:
             filters = min(space.min_filters * 2 ** filt, previous)
             previous = filters
             out.append(Block(filters, space.kernel_sizes[kernel], bool(bn),
-                             space.activations[act], space.dropout_rates[drop], bool(pool)))
+                             space.activations[act], space.dropout_rates[drop], bool(pool),
+                             strided and bool(pool)))
         return out
 
     def blocks_for(self, input_shape: Sequence[int]) -> list[Block]:
         """`blocks` with `pool` turned off where the map is already smaller than 2x2.
 
-        This is what the decoder builds: MaxPool happens only while both sides are >= 2.
+        This is what the decoder builds: a block halves its map (MaxPool or stride 2) only while
+        both sides are >= 2.
         """
         height, width, _ = check_input_shape(input_shape)
         out = []
@@ -405,7 +421,7 @@ class Genome:
             pool = block.pool and height >= 2 and width >= 2
             if pool:
                 height, width = pooled_size(height), pooled_size(width)
-            out.append(dataclasses.replace(block, pool=pool))
+            out.append(dataclasses.replace(block, pool=pool, strided=block.strided and pool))
         return out
 
     @property
@@ -426,7 +442,7 @@ class Genome:
 
     def _key_of(self, blocks: list[Block]) -> str:
         parts = [f"{b.filters},{b.kernel_size},{int(b.batch_norm)},{b.activation},"
-                 f"{b.dropout!r},{int(b.pool)}" for b in blocks]
+                 f"{b.dropout!r},{'s' if b.strided else int(b.pool)}" for b in blocks]
         latent = [] if self.latent_units is None else [f"dense{self.latent_units}"]
         return "|".join([*parts, *latent, self.optimizer, repr(self.learning_rate)])
 
@@ -437,7 +453,8 @@ class Genome:
         Ignores inactive blocks' genes and filters genes capped by an earlier block, so
         genomes that differ only there share a key; it does not depend on the space (a conv
         bottleneck adds nothing to the key, so a `dense`-space genome whose latent gene is 0
-        shares its key with the same paper-space genome; a dense one adds `dense<units>`).
+        shares its key with the same paper-space genome; a dense one adds `dense<units>`; a
+        block that halves its map by a strided conv shows `s` where a pooled one shows `1`).
         Pooling that an input's size makes absent is ignored only by `key_for`.
         """
         return self._key_of(self.blocks)

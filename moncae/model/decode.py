@@ -1,7 +1,9 @@
 """Decode a genome into a Keras 3 convolutional autoencoder.
 
 Encoder: the active blocks in order, each Conv2D('same') -> [BatchNorm] -> activation ->
-[Dropout] -> [MaxPool 2x2 'same', only while both sides are >= 2]. The bottleneck is the
+[Dropout] -> [MaxPool 2x2 'same', only while both sides are >= 2]; in a space with
+`downsample = "strided"` such a block's Conv2D has strides 2 instead, and no MaxPool follows
+(the same output size). The bottleneck is the
 last encoder feature map (the paper), or, when the genome has a dense latent gene,
 Flatten -> Dense(units, LATENT_ACTIVATION) after it; the decoder then starts with
 Dense(h*w*c, the last block's activation) -> Reshape(h, w, c) back to the last conv map. The
@@ -42,15 +44,15 @@ def _seeds(seed: int | None, offset: int) -> dict:
 
 
 def _encoder_block(x, block: Block, i: int, seed: int | None = None):
-    x = layers.Conv2D(block.filters, block.kernel_size, padding="same", name=f"enc{i}_conv",
-                      **_seeds(seed, 2 * i))(x)
+    x = layers.Conv2D(block.filters, block.kernel_size, strides=2 if block.strided else 1,
+                      padding="same", name=f"enc{i}_conv", **_seeds(seed, 2 * i))(x)
     if block.batch_norm:
         x = layers.BatchNormalization(name=f"enc{i}_bn")(x)
     x = layers.Activation(block.activation, name=f"enc{i}_act")(x)
     if block.dropout > 0:
         x = layers.Dropout(block.dropout, name=f"enc{i}_dropout",
                            seed=None if seed is None else seed + 2 * i + 1)(x)
-    if block.pool:
+    if block.pool and not block.strided:
         x = layers.MaxPooling2D(pool_size=2, padding="same", name=f"enc{i}_pool")(x)
     return x
 
