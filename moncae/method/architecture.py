@@ -2,9 +2,10 @@
 convolutions and their cost in FLOPs.
 
 The compression objective costs nothing: `level_of_compression` is arithmetic on the genome and
-the input shape (MaxPool 2x2 with 'same' padding: 28 -> 14 -> 7 -> 4 -> 2); so is
-`forward_flops`. A stride-2 conv (`downsample = "strided"`) halves a map the same way. The bottleneck is the last conv map, (height, width, channels), or, for a
-genome with a dense latent gene, the dense layer, (units,): LOC = log10(units).
+the input shape (MaxPool 2x2 with 'same' padding: 28 -> 14 -> 7 -> 4 -> 2; a stride-2 conv,
+`downsample = "strided"`, halves a map the same way); so is `forward_flops`. The bottleneck is
+the last conv map, (height, width, channels), or, for a genome with a dense latent gene, the
+dense layer, (units,): LOC = log10(units).
 """
 
 from __future__ import annotations
