@@ -9,11 +9,12 @@ model, the test BCE per pixel beside PCA's test BCE with as many components (fit
 
 `--sampling` changes how every model halves and doubles its maps (the issue's question whether
 strided or transposed convolutions belong in the space, measured before adding them): `pool`
-(moncae's: Conv2D, then MaxPool 2x2; the decoder's Conv2D, then UpSampling2D), `strided` (the
-encoder's pooled blocks become one Conv2D with strides 2, no MaxPool), `transpose` (the decoder's
-upsampled blocks become one Conv2DTranspose with strides 2) or `both`. The variants are built by
-swapping the two block builders of `moncae.model.decode` for this process only; the layer names
-and seeds stay, and the decoder crops as before, so output shapes are the input's.
+(moncae's default: Conv2D, then MaxPool 2x2; the decoder's Conv2D, then UpSampling2D), `strided`
+(the encoder's pooled blocks become one Conv2D with strides 2, no MaxPool: the setting
+`downsample = "strided"`, so the genomes are built in such a space), `transpose` (the decoder's
+upsampled blocks become one Conv2DTranspose with strides 2, swapped into `moncae.model.decode`
+for this process only: not a setting; the layer names and seeds stay, and the decoder crops as
+before, so output shapes are the input's) or `both`.
 
 Usage: python bench/dense_space.py [--epochs 20] [--patience 3] [--latent-activation linear]
        [--sampling pool|strided|transpose|both] [--only NAME ...]
@@ -24,6 +25,7 @@ Usage: python bench/dense_space.py [--epochs 20] [--patience 3] [--latent-activa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 
@@ -57,24 +59,11 @@ MODELS = {
 }
 
 
-def use_sampling(decode, sampling: str) -> None:
-    """Swap `decode`'s block builders for the `--sampling` variant (see the module docstring)."""
+def use_transpose(decode) -> None:
+    """Swap `decode`'s decoder block for one whose upsampling is a stride-2 Conv2DTranspose."""
     from keras import layers
 
-    pool_encoder, pool_decoder = decode._encoder_block, decode._decoder_block
-
-    def strided_encoder(x, block, i, seed=None):
-        if not block.pool:
-            return pool_encoder(x, block, i, seed)
-        x = layers.Conv2D(block.filters, block.kernel_size, strides=2, padding="same",
-                          name=f"enc{i}_conv", **decode._seeds(seed, 2 * i))(x)
-        if block.batch_norm:
-            x = layers.BatchNormalization(name=f"enc{i}_bn")(x)
-        x = layers.Activation(block.activation, name=f"enc{i}_act")(x)
-        if block.dropout > 0:
-            x = layers.Dropout(block.dropout, name=f"enc{i}_dropout",
-                               seed=None if seed is None else seed + 2 * i + 1)(x)
-        return x
+    pool_decoder = decode._decoder_block
 
     def transpose_decoder(x, block, i, target, seed=None):
         if not block.pool:
@@ -88,10 +77,7 @@ def use_sampling(decode, sampling: str) -> None:
             x = layers.Cropping2D(((0, extra_h), (0, extra_w)), name=f"dec{i}_crop")(x)
         return x
 
-    if sampling in ("strided", "both"):
-        decode._encoder_block = strided_encoder
-    if sampling in ("transpose", "both"):
-        decode._decoder_block = transpose_decoder
+    decode._decoder_block = transpose_decoder
 
 
 def main() -> None:
@@ -122,12 +108,16 @@ def main() -> None:
 
     if args.latent_activation:
         decode.LATENT_ACTIVATION = args.latent_activation
-    use_sampling(decode, args.sampling)
+    if args.sampling in ("transpose", "both"):
+        use_transpose(decode)
+    strided = dataclasses.replace(SPACE, downsample="strided")
+    models = {name: Genome(g.genes, strided) if args.sampling in ("strided", "both") else g
+              for name, g in MODELS.items()}
     data = cached_dataset(DataSpec(args.dataset, train_size=args.train_size, val_size=args.val_size,
                                    test_size=args.test_size))
     shape = data.input_shape
     names = args.only or list(MODELS)
-    sizes = [math.prod(bottleneck_shape(MODELS[n], shape)) for n in names]
+    sizes = [math.prod(bottleneck_shape(models[n], shape)) for n in names]
     pca = pca_baseline(data.x_train, data.x_test, sizes, "bce").set_index("k")["rec_loss"]
     print(f"{args.dataset}: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
           f"batch {args.batch_size}, Adam 1e-3, BCE, <= {args.epochs} epochs (patience "
@@ -135,7 +125,7 @@ def main() -> None:
     print(f"{'model':<12} {'latent':>6} {'LOC':>5} {'params':>7} {'epochs':>6} {'val BCE':>8} "
           f"{'test BCE':>8} {'PCA':>7} {'-PCA':>7} {'s':>5} {'s/ep':>5}  architecture")
     for name, k in zip(names, sizes, strict=True):
-        g = MODELS[name]
+        g = models[name]
         keras.backend.clear_session()
         keras.utils.set_random_seed(args.seed)
         start = time.perf_counter()
