@@ -136,3 +136,19 @@ def test_train_ga_cli_logs_every_generation_to_csv(tiny_npz, tmp_path):
     log = pd.read_csv(out)
     assert list(log["generation"]) == list(range(13)) and log["loss"].is_monotonic_decreasing
     assert (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.slow  # builds a Keras model
+def test_train_ga_cli_builds_the_genes_in_the_space_it_is_told(tiny_npz):
+    from click.testing import CliRunner
+
+    from moncae.cli.main import main
+
+    genes = "1,1,0,0,0,0,1,0,0,0,0,0,0,0,0,2"  # max_blocks 2: one C8k3-relu block that halves its map
+    common = ["train-ga", "--dataset", str(tiny_npz), "--genes", genes, "--max-blocks", "2", "--max-filters", "8",
+              "--images", "2", "--generations", "1"]
+    pooled = CliRunner().invoke(main, common)
+    strided = CliRunner().invoke(main, [*common, "--downsample", "strided"])
+    assert pooled.exit_code == 0 == strided.exit_code, pooled.output + strided.output
+    assert pooled.output.startswith("C8k3-relu-pool | adam lr=1e-3")
+    assert strided.output.startswith("C8k3-relu-stride2 | adam lr=1e-3")

@@ -34,13 +34,14 @@ def _run_genome(run_dir: str, key: str):
 @data_dir_option
 @click.option("--genes", default=None, metavar="G0,G1,...",
               help="The genome as its gene list (the gene columns of a run's evaluations.csv), for the space "
-                   "--space/--max-blocks/--max-filters describe.")
+                   "--space/--downsample/--max-blocks/--max-filters describe.")
 @click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False, path_type=str),
               help="Instead of --genes: a finished search's run folder; with --key, one of its genomes "
                    "(its space and, unless --dataset is given, its dataset).")
 @click.option("--key", default=None,
               help="With --run: a genome key or a unique prefix of its model name (`moncae front RUN --all`).")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default="paper", show_default=True)
+@click.option("--downsample", type=click.Choice(["pool", "strided"]), default="pool", show_default=True)
 @click.option("--max-blocks", type=int, default=6, show_default=True)
 @click.option("--max-filters", type=int, default=256, show_default=True)
 @click.option("--images", type=int, default=10, show_default=True, help="Train on the first N training images.")
@@ -58,8 +59,8 @@ def _run_genome(run_dir: str, key: str):
               help="Write every generation (generation, seconds, loss, evaluations) to this CSV.")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Save the trained autoencoder as a .keras file.")
-def command(dataset, data_dir, genes, run_dir, key, space, max_blocks, max_filters, images, population, mutations,
-            perturbation, generations, seconds, loss, seed, log_every, csv_path, save):
+def command(dataset, data_dir, genes, run_dir, key, space, downsample, max_blocks, max_filters, images,
+            population, mutations, perturbation, generations, seconds, loss, seed, log_every, csv_path, save):
     """Train the weights of one genome's autoencoder with a mutation-only GA (no backprop).
 
     Each generation the best agent's weights are copied to every other agent and MUTATIONS of
@@ -86,7 +87,7 @@ def command(dataset, data_dir, genes, run_dir, key, space, max_blocks, max_filte
             spec = dataclasses.replace(spec, data_dir=data_dir)
     else:
         genome_space = GenomeSpace(max_blocks=max_blocks, max_filters=max_filters,
-                                   latent_sizes=SPACES[space])
+                                   latent_sizes=SPACES[space], downsample=downsample)
         genome, spec = Genome(_genes(genes), genome_space), DataSpec(dataset or "mnist_5k", data_dir)
     data = cached_dataset(spec)
     if images > len(data.x_train):
