@@ -81,10 +81,12 @@ class OutOfTime(BaseException):
 
 
 class Tracker(SearchProgress):
-    """Elapsed seconds and the full-fidelity front's hypervolume after every training."""
+    """Elapsed seconds and the full-fidelity front's hypervolume after every training, over
+    (rec_loss, loc) whatever else the run minimises (so a run with more objectives is measured
+    like the plain one: `ref` is cut to its first two values)."""
 
     def __init__(self, top: int, ref, seconds: float) -> None:
-        self.top, self.ref, self.limit = top, ref, seconds
+        self.top, self.ref, self.limit = top, tuple(ref)[:2], seconds
         self.start = time.perf_counter()
         self.points: list[tuple[float, float]] = []
         self.curve: list[tuple[float, float, int]] = []  # (seconds, HV, trainings)
@@ -268,7 +270,7 @@ def compare(args, seed: int) -> list[float]:
               f"(rounded up to a multiple of {budgeted.promote_multiple}, {budgeted.promotion}) "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs} first population "
               f"{budgeted.first_population or budgeted.population} initial {budgeted.initial} fitness "
-              f"{budgeted.fitness} latents {budgeted.latents}; plain: fidelity {plain.fidelity} epochs "
+              f"{budgeted.fitness} latents {budgeted.latents} objectives {','.join(budgeted.objectives)}; plain: fidelity {plain.fidelity} epochs "
               f"{plain.epochs} initial {plain.initial} fitness {plain.fitness} latents {plain.latents}; "
               f"both: space "
               f"{plain.space}, population {plain.population}")
