@@ -270,10 +270,10 @@ def compare(args, seed: int) -> list[float]:
               f"(rounded up to a multiple of {budgeted.promote_multiple}, {budgeted.promotion}) "
               f"inherit {budgeted.inherit} epochs {budgeted.epochs} first population "
               f"{budgeted.first_population or budgeted.population} initial {budgeted.initial} fitness "
-              f"{budgeted.fitness} latents {budgeted.latents} objectives {','.join(budgeted.objectives)}; plain: fidelity {plain.fidelity} epochs "
-              f"{plain.epochs} initial {plain.initial} fitness {plain.fitness} latents {plain.latents}; "
-              f"both: space "
-              f"{plain.space}, population {plain.population}")
+              f"{budgeted.fitness} latents {budgeted.latents} objectives {','.join(budgeted.objectives)}; "
+              f"plain: fidelity {plain.fidelity} epochs {plain.epochs} initial {plain.initial} fitness "
+              f"{plain.fitness} latents {plain.latents}; both: space {plain.space}, population "
+              f"{plain.population}")
         store = Path(args.curves) if args.curves else None
         saved = read_curves(store)
         plain_id = curve_id(args, seed, "plain", plain)
