@@ -148,6 +148,7 @@ def test_strided_blocks_halve_by_their_conv_and_are_counted_at_its_output_size()
     assert autoencoder.output_shape == (None, 13, 17, 1)
     # the decoder is the pooled genome's (upsampling), and the weights have the same shapes
     reference, _ = build_autoencoder(pooled, (13, 17, 1))
+
     def decoder(model):
         return [(layer.name, type(layer).__name__) for layer in model.layers
                 if not layer.name.startswith(("enc", "image"))]
