@@ -7,6 +7,7 @@ import sys
 import click
 
 from moncae.cli.options import data_dir_option, exit_if_unsaved
+from moncae.method.genome import DOWNSAMPLINGS
 from moncae.method.objectives import FITNESS_RULES
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
 
@@ -113,7 +114,7 @@ class BarProgress:
                    "network shrinks the one dominating it; front: the population's non-dominated front.")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
               help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
-@click.option("--downsample", type=click.Choice(["pool", "strided"]), default=None,
+@click.option("--downsample", type=click.Choice(DOWNSAMPLINGS), default=None,
               help="How a block with the pool gene halves its map: pool (default, the paper: "
                    "MaxPool 2x2 after its conv) or strided (its conv with strides 2).")
 @click.option("--fidelity", type=click.Choice(["full", "rungs", "proxy"]), default=None,

@@ -11,6 +11,7 @@ import click
 
 from moncae.cli.options import data_dir_option
 from moncae.errors import MoncaeError
+from moncae.method.genome import DOWNSAMPLINGS
 
 
 def _genes(text: str) -> tuple[int, ...]:
@@ -41,7 +42,7 @@ def _run_genome(run_dir: str, key: str):
 @click.option("--key", default=None,
               help="With --run: a genome key or a unique prefix of its model name (`moncae front RUN --all`).")
 @click.option("--space", type=click.Choice(["paper", "dense"]), default="paper", show_default=True)
-@click.option("--downsample", type=click.Choice(["pool", "strided"]), default="pool", show_default=True)
+@click.option("--downsample", type=click.Choice(DOWNSAMPLINGS), default="pool", show_default=True)
 @click.option("--max-blocks", type=int, default=6, show_default=True)
 @click.option("--max-filters", type=int, default=256, show_default=True)
 @click.option("--images", type=int, default=10, show_default=True, help="Train on the first N training images.")
