@@ -95,3 +95,47 @@ def test_a_reader_that_leaves_early_is_no_error():
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, stderr
     assert "Error" not in stderr and "Traceback" not in stderr
+
+
+def test_several_seeds_share_one_executor_closed_at_the_end(tmp_path, monkeypatch):
+    """`--seed 1,2` runs both searches on one executor (its workers import TensorFlow once), and
+    closes it when the last ends, or when one fails; one seed leaves the executor to `run_search`."""
+    from types import SimpleNamespace
+
+    import moncae.search as search
+
+    made, runs = [], []
+
+    class Recorder:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    def executor_for(config):
+        made.append(Recorder())
+        return made[-1]
+
+    def fake_run(config, *, resume, progress, executor):
+        runs.append((config.seed, executor))
+        if config.seed == 3:
+            raise RuntimeError("a search that fails")
+        return SimpleNamespace(records=[], models_saved=0, run_dir=config.run_dir, unsaved=[])
+
+    monkeypatch.setattr(search, "default_executor", executor_for)
+    monkeypatch.setattr(search, "run_search", fake_run)
+    argv = [*BASE, "--out", str(tmp_path)]
+    argv[argv.index("--seed") + 1] = "1,2"
+    assert CliRunner().invoke(main, argv).exit_code == 0
+    assert [seed for seed, _ in runs] == [1, 2] and len(made) == 1
+    assert all(executor is made[0] for _, executor in runs) and made[0].closed
+
+    argv[argv.index("--seed") + 1] = "3,4"
+    result = CliRunner().invoke(main, argv)
+    assert isinstance(result.exception, RuntimeError) and len(made) == 2 and made[1].closed
+    assert [seed for seed, _ in runs[2:]] == [3]
+
+    runs.clear()
+    argv[argv.index("--seed") + 1] = "5"
+    assert CliRunner().invoke(main, argv).exit_code == 0
+    assert runs == [(5, None)] and len(made) == 2

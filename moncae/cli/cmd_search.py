@@ -172,15 +172,21 @@ class BarProgress:
 def command(dataset, seed, preset, config_file, resume, quiet, ref, **flags):
     """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
     from moncae.config import parse_ref, resolve_config
-    from moncae.search import run_search
+    from moncae.search import default_executor, run_search
 
     flags["ref_point"] = parse_ref(ref)
     configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
                for s in seed]
-    for config in configs:
-        click.echo(f"search {config.dataset} seed {config.seed} -> {config.run_dir}")
-        result = run_search(config, resume=resume, progress=BarProgress(quiet))
-        ok = sum(r.ok for r in result.records)
-        click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "
-                   f"their model on disk; results in {result.run_dir}")
-        exit_if_unsaved(result.unsaved, "final model(s)", "with --resume to train them again")
+    # several seeds share one executor: its worker processes import TensorFlow once, not per seed
+    executor = default_executor(configs[0]) if len(configs) > 1 else None
+    try:
+        for config in configs:
+            click.echo(f"search {config.dataset} seed {config.seed} -> {config.run_dir}")
+            result = run_search(config, resume=resume, progress=BarProgress(quiet), executor=executor)
+            ok = sum(r.ok for r in result.records)
+            click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "
+                       f"their model on disk; results in {result.run_dir}")
+            exit_if_unsaved(result.unsaved, "final model(s)", "with --resume to train them again")
+    finally:
+        if executor is not None:
+            executor.close()
