@@ -21,6 +21,7 @@ def _config(tmp_path, text: str) -> str:
     [
         (["search", "--dataset", "no_such_data", "--seed", "1"], "no_such_data"),
         ([*BASE[:-1], "nope"], "unknown preset"),
+        (["search", "--dataset", "mnist_5k", "--seed", "1,2,1"], "seed 1 is listed more than once"),
         ([*BASE, "--train-size", "0"], "train_size"),
         ([*BASE, "--val-size", "-3"], "val_size"),
         ([*BASE, "--population", "1"], "population"),

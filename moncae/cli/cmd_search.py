@@ -30,6 +30,10 @@ class SeedParam(click.ParamType):
         except ValueError:
             seeds = ()
         if seeds and min(seeds) >= 0:
+            twice = sorted({s for s in seeds if seeds.count(s) > 1})
+            if twice:
+                self.fail(f"seed {twice[0]} is listed more than once (one run folder per seed); list each "
+                          f"seed once. Received: {value!r}", param, ctx)
             return seeds
         self.fail(f"expected a non-negative integer, a comma-separated list of them or 'paper'. "
                   f"Received: {value!r}", param, ctx)
