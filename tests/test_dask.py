@@ -259,6 +259,28 @@ def test_models_per_gpu_starts_that_many_workers_on_each_gpu():
         assert sorted(seen.values()) == ["5", "5", "7", "7"]
 
 
+def test_the_run_records_its_workers_cpus(two_workers):
+    """A Dask run's `execution.cpu` is what its workers report (here: this machine's), each kind
+    once; a worker that cannot answer leaves it None, never stops the run."""
+    from types import SimpleNamespace
+
+    from moncae.executors.resources import cpu_instruction_sets
+    from moncae.search.loop import execution_record
+
+    record = execution_record(two_workers)
+    assert record == {"executor": "dask", "workers": 2, "threads": two_workers.threads,
+                      "cpu": cpu_instruction_sets()}
+    mixed = object.__new__(DaskExecutor)
+    mixed.client = SimpleNamespace(run=lambda fn: {"a": "x86_64: avx2", "b": "aarch64", "c": "x86_64: avx2"})
+    assert mixed.worker_cpus() == "aarch64; x86_64: avx2"
+
+    def unreachable(fn):
+        raise OSError("gone")
+
+    mixed.client = SimpleNamespace(run=unreachable)
+    assert mixed.worker_cpus() is None
+
+
 # -- settings ------------------------------------------------------------------------------------
 def test_workers_and_scheduler_together_are_refused():
     with pytest.raises(MoncaeError, match="not both"):

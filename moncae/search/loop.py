@@ -115,15 +115,19 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict) -> Non
 
 
 def execution_record(executor: Executor) -> dict[str, Any]:
-    """How the trainings run: executor, worker processes, TF intra-op threads per training and,
-    for this machine's own executors, its CPU's instruction-set extensions (TF's CPU results
-    depend on both, see the README; a Dask run's workers may be elsewhere: no `cpu`)."""
+    """How the trainings run: executor, worker processes, TF intra-op threads per training and
+    the CPUs' instruction-set extensions (TF's CPU results depend on both, see the README): this
+    machine's for its own executors, the connected workers' for one that can ask them (Dask:
+    `worker_cpus`), else None."""
     workers = getattr(executor, "workers", None)
     if workers is None and hasattr(executor, "worker_count"):
         workers = executor.worker_count()
     name = getattr(executor, "name", type(executor).__name__)
-    return {"executor": name, "workers": workers, "threads": getattr(executor, "threads", None),
-            "cpu": cpu_instruction_sets() if name == "local" else None}
+    if name == "local":
+        cpu = cpu_instruction_sets()
+    else:
+        cpu = executor.worker_cpus() if hasattr(executor, "worker_cpus") else None
+    return {"executor": name, "workers": workers, "threads": getattr(executor, "threads", None), "cpu": cpu}
 
 
 def _resume_notices(run: RunFolder, previous: Any, current: dict[str, Any]) -> list[str]:

@@ -10,7 +10,13 @@ from typing import Any
 
 from moncae.errors import MoncaeError, one_line
 from moncae.executors.dask.worker import WorkerTask
-from moncae.executors.resources import gpu_assignment, training_threads, usable_cores, visible_gpus
+from moncae.executors.resources import (
+    cpu_instruction_sets,
+    gpu_assignment,
+    training_threads,
+    usable_cores,
+    visible_gpus,
+)
 from moncae.executors.worker_setup import lost_evaluation
 
 __all__ = ["DEFAULT_RETRIES", "DaskExecutor"]
@@ -138,6 +144,17 @@ class DaskExecutor:
 
     def worker_count(self) -> int:
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def worker_cpus(self) -> str | None:
+        """The instruction sets (`cpu_instruction_sets`) of the workers connected now, each kind
+        once, sorted, joined by "; " (one kind: the same string a local run records); None when
+        no worker answers. Workers that join later are not seen."""
+        try:
+            answers = self.client.run(cpu_instruction_sets)
+        except Exception:  # noqa: BLE001 - a record, never a reason to stop the run
+            return None
+        kinds = sorted({a for a in answers.values() if a})
+        return "; ".join(kinds) or None
 
     def _resources(self) -> dict[str, int] | None:
         """Ask for one GPU per task when the workers declare GPUs (`--resources GPU=1`)."""
