@@ -17,8 +17,10 @@ seconds, W trainings at once) was spent:
   result) and how the rest splits: before the first task, after the last, while no task runs
   (the driver's turn), and while some workers wait for the others (the end of a rung).
 
-Usage: python bench/search_overhead.py [--workers auto|N] [--set KEY=VALUE ...] [smoke quick]
-(`--set promote_multiple=2`: a setting instead of the preset's, its value read as TOML)
+Usage: python bench/search_overhead.py [--workers auto|N] [--set KEY=VALUE ...] [--warm] [smoke quick]
+(`--set promote_multiple=2`: a setting instead of the preset's, its value read as TOML; `--warm`:
+the workers first run a one-generation search of another seed, as they do for the second and later
+seeds of `moncae search --seed A,B,...`, so the measured search pays no worker start-up)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import pandas as pd
 from moncae.config import read_toml, resolve_config
 from moncae.data import cached_dataset
 from moncae.executors import resolve_workers
-from moncae.search.loop import run_search
+from moncae.search.loop import default_executor, run_search
 
 STEPS_FILE = "MONCAE_BENCH_STEPS"  # where each worker appends its trainings' batch timings
 TASKS_FILE = "MONCAE_BENCH_TASKS"  # where each worker appends when each of its tasks ran
@@ -116,7 +118,8 @@ def idle_shares(tasks: list[dict], begin: float, end: float, workers: int) -> di
             "some_idle_pct": 100 * some / capacity}
 
 
-def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = None) -> dict[str, float]:
+def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = None,
+            warm: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out:
         os.environ[STEPS_FILE] = str(Path(out) / "steps.jsonl")
         os.environ[TASKS_FILE] = str(Path(out) / "tasks.jsonl")
@@ -124,9 +127,20 @@ def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = N
         config = resolve_config(preset=preset, dataset="mnist_5k", seed=seed, out=f"{out}/run", workers=n,
                                 **(settings or {}))
         cached_dataset(config.data_spec())  # data loading is not search overhead
-        begin = time.time()  # wall clock, as the workers log their tasks
-        result = run_search(config, task_fn=timed_task)
-        end = time.time()
+        executor = default_executor(config, timed_task) if warm else None
+        try:
+            if executor is not None:  # workers that outlive a search: another seed's first
+                run_search(resolve_config(preset=preset, dataset="mnist_5k", seed=seed + 1, out=f"{out}/warm",
+                                          workers=n, **{**(settings or {}), "generations": 1}),
+                           task_fn=timed_task, executor=executor)
+                for name in (STEPS_FILE, TASKS_FILE):
+                    Path(os.environ[name]).write_text("")  # count the measured search only
+            begin = time.time()  # wall clock, as the workers log their tasks
+            result = run_search(config, task_fn=timed_task, executor=executor)
+            end = time.time()
+        finally:
+            if executor is not None:
+                executor.close()
         wall = end - begin
         ev = pd.read_csv(result.run_dir / "evaluations.csv")
         gens = pd.read_csv(result.run_dir / "generations.csv")
@@ -153,10 +167,12 @@ def main() -> None:
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting instead of the preset's, as TOML, e.g. --set promote_multiple=2")
+    parser.add_argument("--warm", action="store_true",
+                        help="workers already started (a one-generation search of another seed first)")
     args = parser.parse_args()
     settings = read_toml("--set", text="\n".join(args.set))
     for preset in args.presets:
-        m = measure(preset, args.workers, settings=settings)
+        m = measure(preset, args.workers, settings=settings, warm=args.warm)
         print(f"{preset:>6}: wall {m['wall_s']:.1f} s, {m['workers']} at once, {m['trainings']} trainings, "
               f"{m['cache_hits']} cache hits, {m['failed']} failed; of the capacity ({m['workers']} x wall): "
               f"outside steady-state steps {m['outside_steps_pct']:.1f}% (first batches of each fit, "
