@@ -200,29 +200,21 @@ class SearchConfig:
                "first_population", f"must be 0 (= population) or in {self.population}..{MAX_POPULATION} "
                "(at least population)", self.first_population)
         _check(self.final in FINALS, "final", f"must be one of {', '.join(FINALS)}", self.final)
-        _check(self.fidelity != "proxy" or not self.inherit, "inherit",
-               "cannot be used with fidelity = \"proxy\" (the proxy's frozen encoder must stay random)",
-               self.inherit)
         _check(self.fidelity != "proxy" or self.model == "ae", "fidelity",
                "\"proxy\" (decoder-only rungs) is for model = \"ae\" only", self.fidelity)
         _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
         _check(self.downsample in DOWNSAMPLINGS, "downsample", f"must be one of {', '.join(DOWNSAMPLINGS)}",
                self.downsample)
         _check(self.initial in INITIALS, "initial", f"must be one of {', '.join(INITIALS)}", self.initial)
-        _check(self.initial != "spread" or SPACES.get(self.space, ()), "initial",
-               "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"", self.initial)
         _check(self.latents in LATENTS, "latents", f"must be one of {', '.join(LATENTS)}", self.latents)
-        _check(self.latents != "spread" or SPACES.get(self.space, ()), "latents",
-               "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"", self.latents)
-        _check(self.latents != "spread" or self.strategy in BREEDING_STRATEGIES, "latents",
-               f"\"spread\" deals out bred children's latent genes: it needs a strategy that breeds "
-               f"({', '.join(BREEDING_STRATEGIES)}); with another, use latents = \"inherited\"", self.latents)
         _check(self.fitness in FITNESS_RULES, "fitness", f"must be one of {', '.join(FITNESS_RULES)}",
                self.fitness)
         _check(self.selection in SELECTORS, "selection", f"must be one of {', '.join(SELECTORS)}",
                self.selection)
         _check(self.strategy in STRATEGY_NAMES, "strategy", f"must be one of {', '.join(STRATEGY_NAMES)}",
                self.strategy)
+        for name, rule in ruled_out(lambda setting: getattr(self, setting)).items():
+            _check(getattr(self, name) == getattr(SearchConfig, name), name, rule.error, getattr(self, name))
 
     @property
     def run_dir(self) -> Path:
@@ -373,22 +365,37 @@ def load_preset(name: str) -> dict[str, Any]:
     return read_toml(f"preset {name}", text=files[name].read_text(encoding="utf-8"))
 
 
-def _preset_gives_way(settings: dict[str, Any]) -> dict[str, str]:
-    """The settings a preset may hold that these settings rule out, each with why: `initial` and
+@dataclass(frozen=True)
+class RuledOut:
+    """Why other settings rule a setting out (it must keep its default): `why` names what rules
+    it out (a preset's value gives way with that warning), `error` is the rule a value set by
+    the user breaks."""
+
+    why: str
+    error: str
+
+
+def ruled_out(get: Any) -> dict[str, RuledOut]:
+    """The settings that the others (`get(name)` gives each value) rule out: `initial` and
     `latents` "spread" need the dense space, `latents` "spread" a strategy that breeds, `inherit`
-    a fidelity other than "proxy". Given by the user (a config file, a flag), they stay and are
-    refused with a one-line error; from a preset, they give way to the defaults."""
-    default = SearchConfig  # its fields' defaults
-    space = settings.get("space", default.space)
-    strategy = settings.get("strategy", default.strategy)
-    ruled_out = {}
-    if space in SPACES and not SPACES[space]:  # an unknown name is refused as such, later
-        ruled_out.update(dict.fromkeys(("initial", "latents"), f"space {space!r} has no dense bottleneck"))
-    if "latents" not in ruled_out and strategy in STRATEGY_NAMES and strategy not in BREEDING_STRATEGIES:
-        ruled_out["latents"] = f"strategy {strategy!r} does not breed"
-    if settings.get("fidelity", default.fidelity) == "proxy":
-        ruled_out["inherit"] = "the proxy's encoder stays random"
-    return ruled_out
+    a fidelity other than "proxy". The one place these rules are stated: `SearchConfig` refuses
+    them, `resolve_config` lets a preset's give way. An unknown space or strategy rules nothing
+    out (it is refused as such)."""
+    space, strategy = get("space"), get("strategy")
+    out = {}
+    if space in SPACES and not SPACES[space]:
+        out.update(dict.fromkeys(("initial", "latents"), RuledOut(
+            f"space {space!r} has no dense bottleneck",
+            "\"spread\" deals out the dense bottleneck sizes: it needs space = \"dense\"")))
+    if "latents" not in out and strategy in STRATEGY_NAMES and strategy not in BREEDING_STRATEGIES:
+        out["latents"] = RuledOut(
+            f"strategy {strategy!r} does not breed",
+            f"\"spread\" deals out bred children's latent genes: it needs a strategy that breeds "
+            f"({', '.join(BREEDING_STRATEGIES)}); with another, use latents = \"inherited\"")
+    if get("fidelity") == "proxy":
+        out["inherit"] = RuledOut("the proxy's encoder stays random", "cannot be used with fidelity = "
+                                  "\"proxy\" (the proxy's frozen encoder must stay random)")
+    return out
 
 
 def resolve_config(
@@ -396,7 +403,7 @@ def resolve_config(
 ) -> SearchConfig:
     """Defaults < preset < config file < explicit overrides (None means 'not given'). A preset's
     settings that the settings given on top of it rule out give way to the defaults (see
-    `_preset_gives_way`): `--preset quick --strategy random` runs, it does not stop on the preset's
+    `ruled_out`): `--preset quick --strategy random` runs, it does not stop on the preset's
     `latents`."""
     settings: dict[str, Any] = {}
     if preset:
@@ -406,12 +413,12 @@ def resolve_config(
              **{k: v for k, v in overrides.items() if v is not None}}
     from_preset = set(settings) - set(given)
     settings.update(given)
-    for name, why in sorted(_preset_gives_way(settings).items()):
+    for name, rule in sorted(ruled_out(lambda s: settings.get(s, getattr(SearchConfig, s))).items()):
         if name not in from_preset:
             continue
         value, default = settings.pop(name), getattr(SearchConfig, name)
         if value != default:
-            warnings.warn(MoncaeWarning(f"preset {preset}'s {name} = {value!r} does not apply ({why}); "
+            warnings.warn(MoncaeWarning(f"preset {preset}'s {name} = {value!r} does not apply ({rule.why}); "
                                         f"using {name} = {default!r}"), stacklevel=2)
     try:
         return SearchConfig(**_known(settings, "settings"))
