@@ -6,6 +6,7 @@ import dataclasses
 import math
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -375,7 +376,7 @@ class RuledOut:
     error: str
 
 
-def ruled_out(get: Any) -> dict[str, RuledOut]:
+def ruled_out(get: Callable[[str], Any]) -> dict[str, RuledOut]:
     """The settings that the others (`get(name)` gives each value) rule out: `initial` and
     `latents` "spread" need the dense space, `latents` "spread" a strategy that breeds, `inherit`
     a fidelity other than "proxy". The one place these rules are stated: `SearchConfig` refuses
