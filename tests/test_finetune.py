@@ -87,6 +87,24 @@ def test_rerun_skips_done_models(finetuned, monkeypatch):
     assert (run / "finetune.csv").read_bytes() == before
 
 
+def test_several_runs_one_after_another_each_checked_first(search_run, finetuned, tmp_path):
+    """`moncae finetune A B`: a wrong folder among them stops the command before any is trained;
+    otherwise each is done in turn (here: both already fine-tuned, so both skip everything)."""
+    fresh = copy_run(search_run, tmp_path / "fresh")
+    result = CliRunner().invoke(main, ["finetune", str(fresh), str(tmp_path / "nope"), "--epochs", str(EPOCHS),
+                                       "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
+    assert result.exit_code == 2 and "not a moncae run folder" in result.output, result.output
+    assert not (fresh / "finetune.csv").exists()  # checked before the first was touched
+
+    a, b = copy_run(finetuned[0], tmp_path / "a"), copy_run(finetuned[0], tmp_path / "b")
+    result = CliRunner().invoke(main, ["finetune", str(a), str(b), str(a), "--epochs", str(EPOCHS),
+                                       "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("finetune ")] == [
+        f"finetune {a}", f"finetune {b}"]
+    assert result.output.count("0 fine-tuned now") == 2
+
+
 def test_corrupt_model_is_failed_and_the_others_complete(finetuned, tmp_path):
     """Redo two of the models: one with a corrupt file fails, the other gives the same row."""
     run = copy_run(finetuned[0], tmp_path / "run")

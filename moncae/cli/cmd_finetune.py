@@ -46,7 +46,7 @@ def _num(value: float, digits: int) -> str:
 
 
 @click.command("finetune")
-@click.argument("run_dir", type=click.Path(path_type=str))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--epochs", type=click.IntRange(min=0), default=20, show_default=True,
               help="Max fine-tuning epochs per model (early stopping on validation); 0 = none.")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=20, show_default=True,
@@ -56,12 +56,30 @@ def _num(value: float, digits: int) -> str:
               help="Early-stopping patience (epochs without a better validation loss).")
 @data_dir_option
 @click.option("--quiet", is_flag=True, help="No progress bar, only the summary.")
-def command(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet):
-    """Fine-tune the final population of the search run in RUN_DIR and score it on the test split.
+def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir, quiet):
+    """Fine-tune the final population of each search run in RUN_DIRS (one or more, e.g.
+    results/mnist/seed-*, one after another) and score it on the test split.
 
     Writes RUN_DIR/finetune.csv (one row per unique genome) and RUN_DIR/finetuned/*.keras; a
-    rerun skips the models already in finetune.csv.
+    rerun skips the models already in finetune.csv. With several runs, every folder is checked
+    before any is fine-tuned.
     """
+    from moncae.finetune import check_run
+
+    run_dirs = list(dict.fromkeys(run_dirs))  # a folder named twice is fine-tuned once
+    if len(run_dirs) > 1:
+        for run_dir in run_dirs:
+            check_run(run_dir)
+    unsaved = []
+    for run_dir in run_dirs:
+        if len(run_dirs) > 1:
+            click.echo(f"finetune {run_dir}")
+        unsaved += _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet)
+    exit_if_unsaved(unsaved, "model(s)", "again to fine-tune them")
+
+
+def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet) -> list:
+    """One run: fine-tune, print its table and summary; the records to train again (unsaved)."""
     from moncae.finetune import finetune_run
 
     progress = BarProgress(quiet)
@@ -81,4 +99,4 @@ def command(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, 
     ok = sum(r.ok for r in result.records)
     click.echo(f"done: {ok}/{len(result.records)} models ok ({result.trained} fine-tuned now, "
                f"{result.skipped} skipped); results in {result.csv_path}")
-    exit_if_unsaved(result.unsaved, "model(s)", "again to fine-tune them")
+    return result.unsaved

@@ -46,7 +46,7 @@ from moncae.store import (
     write_json,
 )
 
-__all__ = ["check_finished", "final_models", "finetune_run", "read_run_config"]
+__all__ = ["check_finished", "check_run", "final_models", "finetune_run", "read_run_config"]
 
 
 # --------------------------------------------------------------------------- reading the run
@@ -75,6 +75,15 @@ def check_finished(run: RunFolder):
             "`moncae search ... --resume`"
         )
     return state
+
+
+def check_run(run_dir) -> tuple[RunFolder, SearchConfig]:
+    """A finished search's run folder and its settings; else a `RunFolderError` naming the fix
+    (not a run folder, unreadable settings, the search not finished). Reads no data."""
+    run = RunFolder(run_dir)
+    config = read_run_config(run)
+    check_finished(run)
+    return run, config
 
 
 def final_models(run: RunFolder, input_shape) -> list[FinalModel]:
@@ -164,12 +173,9 @@ def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batc
     """
     progress = progress or FinetuneProgress()
     settings = FinetuneSettings(epochs, classifier_epochs, batch_size, patience)
-    run = RunFolder(run_dir)
-    config = read_run_config(run)
+    run, config = check_run(run_dir)  # before loading any data: a quick answer for a wrong folder
     if data_dir is not None:
         config = dataclasses.replace(config, data_dir=data_dir)
-
-    check_finished(run)  # before loading any data: a quick answer for an unfinished run
     data = cached_dataset(config.data_spec())
     run.check_data(data)
     with RunLock(run.path, "moncae finetune"):
