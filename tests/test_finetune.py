@@ -101,7 +101,7 @@ def test_several_runs_one_after_another_each_checked_first(search_run, finetuned
                                        "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
     assert result.exit_code == 0, result.output
     assert [line for line in result.output.splitlines() if line.startswith("finetune ")] == [
-        f"finetune {a}", f"finetune {b}"]
+        f"finetune {a} (1 of 2)", f"finetune {b} (2 of 2)"]
     assert result.output.count("0 fine-tuned now") == 2
 
 

@@ -127,7 +127,10 @@ def test_several_seeds_share_one_executor_closed_at_the_end(tmp_path, monkeypatc
     monkeypatch.setattr(search, "run_search", fake_run)
     argv = [*BASE, "--out", str(tmp_path)]
     argv[argv.index("--seed") + 1] = "1,2"
-    assert CliRunner().invoke(main, argv).exit_code == 0
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert [line.split(" -> ")[0] for line in result.output.splitlines() if line.startswith("search ")] == [
+        "search mnist_5k seed 1 (1 of 2)", "search mnist_5k seed 2 (2 of 2)"]
     assert [seed for seed, _ in runs] == [1, 2] and len(made) == 1
     assert all(executor is made[0] for _, executor in runs) and made[0].closed
 

@@ -71,9 +71,9 @@ def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir,
         for run_dir in run_dirs:
             check_run(run_dir)
     unsaved = []
-    for run_dir in run_dirs:
+    for i, run_dir in enumerate(run_dirs, 1):
         if len(run_dirs) > 1:
-            click.echo(f"finetune {run_dir}")
+            click.echo(f"finetune {run_dir} ({i} of {len(run_dirs)})")
         unsaved += _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet)
     exit_if_unsaved(unsaved, "model(s)", "again to fine-tune them")
 

@@ -184,8 +184,9 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, **flags):
     # several seeds share one executor: its worker processes import TensorFlow once, not per seed
     executor = default_executor(configs[0]) if len(configs) > 1 else None
     try:
-        for config in configs:
-            click.echo(f"search {config.dataset} seed {config.seed} -> {config.run_dir}")
+        for i, config in enumerate(configs, 1):
+            of = f" ({i} of {len(configs)})" if len(configs) > 1 else ""
+            click.echo(f"search {config.dataset} seed {config.seed}{of} -> {config.run_dir}")
             result = run_search(config, resume=resume, progress=BarProgress(quiet), executor=executor)
             ok = sum(r.ok for r in result.records)
             click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "
