@@ -26,6 +26,7 @@ seeds of `moncae search --seed A,B,...`, so the measured search pays no worker s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -130,9 +131,8 @@ def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = N
         executor = default_executor(config, timed_task) if warm else None
         try:
             if executor is not None:  # workers that outlive a search: another seed's first
-                run_search(resolve_config(preset=preset, dataset="mnist_5k", seed=seed + 1, out=f"{out}/warm",
-                                          workers=n, **{**(settings or {}), "generations": 1}),
-                           task_fn=timed_task, executor=executor)
+                warm_up = dataclasses.replace(config, seed=seed + 1, generations=1, out=f"{out}/warm")
+                run_search(warm_up, task_fn=timed_task, executor=executor)
                 for name in (STEPS_FILE, TASKS_FILE):
                     Path(os.environ[name]).write_text("")  # count the measured search only
             begin = time.time()  # wall clock, as the workers log their tasks
