@@ -5,12 +5,14 @@ per preset: wall time, trainings and cache hits, and how the trainings' capacity
 seconds, W trainings at once) was spent:
 
 - `in steps`: the steady-state work of every training: its training batches times its median
-  training-batch time, plus its validation batches times its median validation-batch time
-  (timed by a Keras callback in each worker). This is the work the method asks for.
+  training-batch time (timed by a Keras callback in each worker), plus its validation passes
+  (one per epoch, `moncae.model.training.ValidationLoss`) times the median of those after the
+  first. This is the work the method asks for.
 - `outside steps`: everything else (goal <= 5% on quick): building and compiling the model,
-  **tracing the train and test steps into TF graphs** (the first batch of each), loading
-  weights, saving the model, `clear_session`, the driver's fitness, journals, checkpoints and
-  promotions, and a worker waiting for the others at the end of a rung.
+  **tracing the train step and the validation loss into TF graphs** (the first batch and the
+  first validation pass), loading weights, saving the model, `clear_session`, the driver's
+  fitness, journals, checkpoints and promotions, and a worker waiting for the others at the end
+  of a rung.
 - `outside fit`: the older, narrower figure: 1 - sum(fit seconds) / capacity. `fit` includes the
   graph tracing, so this figure hides it.
 - a second line: the share of the capacity inside tasks (a training in its worker, from start to
@@ -49,6 +51,8 @@ def _time_steps() -> None:
     """In this process, have every Keras `fit` time its batches (once per process)."""
     import keras
 
+    from moncae.model.training import ValidationLoss
+
     if getattr(keras.Model.fit, "_timed", False):
         return
     original = keras.Model.fit
@@ -78,6 +82,10 @@ def _time_steps() -> None:
         finally:
             steady = sum(len(t) * statistics.median(t) for t in (timer.train, timer.val) if t)
             first = sum(t[0] for t in (timer.train, timer.val) if t)
+            for passes in [c.seconds for c in callbacks or [] if isinstance(c, ValidationLoss) and c.seconds]:
+                # moncae's validation, one pass per epoch (the first traces its loss step)
+                steady += len(passes) * statistics.median(passes[1:] or passes)
+                first += passes[0]
             with open(os.environ[STEPS_FILE], "a") as fh:
                 fh.write(json.dumps({"steady": steady, "first": first, "batches": len(timer.train)}) + "\n")
 
