@@ -32,11 +32,10 @@ import dataclasses
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-import pandas as pd
 
 from moncae.config import read_toml, resolve_config
 from moncae.data import cached_dataset
@@ -49,10 +48,9 @@ TASKS_FILE = "MONCAE_BENCH_TASKS"  # where each worker appends when each of its 
 
 def _time_steps() -> None:
     """In this process, have every Keras `fit` time its batches (once per process)."""
-    import keras
+    from moncae.model.training import ValidationLoss  # first: it imports TensorFlow as moncae does
 
-    from moncae.model.training import ValidationLoss
-
+    keras = sys.modules["keras"]
     if getattr(keras.Model.fit, "_timed", False):
         return
     original = keras.Model.fit
@@ -129,6 +127,8 @@ def idle_shares(tasks: list[dict], begin: float, end: float, workers: int) -> di
 
 def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = None,
             warm: bool = False) -> dict[str, float]:
+    import pandas as pd  # here, not at the top: the spawned workers import this module first
+
     with tempfile.TemporaryDirectory() as out:
         os.environ[STEPS_FILE] = str(Path(out) / "steps.jsonl")
         os.environ[TASKS_FILE] = str(Path(out) / "tasks.jsonl")

@@ -71,3 +71,18 @@ if __name__ == "__main__":  # `python process_tasks.py SETTINGS_JSON [--resume]`
 
     run_search(resolve_config(**json.loads(sys.argv[1])), resume="--resume" in sys.argv[2:],
                task_fn=slow_surrogate_task)
+
+
+def keras_extras_loaded(_: int) -> list[str]:
+    """Which of Keras' optional libraries this worker loaded with moncae's training code; then
+    checks that pandas still imports afterwards."""
+    import sys
+
+    from moncae.model import training  # noqa: F401 - imports TensorFlow and Keras
+    from moncae.model.tfquiet import KERAS_EXTRAS
+
+    loaded = sorted(name for name in KERAS_EXTRAS if name in sys.modules)
+    import pandas
+
+    assert pandas.DataFrame({"a": [1]}).shape == (1, 1)
+    return loaded
