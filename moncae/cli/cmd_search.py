@@ -7,9 +7,21 @@ import sys
 import click
 
 from moncae.cli.options import data_dir_option, exit_if_unsaved
+from moncae.config import (
+    FIDELITIES,
+    FINALS,
+    FIRST_GENERATIONS,
+    INITIALS,
+    LATENTS,
+    LOSSES,
+    MODELS,
+    PROMOTIONS,
+    SPACES,
+)
 from moncae.method.genome import DOWNSAMPLINGS
 from moncae.method.objectives import FITNESS_RULES
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
+from moncae.method.vae_loss import VAE_LOSSES
 
 
 class SeedParam(click.ParamType):
@@ -102,9 +114,9 @@ class BarProgress:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--train-size", type=int, default=None, help="Cap on training images.")
 @click.option("--val-size", type=int, default=None, help="Validation images (carved from training).")
-@click.option("--loss", type=click.Choice(["bce", "mse", "elbo", "reformulated"]), default=None,
+@click.option("--loss", type=click.Choice([*LOSSES, *VAE_LOSSES]), default=None,
               help="bce|mse for --model ae (default bce); elbo|reformulated for --model vae.")
-@click.option("--model", type=click.Choice(["ae", "vae"]), default=None,
+@click.option("--model", type=click.Choice(list(MODELS)), default=None,
               help="ae: autoencoders (default); vae: variational autoencoders (needs --loss elbo|reformulated).")
 @click.option("--vae-eps", type=float, default=None,
               help="The reformulated VAE loss's eps (default 0.01, as in the thesis).")
@@ -116,12 +128,12 @@ class BarProgress:
               help="What a network's exclusive hypervolume contribution (fitness, elite, promotion) "
                    "is measured against: paper (default): the whole population, so a dominated "
                    "network shrinks the one dominating it; front: the population's non-dominated front.")
-@click.option("--space", type=click.Choice(["paper", "dense"]), default=None,
+@click.option("--space", type=click.Choice(list(SPACES)), default=None,
               help="Search space: paper (the paper's genome) or dense (+ a dense-bottleneck gene).")
 @click.option("--downsample", type=click.Choice(DOWNSAMPLINGS), default=None,
               help="How a block with the pool gene halves its map: pool (default, the paper: "
                    "MaxPool 2x2 after its conv) or strided (its conv with strides 2).")
-@click.option("--fidelity", type=click.Choice(["full", "rungs", "proxy"]), default=None,
+@click.option("--fidelity", type=click.Choice(FIDELITIES), default=None,
               help="full: every genome trains once at the full budget; rungs: successive halving "
                    "over the `rungs` setting (a preset or --config file sets it); proxy: the same, "
                    "the lower rungs training only the decoder with the random encoder frozen.")
@@ -130,27 +142,27 @@ class BarProgress:
 @click.option("--promote-multiple", type=int, default=None, metavar="N",
               help="With --fidelity rungs: round the number promoted at a rung up to a multiple of N "
                    "by the next-ranked genomes (default 1; N = trainings at once: none idles).")
-@click.option("--promotion", type=click.Choice(["fraction", "front", "population"]), default=None,
+@click.option("--promotion", type=click.Choice(PROMOTIONS), default=None,
               help="With --fidelity rungs: fraction (default): the best --promote fraction goes on; "
                    "front: of those, only genomes that enter or extend the all-time front at their "
                    "rung; population: only those that enter or extend this generation's front there.")
-@click.option("--first-generation", type=click.Choice(["rungs", "full"]), default=None,
+@click.option("--first-generation", type=click.Choice(FIRST_GENERATIONS), default=None,
               help="With --fidelity rungs: rungs (default): the first generation is promoted like "
                    "the others; full: every genome of it goes on to the full budget.")
 @click.option("--first-population", type=int, default=None, metavar="N",
               help="Generation 0's size (default: --population): a wider random start; with "
                    "--fidelity rungs each extra genome costs one rung-0 training.")
-@click.option("--initial", type=click.Choice(["random", "spread"]), default=None,
+@click.option("--initial", type=click.Choice(INITIALS), default=None,
               help="Generation 0: random (default, the paper) or spread (--space dense: every dense "
                    "bottleneck size present, dealt out over the random genomes).")
-@click.option("--latents", type=click.Choice(["inherited", "spread"]), default=None,
+@click.option("--latents", type=click.Choice(LATENTS), default=None,
               help="Later generations' children: inherited (default, the paper): latent genes by "
                    "crossover and mutation; spread (--space dense; moncae, nsga2, mu-plus-lambda): "
                    "dealt out over every latent gene, the conv bottleneck included.")
 @click.option("--inherit/--no-inherit", default=None,
               help="Weight inheritance: a crossover child starts from its parents' trained weights "
                    "where layers match (default off).")
-@click.option("--final", type=click.Choice(["population", "front"]), default=None,
+@click.option("--final", type=click.Choice(FINALS), default=None,
               help="The models the search ends with: the strategy's final population (default, the "
                    "paper) or the all-time Pareto front (at most --population networks, by LOC).")
 @click.option("--objectives", default=None, metavar="rec_loss,loc[,params][,flops][,latency]",

@@ -10,6 +10,7 @@ import sys
 import click
 
 from moncae.cli.options import data_dir_option
+from moncae.config import SPACES
 from moncae.errors import MoncaeError
 from moncae.method.genome import DOWNSAMPLINGS
 
@@ -41,7 +42,7 @@ def _run_genome(run_dir: str, key: str):
                    "(its space and, unless --dataset is given, its dataset).")
 @click.option("--key", default=None,
               help="With --run: a genome key or a unique prefix of its model name (`moncae front RUN --all`).")
-@click.option("--space", type=click.Choice(["paper", "dense"]), default="paper", show_default=True)
+@click.option("--space", type=click.Choice(list(SPACES)), default="paper", show_default=True)
 @click.option("--downsample", type=click.Choice(DOWNSAMPLINGS), default="pool", show_default=True)
 @click.option("--max-blocks", type=int, default=6, show_default=True)
 @click.option("--max-filters", type=int, default=256, show_default=True)
@@ -70,7 +71,6 @@ def command(dataset, data_dir, genes, run_dir, key, space, downsample, max_block
     at the end. The study found it does not scale beyond a handful of images; see
     bench/ga_weights.py for a comparison with Adam.
     """
-    from moncae.config import SPACES
     from moncae.data import DataSpec, cached_dataset
     from moncae.method.genome import Genome, GenomeSpace
 
