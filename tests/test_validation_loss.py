@@ -86,3 +86,16 @@ def test_fit_gives_keras_validations_numbers_without_tracing_a_test_step(tiny_np
     training.evaluate_loss(model, data.x_train[:7], 16)  # another batch size: no new trace
     assert training._LOSS_STEPS[model].experimental_get_tracing_count() == 1
     training.end_session()
+
+
+def test_a_model_with_losses_of_its_own_is_refused_not_measured_short():
+    import keras
+
+    inputs = keras.Input((4, 4, 1))
+    flat = keras.layers.Flatten()(inputs)
+    dense = keras.layers.Dense(16, activation="sigmoid", kernel_regularizer="l2")(flat)
+    model = keras.Model(inputs, keras.layers.Reshape((4, 4, 1))(dense))
+    model.compile(optimizer="adam", loss=training.make_loss("bce"))
+    with pytest.raises(ValueError, match="adds losses of its own"):
+        training.evaluate_loss(model, np.zeros((3, 4, 4, 1), "float32"), 2)
+    training.end_session()

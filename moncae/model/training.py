@@ -89,6 +89,9 @@ def _loss_step(model, image_shape: tuple[int, ...]):
     if step is None:
         import tensorflow as tf
 
+        if model.losses:  # Keras would add them (regularisers, `add_loss`): not measured here
+            raise ValueError("evaluate_loss measures the compiled loss only; this model adds losses of its own")
+
         ref, loss = weakref.ref(model), model.loss  # the step does not keep the model alive
         step = tf.function(lambda x: loss(x, ref()(x, training=False)), autograph=False,
                            input_signature=[tf.TensorSpec((None, *image_shape), tf.float32)])
