@@ -49,28 +49,20 @@ def holding_off(names: tuple[str, ...]) -> Iterator[None]:
                 del sys.modules[name]
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow (and Keras) once, hiding its C++ start-up logs (TF_CPP_MIN_LOG_LEVEL 3
-    by default); without `KERAS_EXTRAS` after `hold_off_keras_extras`."""
-    if "tensorflow" in sys.modules or os.environ.get("MONCAE_TF_VERBOSE"):
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # set it to 0 to see TF's C++ logs
+@contextlib.contextmanager
+def _stderr_parked() -> Iterator[None]:
+    """File descriptor 2 goes to a temporary file within the block, replayed if the block raises
+    (nothing is parked where there is no real fd 2, e.g. an embedded interpreter)."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): import as usual
-        with holding_off(KERAS_EXTRAS if _hold_off else ()):
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-
+    except (OSError, ValueError):
+        yield
         return
-    with tempfile.TemporaryFile() as sink, holding_off(KERAS_EXTRAS if _hold_off else ()):
+    with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import keras  # noqa: F401 - Keras too: its optional imports are held off now
-            import tensorflow
-
-            tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs here, once
+            yield
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)
@@ -79,3 +71,16 @@ def import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and Keras) once, hiding its C++ start-up logs (TF_CPP_MIN_LOG_LEVEL 3
+    by default); without `KERAS_EXTRAS` after `hold_off_keras_extras`."""
+    if "tensorflow" in sys.modules or os.environ.get("MONCAE_TF_VERBOSE"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # set it to 0 to see TF's C++ logs
+    with holding_off(KERAS_EXTRAS if _hold_off else ()), _stderr_parked():
+        import keras  # noqa: F401 - Keras too: its optional imports are held off with TensorFlow's
+        import tensorflow
+
+        tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs here, once
