@@ -108,6 +108,12 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
         pass
 
 
+def test_a_run_folder_that_cannot_be_written_is_a_one_line_error(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(RunFolderError, match=r"cannot write to .*a-file/run .*use a folder you can write"):
+        RunLock(tmp_path / "a-file" / "run", "moncae search").acquire()
+
+
 # -- 3. no code execution from a run folder ------------------------------------------------------
 class Exploit:
     def __init__(self, marker: Path) -> None:

@@ -47,8 +47,16 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # a path through a file, no permission, a read-only file system
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # a passing cause: the CLI says so and keeps what is there
+            raise RunFolderError(
+                f"cannot write to {self.path.parent} ({err.strerror or err}); use a folder you can "
+                "write to (search: --out DIR; a run folder from a read-only place: copy it first)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
