@@ -264,8 +264,8 @@ def test_the_run_records_its_workers_cpus(two_workers):
     once; a worker that cannot answer leaves it None, never stops the run."""
     from types import SimpleNamespace
 
+    from moncae.executors import execution_record
     from moncae.executors.resources import cpu_instruction_sets
-    from moncae.search.loop import execution_record
 
     record = execution_record(two_workers)
     assert record == {"executor": "dask", "workers": 2, "threads": two_workers.threads,

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from conftest import SMOKE_SEED
 
 from moncae.cli.main import main
-from moncae.finetune import FINETUNE_COLUMNS, finetune_run
+from moncae.finetune import FINETUNE_COLUMNS, FinetuneProgress, finetune_run
 from moncae.finetune import run as finetune
-from moncae.store import MODEL_INDEX_COLUMNS, model_filename, write_csv
+from moncae.store import MODEL_INDEX_COLUMNS, RunFolder, model_filename, write_csv
 
 pytestmark = pytest.mark.slow  # trains real models
 
@@ -130,6 +130,64 @@ def test_corrupt_model_is_failed_and_the_others_complete(finetuned, tmp_path):
         assert again[column] == redo[column], column
     ft_index = pd.read_csv(run / "finetuned" / "index.csv", keep_default_na=False)
     assert (ft_index.loc[ft_index["genome_key"] == broken["genome_key"], "file"] == "").all()
+
+
+def _numbers(run: Path) -> list[dict]:
+    df = pd.read_csv(run / "finetune.csv", dtype={"error": str, "failure": str}, keep_default_na=False)
+    return df.drop(columns=["finetune_seconds"]).to_dict("records")
+
+
+def test_two_workers_fine_tune_as_one_worker_with_their_threads_does(search_run, tmp_path):
+    """Two models at once (worker processes, 1 TF thread each) give the rows and model files of
+    one at a time with 1 thread: which worker runs a model, and when, changes nothing."""
+    from moncae.executors import LocalExecutor
+    from moncae.executors.processes import ProcessExecutor
+    from moncae.finetune.tasks import lost_finetune
+
+    two, one = copy_run(search_run, tmp_path / "two"), copy_run(search_run, tmp_path / "one")
+    finetune_run(two, epochs=1, classifier_epochs=2, workers=2)
+    with ProcessExecutor(1, threads=1, on_lost=lost_finetune) as executor:
+        finetune_run(one, epochs=1, classifier_epochs=2, executor=executor)
+    assert _numbers(two) == _numbers(one)
+    assert all(r["status"] == "ok" for r in _numbers(two))
+    import keras
+
+    models = sorted((two / "finetuned").glob("*.keras"))
+    assert len(models) == len(_numbers(two))
+    for model in models:  # the same weights (the files hold a date)
+        weights = [keras.saving.load_model(run / "finetuned" / model.name, compile=False).get_weights()
+                   for run in (two, one)]
+        assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
+    execution = json.loads((two / "finetune.json").read_text())["execution"]
+    assert (execution["executor"], execution["workers"], execution["threads"]) == ("local", 2, 1)
+
+    class OtherThreads(LocalExecutor):
+        threads = 99
+
+    rows = pd.read_csv(two / "finetune.csv", dtype={"error": str}).fillna({"error": ""}).to_dict("records")
+    write_csv(two / "finetune.csv", FINETUNE_COLUMNS, rows[:-1])  # one model left to do
+
+    class Messages(FinetuneProgress):
+        lines: list[str] = []
+
+        def message(self, text):
+            self.lines.append(text)
+
+    finetune_run(two, epochs=1, classifier_epochs=2, executor=OtherThreads(), progress=Messages())
+    assert Messages.lines == [
+        f"note: {two / 'finetune.csv'} started with 1 TensorFlow thread(s) per training, this fine-tune "
+        "trains with 99 (1 worker(s)): new trainings may differ in the numbers from an uninterrupted "
+        "run (use the first run's --workers to avoid it)"]
+
+
+def test_a_fine_tune_whose_worker_keeps_dying_is_failed_and_tried_again_later(search_run, tmp_path):
+    from moncae.finetune.tasks import FinetuneTask, lost_finetune
+
+    model = finetune.final_models(RunFolder(search_run), (28, 28, 1))[0]
+    record, model_bytes = lost_finetune(FinetuneTask(model, None, None, (28, 28, 1)), "its worker died")
+    assert model_bytes is None and record.genome_key == model.genome_key
+    assert (record.status, record.failure, record.error) == ("failed", "lost", "its worker died")
+    assert record.transient and record.bottleneck in record.architecture
 
 
 def test_streamed_codes_give_the_same_classifier(finetuned):

@@ -155,7 +155,7 @@ def test_a_resume_on_another_cpu_says_so(stub_config, monkeypatch):
     config = stub_config(generations=2)
     run_search(config, task_fn=surrogate_task)
     started = json.loads((config.run_dir / "config.json").read_text())["execution"]["cpu"]
-    monkeypatch.setattr("moncae.search.loop.cpu_instruction_sets", lambda: "x86_64: avx avx2 fma")
+    monkeypatch.setattr("moncae.executors.cpu_instruction_sets", lambda: "x86_64: avx avx2 fma")
     moved = _Messages()
     run_search(config, resume=True, task_fn=surrogate_task, progress=moved)
     assert [line for line in moved.lines if "CPU" in line] == [

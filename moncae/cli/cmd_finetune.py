@@ -55,8 +55,11 @@ def _num(value: float, digits: int) -> str:
 @click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
               help="Early-stopping patience (epochs without a better validation loss).")
 @data_dir_option
+@click.option("--workers", default="auto", show_default=True, metavar="auto|N",
+              help="Models fine-tuned at once, each in its own process with 1 TensorFlow thread "
+                   "(auto: 2 on a CPU-only machine with >= 2 cores, else 1 = in this process).")
 @click.option("--quiet", is_flag=True, help="No progress bar, only the summary.")
-def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir, quiet):
+def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir, workers, quiet):
     """Fine-tune the final population of each search run in RUN_DIRS (one or more, e.g.
     results/mnist/seed-*, one after another) and score it on the test split.
 
@@ -64,21 +67,26 @@ def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir,
     rerun skips the models already in finetune.csv. With several runs, every folder is checked
     before any is fine-tuned.
     """
-    from moncae.finetune import check_run
+    from moncae.config import parse_workers
+    from moncae.finetune import check_run, finetune_executor
 
+    workers = parse_workers(workers)
     run_dirs = list(dict.fromkeys(run_dirs))  # a folder named twice is fine-tuned once
     if len(run_dirs) > 1:
         for run_dir in run_dirs:
             check_run(run_dir)
     unsaved = []
-    for i, run_dir in enumerate(run_dirs, 1):
-        if len(run_dirs) > 1:
-            click.echo(f"finetune {run_dir} ({i} of {len(run_dirs)})")
-        unsaved += _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet)
+    with finetune_executor(workers) as executor:  # the runs share its workers, started once
+        for i, run_dir in enumerate(run_dirs, 1):
+            if len(run_dirs) > 1:
+                click.echo(f"finetune {run_dir} ({i} of {len(run_dirs)})")
+            unsaved += _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir,
+                                     quiet, executor)
     exit_if_unsaved(unsaved, "model(s)", "again to fine-tune them")
 
 
-def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet) -> list:
+def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet,
+                  executor) -> list:
     """One run: fine-tune, print its table and summary; the records to train again (unsaved)."""
     from moncae.finetune import finetune_run
 
@@ -86,7 +94,7 @@ def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data
     try:
         result = finetune_run(run_dir, epochs=epochs, classifier_epochs=classifier_epochs,
                               batch_size=batch_size, patience=patience, data_dir=data_dir,
-                              progress=progress)
+                              progress=progress, executor=executor)
     finally:
         progress.close()
     click.echo(f"{'ind':>3}  {'rec_loss':>8}  {'LOC':>5}  {'cl_loss':>7}  {'cl_acc':>6}  "

@@ -12,11 +12,12 @@ so the driver writes the same CSV rows in the same order whichever executor runs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from moncae.config import WORKERS_AUTO, parse_workers
 from moncae.errors import MoncaeError
-from moncae.executors.resources import training_threads, usable_cores, visible_gpus
+from moncae.executors.resources import cpu_instruction_sets, training_threads, usable_cores, visible_gpus
 
 TaskFn = Callable[[Any], Any]
 AUTO_WORKERS = 2  # processes `workers = "auto"` starts on a CPU-only machine with >= 2 cores
@@ -93,3 +94,42 @@ def make_executor(name: str = "local", *, workers: Any = None, scheduler: str | 
         return DaskExecutor(workers=None if workers == WORKERS_AUTO else workers, scheduler=scheduler,
                             models_per_gpu=models_per_gpu, **kwargs)
     raise MoncaeError(f"unknown executor {name!r}; choose local or dask")
+
+
+def execution_record(executor: Executor) -> dict[str, Any]:
+    """How the trainings run: executor, worker processes, TF intra-op threads per training and
+    the CPUs' instruction-set extensions (TF's CPU results depend on both, see the README): this
+    machine's for its own executors, the connected workers' for one that can ask them (Dask:
+    `worker_cpus`), else None."""
+    workers = getattr(executor, "workers", None)
+    if workers is None and hasattr(executor, "worker_count"):
+        workers = executor.worker_count()
+    name = getattr(executor, "name", type(executor).__name__)
+    if name == "local":
+        cpu = cpu_instruction_sets()
+    else:
+        cpu = executor.worker_cpus() if hasattr(executor, "worker_cpus") else None
+    return {"executor": name, "workers": workers, "threads": getattr(executor, "threads", None), "cpu": cpu}
+
+
+def execution_notices(path: Path, previous: Any, current: dict[str, Any], doing: str) -> list[str]:
+    """One line for each way the trainings now (`doing`: "this resume", "this fine-tune") run
+    differently from how `path`'s first ones ran (`execution_record`s): another thread count,
+    another CPU (instruction sets). Either may change the new trainings' numbers."""
+    before = previous if isinstance(previous, dict) else {}
+
+    def changed(name: str) -> bool:  # both known (older run folders lack some) and different
+        return None not in (before.get(name), current.get(name)) and before[name] != current[name]
+
+    notices = []
+    if changed("threads"):
+        notices.append(
+            f"note: {path} started with {before['threads']} TensorFlow thread(s) per training, {doing} "
+            f"trains with {current['threads']} ({current['workers']} worker(s)): new trainings "
+            "may differ in the numbers from an uninterrupted run (use the first run's --workers to avoid it)")
+    if changed("cpu"):
+        notices.append(
+            f"note: {path} started on a CPU with {before['cpu']!r}, this one has {current['cpu']!r}: "
+            "TensorFlow's CPU kernels follow the instruction set, so new trainings may differ in the "
+            "numbers from an uninterrupted run on the first machine")
+    return notices

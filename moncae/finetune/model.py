@@ -1,18 +1,17 @@
 """Fine-tune one final model: continue training from its searched weights, measure it on the
-test split, score its frozen codes with the latent classifier, save it (Keras)."""
+test split, score its frozen codes with the latent classifier, serialise it (Keras). Writes no
+file: the caller saves the model it returns (a worker process's result goes to the driver)."""
 
 from __future__ import annotations
 
 import math
 import time
 import warnings
-from pathlib import Path
 
 from moncae.config import SearchConfig
 from moncae.errors import MoncaeError, one_line
 from moncae.evaluation.records import evaluation_seed, failure_kind
-from moncae.finetune.records import FinalModel, FinetuneRecord, FinetuneSettings
-from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
+from moncae.finetune.records import FinalModel, FinetuneRecord, FinetuneSettings, failed_finetune
 from moncae.model.decode import build_autoencoder
 from moncae.model.latent import latent_classification
 from moncae.model.training import (
@@ -24,25 +23,21 @@ from moncae.model.training import (
     quiet_tensorflow,
 )
 from moncae.model.vae import build_vae, compile_vae, evaluate_vae, fit_vae
-from moncae.store import atomic_open, model_filename
 
 __all__ = ["finetune_model"]
 
 
-def finetune_model(model: FinalModel, data, config: SearchConfig, settings: FinetuneSettings,
-                   out_dir: Path) -> FinetuneRecord:
-    """Fine-tune, measure and save one model; never raises: failures come back as 'failed'."""
+def finetune_model(model: FinalModel, data, config: SearchConfig,
+                   settings: FinetuneSettings) -> tuple[FinetuneRecord, bytes | None]:
+    """Fine-tune and measure one model: its record and, when it is ok, the `.keras` file's bytes.
+    Never raises: failures come back as 'failed' records (and no bytes)."""
     import keras  # loaded (quietly) by moncae.model above
 
     quiet_tensorflow()
     start = time.perf_counter()
     genome, shape = model.genome, data.input_shape
-    bottleneck = bottleneck_shape(genome, shape)
-    record = FinetuneRecord(
-        model.individual, model.genome_key, describe_with_bottleneck(genome, shape),
-        float("nan"), loc_of_shape(bottleneck), "x".join(str(d) for d in bottleneck),
-        float("nan"), float("nan"), 0, 0.0, "failed",
-    )
+    record = failed_finetune(model, shape)
+    model_bytes = None
     seed = evaluation_seed(config.seed, model.genome_key)
     keras.backend.clear_session()
     try:
@@ -76,22 +71,20 @@ def finetune_model(model: FinalModel, data, config: SearchConfig, settings: Fine
         if not math.isfinite(rec_loss):
             raise FloatingPointError("test reconstruction loss is NaN or infinite")
         record.rec_loss = rec_loss
-        model_bytes = model_to_bytes(autoencoder)
-        with atomic_open(out_dir / model_filename(model.genome_key), "wb") as fh:
-            fh.write(model_bytes)
+        saved = model_to_bytes(autoencoder)
         score = latent_classification(
             encoder, data.x_train, data.y_train, data.x_test, data.y_test,
             num_classes=data.num_classes, epochs=settings.classifier_epochs, seed=seed,
             encode_batch_size=bs,
         )
         record.cl_loss, record.cl_acc = score.loss, score.accuracy
-        record.status = "ok"
+        record.status, model_bytes = "ok", saved
     except Exception as err:  # noqa: BLE001 - one failing model must not stop the others
         record.error, record.failure = one_line(err), failure_kind(err)
     finally:
         keras.backend.clear_session()
     record.finetune_seconds = round(time.perf_counter() - start, 3)
-    return record
+    return record, model_bytes
 
 
 def _finetune_vae(vae, data, settings: FinetuneSettings, seed: int, record: FinetuneRecord) -> None:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from moncae.errors import MoncaeError
 from moncae.evaluation.records import Outcome
+from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
 from moncae.method.genome import Genome
 from moncae.store import csv_float
 
 __all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_VAE_COLUMNS",
            "FINETUNE_JSON", "FinalModel",
-           "FinetuneProgress", "FinetuneRecord", "FinetuneResult", "FinetuneSettings"]
+           "FinetuneProgress", "FinetuneRecord", "FinetuneResult", "FinetuneSettings", "failed_finetune"]
 
 FINETUNE_COLUMNS = [
     "individual", "genome_key", "architecture", "rec_loss", "loc", "bottleneck", "cl_loss",
@@ -83,6 +84,16 @@ class FinalModel:
     genome_key: str
     model_file: Path | None  # None when the search's training of it failed
     individuals: tuple[int, ...] = ()  # every individual holding it
+
+
+def failed_finetune(model: FinalModel, input_shape, error: str = "", failure: str = "") -> FinetuneRecord:
+    """`model`'s row before (or instead of) its fine-tune: what its genome says, no losses, failed."""
+    bottleneck = bottleneck_shape(model.genome, input_shape)
+    return FinetuneRecord(
+        model.individual, model.genome_key, describe_with_bottleneck(model.genome, input_shape),
+        float("nan"), loc_of_shape(bottleneck), "x".join(str(d) for d in bottleneck),
+        float("nan"), float("nan"), 0, 0.0, "failed", error, failure,
+    )
 
 
 @dataclass

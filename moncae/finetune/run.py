@@ -7,7 +7,10 @@ reconstruction loss (the search's loss), LOC, and how well a softmax classifier 
 frozen latent codes separates the classes (`moncae.model.latent`).
 
 Results go to `RUN_DIR/finetune.csv` (one row per unique genome, appended as each model
-finishes, so a rerun skips what is done) and the models to `RUN_DIR/finetuned/`.
+finishes, so a rerun skips what is done) and the models to `RUN_DIR/finetuned/`. The models are
+fine-tuned by an executor (`moncae.executors`): with `workers = "auto"` two at a time in worker
+processes on a CPU-only machine with >= 2 cores, each with 1 TensorFlow thread (as the search
+trains), else one at a time in this process; this process writes every file.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from moncae.config import SearchConfig
+from moncae.config import WORKERS_AUTO, SearchConfig
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError, RunFolderError, one_line
+from moncae.executors import Executor, execution_notices, execution_record, make_executor
 from moncae.finetune.records import (
     FINETUNE_COLUMNS,
     FINETUNE_CSV,
@@ -32,12 +36,15 @@ from moncae.finetune.records import (
     FinetuneResult,
     FinetuneSettings,
 )
+from moncae.finetune.tasks import FinetuneTask, lost_finetune, run_finetune_task
+from moncae.method.architecture import forward_flops
 from moncae.method.genome import Genome
 from moncae.store import (
     MODEL_INDEX_COLUMNS,
     RunFolder,
     RunLock,
     append_rows,
+    atomic_open,
     model_filename,
     read_csv_rows,
     read_rows,
@@ -46,7 +53,8 @@ from moncae.store import (
     write_json,
 )
 
-__all__ = ["check_finished", "check_run", "final_models", "finetune_run", "read_run_config"]
+__all__ = ["check_finished", "check_run", "final_models", "finetune_executor", "finetune_run",
+           "read_run_config"]
 
 
 # --------------------------------------------------------------------------- reading the run
@@ -120,16 +128,19 @@ def _final_models(run: RunFolder, state, input_shape) -> list[FinalModel]:
     return list(unique.values())
 
 
-def _check_settings(run: RunFolder, settings: FinetuneSettings, has_rows: bool) -> None:
-    """A rerun must use the settings of the rows it continues (or start over)."""
+def _check_settings(run: RunFolder, settings: FinetuneSettings, execution: dict,
+                    has_rows: bool) -> list[str]:
+    """A rerun must use the settings of the rows it continues (or start over); it is told (the
+    lines returned) when it trains with another thread count or CPU than those rows were."""
     path = run.path / FINETUNE_JSON
     if has_rows and path.exists():
         import json
 
         try:
-            previous = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            previous = payload.get("settings", {})
         except (ValueError, AttributeError):
-            previous = {}
+            payload, previous = {}, {}
         current = asdict(settings)
         differ = sorted(k for k in current if previous.get(k) != current[k])
         if differ:
@@ -138,17 +149,26 @@ def _check_settings(run: RunFolder, settings: FinetuneSettings, has_rows: bool) 
                 f"{run.path / FINETUNE_CSV} was made with other settings ({details}); rerun with "
                 f"those, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over"
             )
-        return
-    write_json(path, {"settings": asdict(settings),
+        return execution_notices(run.path / FINETUNE_CSV, payload.get("execution"), execution,
+                                 "this fine-tune")
+    write_json(path, {"settings": asdict(settings), "execution": execution,
                       "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return []
 
 
 # --------------------------------------------------------------------------- the run
 
 
+def finetune_executor(workers=WORKERS_AUTO) -> Executor:
+    """The executor `finetune_run` uses by default (`workers`: an integer or "auto"); pass one to
+    several `finetune_run` calls to start its worker processes once."""
+    return make_executor("local", workers=workers, on_lost=lost_finetune)
+
+
 def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batch_size: int = 256,
                  patience: int = 3, data_dir: str | None = None,
-                 progress: FinetuneProgress | None = None) -> FinetuneResult:
+                 progress: FinetuneProgress | None = None, workers=WORKERS_AUTO,
+                 executor: Executor | None = None) -> FinetuneResult:
     """Fine-tune every unique genome of a finished run's final population and measure it.
 
     Args:
@@ -161,6 +181,11 @@ def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batc
         patience: early-stopping patience, in epochs without a better validation loss.
         data_dir: where to find the dataset if not where the search found it.
         progress: receives `started` / `model_done` calls (for a progress bar).
+        workers: models fine-tuned at once, each in its own process ("auto": 2 on a CPU-only
+            machine with >= 2 cores, else 1 = in this process). TensorFlow's CPU results depend
+            on its thread count (1 per worker, else the cores), so they may differ in the last
+            digits between the two; each is reproducible.
+        executor: runs the fine-tunes instead of one made from `workers` (left open).
 
     Returns:
         A `FinetuneResult`: one record per unique final genome, in individual order (those
@@ -178,19 +203,24 @@ def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batc
         config = dataclasses.replace(config, data_dir=data_dir)
     data = cached_dataset(config.data_spec())
     run.check_data(data)
-    with RunLock(run.path, "moncae finetune"):
-        return _finetune_locked(run, config, settings, data, progress)
+    own = executor is None
+    executor = finetune_executor(workers) if own else executor
+    try:
+        with RunLock(run.path, "moncae finetune"):
+            return _finetune_locked(run, config, settings, data, progress, executor)
+    finally:
+        if own:
+            executor.close()
 
 
 def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSettings, data,
-                     progress: FinetuneProgress) -> FinetuneResult:
-    from moncae.finetune.model import finetune_model  # loads TensorFlow
-
+                     progress: FinetuneProgress, executor: Executor) -> FinetuneResult:
     models = final_models(run, data.input_shape)
     columns = FINETUNE_COLUMNS + (FINETUNE_VAE_COLUMNS if config.model == "vae" else [])
     csv_path = run.path / FINETUNE_CSV
     done = _read_done(csv_path)
-    _check_settings(run, settings, has_rows=bool(done))
+    for notice in _check_settings(run, settings, execution_record(executor), has_rows=bool(done)):
+        progress.message(notice)
     retry = [k for k, r in done.items() if r.transient]
     if retry:  # failed for a passing reason (memory, disk): drop the rows, train them again
         rewrite_rows(csv_path, columns, [r.row() for k, r in done.items() if k not in retry])
@@ -200,8 +230,15 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     progress.started(len(models), len(todo), len(models) - len(todo))
 
     out_dir = run.path / FINETUNED_DIR
-    for model in todo:
-        record = finetune_model(model, data, config, settings, out_dir)
+    tasks = [FinetuneTask(m, config, settings, data.input_shape, float(forward_flops(m.genome, data.input_shape)))
+             for m in todo]
+    for model, (record, model_bytes) in zip(todo, executor.map_ordered(run_finetune_task, tasks), strict=True):
+        if model_bytes is not None:
+            try:
+                with atomic_open(out_dir / model_filename(model.genome_key), "wb") as fh:
+                    fh.write(model_bytes)
+            except OSError as err:  # e.g. a full disk: worth trying again later
+                record = dataclasses.replace(record, status="failed", error=one_line(err), failure="io")
         append_rows(csv_path, columns, [record.row()])  # after its model file
         done[model.genome_key] = record
         progress.model_done(record)

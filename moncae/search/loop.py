@@ -37,8 +37,7 @@ from moncae.evaluation.records import (
     TrainSettings,
     evaluation_seed,
 )
-from moncae.executors import Executor, LocalExecutor, make_executor
-from moncae.executors.resources import cpu_instruction_sets
+from moncae.executors import Executor, LocalExecutor, execution_notices, execution_record, make_executor
 from moncae.method.architecture import forward_flops
 from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.fidelity import Rung, promoted
@@ -49,7 +48,7 @@ from moncae.search.strategies import Generation, Strategy, make_strategy
 from moncae.search.trainings import Trainings
 from moncae.store import Checkpoint, RunFolder, RunLock, data_record
 
-__all__ = ["RunResult", "SearchProgress", "check_rungs", "default_executor", "execution_record",
+__all__ = ["RunResult", "SearchProgress", "check_rungs", "default_executor",
            "package_versions", "run_search"]
 
 TaskFn = Callable[[EvalTask], EvalResult]
@@ -114,44 +113,6 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict) -> Non
                              "run's own settings, or another --out")
 
 
-def execution_record(executor: Executor) -> dict[str, Any]:
-    """How the trainings run: executor, worker processes, TF intra-op threads per training and
-    the CPUs' instruction-set extensions (TF's CPU results depend on both, see the README): this
-    machine's for its own executors, the connected workers' for one that can ask them (Dask:
-    `worker_cpus`), else None."""
-    workers = getattr(executor, "workers", None)
-    if workers is None and hasattr(executor, "worker_count"):
-        workers = executor.worker_count()
-    name = getattr(executor, "name", type(executor).__name__)
-    if name == "local":
-        cpu = cpu_instruction_sets()
-    else:
-        cpu = executor.worker_cpus() if hasattr(executor, "worker_cpus") else None
-    return {"executor": name, "workers": workers, "threads": getattr(executor, "threads", None), "cpu": cpu}
-
-
-def _resume_notices(run: RunFolder, previous: Any, current: dict[str, Any]) -> list[str]:
-    """One line for each way a resumed run trains differently from how it started: another
-    thread count, another CPU (instruction sets). Either may change new trainings' numbers."""
-    before = previous if isinstance(previous, dict) else {}
-
-    def changed(name: str) -> bool:  # both known (older run folders lack some) and different
-        return None not in (before.get(name), current.get(name)) and before[name] != current[name]
-
-    notices = []
-    if changed("threads"):
-        notices.append(
-            f"note: {run.path} started with {before['threads']} TensorFlow thread(s) per training, this "
-            f"resume trains with {current['threads']} ({current['workers']} worker(s)): new trainings "
-            "may differ in the numbers from an uninterrupted run (use the first run's --workers to avoid it)")
-    if changed("cpu"):
-        notices.append(
-            f"note: {run.path} started on a CPU with {before['cpu']!r}, this one has {current['cpu']!r}: "
-            "TensorFlow's CPU kernels follow the instruction set, so new trainings may differ in the "
-            "numbers from an uninterrupted run on the first machine")
-    return notices
-
-
 def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
                      execution: dict[str, Any], progress: SearchProgress) -> Checkpoint | None:
     """Create the run folder, or check it can be resumed with these settings and this data."""
@@ -166,7 +127,7 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
         previous = {**SearchConfig().results_settings(), **payload["settings"]}
         _check_same(run, "settings", previous, config.results_settings())
         run.check_data(data, stored=payload.get("data"))
-        for notice in _resume_notices(run, payload.get("execution"), execution):
+        for notice in execution_notices(run.path, payload.get("execution"), execution, "this resume"):
             progress.message(notice)
         return run.load_checkpoint()
     if run.has_journals():

@@ -1,0 +1,34 @@
+"""One fine-tune as a task an executor runs: in this process, or in a worker process that loads
+the run's data by name and sends back the record and the model's bytes (the driver writes every
+file). No TensorFlow until a task runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moncae.config import SearchConfig
+from moncae.finetune.records import FinalModel, FinetuneRecord, FinetuneSettings, failed_finetune
+
+__all__ = ["FinetuneTask", "lost_finetune", "run_finetune_task"]
+
+
+@dataclass(frozen=True)
+class FinetuneTask:
+    model: FinalModel
+    config: SearchConfig  # the run's settings (its `data_spec()` names the data)
+    settings: FinetuneSettings
+    input_shape: tuple[int, ...]
+    cost: float = 0.0  # one image's forward-pass FLOPs: an executor starts the costliest first
+
+
+def run_finetune_task(task: FinetuneTask) -> tuple[FinetuneRecord, bytes | None]:
+    """Fine-tune and measure `task.model`: its record and, when ok, its `.keras` bytes."""
+    from moncae.data import cached_dataset
+    from moncae.finetune.model import finetune_model  # loads TensorFlow
+
+    return finetune_model(task.model, cached_dataset(task.config.data_spec()), task.config, task.settings)
+
+
+def lost_finetune(task: FinetuneTask, error: str) -> tuple[FinetuneRecord, None]:
+    """The failed record of a fine-tune whose worker process kept dying (a rerun tries it again)."""
+    return failed_finetune(task.model, task.input_shape, error, "lost"), None
