@@ -9,8 +9,9 @@ frozen latent codes separates the classes (`moncae.model.latent`).
 Results go to `RUN_DIR/finetune.csv` (one row per unique genome, appended as each model
 finishes, so a rerun skips what is done) and the models to `RUN_DIR/finetuned/`. The models are
 fine-tuned by an executor (`moncae.executors`): with `workers = "auto"` two at a time in worker
-processes on a CPU-only machine with >= 2 cores, each with 1 TensorFlow thread (as the search
-trains), else one at a time in this process; this process writes every file.
+processes on a CPU-only machine with >= 2 cores, each with the cores shared out as TensorFlow
+threads (as the search trains), else one at a time in this process; this process writes every
+file.
 """
 
 from __future__ import annotations
@@ -183,8 +184,9 @@ def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batc
         progress: receives `started` / `model_done` calls (for a progress bar).
         workers: models fine-tuned at once, each in its own process ("auto": 2 on a CPU-only
             machine with >= 2 cores, else 1 = in this process). TensorFlow's CPU results depend
-            on its thread count (1 per worker, else the cores), so they may differ in the last
-            digits between the two; each is reproducible.
+            on its thread count (the cores shared out among the workers, or all of them in this
+            process), so they may differ in the last digits between settings; each is
+            reproducible.
         executor: runs the fine-tunes instead of one made from `workers` (left open).
 
     Returns:
