@@ -5,7 +5,6 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED_DATA := $(abspath ../shared/datasets)
 export MONCAE_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Test processes (pytest-xdist, one module per process): the usable cores, at most 4 (each loads
 # TensorFlow; the tests' own trainings and subprocesses load more). `make test TEST_JOBS=1`: serial.
 TEST_JOBS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(max(1, min(4, n or 1)))")

@@ -137,13 +137,14 @@ def _numbers(run: Path) -> list[dict]:
     return df.drop(columns=["finetune_seconds"]).to_dict("records")
 
 
-def test_two_workers_fine_tune_as_one_worker_with_their_threads_does(search_run, tmp_path):
+def test_two_workers_fine_tune_as_one_worker_with_their_threads_does(search_run, tmp_path, monkeypatch):
     """Two models at once (worker processes, 1 TF thread each) give the rows and model files of
     one at a time with 1 thread: which worker runs a model, and when, changes nothing."""
     from moncae.executors import LocalExecutor
     from moncae.executors.processes import ProcessExecutor
     from moncae.finetune.tasks import lost_finetune
 
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")  # the workers' threads, whatever the cores
     two, one = copy_run(search_run, tmp_path / "two"), copy_run(search_run, tmp_path / "one")
     finetune_run(two, epochs=1, classifier_epochs=2, workers=2)
     with ProcessExecutor(1, threads=1, on_lost=lost_finetune) as executor:
@@ -168,13 +169,15 @@ def test_two_workers_fine_tune_as_one_worker_with_their_threads_does(search_run,
     write_csv(two / "finetune.csv", FINETUNE_COLUMNS, rows[:-1])  # one model left to do
 
     class Messages(FinetuneProgress):
-        lines: list[str] = []
+        def __init__(self):
+            self.lines = []
 
         def message(self, text):
             self.lines.append(text)
 
-    finetune_run(two, epochs=1, classifier_epochs=2, executor=OtherThreads(), progress=Messages())
-    assert Messages.lines == [
+    messages = Messages()
+    finetune_run(two, epochs=1, classifier_epochs=2, executor=OtherThreads(), progress=messages)
+    assert messages.lines == [
         f"note: {two / 'finetune.csv'} started with 1 TensorFlow thread(s) per training, this fine-tune "
         "trains with 99 (1 worker(s)): new trainings may differ in the numbers from an uninterrupted "
         "run (use the first run's --workers to avoid it)"]
