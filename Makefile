@@ -14,10 +14,12 @@ PYTEST := $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 setup: $(STAMP)
 
+# PYTHONWARNINGS: setuptools warns on every editable install about a folder named like the
+# package, which here is the package itself
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 DEMO_RUN := results/mnist_5k/seed-46
