@@ -62,17 +62,6 @@ def slow_surrogate_task(task):
     return surrogate_task(task)
 
 
-if __name__ == "__main__":  # `python process_tasks.py SETTINGS_JSON [--resume]`: a surrogate search
-    import json
-    import sys
-
-    from moncae.config import resolve_config
-    from moncae.search.loop import run_search
-
-    run_search(resolve_config(**json.loads(sys.argv[1])), resume="--resume" in sys.argv[2:],
-               task_fn=slow_surrogate_task)
-
-
 def keras_extras_loaded(_: int) -> list[str]:
     """Which of Keras' optional libraries this worker loaded with moncae's training code; then
     checks that pandas still imports afterwards."""
@@ -86,3 +75,15 @@ def keras_extras_loaded(_: int) -> list[str]:
 
     assert pandas.DataFrame({"a": [1]}).shape == (1, 1)
     return loaded
+
+
+if __name__ == "__main__":  # `python process_tasks.py SETTINGS_JSON [--resume]`: a surrogate search
+    import json
+    import sys
+
+    from moncae.config import resolve_config
+    from moncae.search.loop import run_search
+
+    run_search(resolve_config(**json.loads(sys.argv[1])), resume="--resume" in sys.argv[2:],
+               task_fn=slow_surrogate_task)
+

@@ -140,6 +140,8 @@ def _numbers(run: Path) -> list[dict]:
 def test_two_workers_fine_tune_as_one_worker_with_their_threads_does(search_run, tmp_path, monkeypatch):
     """Two models at once (worker processes, 1 TF thread each) give the rows and model files of
     one at a time with 1 thread: which worker runs a model, and when, changes nothing."""
+    import keras
+
     from moncae.executors import LocalExecutor
     from moncae.executors.processes import ProcessExecutor
     from moncae.finetune.tasks import lost_finetune
@@ -151,8 +153,6 @@ def test_two_workers_fine_tune_as_one_worker_with_their_threads_does(search_run,
         finetune_run(one, epochs=1, classifier_epochs=2, executor=executor)
     assert _numbers(two) == _numbers(one)
     assert all(r["status"] == "ok" for r in _numbers(two))
-    import keras
-
     models = sorted((two / "finetuned").glob("*.keras"))
     assert len(models) == len(_numbers(two))
     for model in models:  # the same weights (the files hold a date)
