@@ -131,9 +131,9 @@ def main() -> None:
         start = time.perf_counter()
         model, _ = build_autoencoder(g, shape, seed=args.seed)
         model.compile(optimizer=make_optimizer(g), loss=make_loss("bce"), jit_compile=False)
-        val, epochs = fit_autoencoder(model, data.x_train, data.x_val, epochs=args.epochs,
-                                      batch_size=args.batch_size, patience=args.patience,
-                                      seed=args.seed)
+        fit = fit_autoencoder(model, data.x_train, data.x_val, epochs=args.epochs,
+                              batch_size=args.batch_size, patience=args.patience, seed=args.seed)
+        val, epochs = fit.best, fit.epochs
         test = evaluate_loss(model, data.x_test, args.batch_size)
         seconds = time.perf_counter() - start
         print(f"{name:<12} {k:>6} {math.log10(k):>5.3f} {model.count_params():>7} {epochs:>6} "

@@ -1,8 +1,8 @@
 """What a new model's first training batch costs: graph tracing against steady-state steps.
 
 For a few random genomes of a preset's space (default: `cpu` on Fashion-MNIST), builds
-and compiles each model and fits it for one epoch on `--images` training images, timing every
-batch with a Keras callback; prints per genome the first batch (the train step's trace into a
+and compiles each model and trains it (`fit_autoencoder`) for one epoch on `--images` training
+images, which times every batch; prints per genome the first batch (the train step's trace into a
 TF graph, its first run, and the input pipeline's start), the median batch, and the steady-state
 steps (batches x median). With `--lazy` the optimizer is left for Keras to build inside the first
 trace (what `fit_autoencoder` did before `build_optimizer`): that trace is then done twice.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import time
 
 from moncae.config import resolve_config
 from moncae.data import cached_dataset
@@ -43,17 +42,6 @@ def main() -> None:
 
     import keras
 
-    class BatchTimer(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.times: list[float] = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter() - self._start)
-
     config = resolve_config(preset=args.preset, dataset=args.dataset, seed=args.seed, out="unused")
     data = cached_dataset(config.data_spec())
     x = data.x_train[:args.images]
@@ -73,18 +61,16 @@ def main() -> None:
             optimizer = training.make_optimizer(genome) if update == "fast" else keras.optimizers.get(
                 {"class_name": genome.optimizer, "config": {"learning_rate": genome.learning_rate}})
             model.compile(optimizer=optimizer, loss=training.make_loss(config.loss), jit_compile=False)
-            timer = BatchTimer()
-            training.build_optimizer(model)
-            model.fit(training.tf_dataset(x, batch_size=config.batch_size, shuffle_seed=args.seed,
-                                          autoencoder=True),
-                      epochs=1, verbose=0, callbacks=[timer])
-            median = statistics.median(timer.times)
-            firsts[update].append(timer.times[0])
-            steps[update].append(median * len(timer.times))
+            times = training.fit_autoencoder(model, x, data.x_val[:config.batch_size], epochs=1,
+                                             batch_size=config.batch_size, patience=1,
+                                             seed=args.seed).batch_seconds
+            median = statistics.median(times)
+            firsts[update].append(times[0])
+            steps[update].append(median * len(times))
             print(f"  {genome.optimizer:8} {update:5} update, {len(model.trainable_variables):2} variables "
-                  f"{model.count_params():7} params: first batch {timer.times[0]:.2f} s, median batch "
+                  f"{model.count_params():7} params: first batch {times[0]:.2f} s, median batch "
                   f"{median * 1000:.1f} ms, steady-state steps {steps[update][-1]:.2f} s "
-                  f"({len(timer.times)} batches)")
+                  f"({len(times)} batches)")
             training.end_session()
     for update in updates:
         print(f"{update} update: mean first batch {statistics.mean(firsts[update]):.2f} s, "

@@ -81,8 +81,9 @@ def main() -> None:
         model, _ = build_autoencoder(genome, shape, seed=seed)
         model.compile(optimizer=make_optimizer(genome), loss=make_loss("bce"), jit_compile=False)
         start = time.perf_counter()
-        full, full_epochs = fit_autoencoder(model, data.x_train, data.x_val, epochs=args.full_epochs,
-                                  batch_size=args.batch_size, patience=1, seed=seed)
+        fit = fit_autoencoder(model, data.x_train, data.x_val, epochs=args.full_epochs,
+                              batch_size=args.batch_size, patience=1, seed=seed)
+        full, full_epochs = fit.best, fit.epochs
         full_s = time.perf_counter() - start
         keras.backend.clear_session()
         proxy = train_decoder_only(genome, data.x_train, data.x_val, input_shape=shape, epochs=proxy_epochs,

@@ -70,8 +70,8 @@ def train(genome, shape, data, *, epochs, images, batch_size, patience, seed, lo
         keras.utils.set_random_seed(seed)
         model, _ = build_autoencoder(genome, shape, seed=seed)
         model.compile(optimizer=make_optimizer(genome), loss=make_loss(loss), jit_compile=False)
-        value, _ = fit_autoencoder(model, data.x_train[:images], data.x_val, epochs=epochs,
-                                   batch_size=batch_size, patience=patience, seed=seed)
+        value = fit_autoencoder(model, data.x_train[:images], data.x_val, epochs=epochs,
+                                batch_size=batch_size, patience=patience, seed=seed).best
     finally:
         end_session()
     return float(value), time.perf_counter() - start

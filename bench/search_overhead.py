@@ -5,9 +5,9 @@ per preset: wall time, trainings and cache hits, and how the trainings' capacity
 seconds, W trainings at once) was spent:
 
 - `in steps`: the steady-state work of every training: its training batches times its median
-  training-batch time (timed by a Keras callback in each worker), plus its validation passes
-  (one per epoch, `moncae.model.training.ValidationLoss`) times the median of those after the
-  first. This is the work the method asks for.
+  training-batch time (each batch with its input, timed by `fit_autoencoder` in each worker),
+  plus its validation passes (one per epoch, `moncae.model.training.evaluate_loss`) times the
+  median of those after the first. This is the work the method asks for.
 - `outside steps`: everything else (goal <= 5% on quick): building and compiling the model,
   **tracing the train step and the validation loss into TF graphs** (the first batch and the
   first validation pass), loading weights, saving the model, `clear_session`, the driver's
@@ -32,7 +32,6 @@ import dataclasses
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,48 +46,29 @@ TASKS_FILE = "MONCAE_BENCH_TASKS"  # where each worker appends when each of its 
 
 
 def _time_steps() -> None:
-    """In this process, have every Keras `fit` time its batches (once per process)."""
-    from moncae.model.training import ValidationLoss  # first: it imports TensorFlow as moncae does
+    """In this process, have every search training log its batch timings (once per process)."""
+    from moncae.evaluation import train
 
-    keras = sys.modules["keras"]
-    if getattr(keras.Model.fit, "_timed", False):
+    fit_autoencoder = train.fit_autoencoder
+    if getattr(fit_autoencoder, "_timed", False):
         return
-    original = keras.Model.fit
 
-    class StepTimer(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.train: list[float] = []
-            self.val: list[float] = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._t = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.train.append(time.perf_counter() - self._t)
-
-        def on_test_batch_begin(self, batch, logs=None):
-            self._v = time.perf_counter()
-
-        def on_test_batch_end(self, batch, logs=None):
-            self.val.append(time.perf_counter() - self._v)
-
-    def fit(self, *args, callbacks=None, **kwargs):
-        timer = StepTimer()
-        try:
-            return original(self, *args, callbacks=[*(callbacks or []), timer], **kwargs)
-        finally:
-            steady = sum(len(t) * statistics.median(t) for t in (timer.train, timer.val) if t)
-            first = sum(t[0] for t in (timer.train, timer.val) if t)
-            for passes in [c.seconds for c in callbacks or [] if isinstance(c, ValidationLoss) and c.seconds]:
-                # moncae's validation, one pass per epoch (the first traces its loss step)
-                steady += len(passes) * statistics.median(passes[1:] or passes)
-                first += passes[0]
-            with open(os.environ[STEPS_FILE], "a") as fh:
-                fh.write(json.dumps({"steady": steady, "first": first, "batches": len(timer.train)}) + "\n")
+    def fit(*args, **kwargs):
+        result = fit_autoencoder(*args, **kwargs)
+        steady = first = 0.0
+        batches, passes = result.batch_seconds, result.validation_seconds  # a validation pass per epoch
+        if batches:  # the first of each traces a graph for a new model
+            steady += len(batches) * statistics.median(batches)
+            first += batches[0]
+        if passes:
+            steady += len(passes) * statistics.median(passes[1:] or passes)
+            first += passes[0]
+        with open(os.environ[STEPS_FILE], "a") as fh:
+            fh.write(json.dumps({"steady": steady, "first": first, "batches": len(result.batch_seconds)}) + "\n")
+        return result
 
     fit._timed = True
-    keras.Model.fit = fit
+    train.fit_autoencoder = fit
 
 
 def timed_task(task):

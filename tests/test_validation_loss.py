@@ -11,7 +11,7 @@ import pytest
 
 from moncae.data import DataSpec, cached_dataset
 from moncae.method.genome import GenomeSpace, random_genome
-from moncae.model import training
+from moncae.model import steps, training
 from moncae.model.decode import build_autoencoder
 
 pytestmark = pytest.mark.slow  # trains real models
@@ -31,7 +31,7 @@ def _model(data, optimizer: str = "adam"):
 
 
 def _keras_fit(model, x_train, x_val, *, epochs, batch_size, patience, seed):
-    """What `fit_autoencoder` did before `ValidationLoss`: Keras' own validation pass."""
+    """Keras' own `fit`, with its own validation pass: what `fit_autoencoder` must equal."""
     import keras
 
     training.build_optimizer(model)
@@ -77,14 +77,15 @@ def test_fit_gives_keras_validations_numbers_without_tracing_a_test_step(tiny_np
     monkeypatch.setattr(TensorFlowTrainer, "test_step",
                         lambda self, batch: test_steps.append(1) or test_step(self, batch))
     model = _model(data, optimizer)
-    best, epochs = training.fit_autoencoder(model, x_train, x_val, **kwargs)
+    fit = training.fit_autoencoder(model, x_train, x_val, **kwargs)
+    best = fit.best
     assert test_steps == []
-    assert epochs == len(keras_val) and best == min(keras_val)
+    assert fit.epochs == len(keras_val) and best == min(keras_val)
     for ours, theirs in zip(model.get_weights(), keras_weights, strict=True):  # the best epoch's
         np.testing.assert_array_equal(ours, theirs)
     assert best == training.evaluate_loss(model, x_val, 16)  # the restored model's own loss
     training.evaluate_loss(model, data.x_train[:7], 16)  # another batch size: no new trace
-    assert training._LOSS_STEPS[model].experimental_get_tracing_count() == 1
+    assert steps.loss_step(model, data.input_shape).experimental_get_tracing_count() == 1
     training.end_session()
 
 

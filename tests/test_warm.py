@@ -13,6 +13,7 @@ from moncae.data import DataSpec, cached_dataset
 from moncae.evaluation import train
 from moncae.evaluation.records import EvalTask, TrainSettings
 from moncae.method.genome import KNOWN_OPTIMIZERS, GenomeSpace, random_genome
+from moncae.model import steps
 from moncae.model.inherit import load_parent_model
 from moncae.model.warm import WarmModels, digest, warm_models
 
@@ -64,11 +65,12 @@ def test_a_warm_continuation_is_not_traced_again(tiny_npz):
     low = train.evaluate_genome(EvalTask(genome, spec, TrainSettings(1, 16, train_images=48), 5,
                                          key="g", keep_warm=True), data)
     model = warm_models._kept[digest(low.model_bytes)].model
-    traced = model.train_function
+    traced = steps.train_step(model, data.input_shape)
     top = train.evaluate_genome(EvalTask(genome, spec, TrainSettings(1, 16), 6, key="g", rung=1,
                                          init_model=low.model_bytes, keep_warm=True), data)
     assert top.record.ok
-    assert model.train_function is traced  # the same compiled step, kept again for a next rung
+    assert steps.train_step(model, data.input_shape) is traced  # the same step, kept for a next rung
+    assert traced.experimental_get_tracing_count() == 1
     assert warm_models._kept[digest(top.model_bytes)].model is model
 
 

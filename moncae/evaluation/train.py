@@ -88,10 +88,11 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
             if math.isfinite(loss):
                 record.kl = vae_kl(vae.stats, data.x_val, task.train.batch_size)
         else:
-            loss, record.epochs = fit_autoencoder(
+            fit = fit_autoencoder(
                 autoencoder, x_train, data.x_val, epochs=task.train.epochs,
                 batch_size=task.train.batch_size, patience=task.train.patience, seed=task.seed,
             )
+            loss, record.epochs = fit.best, fit.epochs
         record.fit_seconds = round(time.perf_counter() - fit_start, 3)
         if not math.isfinite(loss):
             record.error, record.failure = "loss is NaN or infinite", "nan"

@@ -61,10 +61,11 @@ def finetune_model(model: FinalModel, data, config: SearchConfig,
         if vae is None and settings.epochs > 0:
             searched_val = evaluate_loss(autoencoder, data.x_val, bs)
             searched_weights = autoencoder.get_weights()
-            best_val, record.epochs = fit_autoencoder(
+            fit = fit_autoencoder(
                 autoencoder, data.x_train, data.x_val, epochs=settings.epochs, batch_size=bs,
                 patience=settings.patience, seed=seed,
             )
+            best_val, record.epochs = fit.best, fit.epochs
             if not math.isfinite(best_val) or best_val > searched_val:
                 autoencoder.set_weights(searched_weights)  # fine-tuning never made it better
         rec_loss = evaluate_loss(autoencoder, data.x_test, bs) if vae is None else record.rec_loss

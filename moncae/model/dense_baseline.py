@@ -92,8 +92,8 @@ def train_dense_baseline(kind: str, k: int, x_train: np.ndarray, x_val: np.ndarr
     try:
         if parts is None:
             model.compile(optimizer=optimizer, loss=make_loss(loss), jit_compile=False)
-            _, epochs = fit_autoencoder(model, x_train, x_val, epochs=EPOCHS, batch_size=BATCH_SIZE,
-                                        patience=PATIENCE, seed=seed)
+            epochs = fit_autoencoder(model, x_train, x_val, epochs=EPOCHS, batch_size=BATCH_SIZE,
+                                     patience=PATIENCE, seed=seed).epochs
             kl = float("nan")
         else:
             compile_vae(parts, optimizer, vae_loss, vae_eps)

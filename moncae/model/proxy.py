@@ -59,6 +59,6 @@ def train_decoder_only(genome: Genome, x_train: np.ndarray, x_val: np.ndarray, *
     freeze_encoder(encoder)
     autoencoder.compile(optimizer=make_optimizer(genome), loss=make_loss(loss), jit_compile=False)
     start = time.perf_counter()
-    best, ran = fit_autoencoder(autoencoder, x_train, x_val, epochs=epochs, batch_size=batch_size,
-                                patience=patience, seed=seed)
-    return ProxyResult(best, ran, time.perf_counter() - start, autoencoder, encoder)
+    fit = fit_autoencoder(autoencoder, x_train, x_val, epochs=epochs, batch_size=batch_size,
+                          patience=patience, seed=seed)
+    return ProxyResult(fit.best, fit.epochs, time.perf_counter() - start, autoencoder, encoder)

@@ -1,5 +1,5 @@
 """Training helpers shared by the search and the fine-tune: loss, optimizer, tf.data input,
-early-stopped fit, and a model as bytes. Every Keras training in moncae goes through here."""
+early-stopped training loop, and a model as bytes. Every Keras training in moncae goes through here."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ import math
 import os
 import tempfile
 import time
-import weakref
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from moncae.method.genome import Genome
 from moncae.model.fast_update import speed_up_update
+from moncae.model.steps import loss_step, train_step
 from moncae.model.tfquiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 import keras  # noqa: E402
 
-__all__ = ["ValidationLoss", "build_optimizer", "end_session", "evaluate_loss", "fit_autoencoder",
-           "inference_latency_ms", "make_loss", "make_optimizer", "model_to_bytes", "quiet_tensorflow",
-           "tf_dataset"]
+__all__ = ["Fit", "build_optimizer", "end_session", "evaluate_loss", "fit_autoencoder", "inference_latency_ms",
+           "make_loss", "make_optimizer", "model_to_bytes", "quiet_tensorflow", "tf_dataset"]
 
 LOSSES = {"bce": keras.losses.BinaryCrossentropy, "mse": keras.losses.MeanSquaredError}
 
@@ -79,35 +79,15 @@ def build_optimizer(model) -> None:
         model.optimizer.build(model.trainable_variables)
 
 
-_LOSS_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its traced loss
-
-
-def _loss_step(model, image_shape: tuple[int, ...]):
-    """`model`'s compiled loss on a batch of images (their own target), as a `tf.function`
-    traced once per model (any batch size): a forward pass and the loss, no metrics."""
-    step = _LOSS_STEPS.get(model)
-    if step is None:
-        import tensorflow as tf
-
-        if model.losses:  # Keras would add them (regularisers, `add_loss`): not measured here
-            raise ValueError("evaluate_loss measures the compiled loss only; this model adds losses of its own")
-
-        ref, loss = weakref.ref(model), model.loss  # the step does not keep the model alive
-        step = tf.function(lambda x: loss(x, ref()(x, training=False)), autograph=False,
-                           input_signature=[tf.TensorSpec((None, *image_shape), tf.float32)])
-        _LOSS_STEPS[model] = step
-    return step
-
-
 def evaluate_loss(model, x: np.ndarray, batch_size: int) -> float:
     """The compiled loss of an autoencoder on `x` (its own target), `batch_size` images at a time
-    through one traced forward pass per model: the same number as Keras' `evaluate` to the bit
-    (the same batches, and the batch losses summed as its `Mean` does, in float32), without
-    tracing a test step for each model (`tests/test_validation_loss.py`)."""
+    through one traced forward pass per model (`moncae.model.steps.loss_step`): the same number as
+    Keras' `evaluate` to the bit (the same batches, and the batch losses summed as its `Mean`
+    does, in float32), without tracing a test step for each model (`tests/test_validation_loss.py`)."""
     if len(x) == 0:
         raise ValueError("no images to measure the loss on")
     x = np.asarray(x, dtype=np.float32)
-    step = _loss_step(model, tuple(x.shape[1:]))
+    step = loss_step(model, tuple(x.shape[1:]))
     total = count = np.float32(0.0)  # Keras' `Mean`: float32 sums of loss x images, and of images
     for start in range(0, len(x), batch_size):
         part = x[start:start + batch_size]
@@ -116,48 +96,70 @@ def evaluate_loss(model, x: np.ndarray, batch_size: int) -> float:
     return float(total / count)
 
 
-class ValidationLoss(keras.callbacks.Callback):
-    """Puts `val_loss` (`evaluate_loss` on `x_val`) in each epoch's logs, for the callbacks after
-    it (early stopping) and `fit`'s history; `seconds` keeps how long each took."""
+@dataclass
+class Fit:
+    """What `fit_autoencoder` did: the best epoch's validation loss (NaN if none was finite), the
+    epochs run, and the seconds of every training batch (its input included) and of every
+    epoch's validation pass, in order (the first of each traces a graph for a new model)."""
 
-    def __init__(self, x_val: np.ndarray, batch_size: int) -> None:
-        super().__init__()
-        self.x_val, self.batch_size = x_val, batch_size
-        self.seconds: list[float] = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        start = time.perf_counter()
-        loss = evaluate_loss(self.model, self.x_val, self.batch_size)
-        self.seconds.append(time.perf_counter() - start)
-        if logs is not None:
-            logs["val_loss"] = loss
+    best: float
+    epochs: int
+    batch_seconds: list[float] = field(default_factory=list)
+    validation_seconds: list[float] = field(default_factory=list)
 
 
 def fit_autoencoder(
     model, x_train: np.ndarray, x_val: np.ndarray, *, epochs: int, batch_size: int,
     patience: int, seed: int,
-) -> tuple[float, int]:
-    """Fit with early stopping on the fixed validation split; return (best val loss, epochs run).
+) -> Fit:
+    """Train `model` (compiled) to reconstruct `x_train` for up to `epochs` epochs, stopping
+    early on the loss on the fixed validation split and restoring the best epoch's weights, so the
+    model matches the loss returned.
 
-    The validation loss is `evaluate_loss`'s (a `ValidationLoss` callback) instead of Keras' own
-    validation pass: the same numbers, without a test step traced for each model (3-4% less
-    time per training on one thread here, `docs/measurements.md`). The best epoch's weights are
-    restored, so the model matches the loss returned.
+    The same training as Keras' `fit` with `EarlyStopping(restore_best_weights=True)` and
+    `TerminateOnNaN` on a seeded `tf_dataset`, to the bit, without `fit` around its step: one
+    traced step per model (`moncae.model.steps.train_step`), the validation loss by
+    `evaluate_loss` (no test step traced for each model, 3-4% less time per training), Keras' own
+    `EarlyStopping` driven epoch by epoch, and a stop after a batch whose loss is not finite.
+    `fit` makes a new iterator over the data at the end of every epoch, which draws a shuffle
+    order, and one more at the start of the next, which is used: the loop draws that unused
+    order too, so the batches are `fit`'s (`tests/test_train_loop.py`).
     """
-    callbacks = [
-        ValidationLoss(x_val, batch_size),  # first: the callbacks after it read its val_loss
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
-        keras.callbacks.TerminateOnNaN(),
-    ]
+    x_train = np.asarray(x_train, dtype=np.float32)
+    if len(x_train) == 0:
+        raise ValueError("no images to train on")
     build_optimizer(model)
-    history = model.fit(
-        tf_dataset(x_train, batch_size=batch_size, shuffle_seed=seed, autoencoder=True),
-        epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False,  # shuffled by tf.data
-    )
-    val = [v for v in history.history.get("val_loss", []) if math.isfinite(v)]
-    epochs_run = len(history.history.get("loss", []))
-    best = min(val) if val else float("nan")
-    return best, epochs_run
+    step = train_step(model, tuple(x_train.shape[1:]))
+    data = tf_dataset(x_train, batch_size=batch_size, shuffle_seed=seed)
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    stopping.set_model(model)
+    stopping.on_train_begin()
+    model.stop_training = False
+    fit = Fit(float("nan"), 0)
+    losses = []
+    for epoch in range(epochs):
+        if epoch:
+            iter(data)  # the order `fit` draws and drops at the end of each epoch
+        start = time.perf_counter()
+        for batch in data:
+            finite = math.isfinite(float(step(batch)))
+            now = time.perf_counter()
+            fit.batch_seconds.append(now - start)
+            start = now
+            if not finite:  # TerminateOnNaN: an epoch's mean loss is finite while its batches are
+                model.stop_training = True
+                break
+        start = time.perf_counter()
+        loss = evaluate_loss(model, x_val, batch_size)
+        fit.validation_seconds.append(time.perf_counter() - start)
+        losses.append(loss)
+        stopping.on_epoch_end(epoch, {"val_loss": loss})
+        if model.stop_training:
+            break
+    stopping.on_train_end()
+    finite = [v for v in losses if math.isfinite(v)]
+    fit.best, fit.epochs = (min(finite) if finite else float("nan")), len(losses)
+    return fit
 
 
 def model_to_bytes(model) -> bytes:
