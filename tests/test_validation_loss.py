@@ -13,6 +13,7 @@ from moncae.data import DataSpec, cached_dataset
 from moncae.method.genome import GenomeSpace, random_genome
 from moncae.model import steps, training
 from moncae.model.decode import build_autoencoder
+from tests.keras_fit import keras_fit
 
 pytestmark = pytest.mark.slow  # trains real models
 
@@ -28,21 +29,6 @@ def _model(data, optimizer: str = "adam"):
     model.compile(optimizer=training.make_optimizer(genome), loss=training.make_loss("bce"),
                   jit_compile=False)
     return model
-
-
-def _keras_fit(model, x_train, x_val, *, epochs, batch_size, patience, seed):
-    """Keras' own `fit`, with its own validation pass: what `fit_autoencoder` must equal."""
-    import keras
-
-    training.build_optimizer(model)
-    history = model.fit(
-        training.tf_dataset(x_train, batch_size=batch_size, shuffle_seed=seed, autoencoder=True),
-        validation_data=training.tf_dataset(x_val, batch_size=batch_size, autoencoder=True),
-        epochs=epochs, verbose=0, shuffle=False,
-        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                                 restore_best_weights=True),
-                   keras.callbacks.TerminateOnNaN()])
-    return history.history["val_loss"]
 
 
 def test_the_loss_is_keras_evaluates_to_the_bit_with_an_uneven_last_batch(tiny_npz):
@@ -68,7 +54,7 @@ def test_fit_gives_keras_validations_numbers_without_tracing_a_test_step(tiny_np
     x_train, x_val = data.x_train[:56], data.x_val  # 56: an uneven last training batch too
     kwargs = {"epochs": 4, "batch_size": 16, "patience": 1, "seed": 5}
     keras_model = _model(data, optimizer)
-    keras_val = _keras_fit(keras_model, x_train, x_val, **kwargs)
+    keras_val = keras_fit(keras_model, x_train, x_val, **kwargs)
     keras_weights = keras_model.get_weights()
     training.end_session()
 

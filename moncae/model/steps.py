@@ -3,12 +3,13 @@ once per model (any batch size): its train step and its loss.
 
 Keras' `fit` traces its own train step, but it wraps it in a distribution strategy, an input
 iterator, the loss tracker and the compiled metrics, and drives it through callbacks, epoch
-iterators and a history: for a `quick` rung-0 training (2 epochs of 16 batches) that was ~6% of
-the training's time on top of the steps (`docs/measurements.md`). `train_step` is Keras' own
-`TensorFlowTrainer.train_step` without those wrappers: the forward pass in training mode, the
-compiled loss (`compute_loss`, which adds the model's own losses as Keras does), its gradients
-and the optimizer's `apply_gradients`: the same operations on the same operands, so the weights
-after any number of steps equal `fit`'s to the bit (`tests/test_train_loop.py`).
+iterators and a history: 8% of a `quick` rung-0 training's time (2 epochs of 16 batches) and 4%
+of a rung-1 one's (6 epochs of 47), measured on one thread (`docs/measurements.md`).
+`train_step` is Keras' own `TensorFlowTrainer.train_step` without those wrappers: the forward
+pass in training mode, the compiled loss (`compute_loss`, which adds the model's own losses as
+Keras does), its gradients and the optimizer's `apply_gradients`: the same operations on the
+same operands, so the weights after any number of steps equal `fit`'s to the bit
+(`tests/test_train_loop.py`).
 
 Each step holds its model weakly, and the cache drops it with its model.
 """
