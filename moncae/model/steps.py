@@ -46,8 +46,9 @@ def train_step(model, image_shape: tuple[int, ...]):
             with tf.GradientTape() as tape:
                 y_pred = model(x, training=True)
                 loss = model.compute_loss(x=x, y=x, y_pred=y_pred, training=True)
-                scaled = model.optimizer.scale_loss(loss)  # as Keras' step: the loss itself,
-            weights = model.trainable_weights  # unless the optimizer scales losses
+                # as in Keras' step: the loss itself, unless the optimizer scales losses
+                scaled = model.optimizer.scale_loss(loss)
+            weights = model.trainable_weights
             model.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
             return loss
 
