@@ -86,4 +86,3 @@ if __name__ == "__main__":  # `python process_tasks.py SETTINGS_JSON [--resume]`
 
     run_search(resolve_config(**json.loads(sys.argv[1])), resume="--resume" in sys.argv[2:],
                task_fn=slow_surrogate_task)
-

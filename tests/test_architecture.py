@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from moncae.errors import MoncaeError
 from moncae.method.architecture import (
     bottleneck_shape,
+    bottleneck_text,
     conv_layers,
     conv_output_shape,
     describe_with_bottleneck,
@@ -57,6 +58,10 @@ def test_bottleneck_arithmetic_for_many_shapes_without_keras(seed, height, width
 ])
 def test_level_of_compression_matches_the_paper(shape, loc):
     assert round(loc_of_shape(shape), 3) == loc
+
+
+def test_bottleneck_text_is_the_csv_column():
+    assert bottleneck_text((4, 4, 4)) == "4x4x4" and bottleneck_text((16,)) == "16"
 
 
 def test_loc_of_shape_rejects_empty_and_zero_sizes():

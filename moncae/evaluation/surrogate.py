@@ -18,6 +18,7 @@ from moncae.data import cached_dataset
 from moncae.evaluation.records import EvalRecord, EvalResult, EvalTask, failed_record
 from moncae.method.architecture import (
     bottleneck_shape,
+    bottleneck_text,
     conv_output_shape,
     describe_with_bottleneck,
     forward_flops,
@@ -74,7 +75,7 @@ def surrogate_task(task: EvalTask) -> EvalResult:
     record = EvalRecord(
         genome_key=task.key or genome.key_for(shape), architecture=describe_with_bottleneck(genome, shape),
         rec_loss=surrogate_loss(task, shape), loc=loc_of_shape(bottleneck),
-        bottleneck="x".join(str(d) for d in bottleneck), params=params, epochs=task.train.epochs,
+        bottleneck=bottleneck_text(bottleneck), params=params, epochs=task.train.epochs,
         fit_seconds=0.0, seconds=0.0, status="ok", rung=task.rung,
         train_images=len(data.x_train[:task.train.train_images]), flops=forward_flops(genome, shape),
     )

@@ -12,7 +12,13 @@ import time
 from moncae.data import Dataset, cached_dataset
 from moncae.errors import one_line
 from moncae.evaluation.records import EvalResult, EvalTask, failed_record, failure_kind
-from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, forward_flops, loc_of_shape
+from moncae.method.architecture import (
+    bottleneck_shape,
+    bottleneck_text,
+    describe_with_bottleneck,
+    forward_flops,
+    loc_of_shape,
+)
 from moncae.model.decode import build_autoencoder
 from moncae.model.inherit import inherit_weights, load_parent_model
 from moncae.model.proxy import freeze_encoder
@@ -43,7 +49,7 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
     record = failed_record(
         dataclasses.replace(task, key=genome.key_for(shape)), "",
         architecture=describe_with_bottleneck(genome, shape),
-        bottleneck="x".join(str(d) for d in bottleneck),
+        bottleneck=bottleneck_text(bottleneck),
     )
     model_bytes = None
     try:  # the previous evaluation cleared the Keras session in its `finally`

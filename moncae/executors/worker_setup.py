@@ -59,11 +59,11 @@ def lost_evaluation(task: Any, error: str) -> Any:
     architecture, bottleneck = task.genome.describe(), ""
     try:
         from moncae.data import cached_dataset
-        from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck
+        from moncae.method.architecture import bottleneck_shape, bottleneck_text, describe_with_bottleneck
 
         shape = cached_dataset(task.data).input_shape
         architecture = describe_with_bottleneck(task.genome, shape)
-        bottleneck = "x".join(str(d) for d in bottleneck_shape(task.genome, shape))
+        bottleneck = bottleneck_text(bottleneck_shape(task.genome, shape))
     except Exception:  # noqa: BLE001 - the description is a nicety, the record is what matters
         pass
     return EvalResult(failed_record(task, error, failure="lost", architecture=architecture,

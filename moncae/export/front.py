@@ -24,7 +24,7 @@ from moncae.data import cached_dataset
 from moncae.errors import MoncaeError, RunFolderError
 from moncae.finetune.records import FINETUNE_CSV, FINETUNED_DIR
 from moncae.finetune.run import check_finished, read_run_config
-from moncae.method.architecture import bottleneck_shape, forward_flops
+from moncae.method.architecture import bottleneck_shape, bottleneck_text, forward_flops
 from moncae.method.genome import Genome
 from moncae.store import RunFolder, csv_float, model_filename, read_rows
 
@@ -205,7 +205,7 @@ def _input_shape(config: SearchConfig, model_files: list[Path]) -> tuple[int, in
 
 
 def _check_genome(run: RunFolder, key: str, genome: Genome, shape, bottleneck: str) -> None:
-    ours = "x".join(str(d) for d in bottleneck_shape(genome, shape))
+    ours = bottleneck_text(bottleneck_shape(genome, shape))
     if genome.key_for(shape) != key or (bottleneck and ours != bottleneck):
         raise RunFolderError(f"{run.evaluations}: the genes recorded for {key!r} build another "
                              "network; the run folder is inconsistent")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from moncae.errors import MoncaeError
 from moncae.evaluation.records import Outcome
-from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, loc_of_shape
+from moncae.method.architecture import bottleneck_shape, bottleneck_text, describe_with_bottleneck, loc_of_shape
 from moncae.method.genome import Genome
 from moncae.store import csv_float
 
@@ -91,7 +91,7 @@ def failed_finetune(model: FinalModel, input_shape, error: str = "", failure: st
     bottleneck = bottleneck_shape(model.genome, input_shape)
     return FinetuneRecord(
         model.individual, model.genome_key, describe_with_bottleneck(model.genome, input_shape),
-        float("nan"), loc_of_shape(bottleneck), "x".join(str(d) for d in bottleneck),
+        float("nan"), loc_of_shape(bottleneck), bottleneck_text(bottleneck),
         float("nan"), float("nan"), 0, 0.0, "failed", error, failure,
     )
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from moncae.errors import MoncaeError
 from moncae.method.genome import Genome, check_input_shape, pooled_size
 
-__all__ = ["OUTPUT_KERNEL_SIZE", "ConvLayer", "bottleneck_shape", "conv_layers", "conv_output_shape",
-           "dense_macs", "describe_with_bottleneck", "forward_flops", "level_of_compression", "loc_of_shape"]
+__all__ = ["OUTPUT_KERNEL_SIZE", "ConvLayer", "bottleneck_shape", "bottleneck_text", "conv_layers",
+           "conv_output_shape", "dense_macs", "describe_with_bottleneck", "forward_flops", "level_of_compression",
+           "loc_of_shape"]
 
 
 def conv_output_shape(genome: Genome, input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -36,6 +37,11 @@ def bottleneck_shape(genome: Genome, input_shape: Sequence[int]) -> tuple[int, .
     (units,) when the genome has a dense bottleneck."""
     conv = conv_output_shape(genome, input_shape)  # also validates the input shape
     return conv if genome.latent_units is None else (genome.latent_units,)
+
+
+def bottleneck_text(shape: Sequence[int]) -> str:
+    """A bottleneck shape as the CSVs' `bottleneck` column writes it: `4x4x4`, or `16` (dense)."""
+    return "x".join(str(d) for d in shape)
 
 
 def loc_of_shape(shape: Sequence[int]) -> float:
