@@ -62,6 +62,14 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, expe
     assert not out.exists()
 
 
+@pytest.mark.parametrize("dataset", ["no_such_data", "missing.npz"])
+def test_unknown_dataset_is_refused_before_the_run_is_announced(tmp_path, dataset):
+    argv = ["search", "--dataset", dataset, "--seed", "1,2", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
+    assert len(result.output.strip().splitlines()) == 1 and "->" not in result.output
+
+
 def test_output_path_that_is_a_file_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

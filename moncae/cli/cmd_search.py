@@ -188,11 +188,13 @@ class BarProgress:
 def command(dataset, seed, preset, config_file, resume, quiet, ref, **flags):
     """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
     from moncae.config import parse_ref, resolve_config
+    from moncae.data import check_dataset_name
     from moncae.search import default_executor, run_search
 
     flags["ref_point"] = parse_ref(ref)
     configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
                for s in seed]
+    check_dataset_name(configs[0].dataset)  # before announcing a run folder for it
     # several seeds share one executor: its worker processes import TensorFlow once, not per seed
     executor = default_executor(configs[0]) if len(configs) > 1 else None
     try:

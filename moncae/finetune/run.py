@@ -66,8 +66,9 @@ def read_run_config(run: RunFolder) -> SearchConfig:
         what = "not a folder" if run.path.exists() else "no such folder"
         raise RunFolderError(f"{run.path} is not a moncae run folder ({what}); pass the folder a "
                              "search wrote, e.g. results/mnist/seed-46")
+    payload = run.read_config()  # its errors name the folder and what is wrong with it
     try:
-        return SearchConfig.from_dict(run.read_config()["run"])
+        return SearchConfig.from_dict(payload["run"])
     except MoncaeError as err:
         raise RunFolderError(f"{run.config}: not a valid run configuration ({err})") from None
 

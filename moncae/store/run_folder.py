@@ -101,7 +101,8 @@ class RunFolder:
         try:
             payload = json.loads(self.config.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise RunFolderError(f"{self.path} is not a moncae run folder (no config.json)") from None
+            raise RunFolderError(f"{self.path} is not a moncae run folder (no config.json); pass the "
+                                 "folder a search wrote, e.g. results/mnist/seed-46") from None
         except (ValueError, UnicodeDecodeError) as err:
             raise RunFolderError(f"{self.config} is corrupt ({str(err)[:120]}); it cannot be used") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("settings"), dict) \
