@@ -79,6 +79,20 @@ def test_search_cli_exits_1_when_final_models_were_not_saved(tiny_npz, tmp_path,
     assert "Traceback" not in result.output
 
 
+def test_ctrl_c_says_how_to_go_on_and_exits_130(tmp_path, monkeypatch):
+    import moncae.search as search
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, "run_search", interrupted)
+    result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--seed", "1", "--preset", "smoke",
+                                       "--out", str(tmp_path), "--workers", "1"])
+    assert result.exit_code == 130, result.output
+    assert "Stopped by Ctrl-C" in result.output and "--resume" in result.output
+    assert "Traceback" not in result.output and "Aborted" not in result.output
+
+
 # -- 2. a lock per run folder -------------------------------------------------------------------
 def test_a_second_command_on_a_locked_folder_exits_2_naming_the_holder(stub_config, tmp_path):
     config = stub_config()

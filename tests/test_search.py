@@ -122,18 +122,26 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "moncae.cli.main", "search", *args]
 
 
-def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run):
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_resume_after_a_kill_equals_uninterrupted_run(tmp_path, reference_run, sig, code):
+    """SIGKILL: nothing runs after it. SIGTERM (`kill PID`, a scheduler's time limit): the command
+    stops its workers, says how to go on and exits 143."""
     args = ["--dataset", "mnist_5k", "--seed", str(SEED), "--preset", "smoke", "--out", str(tmp_path),
-            "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen(_cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            "--quiet", "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}  # the CLI's default (conftest lets TensorFlow's C++ errors through)
+    proc = subprocess.Popen(_cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoint = tmp_path / "mnist_5k" / f"seed-{SEED}" / "checkpoint.json"
     deadline = time.time() + 240
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # mid generation 1: generation 0 is checkpointed
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    proc.send_signal(sig)  # mid generation 1: generation 0 is checkpointed
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, f"the run finished before it could be stopped: {err}"
+    if sig == signal.SIGTERM:
+        assert err.strip().splitlines() == [
+            "Stopped by SIGTERM; what was journaled before is kept: run the same command again to go on "
+            "(search: with --resume)"], err  # no traceback, no leaked-semaphore warning
     done = subprocess.run(_cli(*args, "--resume"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 
@@ -31,16 +32,38 @@ def _quiet_stdout() -> None:
         pass
 
 
+class Terminated(Exception):
+    """SIGTERM (`kill PID`, a batch scheduler's time limit) arrived: unwind as Ctrl-C does."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+INTERRUPTED = ("what was journaled before is kept: run the same command again to go on (search: "
+               "with --resume)")
+
+
 class MoncaeGroup(click.Group):
     """User errors (`MoncaeError`) print one line and exit 2; an OS error (disk full, permission)
-    prints one line and exits 1; moncae's warnings print one line each. Never a traceback."""
+    prints one line and exits 1; Ctrl-C and SIGTERM stop the workers, say how to go on and exit
+    130 and 143 (128 + the signal, as a shell reports it); moncae's warnings print one line each.
+    Never a traceback."""
 
     def invoke(self, ctx: click.Context):
         with warnings.catch_warnings():  # restores showwarning and the filters afterwards
             warnings.simplefilter("always", MoncaeWarning)
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             try:
+                previous = signal.signal(signal.SIGTERM, _terminate)
+            except ValueError:  # not the main thread (a notebook's helper thread): left as it is
+                previous = None
+            try:
                 return super().invoke(ctx)
+            except (KeyboardInterrupt, Terminated) as err:  # the commands' `finally` closed their workers
+                name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
+                click.echo(f"\nStopped by {name}; {INTERRUPTED}", err=True)
+                sys.exit(128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT))
             except MoncaeError as err:
                 click.echo(f"Error: {err}", err=True)
                 sys.exit(2)
@@ -52,6 +75,9 @@ class MoncaeGroup(click.Group):
                            "(e.g. free disk space) and run the same command again (search: with --resume)",
                            err=True)
                 sys.exit(1)
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=MoncaeGroup, context_settings={"help_option_names": ["-h", "--help"]})
