@@ -184,29 +184,27 @@ def print_curve(label: str, curve) -> None:
 
 
 def versus_pca(run_dir: Path) -> None:
+    """The report's comparison (`moncae.report.collect.collect_versus_pca`) for one run's
+    fine-tuned final models, printed."""
     from moncae.data import cached_dataset
+    from moncae.report.collect import collect_final_models, collect_runs, collect_versus_pca
     from moncae.report.pca import pca_baseline
-    from moncae.store import RunFolder
 
-    run = RunFolder(run_dir)
-    config = SearchConfig.from_dict(run.read_config()["run"])
-    ft = pd.read_csv(run_dir / "finetune.csv")
-    ft = ft[ft["status"] == "ok"]
-    data = cached_dataset(config.data_spec())
-    ks = sorted({int(round(10 ** loc)) for loc in ft["loc"]})
-    pca = pca_baseline(data.x_train, data.x_test, ks, config.loss).set_index("k")["rec_loss"]
-    print(f"{run_dir}: fine-tuned final models, test {config.loss} minus PCA's at the same latent size")
-    below = 0
-    for _, row in ft.sort_values("loc").iterrows():
-        k = int(round(10 ** row["loc"]))
-        if k not in pca.index:
+    (run,) = collect_runs(run_dir)
+    finals = collect_final_models(run)
+    ks = sorted({int(k) for k in finals["latent_size"].dropna()})
+    data = cached_dataset(run.config.data_spec())
+    versus = collect_versus_pca(finals, pca_baseline(data.x_train, data.x_test, ks, run.config.loss))
+    versus = versus[versus["source"] == "finetune"]
+    print(f"{run_dir}: fine-tuned final models, test {run.config.loss} minus PCA's at the same latent size")
+    for _, row in versus.iterrows():
+        k = int(row["latent_size"])
+        if pd.isna(row["pca_rec_loss"]):
             print(f"  {row['bottleneck']:>10} (k={k}): no PCA with that many components")
             continue
-        diff = row["rec_loss"] - pca[k]
-        below += diff < 0
-        print(f"  {row['bottleneck']:>10} k={k:<5} test {row['rec_loss']:.4f}  PCA {pca[k]:.4f}  "
-              f"difference {diff:+.4f}")
-    print(f"  {below} of {len(ft)} below PCA")
+        print(f"  {row['bottleneck']:>10} k={k:<5} test {row['rec_loss']:.4f}  PCA {row['pca_rec_loss']:.4f}  "
+              f"difference {row['difference']:+.4f}")
+    print(f"  {int((versus['difference'] < 0).sum())} of {len(versus)} below PCA")
 
 
 def _settings(config) -> dict:

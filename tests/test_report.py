@@ -189,6 +189,28 @@ def test_finetune_results_replace_search_values_when_present(results, tmp_path):
     assert row["finetune_seconds"] == pytest.approx(sum(r["finetune_seconds"] for r in rows))
     assert "‡" in (path.parent / "table1.md").read_text()
 
+    # against PCA: the fine-tuned run's models beside PCA at their latent size; the other run's not counted
+    versus = pd.read_csv(path.parent / f"versus_pca_{DATASET}.csv", dtype={"bottleneck": str})
+    pca = pd.read_csv(path.parent / f"pca_baseline_{DATASET}.csv").set_index("k")["rec_loss"]
+    tuned = versus[versus["source"] == "finetune"].set_index("genome_key")
+    assert sorted(tuned.index) == sorted(r["genome_key"] for r in rows)
+    assert set(versus.loc[versus["source"] == "search", "seed"]) == {SEEDS[0]}
+    below = compared = 0  # these tiny runs' bottlenecks may exceed PCA's components (training images - 1)
+    for r in rows:
+        model = tuned.loc[r["genome_key"]]
+        k = int(round(10 ** r["loc"]))
+        assert model["rec_loss"] == pytest.approx(r["rec_loss"]) and model["latent_size"] == k
+        if k in pca.index:
+            assert model["pca_rec_loss"] == pytest.approx(pca[k])
+            assert model["difference"] == pytest.approx(r["rec_loss"] - pca[k])
+            compared, below = compared + 1, below + (r["rec_loss"] < pca[k])
+        else:
+            assert np.isnan(model["pca_rec_loss"])
+    text = path.read_text()
+    assert (f"**{below} of {compared} fine-tuned final models lie below PCA" if compared
+            else "No fine-tuned final model has a PCA of its size") in text
+    assert (f"{len(rows) - compared} model" in text) == (compared < len(rows))  # the ones not compared
+
 
 def test_default_threshold_follows_the_input_channels(results):
     files = sorted(str(f) for f in (run_dirs(results)[0] / "models").glob("*.keras"))

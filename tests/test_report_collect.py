@@ -14,7 +14,14 @@ import pytest
 from moncae.config import resolve_config
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.report import ReportWarning
-from moncae.report.collect import collect_final_models, collect_runs
+from moncae.report.collect import (
+    FINAL_COLUMNS,
+    collect_final_models,
+    collect_runs,
+    collect_versus_pca,
+    versus_pca_counts,
+)
+from moncae.report.markdown import versus_pca_section
 from moncae.report.table1 import collect_table1
 from moncae.search.loop import run_search
 
@@ -76,7 +83,7 @@ def test_report_of_surrogate_runs_writes_every_file_without_tensorflow(results):
     folder = results / "report"
     dataset = "tiny"
     for name in ("report.md", "table1.csv", "table1.md", "runs.csv", f"pareto_{dataset}.png",
-                 f"hv_history_{dataset}.png", f"pca_baseline_{dataset}.csv"):
+                 f"hv_history_{dataset}.png", f"pca_baseline_{dataset}.csv", f"versus_pca_{dataset}.csv"):
         assert (folder / name).stat().st_size > 0, name
     assert len(pd.read_csv(folder / "runs.csv")) == len(SEEDS)
 
@@ -101,3 +108,27 @@ def test_spread_latents_name_the_strategy_not_the_experiment(stub_config, tmp_pa
         runs = {run.strategy: run for run in collect_runs(tmp_path)}
     assert set(runs) == {"moncae", "moncae-spread-latents"}
     assert runs["moncae"].settings_id == runs["moncae-spread-latents"].settings_id
+
+
+def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
+    def model(key, latent, rec_loss, source="finetune", status="ok"):
+        return {**dict.fromkeys(FINAL_COLUMNS, float("nan")), "seed": 1, "genome_key": key,
+                "bottleneck": str(latent), "latent_size": latent, "loc": np.log10(latent),
+                "rec_loss": rec_loss, "source": source, "status": status}
+
+    finals = pd.DataFrame([model("a", 8, 0.10), model("b", 2, 0.30), model("c", 16, 0.20),  # c ties PCA
+                           model("d", 4096, 0.05), model("e", 4, 0.50, source="search"),
+                           model("f", 8, 0.01, status="failed")])
+    pca = pd.DataFrame({"k": [2, 4, 8, 16], "loc": np.log10([2, 4, 8, 16]), "rec_loss": [0.4, 0.3, 0.25, 0.2]})
+    versus = collect_versus_pca(finals, pca)
+    assert list(versus["genome_key"]) == ["b", "e", "a", "c", "d"]  # ok models only, by LOC
+    assert versus.set_index("genome_key")["difference"].to_dict() == pytest.approx(
+        {"b": -0.1, "e": 0.2, "a": -0.15, "c": 0.0, "d": float("nan")}, nan_ok=True)
+    counts = versus_pca_counts(versus)
+    assert counts == {"compared": 3, "below": 2, "no_pca": 1, "not_finetuned": 1}
+    text = "\n".join(versus_pca_section("tiny", versus, "bce"))
+    assert "**2 of 3 fine-tuned final models lie below PCA" in text
+    assert "1 model has more latent values than PCA can have" in text
+    assert "1 model was not fine-tuned" in text and "0.5000 (validation)" in text
+    assert "| seed-1 | 8 | 0.903 | 0.1000 | 0.2500 | -0.1500 |" in text
+    assert collect_versus_pca(finals, None)["pca_rec_loss"].isna().all()

@@ -26,12 +26,15 @@ from moncae.report.baselines import (
     parse_baselines,
 )
 from moncae.report.collect import (
+    VERSUS_PCA_COLUMNS,
     RunInfo,
     collect_final_models,
     collect_hv_history,
     collect_pareto,
     collect_projections,
     collect_runs,
+    collect_versus_pca,
+    versus_pca_counts,
     warn,
 )
 from moncae.report.markdown import DatasetSection, dataset_section, report_markdown, table1_markdown
@@ -252,6 +255,14 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
             pca_rows = [] if pca is None else [{"kind": "pca", **r} for r in pca.to_dict("records")]
             write_csv(out_dir / f"baselines_{dataset}.csv", BASELINE_COLUMNS,
                       pca_rows + dense.to_dict("records"))
+        versus = None
+        if pca is not None:
+            versus = collect_versus_pca(ds_finals, pca)
+            write_csv(out_dir / f"versus_pca_{dataset}.csv", VERSUS_PCA_COLUMNS, versus.to_dict("records"))
+            n = versus_pca_counts(versus)
+            log(f"{dataset}: {n['below']} of {n['compared']} fine-tuned final models below PCA at their "
+                "latent size (test split)" if n["compared"] else
+                f"{dataset}: no fine-tuned final model to compare with PCA at its latent size")
         pareto = collect_pareto(ds_finals, pca, thresholds[dataset])
         pareto["baselines"] = dense
         pareto_png = f"pareto_{dataset}.png"
@@ -272,7 +283,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
         sections.append(dataset_section(DatasetSection(
             dataset, ds_runs, runs_table, table, pareto, loss, pareto_png, hv_png,
             None if d is None else d.description, recon_pngs, sample_pngs,
-            projections_png=projections_png)))
+            projections_png=projections_png, versus_pca=versus)))
 
     sections += _strategy_sections(runs, out_dir, log)
     report = out_dir / "report.md"

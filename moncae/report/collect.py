@@ -27,8 +27,9 @@ from moncae.method.objectives import REFERENCE_POINT, non_dominated_mask
 from moncae.report.pca import PCA_COLUMNS
 from moncae.store import lock_holder, model_filename, read_rows
 
-__all__ = ["FINAL_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models", "collect_hv_history",
-           "collect_pareto", "collect_runs", "latent_size", "read_table", "warn"]
+__all__ = ["FINAL_COLUMNS", "VERSUS_PCA_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models",
+           "collect_hv_history", "collect_pareto", "collect_runs", "collect_versus_pca", "latent_size",
+           "read_table", "versus_pca_counts", "warn"]
 
 FINAL_COLUMNS = [
     "dataset", "seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc",
@@ -365,6 +366,37 @@ def collect_pareto(finals: pd.DataFrame, pca: pd.DataFrame | None, threshold: fl
         "failed": int((finals["status"] != "ok").sum()),
         "sources": sorted(set(points["source"])),
     }
+
+
+VERSUS_PCA_COLUMNS = ["seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc", "source",
+                      "rec_loss", "pca_rec_loss", "difference"]
+
+
+def collect_versus_pca(finals: pd.DataFrame, pca: pd.DataFrame | None) -> pd.DataFrame:
+    """Every ok final model beside PCA with as many components as the model has latent values
+    (`pca`: `pca_baseline`'s `k, rec_loss`, test split). `difference` is the model's loss minus
+    PCA's: negative where the model beats the linear reference at its size; NaN where PCA has no
+    such k (more components than the training images or the pixels determine). A model's
+    `rec_loss` is its fine-tuned test loss (`source` 'finetune') or, not fine-tuned, its search
+    validation loss ('search'): only the first compares like with like (`versus_pca_counts`)."""
+    by_k = {} if pca is None else dict(zip(pca["k"].astype(int), pca["rec_loss"].astype(float)))
+    rows = []
+    for _, m in finals[finals["status"] == "ok"].sort_values(["seed", "loc", "rec_loss"]).iterrows():
+        k = m["latent_size"]
+        ref = by_k.get(int(k), math.nan) if pd.notna(k) else math.nan
+        rows.append({**{c: m[c] for c in VERSUS_PCA_COLUMNS[:8]}, "pca_rec_loss": ref,
+                     "difference": m["rec_loss"] - ref})
+    return pd.DataFrame(rows, columns=VERSUS_PCA_COLUMNS)
+
+
+def versus_pca_counts(versus: pd.DataFrame) -> dict[str, int]:
+    """Of `collect_versus_pca`'s rows: `compared` (fine-tuned, with a PCA of their size),
+    `below` (of those, below PCA), `no_pca` (fine-tuned, larger than any PCA here) and
+    `not_finetuned` (validation losses: not compared with PCA's test losses)."""
+    tuned = versus[versus["source"] == "finetune"]
+    compared = tuned[tuned["pca_rec_loss"].notna()]
+    return {"compared": len(compared), "below": int((compared["difference"] < 0).sum()),
+            "no_pca": len(tuned) - len(compared), "not_finetuned": len(versus) - len(tuned)}
 
 
 def collect_projections(finals: pd.DataFrame, objectives: ObjectiveSet) -> dict:

@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 
 from moncae._version import __version__
-from moncae.report.collect import RunInfo
+from moncae.report.collect import RunInfo, versus_pca_counts
 
-__all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown"]
+__all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown", "versus_pca_section"]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -106,6 +106,35 @@ class DatasetSection:
     reconstructions: list[tuple[RunInfo, str, int]]  # (run, png, models drawn)
     samples: list[tuple[RunInfo, str, int]] = field(default_factory=list)  # VAE runs: (run, png, models)
     projections_png: str | None = None  # runs with more than two objectives
+    versus_pca: pd.DataFrame | None = None  # `collect_versus_pca`'s rows; None: no PCA baseline
+
+
+VERSUS_PCA_ROWS = 24  # at most this many models listed in the Markdown (all of them in the CSV)
+
+
+def versus_pca_section(dataset: str, versus: pd.DataFrame, loss: str) -> list[str]:
+    """"Against PCA": how many fine-tuned final models beat PCA at their latent size, and each one."""
+    n = versus_pca_counts(versus)
+    text = (f"**{n['below']} of {n['compared']} fine-tuned final models lie below PCA with as many "
+            f"components as they have latent values** ({_loss_name(loss)}, test split; the difference "
+            "is the model's loss minus PCA's, negative: the model beats the linear reference at its size)."
+            if n["compared"] else "No fine-tuned final model has a PCA of its size to be compared with.")
+    if n["no_pca"]:
+        text += (f" {n['no_pca']} {'model has' if n['no_pca'] == 1 else 'models have'} more latent values "
+                 "than PCA can have components here (training images - 1, or pixels): not compared.")
+    if n["not_finetuned"]:
+        text += (f" {n['not_finetuned']} {'model was' if n['not_finetuned'] == 1 else 'models were'} not "
+                 "fine-tuned (their loss is the search's, on the validation split): listed, not counted.")
+    parts = ["### Against PCA at the same latent size", "", text, "",
+             f"Per model: [versus_pca_{dataset}.csv](versus_pca_{dataset}.csv).", ""]
+    if 0 < len(versus) <= VERSUS_PCA_ROWS:
+        rows = [[f"seed-{r['seed']}", r["bottleneck"], _fmt(float(r["loc"])),
+                 _fmt(float(r["rec_loss"]), 4) + ("" if r["source"] == "finetune" else " (validation)"),
+                 _fmt(float(r["pca_rec_loss"]), 4) or "–",
+                 "–" if r["source"] != "finetune" or pd.isna(r["difference"]) else f"{r['difference']:+.4f}"]
+                for _, r in versus.iterrows()]
+        parts += [_md_table(["Run", "Bottleneck", "LOC", "Rec loss", "PCA", "Difference"], rows), ""]
+    return parts
 
 
 def dataset_section(section: DatasetSection) -> str:
@@ -140,6 +169,8 @@ def dataset_section(section: DatasetSection) -> str:
         + (f" {pareto['failed']} failed model(s) are not drawn." if pareto["failed"] else ""),
         "",
     ]
+    if s.versus_pca is not None:
+        parts += versus_pca_section(dataset, s.versus_pca, loss)
     if s.projections_png:
         names = ", ".join(s.runs[0].config.objectives)
         parts += ["### Every pair of objectives", "", f"![Objective pairs of {dataset}]({s.projections_png})",
