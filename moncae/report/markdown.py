@@ -113,7 +113,7 @@ VERSUS_PCA_ROWS = 24  # at most this many models listed in the Markdown (all of 
 
 
 def versus_pca_section(dataset: str, versus: pd.DataFrame, loss: str) -> list[str]:
-    """"Against PCA": how many fine-tuned final models beat PCA at their latent size, and each one."""
+    """The section saying how many fine-tuned final models beat PCA at their latent size, and each one."""
     n = versus_pca_counts(versus)
     text = (f"**{n['below']} of {n['compared']} fine-tuned final models lie below PCA with as many "
             f"components as they have latent values** ({_loss_name(loss)}, test split; the difference "
