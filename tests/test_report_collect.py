@@ -132,3 +132,7 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
     assert "1 model was not fine-tuned" in text and "0.5000 (validation)" in text
     assert "| seed-1 | 8 | 0.903 | 0.1000 | 0.2500 | -0.1500 |" in text
     assert collect_versus_pca(finals, None)["pca_rec_loss"].isna().all()
+    assert "Per seed" not in text
+    two = pd.concat([finals, finals.assign(seed=2, rec_loss=1.0)], ignore_index=True)
+    text = "\n".join(versus_pca_section("tiny", collect_versus_pca(two, pca), "bce"))
+    assert "**2 of 6 fine-tuned final models" in text and "Per seed: seed-1 2 of 3, seed-2 0 of 3." in text

@@ -125,6 +125,12 @@ def versus_pca_section(dataset: str, versus: pd.DataFrame, loss: str) -> list[st
     if n["not_finetuned"]:
         text += (f" {n['not_finetuned']} {'model was' if n['not_finetuned'] == 1 else 'models were'} not "
                  "fine-tuned (their loss is the search's, on the validation split): listed, not counted.")
+    seeds = sorted(set(versus["seed"]))
+    if len(seeds) > 1:  # per seed, of its fine-tuned models compared
+        per_seed = [f"seed-{seed} {c['below']} of {c['compared']}" for seed in seeds
+                    for c in [versus_pca_counts(versus[versus["seed"] == seed])] if c["compared"]]
+        if per_seed:
+            text += " Per seed: " + ", ".join(per_seed) + "."
     parts = ["### Against PCA at the same latent size", "", text, "",
              f"Per model: [versus_pca_{dataset}.csv](versus_pca_{dataset}.csv).", ""]
     if 0 < len(versus) <= VERSUS_PCA_ROWS:
