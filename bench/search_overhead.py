@@ -17,7 +17,8 @@ seconds, W trainings at once) was spent:
   graph tracing, so this figure hides it.
 - a second line: the share of the capacity inside tasks (a training in its worker, from start to
   result) and how the rest splits: before the first task, after the last, while no task runs
-  (the driver's turn), and while some workers wait for the others (the end of a rung).
+  (the driver's turn), and while some workers wait for the others (the end of a rung); with
+  several workers a third: that waiting, rung by rung (`rung_waits`).
 
 Usage: python bench/search_overhead.py [--workers auto|N] [--set KEY=VALUE ...] [--warm] [smoke quick]
 (`--set promote_multiple=2`: a setting instead of the preset's, its value read as TOML; `--warm`:
@@ -81,7 +82,25 @@ def timed_task(task):
         return run_task(task)
     finally:
         with open(os.environ[TASKS_FILE], "a") as fh:
-            fh.write(json.dumps({"start": start, "end": time.time()}) + "\n")
+            fh.write(json.dumps({"start": start, "end": time.time(), "rung": task.rung}) + "\n")
+
+
+def rung_waits(tasks: list[dict], workers: int) -> dict[int, float]:
+    """Worker-seconds idle at the end of each rung, summed per rung: the tasks cut into batches (a
+    batch: consecutive tasks of one rung that overlap in time, as one `_train_rung` hands them
+    out), each batch's idle being `workers x its span - its tasks' seconds` (the span from its
+    first start to its last end, so the driver's turn before it is not counted)."""
+    waits: dict[int, float] = {}
+    batch: list[dict] = []
+    for t in sorted(tasks, key=lambda t: t["start"]) + [None]:
+        if batch and (t is None or t["rung"] != batch[-1]["rung"] or t["start"] > max(b["end"] for b in batch)):
+            span = max(b["end"] for b in batch) - min(b["start"] for b in batch)
+            idle = max(0.0, workers * span - sum(b["end"] - b["start"] for b in batch))
+            waits[batch[0]["rung"]] = waits.get(batch[0]["rung"], 0.0) + idle
+            batch = []
+        if t is not None:
+            batch.append(t)
+    return waits
 
 
 def idle_shares(tasks: list[dict], begin: float, end: float, workers: int) -> dict[str, float]:
@@ -145,6 +164,7 @@ def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = N
         "trainings": len(ev), "cache_hits": int(gens["cache_hits"].sum()),
         "failed": int((ev["status"] != "ok").sum()),
         "in_tasks_pct": 100 * sum(t["end"] - t["start"] for t in tasks) / capacity,
+        "rung_wait_pct": {r: 100 * w / capacity for r, w in sorted(rung_waits(tasks, n).items())},
         **idle_shares(tasks, begin, end, n),
     }
 
@@ -170,6 +190,9 @@ def main() -> None:
               f"{m['before_first_pct']:.1f}%, none running between tasks (the driver) "
               f"{m['none_running_pct']:.1f}%, some workers waiting for others (end of a rung) "
               f"{m['some_idle_pct']:.1f}%, after the last {m['after_last_pct']:.1f}%")
+        if m["workers"] > 1:
+            print(f"{'':>6}  waiting at the end of each rung: " + ", ".join(
+                f"rung {r} {pct:.1f}%" for r, pct in m["rung_wait_pct"].items()))
 
 
 if __name__ == "__main__":
