@@ -24,6 +24,8 @@ def _config(tmp_path, text: str) -> str:
         (["search", "--dataset", "mnist_5k", "--seed", "1,2,1"], "seed 1 is listed more than once"),
         ([*BASE, "--train-size", "0"], "train_size"),
         ([*BASE, "--val-size", "-3"], "val_size"),
+        ([*BASE, "--test-size", "0"], "test_size"),
+        ([*BASE, "--test-size", "5000"], "pass --test-size N with N <= 1000"),
         ([*BASE, "--population", "1"], "population"),
         ([*BASE, "--train-size", "999999"], "train"),
         ([*BASE, "--selection", "roulette-of-doom"], "selection"),

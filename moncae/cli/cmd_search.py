@@ -114,6 +114,8 @@ class BarProgress:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--train-size", type=int, default=None, help="Cap on training images.")
 @click.option("--val-size", type=int, default=None, help="Validation images (carved from training).")
+@click.option("--test-size", type=int, default=None,
+              help="Test images (a seeded sample of the test split; default: all, or the preset's).")
 @click.option("--loss", type=click.Choice([*LOSSES, *VAE_LOSSES]), default=None,
               help="bce|mse for --model ae (default bce); elbo|reformulated for --model vae.")
 @click.option("--model", type=click.Choice(list(MODELS)), default=None,

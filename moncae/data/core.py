@@ -261,7 +261,9 @@ def _check_size(arg: str, value: int | None, most: int, of_what: str) -> int | N
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise DataError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
     if value > most:
-        raise DataError(f"`{arg}` must be at most {most}, {of_what}. Received: {arg}={value}")
+        raise DataError(f"`{arg}` must be at most {most}, {of_what}. Received: {arg}={value} (a preset's "
+                        f"value unless set); pass --{arg.replace('_', '-')} N with N <= {most}, or set "
+                        f"{arg} in a --config file")
     return int(value)
 
 

@@ -388,8 +388,9 @@ def check_rungs(config: SearchConfig, train_images: int) -> None:
     for rung in config.rung_schedule()[:-1]:
         if rung.train_images > train_images or (rung.train_images == train_images and not rung.decoder_only):
             raise MoncaeError(f"`rungs` trains a lower rung on {rung.train_images} images, but the run "
-                              f"has {train_images} training images; use fewer in `rungs` (or a larger "
-                              "train_size)")
+                              f"has {train_images} training images; use fewer in `rungs` (a --config "
+                              f"file, e.g. rungs = [[{rung.epochs}, {max(1, train_images // 3)}]]), a "
+                              "larger --train-size, or --fidelity full")
 
 
 def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchProgress | None = None,
