@@ -219,3 +219,24 @@ def test_smoke_search_with_two_workers_is_reproducible(tmp_path):
         assert len(a) > 0
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert (_comparable(runs[0] / "evaluations.csv")["status"] == "ok").all()
+
+
+def test_more_workers_than_cores_warns_and_keeps_one_thread_each(monkeypatch):
+    import warnings
+
+    import moncae.executors as executors
+    import moncae.executors.processes as processes
+    from moncae.errors import MoncaeWarning
+
+    for module in (executors, processes):  # a 2-core machine, whatever runs the test
+        monkeypatch.setattr(module, "usable_cores", lambda: 2)
+    with pytest.warns(MoncaeWarning, match="--workers 3 on 2 usable core"):
+        many = make_executor("local", workers=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MoncaeWarning)
+        enough = make_executor("local", workers=2)
+    try:
+        assert many.threads == enough.threads == 1  # the same results, only slower
+    finally:
+        many.close()
+        enough.close()

@@ -11,12 +11,13 @@ so the driver writes the same CSV rows in the same order whichever executor runs
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from moncae.config import WORKERS_AUTO, parse_workers
-from moncae.errors import MoncaeError
+from moncae.errors import MoncaeError, MoncaeWarning
 from moncae.executors.resources import cpu_instruction_sets, training_threads, usable_cores, visible_gpus
 
 TaskFn = Callable[[Any], Any]
@@ -82,6 +83,12 @@ def make_executor(name: str = "local", *, workers: Any = None, scheduler: str | 
     """
     if name == "local":
         n = resolve_workers(workers)
+        cores = usable_cores()
+        if n > cores:
+            warnings.warn(MoncaeWarning(
+                f"--workers {n} on {cores} usable core(s): the trainings share the cores and each worker "
+                f"process holds its own TensorFlow in memory; the same results, more slowly than --workers "
+                f"{cores}"), stacklevel=2)
         if n == 1:
             return LocalExecutor()
         from moncae.executors.processes import ProcessExecutor
