@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import warnings
@@ -357,6 +358,25 @@ def read_toml(path: str | Path, *, text: str | None = None) -> dict[str, Any]:
         raise MoncaeError(f"config file {path} is not valid TOML: {err}") from None
     data = data.get("search", data)
     return _known(data, str(path))
+
+
+def settings_toml(config: SearchConfig) -> str:
+    """Every setting of `config`, one `key = value` line each, as TOML that `--config` reads back
+    to the same settings; a setting left unset (None) is a comment line, TOML having no null."""
+    return "".join(f"# {key}: not set\n" if value is None else f"{key} = {_toml_value(value)}\n"
+                   for key, value in config.to_dict().items())
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)  # TOML writes infinities and NaN as Python does: inf, nan
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
 
 
 def load_preset(name: str) -> dict[str, Any]:

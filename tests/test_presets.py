@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from moncae.config import preset_names, resolve_config
+from moncae.config import preset_names, resolve_config, settings_toml
 from moncae.errors import MoncaeWarning
 from moncae.search.loop import check_rungs
 
@@ -15,6 +15,14 @@ def test_every_shipped_preset_resolves_to_settings_the_search_accepts(name):
     assert config.preset == name
     if config.train_size:  # a lower rung must be cheaper than the run's own training split
         check_rungs(config, config.train_size)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_written_as_toml_reads_back_to_the_same_settings(name, tmp_path):
+    config = resolve_config(preset=name, dataset="mnist_5k", seed=7, data_dir="/data/here")
+    path = tmp_path / "settings.toml"
+    path.write_text(settings_toml(config))
+    assert resolve_config(config_file=path) == config
 
 
 def test_the_four_documented_presets_are_shipped():

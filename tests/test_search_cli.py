@@ -153,3 +153,24 @@ def test_several_seeds_share_one_executor_closed_at_the_end(tmp_path, monkeypatc
     argv[argv.index("--seed") + 1] = "5"
     assert CliRunner().invoke(main, argv).exit_code == 0
     assert runs == [(5, None)] and len(made) == 2
+
+
+def test_dry_run_prints_settings_that_config_reads_back_and_writes_nothing(tmp_path, monkeypatch):
+    from moncae.config import resolve_config
+
+    monkeypatch.delenv("MONCAE_DATA_DIR", raising=False)  # --data-dir's default: not set
+
+    out = tmp_path / "out"
+    argv = ["search", "--dataset", "mnist_5k", "--seed", "3,4", "--preset", "quick", "--epochs", "9",
+            "--ref", "3,11", "--out", str(out), "--dry-run"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert not out.exists()
+    lines = result.output.splitlines()
+    assert lines[:2] == [f"# search mnist_5k seed {s} -> {out / 'mnist_5k' / f'seed-{s}'} (new)" for s in (3, 4)]
+    settings = tmp_path / "settings.toml"
+    settings.write_text(result.output)
+    expected = resolve_config(preset="quick", dataset="mnist_5k", seed=3, epochs=9, ref_point=(3.0, 11.0),
+                              out=str(out))
+    assert resolve_config(config_file=settings) == expected
+    assert "# data_dir: not set" in lines  # None has no TOML form

@@ -187,9 +187,12 @@ class BarProgress:
 @click.option("--scheduler", default=None, help="Dask: scheduler address, e.g. tcp://host:8786.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars, one line per generation.")
-def command(dataset, seed, preset, config_file, resume, quiet, ref, **flags):
+@click.option("--dry-run", is_flag=True,
+              help="Print the settings these options resolve to, as TOML that --config reads back, "
+                   "and each seed's run folder; train and write nothing.")
+def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **flags):
     """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
-    from moncae.config import parse_ref, resolve_config
+    from moncae.config import parse_ref, resolve_config, settings_toml
     from moncae.data import check_dataset_name
     from moncae.search import default_executor, run_search
 
@@ -197,6 +200,12 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, **flags):
     configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
                for s in seed]
     check_dataset_name(configs[0].dataset)  # before announcing a run folder for it
+    if dry_run:
+        for config in configs:
+            state = "exists: --resume continues it" if config.run_dir.exists() else "new"
+            click.echo(f"# search {config.dataset} seed {config.seed} -> {config.run_dir} ({state})")
+        click.echo(settings_toml(configs[0]), nl=False)
+        return
     # several seeds share one executor: its worker processes import TensorFlow once, not per seed
     executor = default_executor(configs[0]) if len(configs) > 1 else None
     try:
