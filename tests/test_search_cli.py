@@ -174,3 +174,17 @@ def test_dry_run_prints_settings_that_config_reads_back_and_writes_nothing(tmp_p
                               out=str(out))
     assert resolve_config(config_file=settings) == expected
     assert "# data_dir: not set" in lines  # None has no TOML form
+
+
+def test_the_progress_bar_shows_the_last_generations_hypervolume_once_there_is_one():
+    from moncae.cli.cmd_search import BarProgress
+
+    progress = BarProgress(quiet=False)
+    progress.generation_started(0, 2, 3, 0)
+    assert progress.bar.item_show_func(None) == "trained 0, cache hits 0"  # no "HV nan"
+    progress.generation_done({"generation": 0, "hypervolume": 30.48031, "front_size": 2, "best_rec_loss": 0.5,
+                              "min_loc": 2.0, "trained": 3, "cache_hits": 0, "seconds": 1.0})
+    progress.generation_started(1, 2, 1, 2)
+    assert progress.bar.item_show_func(None) == "trained 0, cache hits 2, HV 30.480 after gen 1"
+    progress.generation_done({"generation": 1, "hypervolume": 31.0, "front_size": 2, "best_rec_loss": 0.5,
+                              "min_loc": 2.0, "trained": 1, "cache_hits": 2, "seconds": 1.0})

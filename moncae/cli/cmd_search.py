@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -67,7 +68,8 @@ class BarProgress:
         if not self.quiet and to_train:
             self.bar = click.progressbar(
                 length=to_train, label=f"gen {generation + 1}/{generations}", file=sys.stderr,
-                item_show_func=lambda _: f"trained {self.trained}, cache hits {self.hits}, HV {self.hv:.3f}",
+                item_show_func=lambda _: f"trained {self.trained}, cache hits {self.hits}" + (
+                    f", HV {self.hv:.3f} after gen {generation}" if math.isfinite(self.hv) else ""),
                 show_pos=True,
             )
             self.bar.__enter__()
