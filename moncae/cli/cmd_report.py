@@ -20,8 +20,9 @@ import click
 @click.option("--quiet", is_flag=True, help="Print only warnings and the path of report.md.")
 def command(results_dir, out, loc_threshold, quiet, baselines):
     """Summarise every run under RESULTS_DIR (DATASET/seed-N/ folders): table1.csv/.md,
-    pareto_DATASET.png, hv_history_DATASET.png, reconstructions_DATASET_seed-N.png and a
-    report.md that embeds them. Prints the path of report.md last."""
+    pareto_DATASET.png, hv_history_DATASET.png, reconstructions_DATASET_seed-N.png,
+    versus_pca_DATASET.csv (each final model against PCA at its latent size) and a report.md
+    that embeds them. Prints the path of report.md last."""
     from moncae.report import build_report
 
     log = None if quiet else (lambda text: click.echo(text, err=True))
