@@ -188,3 +188,12 @@ def test_the_progress_bar_shows_the_last_generations_hypervolume_once_there_is_o
     assert progress.bar.item_show_func(None) == "trained 0, cache hits 2, HV 30.480 after gen 1"
     progress.generation_done({"generation": 1, "hypervolume": 31.0, "front_size": 2, "best_rec_loss": 0.5,
                               "min_loc": 2.0, "trained": 1, "cache_hits": 2, "seconds": 1.0})
+
+
+def test_the_summary_line_says_about_how_long_the_rest_takes():
+    from moncae.cli.cmd_search import time_left
+
+    assert time_left({0: 30.0}, 3) == "~90 s left"  # only the first generation to go by
+    assert time_left({0: 50.0, 1: 20.0, 2: 40.0}, 2) == "~60 s left"  # the first left out
+    assert time_left({4: 100.0}, 3) == "~5.0 min left"  # a resumed run: its first generation counts
+

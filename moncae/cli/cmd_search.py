@@ -52,6 +52,15 @@ class SeedParam(click.ParamType):
                   f"Received: {value!r}", param, ctx)
 
 
+def time_left(seconds: dict[int, float], generations_left: int) -> str:
+    """About how long `generations_left` more generations take, going by the seconds of those run
+    so far (by generation; generation 0 left out once there are others: it trains a whole random
+    population)."""
+    typical = [v for g, v in seconds.items() if g > 0] or list(seconds.values())
+    left = sum(typical) / len(typical) * generations_left
+    return f"~{left:.0f} s left" if left < 120 else f"~{left / 60:.1f} min left"
+
+
 class BarProgress:
     """Click progress bar per generation plus a one-line summary; `quiet` keeps the lines only."""
 
@@ -61,6 +70,7 @@ class BarProgress:
         self.trained = 0
         self.hits = 0
         self.hv = float("nan")
+        self.seconds: dict[int, float] = {}  # generation -> its seconds, those run by this command
 
     def generation_started(self, generation, generations, to_train, cache_hits):
         self.generation, self.generations = generation, generations
@@ -92,11 +102,13 @@ class BarProgress:
             self.bar.__exit__(None, None, None)
             self.bar = None
         self.hv = row["hypervolume"]
+        self.seconds[row["generation"]] = row["seconds"]
+        left = self.generations - row["generation"] - 1
         click.echo(
             f"gen {row['generation'] + 1:>2}/{self.generations}  HV {row['hypervolume']:.4f}  "
             f"front {row['front_size']}  best loss {row['best_rec_loss']:.4f}  "
             f"min LOC {row['min_loc']:.3f}  trained {row['trained']}  cached {row['cache_hits']}  "
-            f"{row['seconds']:.1f}s"
+            f"{row['seconds']:.1f}s" + (f"  {time_left(self.seconds, left)}" if left > 0 else "")
         )
 
     def message(self, text):
