@@ -209,7 +209,8 @@ def test_finetune_results_replace_search_values_when_present(results, tmp_path):
     text = path.read_text()
     assert (f"**{below} of {compared} fine-tuned final models lie below PCA" if compared
             else "No fine-tuned final model has a PCA of its size") in text
-    assert (f"{len(rows) - compared} model" in text) == (compared < len(rows))  # the ones not compared
+    no_pca = len(rows) - compared
+    assert (f"{no_pca} {'model has' if no_pca == 1 else 'models have'} more latent values" in text) == (no_pca > 0)
 
 
 def test_default_threshold_follows_the_input_channels(results):
