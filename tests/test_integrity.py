@@ -109,6 +109,19 @@ def test_a_second_command_on_a_locked_folder_exits_2_naming_the_holder(stub_conf
     run_search(config, resume=True, task_fn=surrogate_task)  # free again
 
 
+def test_reading_a_run_whose_search_still_runs_says_to_wait_not_to_resume(stub_config):
+    config = stub_config()
+    run_search(config, task_fn=surrogate_task)
+    path = config.run_dir / "checkpoint.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "finished": False}))  # mid-run
+    with RunLock(config.run_dir, "moncae search"):
+        result = CliRunner().invoke(main, ["front", str(config.run_dir)])
+        assert result.exit_code == 2 and "its search is still running (PID" in result.output, result.output
+        assert "--resume" not in result.output
+    result = CliRunner().invoke(main, ["front", str(config.run_dir)])  # nobody runs it: resume it
+    assert result.exit_code == 2 and "--resume" in result.output, result.output
+
+
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     code = ("import sys, time; from moncae.store import RunLock; "
             f"RunLock({str(tmp_path)!r}, 'test').acquire(); print('locked', flush=True); time.sleep(60)")

@@ -46,6 +46,7 @@ from moncae.store import (
     RunLock,
     append_rows,
     atomic_open,
+    lock_holder,
     model_filename,
     read_csv_rows,
     read_rows,
@@ -80,6 +81,10 @@ def check_finished(run: RunFolder):
         where = "no checkpoint" if state is None else (
             f"last checkpoint after generation {state.generation + 1}" if not state.finished
             else "no models/index.csv")
+        holder = lock_holder(run.path)
+        if holder and "moncae search" in holder:
+            raise RunFolderError(f"{run.path} has no final population yet ({where}): its search is still "
+                                 f"running ({holder}); wait for it to finish")
         raise RunFolderError(
             f"{run.path} has no final population ({where}); finish the search first with "
             "`moncae search ... --resume`"
