@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moncae.data import DATASET_NAMES, Dataset, check_dataset_name, core, dataset_status, load_dataset, locate
+from moncae.data import DATASET_NAMES, Dataset, core, dataset_status, load_dataset, locate
 from moncae.data.formats import parse_uint_csv
 from moncae.errors import DataError
 
@@ -416,18 +416,6 @@ def test_bad_names(name, match, tmp_path, monkeypatch):
     with pytest.raises(DataError, match=match):
         load_dataset(name)
     assert not dataset_status(name).available
-
-
-def test_dataset_names_are_checked_without_reading(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("mnist", "Fashion-MNIST", "cifar10", "mnist_5k"):  # known: no files needed to check
-        check_dataset_name(name)
-    (tmp_path / "mine.npz").write_bytes(b"not read")
-    check_dataset_name("mine.npz")
-    for name, match in (("imagenet", "Unknown dataset 'imagenet'"), ("missing.npz", "dataset file not found"),
-                        (str(tmp_path), "is a folder")):
-        with pytest.raises(DataError, match=match):
-            check_dataset_name(name)
 
 
 def test_folder_given_as_dataset_name(tmp_path):

@@ -64,9 +64,11 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, expe
     assert not out.exists()
 
 
-@pytest.mark.parametrize("dataset", ["no_such_data", "missing.npz"])
-def test_unknown_dataset_is_refused_before_the_run_is_announced(tmp_path, dataset):
-    argv = ["search", "--dataset", dataset, "--seed", "1,2", "--out", str(tmp_path / "out")]
+@pytest.mark.parametrize("dataset, more", [("no_such_data", []), ("missing.npz", []),
+                                           ("mnist_5k", ["--test-size", "5000"]),  # sizes: checked on the data
+                                           ("mnist_5k", ["--preset", "quick", "--train-size", "900"])])  # rungs
+def test_a_data_problem_is_refused_before_the_run_is_announced(tmp_path, dataset, more):
+    argv = ["search", "--dataset", dataset, "--seed", "1,2", "--out", str(tmp_path / "out"), *more]
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
     assert len(result.output.strip().splitlines()) == 1 and "->" not in result.output
@@ -197,3 +199,16 @@ def test_the_summary_line_says_about_how_long_the_rest_takes():
     assert time_left({0: 50.0, 1: 20.0, 2: 40.0}, 2) == "~60 s left"  # the first left out
     assert time_left({4: 100.0}, 3) == "~5.0 min left"  # a resumed run: its first generation counts
 
+
+
+def test_a_dry_run_downloads_nothing_and_says_the_data_was_not_checked(tmp_path):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    argv = ["search", "--dataset", "cifar10", "--seed", "1", "--data-dir", str(empty), "--out",
+            str(tmp_path / "out"), "--dry-run"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert "# data: cifar10 is not here without a download, so the sizes are not checked" in result.output
+    assert "Downloading" not in result.output and not (tmp_path / "out").exists()
+    result = CliRunner().invoke(main, ["search", "--dataset", "no_such_data", "--seed", "1", "--dry-run"])
+    assert result.exit_code == 2 and "Unknown dataset 'no_such_data'" in result.output

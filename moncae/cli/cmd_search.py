@@ -207,17 +207,31 @@ class BarProgress:
 def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **flags):
     """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
     from moncae.config import parse_ref, resolve_config, settings_toml
-    from moncae.data import check_dataset_name
+    from moncae.data import DATASET_NAMES, cached_dataset, dataset_status
+    from moncae.errors import DataError
     from moncae.search import default_executor, run_search
+    from moncae.search.loop import check_rungs
 
     flags["ref_point"] = parse_ref(ref)
     configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
                for s in seed]
-    check_dataset_name(configs[0].dataset)  # before announcing a run folder for it
+    # a data problem is said before any run is announced (the search reuses what this reads); a
+    # dry run downloads nothing: its settings may be meant for another machine's data
+    status = dataset_status(configs[0].dataset, data_dir=configs[0].data_dir) if dry_run else None
+    if status is not None and not status.available and status.name not in DATASET_NAMES:
+        raise DataError(status.reason)  # an unknown name or a missing .npz: nothing to download
+    here = status is None or status.available
+    if here:
+        data = cached_dataset(configs[0].data_spec())
+        for config in configs:
+            check_rungs(config, len(data.x_train))
     if dry_run:
         for config in configs:
             state = "exists: --resume continues it" if config.run_dir.exists() else "new"
             click.echo(f"# search {config.dataset} seed {config.seed} -> {config.run_dir} ({state})")
+        if not here:
+            click.echo(f"# data: {configs[0].dataset} is not here without a download, so the sizes are not "
+                       "checked (`moncae datasets` says where it looked)")
         click.echo(settings_toml(configs[0]), nl=False)
         return
     # several seeds share one executor: its worker processes import TensorFlow once, not per seed

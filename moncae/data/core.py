@@ -107,13 +107,6 @@ def dataset_status(name: str, *, data_dir: str | os.PathLike | None = None) -> D
     return DatasetStatus(canonical, True, source, None, raw.x_train.shape, raw.x_test.shape)
 
 
-def check_dataset_name(name: str) -> None:
-    """Raise `DataError` for a name that is neither a dataset moncae knows nor a `.npz` file's
-    path; reads nothing (a search checks this before it announces its run folder)."""
-    if _canonical_or_raw(name) not in DATASET_NAMES:
-        _user_npz_path(str(name))
-
-
 # --------------------------------------------------------------------------- finding
 
 
