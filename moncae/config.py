@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from moncae.data import canonical_name
 from moncae.data.spec import DataSpec
 from moncae.errors import MoncaeError, MoncaeWarning
 from moncae.method.fidelity import Rung, rung_schedule
@@ -434,6 +435,8 @@ def resolve_config(
              **{k: v for k, v in overrides.items() if v is not None}}
     from_preset = set(settings) - set(given)
     settings.update(given)
+    if isinstance(settings.get("dataset"), str):  # `Fashion-MNIST` runs in fashion_mnist/, as `fashion_mnist`
+        settings["dataset"] = canonical_name(settings["dataset"])
     for name, rule in sorted(ruled_out(lambda s: settings.get(s, getattr(SearchConfig, s))).items()):
         if name not in from_preset:
             continue

@@ -57,3 +57,9 @@ def test_the_same_setting_given_by_the_user_is_refused_with_the_fix(tmp_path):
     with pytest.raises(MoncaeError, match='`latents` .*needs space = "dense"'), \
             pytest.warns(MoncaeWarning, match="preset quick's initial"):  # the preset's gives way
         resolve_config(preset="quick", config_file=toml, space="paper")
+
+
+def test_a_dataset_name_is_spelled_as_moncae_spells_it():
+    config = resolve_config(dataset="Fashion-MNIST", seed=1)
+    assert config.dataset == "fashion_mnist" and config.run_dir.parts[-2:] == ("fashion_mnist", "seed-1")
+    assert resolve_config(dataset="data/My-Set.npz", seed=1).dataset == "data/My-Set.npz"  # a path: as given

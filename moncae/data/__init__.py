@@ -7,10 +7,11 @@ from moncae.data.core import (
     DATASET_NAMES,
     Dataset,
     DatasetStatus,
+    canonical_name,
     dataset_status,
     load_dataset,
 )
 from moncae.data.spec import DataSpec, cached_dataset
 
-__all__ = ["DATASET_NAMES", "DataSpec", "Dataset", "DatasetStatus", "cached_dataset", "dataset_status",
-           "load_dataset"]
+__all__ = ["DATASET_NAMES", "DataSpec", "Dataset", "DatasetStatus", "cached_dataset", "canonical_name",
+           "dataset_status", "load_dataset"]

