@@ -117,7 +117,6 @@ def canonical_name(name: str) -> str:
     return key if key in DATASET_NAMES else str(name)
 
 
-
 def _find_raw(name: str, data_dir: str | os.PathLike | None, *,
               download: bool) -> tuple[str, RawData, str]:
     """(canonical name, raw arrays, source) for a dataset name or a user `.npz` path."""
