@@ -21,7 +21,7 @@ from moncae.report.collect import (
     collect_versus_pca,
     versus_pca_counts,
 )
-from moncae.report.markdown import versus_pca_section
+from moncae.report.markdown import versus_pca_section, versus_pca_summary
 from moncae.report.table1 import collect_table1
 from moncae.search.loop import run_search
 
@@ -136,3 +136,7 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
     two = pd.concat([finals, finals.assign(seed=2, rec_loss=1.0)], ignore_index=True)
     text = "\n".join(versus_pca_section("tiny", collect_versus_pca(two, pca), "bce"))
     assert "**2 of 6 fine-tuned final models" in text and "Per seed: seed-1 2 of 3, seed-2 0 of 3." in text
+    summary = versus_pca_summary({"tiny": collect_versus_pca(two, pca), "other": collect_versus_pca(finals, None)})
+    assert summary[2:] == [
+        "- tiny: **2 of 6** fine-tuned final models below PCA at their latent size (test split)", ""]
+    assert versus_pca_summary({"other": collect_versus_pca(finals, None)}) == []  # nothing compared: no lines

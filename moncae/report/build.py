@@ -227,6 +227,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     write_csv(out_dir / "runs.csv", RUN_COLUMNS, runs_table.to_dict("records"))
 
     sections = []
+    versus_by_dataset: dict[str, pd.DataFrame] = {}  # dataset -> its models against PCA
     used_names: set[str] = set()
     for dataset, ds_runs in by_dataset.items():
         loss = objective_loss(ds_runs[0].config)
@@ -257,7 +258,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
                       pca_rows + dense.to_dict("records"))
         versus = None
         if pca is not None:
-            versus = collect_versus_pca(ds_finals, pca)
+            versus = versus_by_dataset[dataset] = collect_versus_pca(ds_finals, pca)
             write_csv(out_dir / f"versus_pca_{dataset}.csv", VERSUS_PCA_COLUMNS, versus.to_dict("records"))
             n = versus_pca_counts(versus)
             log(f"{dataset}: {n['below']} of {n['compared']} fine-tuned final models below PCA at their "
@@ -287,7 +288,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
 
     sections += _strategy_sections(runs, out_dir, log)
     report = out_dir / "report.md"
-    write_text(report, report_markdown(root, runs, table, sections))
+    write_text(report, report_markdown(root, runs, table, sections, versus_by_dataset))
     return report
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 from moncae._version import __version__
 from moncae.report.collect import RunInfo, versus_pca_counts
 
-__all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown", "versus_pca_section"]
+__all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown", "versus_pca_section",
+           "versus_pca_summary"]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -206,8 +207,19 @@ def dataset_section(section: DatasetSection) -> str:
     return "\n".join(parts)
 
 
+def versus_pca_summary(versus: dict[str, pd.DataFrame]) -> list[str]:
+    """One line per dataset with a PCA baseline: how many fine-tuned final models beat it."""
+    lines = []
+    for dataset, rows in versus.items():
+        n = versus_pca_counts(rows)
+        if n["compared"]:
+            lines.append(f"- {dataset}: **{n['below']} of {n['compared']}** fine-tuned final models below PCA "
+                         "at their latent size (test split)")
+    return ["Against PCA (details in each dataset's section):", "", *lines, ""] if lines else []
+
+
 def report_markdown(root: Path, runs: Sequence[RunInfo], table: pd.DataFrame,
-                    sections: Sequence[str]) -> str:
+                    sections: Sequence[str], versus: dict[str, pd.DataFrame] | None = None) -> str:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     notes = [f"- `{r.path}`: {n}" for r in runs for n in r.notes]
     parts = [
@@ -215,6 +227,7 @@ def report_markdown(root: Path, runs: Sequence[RunInfo], table: pd.DataFrame,
         f"{len(runs)} run(s) under `{root}`, generated {now} by moncae {__version__}.", "",
         "## Table 1", "", table1_markdown(table),
         "As CSV: [table1.csv](table1.csv); per run: [runs.csv](runs.csv).", "",
+        *versus_pca_summary(versus or {}),
         *sections,
     ]
     if notes:
