@@ -161,7 +161,6 @@ def test_dry_run_prints_settings_that_config_reads_back_and_writes_nothing(tmp_p
     from moncae.config import resolve_config
 
     monkeypatch.delenv("MONCAE_DATA_DIR", raising=False)  # --data-dir's default: not set
-
     out = tmp_path / "out"
     argv = ["search", "--dataset", "mnist_5k", "--seed", "3,4", "--preset", "quick", "--epochs", "9",
             "--ref", "3,11", "--out", str(out), "--dry-run"]
@@ -198,7 +197,6 @@ def test_the_summary_line_says_about_how_long_the_rest_takes():
     assert time_left({0: 30.0}, 3) == "~90 s left"  # only the first generation to go by
     assert time_left({0: 50.0, 1: 20.0, 2: 40.0}, 2) == "~60 s left"  # the first left out
     assert time_left({4: 100.0}, 3) == "~5.0 min left"  # a resumed run: its first generation counts
-
 
 
 def test_a_dry_run_downloads_nothing_and_says_the_data_was_not_checked(tmp_path):
