@@ -115,6 +115,29 @@ class BarProgress:
         click.echo(text)
 
 
+def _dry_run(configs) -> None:
+    """Print each seed's run folder and the settings as TOML; check the data when it is here (a dry
+    run downloads nothing: its settings may be meant for another machine's data)."""
+    from moncae.config import settings_toml
+    from moncae.data import DATASET_NAMES, dataset_status
+    from moncae.errors import DataError
+    from moncae.search.loop import search_data
+
+    status = dataset_status(configs[0].dataset, data_dir=configs[0].data_dir)
+    if not status.available and status.name not in DATASET_NAMES:
+        raise DataError(status.reason)  # an unknown name or a missing .npz: nothing to download
+    if status.available:
+        for config in configs:
+            search_data(config)
+    for config in configs:
+        state = "exists: --resume continues it" if config.run_dir.exists() else "new"
+        click.echo(f"# search {config.dataset} seed {config.seed} -> {config.run_dir} ({state})")
+    if not status.available:
+        click.echo(f"# data: {configs[0].dataset} is not here without a download, so the sizes are not "
+                   "checked (`moncae datasets` says where it looked)")
+    click.echo(settings_toml(configs[0]), nl=False)
+
+
 @click.command("search")
 @click.option("--dataset", required=True, help="mnist, fashion_mnist, cifar10, mnist_5k, or a .npz path.")
 @click.option("--seed", type=SeedParam(), required=True, help="Seed(s): N, N,M,... or 'paper' (10 seeds).")
@@ -206,34 +229,17 @@ class BarProgress:
                    "and each seed's run folder; train and write nothing.")
 def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **flags):
     """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
-    from moncae.config import parse_ref, resolve_config, settings_toml
-    from moncae.data import DATASET_NAMES, cached_dataset, dataset_status
-    from moncae.errors import DataError
+    from moncae.config import parse_ref, resolve_config
     from moncae.search import default_executor, run_search
-    from moncae.search.loop import check_rungs
+    from moncae.search.loop import search_data
 
     flags["ref_point"] = parse_ref(ref)
     configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
                for s in seed]
-    # a data problem is said before any run is announced (the search reuses what this reads); a
-    # dry run downloads nothing: its settings may be meant for another machine's data
-    status = dataset_status(configs[0].dataset, data_dir=configs[0].data_dir) if dry_run else None
-    if status is not None and not status.available and status.name not in DATASET_NAMES:
-        raise DataError(status.reason)  # an unknown name or a missing .npz: nothing to download
-    here = status is None or status.available
-    if here:
-        data = cached_dataset(configs[0].data_spec())
-        for config in configs:
-            check_rungs(config, len(data.x_train))
     if dry_run:
-        for config in configs:
-            state = "exists: --resume continues it" if config.run_dir.exists() else "new"
-            click.echo(f"# search {config.dataset} seed {config.seed} -> {config.run_dir} ({state})")
-        if not here:
-            click.echo(f"# data: {configs[0].dataset} is not here without a download, so the sizes are not "
-                       "checked (`moncae datasets` says where it looked)")
-        click.echo(settings_toml(configs[0]), nl=False)
-        return
+        return _dry_run(configs)
+    for config in configs:  # a data problem is said before any run is announced (the search reuses the data)
+        search_data(config)
     # several seeds share one executor: its worker processes import TensorFlow once, not per seed
     executor = default_executor(configs[0]) if len(configs) > 1 else None
     try:

@@ -27,7 +27,7 @@ import numpy as np
 from deap import tools
 
 from moncae.config import WORKERS_AUTO, SearchConfig
-from moncae.data import cached_dataset
+from moncae.data import Dataset, cached_dataset
 from moncae.errors import MoncaeError, RunFolderError, one_line
 from moncae.evaluation.records import (
     VAE_COLUMNS,
@@ -48,7 +48,7 @@ from moncae.search.strategies import Generation, Strategy, make_strategy
 from moncae.search.trainings import Trainings
 from moncae.store import Checkpoint, RunFolder, RunLock, data_record
 
-__all__ = ["RunResult", "SearchProgress", "check_rungs", "default_executor",
+__all__ = ["RunResult", "SearchProgress", "check_rungs", "default_executor", "search_data",
            "package_versions", "run_search"]
 
 TaskFn = Callable[[EvalTask], EvalResult]
@@ -393,6 +393,14 @@ def check_rungs(config: SearchConfig, train_images: int) -> None:
                               "larger --train-size, or --fidelity full")
 
 
+def search_data(config: SearchConfig) -> Dataset:
+    """The run's data (loaded once per process), checked against its rungs; raises before anything
+    is written when either is unusable."""
+    data = cached_dataset(config.data_spec())
+    check_rungs(config, len(data.x_train))
+    return data
+
+
 def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchProgress | None = None,
                executor: Executor | None = None, task_fn: TaskFn | None = None) -> RunResult:
     """Run (or resume) one seed's search and return its final population.
@@ -405,8 +413,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchPr
     progress = progress or SearchProgress()
     run = RunFolder(config.run_dir)
     run.check_writable()
-    data = cached_dataset(config.data_spec())  # fails here (nothing written) if the data is unusable
-    check_rungs(config, len(data.x_train))
+    data = search_data(config)  # fails here (nothing written) if the data is unusable
     own_executor = executor is None  # built before the run folder: a bad --scheduler writes nothing
     executor = executor or default_executor(config, task_fn)
     try:
