@@ -310,6 +310,23 @@ def test_user_npz_dtypes_and_channel_axis(tmp_path, x_dtype, channels):
     assert dataset_status(str(path)).train_shape == (20, 9, 8, channels or 1)
 
 
+def test_user_npz_without_labels_is_unlabeled_images(tmp_path):
+    """Autoencoders need no labels: a .npz of x_train and x_test alone loads, split as a
+    labeled one of the same images is, with no labels (the fine-tune then skips its classifier)."""
+    x, xt = make_images(20, hw=(9, 8)), make_images(5, hw=(9, 8), seed=1)
+    write_npz(tmp_path / "labeled.npz", x_train=x, y_train=np.arange(20) % 4, x_test=xt,
+              y_test=np.arange(5) % 4)
+    np.savez(tmp_path / "images.npz", x_train=x, x_test=xt)
+    d = load_dataset(str(tmp_path / "images.npz"), val_size=2, test_size=3, seed=5)
+    labeled = load_dataset(str(tmp_path / "labeled.npz"), val_size=2, test_size=3, seed=5)
+    assert not d.labeled and d.num_classes == 0 and labeled.labeled
+    assert d.y_train is None and d.y_val is None and d.y_test is None
+    for split in ("x_train", "x_val", "x_test"):
+        np.testing.assert_array_equal(getattr(d, split), getattr(labeled, split))
+    assert d.fingerprint != labeled.fingerprint  # the labels are part of a labeled file's content
+    assert dataset_status(str(tmp_path / "images.npz")).train_shape == (20, 9, 8, 1)
+
+
 # --------------------------------------------------------------------------- resolution order
 
 
@@ -477,7 +494,8 @@ def test_bad_idx_files(tmp_path, case):
 
 
 NPZ_CASES = {
-    "missing key": (dict(drop="y_test"), "missing array(s) y_test"),
+    "missing images": (dict(drop="x_test"), "missing array(s) x_test"),
+    "one label array": (dict(drop="y_test"), "has y_train but not y_test; save both label arrays or neither"),
     "NaN pixels": (dict(x_train=np.full((30, 6, 5), np.nan, np.float32)), "NaN"),
     "float out of range": (dict(x_train=np.full((30, 6, 5), 1.5)), "must lie in [0, 1]"),
     "0..255 floats": (dict(x_train=np.full((30, 6, 5), 255.0)), "divide by 255"),

@@ -266,3 +266,27 @@ def test_bad_input_exits_2_with_one_line(search_run, tmp_path, make_bad, args, e
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert "Traceback" not in result.output and len(lines) <= 3  # click usage errors add 2 lines
     assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == before  # nothing written
+
+
+def test_unlabeled_images_search_finetune_and_report(tmp_path):
+    """A .npz of images alone (no y_train, y_test): the search, the fine-tune (no classifier:
+    NaN classification columns, the model still fine-tuned and measured) and the report run."""
+    from moncae.config import resolve_config
+    from moncae.report import build_report
+    from moncae.search.loop import run_search
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "images.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (96, 12, 12), dtype=np.uint8),
+             x_test=rng.integers(0, 256, (32, 12, 12), dtype=np.uint8))
+    config = resolve_config(preset="smoke", dataset=str(path), seed=1, out=str(tmp_path / "out"),
+                            population=2, generations=1, train_size=64, val_size=32,
+                            test_size=32)
+    result = run_search(config)
+    ft = finetune_run(result.run_dir, epochs=1, classifier_epochs=2)
+    rows = pd.read_csv(result.run_dir / "finetune.csv")
+    assert len(rows) == len(ft.records) >= 1 and (rows["status"] == "ok").all()
+    assert rows["rec_loss"].between(0, 1).all()
+    assert rows["cl_acc"].isna().all() and rows["cl_loss"].isna().all()
+    md = build_report(tmp_path / "out", out=tmp_path / "report").read_text()
+    assert "## images" in md

@@ -347,3 +347,11 @@ def test_bad_input_exits_2_with_one_line(case, results, tmp_path):
         assert error.startswith("Error:") and "no run" in error
     elif case != "bad_threshold":
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_pareto_caption_names_the_split_when_table1_holds_no_model(results, tmp_path):
+    """The figure shows every final model: its caption says which losses they are even when
+    no model lies left of the threshold (Table 1's row is then empty)."""
+    with pytest.warns(ReportWarning, match="no final model has LOC"):
+        md = build_report(results, out=tmp_path, loc_threshold=0.5).read_text()
+    assert "reconstruction loss (binary cross-entropy, after the search, validation split)" in md

@@ -33,15 +33,16 @@ _FILES_HINT = {
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Float32 NHWC pixels in [0,1] and int64 labels, split into train / val / test."""
+    """Float32 NHWC pixels in [0,1] and int64 labels (None for unlabeled images: a `.npz`
+    without y_train and y_test), split into train / val / test."""
 
     name: str
     x_train: np.ndarray
-    y_train: np.ndarray
+    y_train: np.ndarray | None
     x_val: np.ndarray
-    y_val: np.ndarray
+    y_val: np.ndarray | None
     x_test: np.ndarray
-    y_test: np.ndarray
+    y_test: np.ndarray | None
     source: str
     fingerprint: str
 
@@ -50,7 +51,14 @@ class Dataset:
         return tuple(int(d) for d in self.x_train.shape[1:])  # type: ignore[return-value]
 
     @property
+    def labeled(self) -> bool:
+        return self.y_train is not None
+
+    @property
     def num_classes(self) -> int:
+        """Label ids 0..K-1: K (0 for unlabeled images)."""
+        if not self.labeled:
+            return 0
         return int(max(int(y.max()) for y in (self.y_train, self.y_val, self.y_test) if y.size)) + 1
 
     def __repr__(self) -> str:
@@ -269,11 +277,12 @@ def _split(name: str, raw: RawData, source: str, *, train_size: int | None,
                                      where=f"'{name}'")
     test_idx = test if test is not None else np.arange(len(raw.x_test))
     fingerprint = _fingerprint(raw.digest, len(train), len(val), test_size, int(seed))
+    labeled = raw.y_train is not None
     return Dataset(
         name=name,
-        x_train=_scale(raw.x_train[train]), y_train=raw.y_train[train],
-        x_val=_scale(raw.x_train[val]), y_val=raw.y_train[val],
-        x_test=_scale(raw.x_test[test_idx]), y_test=raw.y_test[test_idx],
+        x_train=_scale(raw.x_train[train]), y_train=raw.y_train[train] if labeled else None,
+        x_val=_scale(raw.x_train[val]), y_val=raw.y_train[val] if labeled else None,
+        x_test=_scale(raw.x_test[test_idx]), y_test=raw.y_test[test_idx] if labeled else None,
         source=source, fingerprint=fingerprint,
     )
 

@@ -31,6 +31,8 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+NPZ_IMAGES = ("x_train", "x_test")
+NPZ_LABELS = ("y_train", "y_test")  # optional, both or neither: without them, no classifier
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_BATCHES = (*CIFAR_TRAIN_BATCHES, "test_batch")
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -43,25 +45,28 @@ _MNIST_5K_SPLIT_SEED = 5000  # fixed: the mnist_5k test split never depends on t
 
 @dataclass(frozen=True)
 class RawData:
-    """Decoded, validated arrays of one dataset: x NHWC (uint8 or float32 in [0,1]), y int64."""
+    """Decoded, validated arrays of one dataset: x NHWC (uint8 or float32 in [0,1]), y int64
+    (None for both splits of an unlabeled `.npz`)."""
 
     x_train: np.ndarray
-    y_train: np.ndarray
+    y_train: np.ndarray | None
     x_test: np.ndarray
-    y_test: np.ndarray
-    digest: str  # content hash of the four arrays (dtype, shape and bytes)
+    y_test: np.ndarray | None
+    digest: str  # content hash of the arrays (dtype, shape and bytes; the labels when there are)
 
 
 # --------------------------------------------------------------------------- validation
 
 
 def check_arrays(where: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) -> RawData:
-    """Validate and normalise four arrays from any source into read-only `RawData`."""
+    """Validate and normalise four arrays from any source into read-only `RawData` (`y_train`
+    and `y_test` both None: unlabeled images)."""
     xs = {"x_train": _check_images(where, "x_train", x_train),
           "x_test": _check_images(where, "x_test", x_test)}
+    labeled = y_train is not None or y_test is not None
     ys = {"y_train": _check_labels(where, "y_train", y_train),
-          "y_test": _check_labels(where, "y_test", y_test)}
-    for split in ("train", "test"):
+          "y_test": _check_labels(where, "y_test", y_test)} if labeled else {}
+    for split in ("train", "test") if labeled else ():
         nx, ny = len(xs[f"x_{split}"]), len(ys[f"y_{split}"])
         if nx != ny:
             raise DataError(
@@ -75,10 +80,12 @@ def check_arrays(where: str, x_train: Any, y_train: Any, x_test: Any, y_test: An
         )
     if xs["x_train"].dtype != xs["x_test"].dtype:  # one uint8, one float: scale both to float
         xs = {k: _to_unit_float(v) for k, v in xs.items()}
-    arrays = (xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"])
+    x_train, x_test = xs["x_train"], xs["x_test"]
+    y_train, y_test = ys.get("y_train"), ys.get("y_test")
+    arrays = (x_train, y_train, x_test, y_test) if labeled else (x_train, x_test)
     for a in arrays:
         a.setflags(write=False)
-    return RawData(*arrays, digest=_digest(arrays))
+    return RawData(x_train, y_train, x_test, y_test, digest=_digest(arrays))
 
 
 def _check_images(where: str, key: str, x: Any) -> np.ndarray:
@@ -237,19 +244,29 @@ def _read_maybe_gzip(path: Path) -> bytes:
 
 
 def read_npz(path: Path) -> RawData:
-    """Read a Keras-layout `.npz` (x_train, y_train, x_test, y_test); never unpickles."""
+    """Read a Keras-layout `.npz` (x_train, y_train, x_test, y_test; the labels may be left
+    out, both of them: unlabeled images); never unpickles."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in NPZ_KEYS if k not in npz.files]
+            missing = [k for k in NPZ_IMAGES if k not in npz.files]
             if missing:
                 raise DataError(
                     f"{path}: missing array(s) {', '.join(missing)}; a dataset .npz needs "
-                    f"{', '.join(NPZ_KEYS)} (the keras mnist.npz layout). "
-                    f"Received keys: {', '.join(npz.files) or 'none'}."
+                    f"x_train and x_test, and may hold class labels y_train and y_test (the keras "
+                    f"mnist.npz layout). Received keys: {', '.join(npz.files) or 'none'}."
                 )
-            for key in NPZ_KEYS:
+            labels = [k for k in NPZ_LABELS if k in npz.files]
+            if len(labels) == 1:
+                other = next(k for k in NPZ_LABELS if k not in labels)
+                raise DataError(
+                    f"{path}: has {labels[0]} but not {other}; save both label arrays or neither "
+                    f"(without labels, the fine-tune measures no classifier)."
+                )
+            keys = NPZ_KEYS if labels else NPZ_IMAGES
+            for key in keys:
                 _check_npy_size(path, npz.zip, f"{key}.npy")
-            arrays = [npz[k] for k in NPZ_KEYS]
+            loaded = {k: npz[k] for k in keys}
+            arrays = [loaded.get(k) for k in NPZ_KEYS]
     except DataError:
         raise
     except MemoryError:

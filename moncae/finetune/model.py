@@ -1,5 +1,5 @@
 """Fine-tune one final model: continue training from its searched weights, measure it on the
-test split, score its frozen codes with the latent classifier, serialise it (Keras). Writes no
+test split, score its frozen codes with the latent classifier (labeled data only), serialise it (Keras). Writes no
 file: the caller saves the model it returns (a worker process's result goes to the driver)."""
 
 from __future__ import annotations
@@ -73,12 +73,13 @@ def finetune_model(model: FinalModel, data, config: SearchConfig,
             raise FloatingPointError("test reconstruction loss is NaN or infinite")
         record.rec_loss = rec_loss
         saved = model_to_bytes(autoencoder)
-        score = latent_classification(
-            encoder, data.x_train, data.y_train, data.x_test, data.y_test,
-            num_classes=data.num_classes, epochs=settings.classifier_epochs, seed=seed,
-            encode_batch_size=bs,
-        )
-        record.cl_loss, record.cl_acc = score.loss, score.accuracy
+        if data.labeled:  # unlabeled images: no classifier, cl_loss and cl_acc stay NaN
+            score = latent_classification(
+                encoder, data.x_train, data.y_train, data.x_test, data.y_test,
+                num_classes=data.num_classes, epochs=settings.classifier_epochs, seed=seed,
+                encode_batch_size=bs,
+            )
+            record.cl_loss, record.cl_acc = score.loss, score.accuracy
         record.status, model_bytes = "ok", saved
     except Exception as err:  # noqa: BLE001 - one failing model must not stop the others
         record.error, record.failure = one_line(err), failure_kind(err)
