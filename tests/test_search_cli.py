@@ -191,6 +191,16 @@ def test_the_progress_bar_shows_the_last_generations_hypervolume_once_there_is_o
                               "min_loc": 2.0, "trained": 1, "cache_hits": 2, "seconds": 1.0})
 
 
+def test_quiet_promotion_lines_only_for_a_rung_with_candidates(capsys):
+    from moncae.cli.cmd_search import BarProgress
+
+    progress = BarProgress(quiet=True)
+    progress.promotion(3, 1, 0, 0)  # every genome of the generation was cached
+    assert capsys.readouterr().out == ""
+    progress.promotion(3, 1, 3, 1)
+    assert capsys.readouterr().out == "  rung 1: 1 of 3 promoted\n"
+
+
 def test_the_summary_line_says_about_how_long_the_rest_takes():
     from moncae.cli.cmd_search import time_left
 

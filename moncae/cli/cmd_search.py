@@ -94,7 +94,7 @@ class BarProgress:
             self.bar.length += to_train
         elif not self.quiet and to_train:
             self.generation_started(generation, self.generations, to_train, self.hits)
-        if self.quiet:
+        if self.quiet and candidates:  # no candidates: every genome of the generation was cached
             click.echo(f"  rung {rung}: {to_train} of {candidates} promoted")
 
     def generation_done(self, row):
