@@ -1,6 +1,7 @@
 """Fine-tune one final model: continue training from its searched weights, measure it on the
-test split, score its frozen codes with the latent classifier (labeled data only), serialise it (Keras). Writes no
-file: the caller saves the model it returns (a worker process's result goes to the driver)."""
+test split, score its frozen codes with the latent classifier (labeled data only), serialise it
+(Keras). Writes no file: the caller saves the model it returns (a worker process's result goes to
+the driver)."""
 
 from __future__ import annotations
 
