@@ -240,3 +240,18 @@ def test_more_workers_than_cores_warns_and_keeps_one_thread_each(monkeypatch):
     finally:
         many.close()
         enough.close()
+
+
+def test_a_worker_process_is_replaced_after_recycle_after_tasks():
+    """TensorFlow keeps every traced graph, so a long run's workers are replaced now and then:
+    each process runs at most `recycle_after` tasks; results keep their order, none is lost."""
+    tasks = [Routed(str(i)) for i in range(7)]
+    with ProcessExecutor(1, threads=1, recycle_after=3) as executor:
+        got = list(executor.map_ordered(worker_pid, tasks))
+        assert [a for a, _ in got] == [str(i) for i in range(7)]
+        pids = [pid for _, pid in got]
+        assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
+        more = [pid for _, pid in executor.map_ordered(worker_pid, [Routed(a) for a in "xyz"])]
+        assert pids[6] == more[0] == more[1] != more[2]  # the count goes on across calls
+    with ProcessExecutor(1, threads=1, recycle_after=None) as executor:
+        assert len({pid for _, pid in executor.map_ordered(worker_pid, tasks)}) == 1

@@ -16,6 +16,13 @@ unstable training can amplify that, see the README). A free worker takes first a
 `affinity` (the genome, for a search's trainings) it ran before: a promoted genome then finds
 its lower-rung model still in memory there and is not traced again (`moncae.model.warm`).
 
+Memory: TensorFlow never frees the graph it traces for each new network (about 3-5 MB per
+training here; TensorFlow issue #124972, open in 2.21), so a worker process is replaced by a
+fresh one after `recycle_after` tasks (default `RECYCLE_AFTER`): its memory stays bounded over
+runs of thousands of trainings (the `paper` preset, multi-seed commands) for the price of a
+TensorFlow import per replacement. Results do not change: every training is seeded, whichever
+process runs it.
+
 Faults: each worker runs one training at a time, so a worker process that dies (killed, out of
 host memory) names its training: that one runs again in a new worker, up to `retries` times, and
 is then recorded as a failed evaluation of kind `lost` (which `--resume` trains again); the other
@@ -42,6 +49,7 @@ from moncae.model.tfquiet import hold_off_keras_extras
 __all__ = ["DEFAULT_RETRIES", "ProcessExecutor", "threads_per_worker"]
 
 DEFAULT_RETRIES = 1  # worker deaths a training may cause before it is recorded `lost`
+RECYCLE_AFTER = 200  # tasks a worker process runs before a fresh one replaces it (memory, above)
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
@@ -97,16 +105,20 @@ class ProcessExecutor:
         inter_threads: TF inter-op threads per worker.
         retries: worker deaths a task may cause before it counts as lost.
         on_lost: builds the result of a lost task (default: a failed evaluation of kind `lost`).
+        recycle_after: tasks a worker process runs before a fresh one replaces it (None: never).
     """
 
     name = "local"
 
     def __init__(self, workers: int, *, threads: int | None = None, inter_threads: int = 1,
                  retries: int = DEFAULT_RETRIES,
-                 on_lost: Callable[[Any, str], Any] = lost_evaluation) -> None:
+                 on_lost: Callable[[Any, str], Any] = lost_evaluation,
+                 recycle_after: int | None = RECYCLE_AFTER) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise MoncaeError(f"`workers` must be an integer >= 1. Received: workers={workers!r}")
         self.workers = workers
+        self.recycle_after = recycle_after
+        self._ran = [0] * workers  # tasks the current process of each worker has run
         self.threads = threads or threads_per_worker(workers)
         self.inter_threads = inter_threads
         self.retries = retries
@@ -128,6 +140,8 @@ class ProcessExecutor:
         """Stop worker k now: a task it runs is killed with it (a worker holds nothing worth
         keeping; the driver writes every file)."""
         pool, self._slots[k] = self._slots[k], None
+        self._ran[k] = 0
+        self._home = {a: w for a, w in self._home.items() if w != k}  # its warm models are gone
         if pool is None:
             return
         processes = list((getattr(pool, "_processes", None) or {}).values())  # CPython internals
@@ -173,7 +187,10 @@ class ProcessExecutor:
                     for future in done:
                         k, i = running.pop(future)
                         free.append(k)
+                        self._ran[k] += 1  # back to 0 if the task killed its worker
                         outcome = self._outcome(future, k, tasks[i], deaths, i)
+                        if self.recycle_after and self._ran[k] >= self.recycle_after:
+                            self._drop_slot(k)  # idle now: the next task starts a fresh process
                         if outcome is _AGAIN:
                             todo.appendleft(i)
                         else:
