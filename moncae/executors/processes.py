@@ -16,7 +16,7 @@ unstable training can amplify that, see the README). A free worker takes first a
 `affinity` (the genome, for a search's trainings) it ran before: a promoted genome then finds
 its lower-rung model still in memory there and is not traced again (`moncae.model.warm`).
 
-Memory: TensorFlow never frees the graph it traces for each new network (about 3-5 MB per
+Memory: TensorFlow never frees the graph it traces for each new network (about 3-4.5 MB per
 training here; TensorFlow issue #124972, open in 2.21), so a worker process is replaced by a
 fresh one after `recycle_after` tasks (default `RECYCLE_AFTER`): its memory stays bounded over
 runs of thousands of trainings (the `paper` preset, multi-seed commands) for the price of a
@@ -46,7 +46,7 @@ from moncae.executors.resources import usable_cores
 from moncae.executors.worker_setup import configure_tensorflow, lost_evaluation
 from moncae.model.tfquiet import hold_off_keras_extras
 
-__all__ = ["DEFAULT_RETRIES", "ProcessExecutor", "threads_per_worker"]
+__all__ = ["DEFAULT_RETRIES", "RECYCLE_AFTER", "ProcessExecutor", "threads_per_worker"]
 
 DEFAULT_RETRIES = 1  # worker deaths a training may cause before it is recorded `lost`
 RECYCLE_AFTER = 200  # tasks a worker process runs before a fresh one replaces it (memory, above)
