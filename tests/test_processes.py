@@ -104,6 +104,19 @@ def test_auto_is_two_processes_on_a_cpu_only_multicore_machine_else_one():
     assert isinstance(make_executor("local", workers=1), LocalExecutor)
 
 
+def test_auto_with_one_worker_trains_in_a_replaceable_worker_process(monkeypatch):
+    """On a GPU machine (or one core) "auto" means one training at a time, but in a worker
+    process, which can be replaced to give back what TensorFlow keeps; an explicit 1 trains here."""
+    import moncae.executors as executors
+
+    monkeypatch.setattr(executors, "visible_gpus", lambda: ["0"])
+    executor = make_executor("local", workers="auto")
+    assert isinstance(executor, ProcessExecutor) and executor.workers == 1
+    assert executor.recycle_after and executor.threads == threads_per_worker(1)
+    executor.close()  # never started a process
+    assert isinstance(make_executor("local", workers=1), LocalExecutor)
+
+
 def test_threads_per_worker_share_the_cores(monkeypatch):
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
     assert threads_per_worker(2, cores=2) == 1

@@ -36,7 +36,7 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """In-process, one task after another: the default, and the reference for every other."""
+    """In-process, one task after another (`workers = 1`): the reference for every other."""
 
     name = "local"
     workers = 1
@@ -63,7 +63,8 @@ def resolve_workers(workers: Any = WORKERS_AUTO, *, cores: int | None = None,
                     gpus: Sequence[str] | None = None) -> int:
     """Worker processes of the local executor: an integer as given; "auto" is 2 when this
     machine has >= 2 usable cores and no visible GPU (two 1-thread trainings side by side beat one
-    2-thread training), else 1 (one training at a time, in this process)."""
+    2-thread training), else 1 (one training at a time, in a worker process: see
+    `make_executor`)."""
     workers = parse_workers(workers)
     if workers != WORKERS_AUTO:
         return workers
@@ -76,8 +77,10 @@ def make_executor(name: str = "local", *, workers: Any = None, scheduler: str | 
                   models_per_gpu: int = 1, **kwargs: Any) -> Executor:
     """Build an executor by name; `dask` needs the `dask` extra.
 
-    `local`: `workers` (an integer or "auto", the default) resolves to 1 -> `LocalExecutor`, in
-    this process, or N > 1 -> `ProcessExecutor(N)`. `dask`: `workers` is the size of the
+    `local`: `workers` (an integer or "auto", the default) resolves to N -> `ProcessExecutor(N)`,
+    except an explicit 1 -> `LocalExecutor`, in this process. "auto" never trains in this
+    process: TensorFlow keeps every graph it traces (`moncae.executors.processes`), and only a
+    worker process can be replaced to give that memory back. `dask`: `workers` is the size of the
     LocalCluster to start ("auto"/None: the Dask executor's own default), `models_per_gpu` the
     workers sharing each GPU.
     """
@@ -89,7 +92,7 @@ def make_executor(name: str = "local", *, workers: Any = None, scheduler: str | 
                 f"--workers {n} on {cores} usable core(s): the trainings share the cores and each worker "
                 f"process holds its own TensorFlow in memory; the same results, more slowly than --workers "
                 f"{cores}"), stacklevel=2)
-        if n == 1:
+        if n == 1 and parse_workers(workers) != WORKERS_AUTO:  # --workers 1: in this process
             return LocalExecutor()
         from moncae.executors.processes import ProcessExecutor
 

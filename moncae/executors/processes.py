@@ -1,11 +1,12 @@
 """`ProcessExecutor`: a generation's trainings in N worker processes on this machine.
 
-`executor = "local"` with `workers` > 1 (the default `workers = "auto"` on a CPU-only machine
-with >= 2 cores). Each worker is a fresh `spawn`ed Python process that trains one model at a time
-with TensorFlow limited to `threads` intra-op threads (default `max(1, cores // workers)`, or
-`TF_NUM_INTRAOP_THREADS` when the driver has it set) and 1 inter-op thread, set before TensorFlow
-loads there. Two 1-thread trainings side by side beat one 2-thread training on 2 cores: one
-model's Python and graph overhead overlaps the other's arithmetic.
+`executor = "local"` with `workers` > 1, or `workers = "auto"` (the default: two workers on a
+CPU-only machine with >= 2 cores, else one). Each worker is a fresh `spawn`ed Python process that
+trains one model at a time with TensorFlow limited to `threads` intra-op threads (default
+`max(1, cores // workers)`, or `TF_NUM_INTRAOP_THREADS` when the driver has it set) and 1
+inter-op thread, set before TensorFlow loads there. Two 1-thread trainings side by side beat one
+2-thread training on 2 cores: one model's Python and graph overhead overlaps the other's
+arithmetic.
 
 Results come back in task order, each as soon as it and every task before it are done; workers
 only compute (they load the data themselves, by name), the driver writes every file. Results are
