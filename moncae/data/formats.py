@@ -265,8 +265,7 @@ def read_npz(path: Path) -> RawData:
             keys = NPZ_KEYS if labels else NPZ_IMAGES
             for key in keys:
                 _check_npy_size(path, npz.zip, f"{key}.npy")
-            loaded = {k: npz[k] for k in keys}
-            arrays = [loaded.get(k) for k in NPZ_KEYS]
+            arrays = [npz[k] if k in keys else None for k in NPZ_KEYS]
     except DataError:
         raise
     except MemoryError:

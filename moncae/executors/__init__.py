@@ -85,14 +85,15 @@ def make_executor(name: str = "local", *, workers: Any = None, scheduler: str | 
     workers sharing each GPU.
     """
     if name == "local":
-        n = resolve_workers(workers)
+        requested = parse_workers(workers)
+        n = resolve_workers(requested)
         cores = usable_cores()
         if n > cores:
             warnings.warn(MoncaeWarning(
                 f"--workers {n} on {cores} usable core(s): the trainings share the cores and each worker "
                 f"process holds its own TensorFlow in memory; the same results, more slowly than --workers "
                 f"{cores}"), stacklevel=2)
-        if n == 1 and parse_workers(workers) != WORKERS_AUTO:  # --workers 1: in this process
+        if requested == 1:  # --workers 1: in this process
             return LocalExecutor()
         from moncae.executors.processes import ProcessExecutor
 

@@ -42,6 +42,7 @@ from moncae.method.architecture import forward_flops
 from moncae.method.genome import Genome
 from moncae.store import (
     MODEL_INDEX_COLUMNS,
+    RUN_FOLDER_HINT,
     RunFolder,
     RunLock,
     append_rows,
@@ -65,8 +66,7 @@ __all__ = ["check_finished", "check_run", "final_models", "finetune_executor", "
 def read_run_config(run: RunFolder) -> SearchConfig:
     if not run.path.is_dir():
         what = "not a folder" if run.path.exists() else "no such folder"
-        raise RunFolderError(f"{run.path} is not a moncae run folder ({what}); pass the folder a "
-                             "search wrote, e.g. results/mnist/seed-46")
+        raise RunFolderError(f"{run.path} is not a moncae run folder ({what}); {RUN_FOLDER_HINT}")
     payload = run.read_config()  # its errors name the folder and what is wrong with it
     try:
         return SearchConfig.from_dict(payload["run"])

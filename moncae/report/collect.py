@@ -11,7 +11,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +28,8 @@ from moncae.report.pca import PCA_COLUMNS
 from moncae.store import lock_holder, model_filename, read_rows
 
 __all__ = ["FINAL_COLUMNS", "VERSUS_PCA_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models",
-           "collect_hv_history", "collect_pareto", "collect_runs", "collect_versus_pca", "latent_size",
+           "collect_hv_history", "collect_pareto", "collect_runs", "collect_versus_pca", "combined_source",
+           "latent_size",
            "read_table", "versus_pca_counts", "warn"]
 
 FINAL_COLUMNS = [
@@ -364,8 +365,15 @@ def collect_pareto(finals: pd.DataFrame, pca: pd.DataFrame | None, threshold: fl
         "points": points, "front": front, "threshold": threshold,
         "pca": pca if pca is not None else pd.DataFrame(columns=PCA_COLUMNS),
         "failed": int((finals["status"] != "ok").sum()),
-        "sources": sorted(set(points["source"])),
+        "source": combined_source(points["source"]),
     }
+
+
+def combined_source(sources: Iterable[str]) -> str:
+    """Where a set of models' losses come from: 'finetune' (test split), 'search' (validation
+    split), 'mixed', or '' for no model."""
+    kinds = set(sources)
+    return ("mixed" if len(kinds) > 1 else kinds.pop()) if kinds else ""
 
 
 VERSUS_PCA_COLUMNS = ["seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc", "source",

@@ -148,11 +148,9 @@ def dataset_section(section: DatasetSection) -> str:
     s = section
     dataset, pareto, loss = s.dataset, s.pareto, s.loss
     threshold = pareto["threshold"]
-    sources = pareto["sources"]  # of the plotted models (Table 1's row may hold none of them)
-    source = "mixed" if len(sources) > 1 else sources[0] if sources else ""
     split = {"finetune": "after fine-tuning, test split", "search": "after the search, "
              "validation split", "mixed": "fine-tuned runs on the test split, the others on "
-             "the validation split"}.get(source, "no model")
+             "the validation split"}.get(pareto["source"], "no model")  # of the plotted models
     parts = [f"## {dataset}", ""]
     parts += [_runs_markdown(s.runs_table[s.runs_table["dataset"] == dataset], threshold), ""]
     parts += ["### Pareto front", "", f"![Pareto front of {dataset}]({s.pareto_png})", ""]

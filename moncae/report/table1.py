@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moncae.report.collect import RunInfo, warn
+from moncae.report.collect import RunInfo, combined_source, warn
 
 __all__ = ["DEFAULT_LOC_THRESHOLDS", "KL_COLUMNS", "RUN_COLUMNS", "TABLE1_COLUMNS", "channels_from_model",
            "collect_runs_table", "collect_table1", "default_threshold", "table1_columns"]
@@ -115,8 +115,7 @@ def collect_table1(runs: Sequence[RunInfo], finals: pd.DataFrame,
             "unfinished_runs": int((~group["finished"].astype(bool)).sum()),
             "finetuned_runs": int(group["finetuned"].astype(bool).sum()), "models": len(models),
         }
-        sources = set(models["source"])
-        row["source"] = ("mixed" if len(sources) > 1 else sources.pop()) if sources else ""
+        row["source"] = combined_source(models["source"])
         for col in _MEANED:
             row[col], row[f"{col}_std"] = _mean_std(per_seed[col]) if len(per_seed) else \
                 (float("nan"), float("nan"))

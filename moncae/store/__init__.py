@@ -10,6 +10,7 @@ from moncae.store.run_folder import (
     GENERATION_COLUMNS,
     MODEL_INDEX_COLUMNS,
     POPULATION_COLUMNS,
+    RUN_FOLDER_HINT,
     RunFolder,
     data_record,
     model_filename,
@@ -17,6 +18,6 @@ from moncae.store.run_folder import (
 from moncae.store.tables import csv_float, read_csv_rows
 
 __all__ = ["FRONT_COLUMNS", "GENERATION_COLUMNS", "MODEL_INDEX_COLUMNS", "POPULATION_COLUMNS",
-           "Checkpoint", "RunFolder", "RunLock", "append_rows", "atomic_open", "csv_float", "data_record",
-           "lock_holder", "model_filename", "read_csv_rows", "read_rows", "rewrite_rows", "write_csv",
-           "write_json", "write_text"]
+           "RUN_FOLDER_HINT", "Checkpoint", "RunFolder", "RunLock", "append_rows", "atomic_open",
+           "csv_float", "data_record", "lock_holder", "model_filename", "read_csv_rows", "read_rows",
+           "rewrite_rows", "write_csv", "write_json", "write_text"]

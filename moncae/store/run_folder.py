@@ -38,6 +38,7 @@ GENERATION_COLUMNS = [
     "trainings_total", "front_hypervolume", "seconds", "image_epochs_total",
 ]
 MODEL_INDEX_COLUMNS = ["individual", "genome_key", "file", "status"]
+RUN_FOLDER_HINT = "pass the folder a search wrote, e.g. results/mnist/seed-46"  # ends "not a run folder" errors
 FRONT_COLUMNS = ["genome_key", "architecture", "rec_loss", "loc", "generation"]
 
 
@@ -101,8 +102,8 @@ class RunFolder:
         try:
             payload = json.loads(self.config.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise RunFolderError(f"{self.path} is not a moncae run folder (no config.json); pass the "
-                                 "folder a search wrote, e.g. results/mnist/seed-46") from None
+            raise RunFolderError(f"{self.path} is not a moncae run folder (no config.json); "
+                                 f"{RUN_FOLDER_HINT}") from None
         except (ValueError, UnicodeDecodeError) as err:
             raise RunFolderError(f"{self.config} is corrupt ({str(err)[:120]}); it cannot be used") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("settings"), dict) \
