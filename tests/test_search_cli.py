@@ -191,6 +191,19 @@ def test_the_progress_bar_shows_the_last_generations_hypervolume_once_there_is_o
                               "min_loc": 2.0, "trained": 1, "cache_hits": 2, "seconds": 1.0})
 
 
+def test_the_summary_line_shows_the_all_time_front_hypervolume_where_the_population_lost_some(capsys):
+    from moncae.cli.cmd_search import BarProgress
+
+    progress = BarProgress(quiet=True)
+    progress.generation_started(0, 2, 4, 0)
+    row = {"generation": 0, "hypervolume": 33.1708, "front_size": 3, "best_rec_loss": 0.5, "min_loc": 2.0,
+           "trained": 4, "cache_hits": 0, "seconds": 1.0, "front_hypervolume": 33.1708}
+    progress.generation_done(row)
+    assert capsys.readouterr().out.startswith("gen  1/2  HV 33.1708  front 3")
+    progress.generation_done({**row, "generation": 1, "hypervolume": 29.3591, "front_hypervolume": 34.3754})
+    assert "HV 29.3591 (all-time 34.3754)  front 3" in capsys.readouterr().out
+
+
 def test_quiet_promotion_lines_only_for_a_rung_with_candidates(capsys):
     from moncae.cli.cmd_search import BarProgress
 

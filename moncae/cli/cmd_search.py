@@ -61,6 +61,15 @@ def time_left(seconds: dict[int, float], generations_left: int) -> str:
     return f"~{left:.0f} s left" if left < 120 else f"~{left / 60:.1f} min left"
 
 
+def all_time_hv(row: dict) -> str:
+    """The all-time front's hypervolume beside the population's, where they differ (the population
+    may lose a front network; the all-time front cannot fall)."""
+    front, population = row.get("front_hypervolume", float("nan")), row["hypervolume"]
+    if not math.isfinite(front) or front - population <= 1e-9 * max(1.0, abs(population)):
+        return ""
+    return f" (all-time {front:.4f})"
+
+
 class BarProgress:
     """Click progress bar per generation plus a one-line summary; `quiet` keeps the lines only."""
 
@@ -105,7 +114,8 @@ class BarProgress:
         self.seconds[row["generation"]] = row["seconds"]
         left = self.generations - row["generation"] - 1
         click.echo(
-            f"gen {row['generation'] + 1:>2}/{self.generations}  HV {row['hypervolume']:.4f}  "
+            f"gen {row['generation'] + 1:>2}/{self.generations}  HV {row['hypervolume']:.4f}"
+            f"{all_time_hv(row)}  "
             f"front {row['front_size']}  best loss {row['best_rec_loss']:.4f}  "
             f"min LOC {row['min_loc']:.3f}  trained {row['trained']}  cached {row['cache_hits']}  "
             f"{row['seconds']:.1f}s" + (f"  {time_left(self.seconds, left)}" if left > 0 else "")
