@@ -98,6 +98,27 @@ def test_results_come_in_task_order_whatever_order_they_finish(two_workers):
 
 
 @pytest.mark.slow  # starts a Dask LocalCluster (seconds)
+def test_a_local_cluster_worker_is_restarted_between_batches_after_recycle_after_tasks():
+    """TensorFlow keeps every traced graph, so the LocalCluster's workers are restarted now and
+    then, between batches (never under a running task); results keep their order."""
+    def pid(i):  # a local function: shipped by value to the worker
+        import os
+
+        return i, os.getpid()
+
+    with DaskExecutor(workers=1, threads=1, recycle_after=2) as executor:
+        first = list(executor.map_ordered(pid, [0, 1, 2]))  # one batch: not cut short at 2
+        assert [i for i, _ in first] == [0, 1, 2] and len({p for _, p in first}) == 1
+        second = list(executor.map_ordered(pid, [3]))
+        assert second[0][1] != first[0][1]
+        assert list(executor.map_ordered(pid, [4])) == [(4, second[0][1])]  # 1 task since: kept
+        assert executor.worker_count() == 1
+    with DaskExecutor(workers=1, threads=1, recycle_after=None) as executor:
+        pids = {p for _ in range(2) for _, p in executor.map_ordered(pid, [0, 1, 2])}
+        assert len(pids) == 1
+
+
+@pytest.mark.slow  # starts a Dask LocalCluster (seconds)
 def test_surrogate_run_on_two_workers_equals_the_local_run(stub_config, tmp_path, two_workers):
     """The executor's ordering and bookkeeping with the surrogate evaluator (no training)."""
     local = run_search(stub_config(tmp_path / "local"), task_fn=surrogate_task).run_dir

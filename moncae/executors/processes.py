@@ -44,13 +44,12 @@ from typing import Any
 
 from moncae.errors import MoncaeError, one_line
 from moncae.executors.resources import usable_cores
-from moncae.executors.worker_setup import configure_tensorflow, lost_evaluation
+from moncae.executors.worker_setup import RECYCLE_AFTER, configure_tensorflow, lost_evaluation
 from moncae.model.tfquiet import hold_off_keras_extras
 
 __all__ = ["DEFAULT_RETRIES", "RECYCLE_AFTER", "ProcessExecutor", "threads_per_worker"]
 
 DEFAULT_RETRIES = 1  # worker deaths a training may cause before it is recorded `lost`
-RECYCLE_AFTER = 200  # tasks a worker process runs before a fresh one replaces it (memory, above)
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:

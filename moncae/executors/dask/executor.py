@@ -9,7 +9,7 @@ from concurrent.futures import CancelledError
 from typing import Any
 
 from moncae.errors import MoncaeError, one_line
-from moncae.executors.dask.worker import WorkerTask
+from moncae.executors.dask.worker import WorkerTask, tasks_run
 from moncae.executors.resources import (
     cpu_instruction_sets,
     gpu_assignment,
@@ -17,7 +17,7 @@ from moncae.executors.resources import (
     usable_cores,
     visible_gpus,
 )
-from moncae.executors.worker_setup import lost_evaluation
+from moncae.executors.worker_setup import RECYCLE_AFTER, lost_evaluation
 
 __all__ = ["DEFAULT_RETRIES", "DaskExecutor"]
 
@@ -46,6 +46,9 @@ class DaskExecutor:
         wait_for_workers: seconds to wait for a running scheduler's first worker.
         on_lost: builds the result of a task that kept killing its worker (default: a failed
             evaluation record).
+        recycle_after: tasks a LocalCluster worker runs before it is restarted, between two calls
+            of `map_ordered` (TensorFlow's memory, `RECYCLE_AFTER`; None: never). A running
+            scheduler's workers are the user's: `dask worker --lifetime ... --lifetime-restart`.
     """
 
     name = "dask"
@@ -56,6 +59,7 @@ class DaskExecutor:
                  models_per_gpu: int = 1,
                  connect_timeout: float | str | None = None, wait_for_workers: float = 60.0,
                  on_lost: Callable[[Any, str], Any] = lost_evaluation,
+                 recycle_after: int | None = RECYCLE_AFTER,
                  silence_logs: int = logging.ERROR) -> None:
         try:
             from distributed import Client
@@ -76,6 +80,7 @@ class DaskExecutor:
         self.inter_threads = inter_threads
         self.retries = retries
         self.on_lost = on_lost
+        self.recycle_after = recycle_after
         self.scheduler = scheduler
         self.cluster = None
         self.client = None
@@ -175,6 +180,7 @@ class DaskExecutor:
         if not tasks:
             return
         self._check_connected()
+        self._recycle()
         wrapped = WorkerTask(fn, self.threads, self.inter_threads)
         batch = uuid.uuid4().hex[:8]
         resources = self._resources()
@@ -194,6 +200,15 @@ class DaskExecutor:
             left = [f for f in futures if f is not None]
             if left and self.client.status == "running":
                 self.client.cancel(left)
+
+    def _recycle(self) -> None:
+        """Restart the LocalCluster's workers that have run `recycle_after` tasks; called between
+        batches, when none runs. Results do not change: every training is seeded and self-contained."""
+        if self.cluster is None or not self.recycle_after:
+            return
+        due = [address for address, n in self.client.run(tasks_run).items() if n >= self.recycle_after]
+        if due:
+            self.client.restart_workers(due)
 
     def _outcome(self, future, task: Any) -> Any:
         from distributed import KilledWorker

@@ -10,7 +10,14 @@ from typing import Any
 from moncae.executors.worker_setup import WorkerSetupError, configure_tensorflow, lost_evaluation
 
 __all__ = ["WorkerSetupError", "WorkerTask", "configure_tensorflow", "isolate_global_rng",
-           "lost_evaluation"]
+           "lost_evaluation", "tasks_run"]
+
+_tasks_run = 0  # moncae tasks this worker process has started (the executor replaces it after many)
+
+
+def tasks_run() -> int:
+    """How many moncae tasks this worker process has started (`Client.run` asks every worker)."""
+    return _tasks_run
 
 
 # Dask and Tornado code that draws from Python's global RNG in a worker's event-loop thread
@@ -74,6 +81,8 @@ class WorkerTask:
         self.inter_threads = inter_threads
 
     def __call__(self, task: Any) -> Any:
+        global _tasks_run
+        _tasks_run += 1
         check_single_task_worker()
         isolate_global_rng()
         configure_tensorflow(self.intra_threads, self.inter_threads)
