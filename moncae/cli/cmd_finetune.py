@@ -57,8 +57,8 @@ def _num(value: float, digits: int) -> str:
 @data_dir_option
 @click.option("--workers", default="auto", show_default=True, metavar="auto|N",
               help="Models fine-tuned at once, each in its own process with the cores shared out as "
-                   "TensorFlow threads (auto: 2 on a CPU-only machine with >= 2 cores, else 1 = in "
-                   "this process).")
+                   "TensorFlow threads (auto: 2 on a CPU-only machine with >= 2 cores, else 1, in a "
+                   "worker process; an explicit 1: in this process).")
 @click.option("--quiet", is_flag=True, help="No progress bar, only the summary.")
 def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir, workers, quiet):
     """Fine-tune the final population of each search run in RUN_DIRS (one or more, e.g.
