@@ -227,8 +227,8 @@ def _dry_run(configs) -> None:
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None)
 @click.option("--workers", default=None, metavar="auto|N",
               help="local: trainings at once, each in its own process (default auto: 2 on a CPU-only "
-                   "machine with >= 2 cores, else 1, in a worker process; an explicit 1: in this process); dask: start a LocalCluster "
-                   "of N workers.")
+                   "machine with >= 2 cores, else 1, in a worker process; an explicit 1: in this "
+                   "process); dask: start a LocalCluster of N workers.")
 @click.option("--models-per-gpu", type=int, default=None,
               help="Dask LocalCluster on GPUs: workers (models trained at once) per GPU (default 1).")
 @click.option("--scheduler", default=None, help="Dask: scheduler address, e.g. tcp://host:8786.")
