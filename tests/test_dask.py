@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from moncae.cli.main import main
 from moncae.config import resolve_config
-from moncae.errors import MoncaeError
+from moncae.errors import MoncaeError, MoncaeWarning
 from moncae.evaluation.records import TIMING_COLUMNS, EvalRecord, EvalResult, EvalTask, TrainSettings
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.executors import make_executor
@@ -113,6 +113,14 @@ def test_a_local_cluster_worker_is_restarted_between_batches_after_recycle_after
         assert second[0][1] != first[0][1]
         assert list(executor.map_ordered(pid, [4])) == [(4, second[0][1])]  # 1 task since: kept
         assert executor.worker_count() == 1
+        executor.recycle_after = 1
+
+        def refuse(*args, **kwargs):
+            raise OSError("connection reset")
+
+        executor.client.restart_workers = refuse  # a failed restart: one warning, the batch runs
+        with pytest.warns(MoncaeWarning, match="could not restart Dask workers.*connection reset"):
+            assert list(executor.map_ordered(pid, [5])) == [(5, second[0][1])]
     with DaskExecutor(workers=1, threads=1, recycle_after=None) as executor:
         pids = {p for _ in range(2) for _, p in executor.map_ordered(pid, [0, 1, 2])}
         assert len(pids) == 1

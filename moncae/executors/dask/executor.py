@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
-from moncae.errors import MoncaeError, one_line
+from moncae.errors import MoncaeError, MoncaeWarning, one_line
 from moncae.executors.dask.worker import WorkerTask, tasks_run
 from moncae.executors.resources import (
     cpu_instruction_sets,
@@ -206,9 +207,13 @@ class DaskExecutor:
         batches, when none runs. Results do not change: every training is seeded and self-contained."""
         if self.cluster is None or not self.recycle_after:
             return
-        due = [address for address, n in self.client.run(tasks_run).items() if n >= self.recycle_after]
-        if due:
-            self.client.restart_workers(due)
+        try:
+            due = [address for address, n in self.client.run(tasks_run).items() if n >= self.recycle_after]
+            if due:  # a restart that fails or times out leaves that worker as it was
+                self.client.restart_workers(due, raise_for_error=False)
+        except Exception as err:  # noqa: BLE001 - memory housekeeping, never a reason to stop the run
+            warnings.warn(MoncaeWarning(f"could not restart Dask workers to free TensorFlow's memory; "
+                                        f"going on with them: {one_line(err, limit=300)}"), stacklevel=2)
 
     def _outcome(self, future, task: Any) -> Any:
         from distributed import KilledWorker
