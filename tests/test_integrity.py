@@ -22,11 +22,11 @@ from click.testing import CliRunner
 from moncae.cli.main import main
 from moncae.config import resolve_config
 from moncae.errors import MoncaeError, RunFolderError, RunFolderWarning
-from moncae.evaluation.records import EvalResult
+from moncae.evaluation.records import EvalResult, failed_record
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.report import ReportWarning
 from moncae.report.collect import collect_runs
-from moncae.search.loop import run_search
+from moncae.search.loop import StoppedOnIO, run_search
 from moncae.store import RunFolder, RunLock, lock_holder
 from tests.runs import CSVS, TEXT, Crash, assert_same, crashing_after, read, with_model
 
@@ -37,26 +37,29 @@ def reference(stub_config, tmp_path):
 
 
 # -- 1. status is the truth --------------------------------------------------------------------
-def test_a_model_that_cannot_be_saved_is_a_failure_and_resume_trains_it(stub_config, tmp_path, monkeypatch,
-                                                                          reference):
+def test_a_full_disk_stops_the_search_and_resume_continues_as_if_uninterrupted(stub_config, tmp_path,
+                                                                               monkeypatch, reference):
+    """The disk fills up in the middle of the run: the search stops before journaling the training
+    whose model it could not save (going on would breed from failures), and `--resume` with
+    space freed gives the uninterrupted run's CSVs."""
     config = stub_config(tmp_path / "full")
     real_save = RunFolder.save_model_bytes
     broken = {"on": True}
 
     def save(self, key, data, **kwargs):
-        if broken["on"] and key in last_trained:
+        if broken["on"] and key in middle:
             raise OSError(28, "No space left on device")
         return real_save(self, key, data, **kwargs)
 
-    ev = pd.read_csv(reference / "evaluations.csv")  # the disk fills up in the last generation
-    last_trained = set(ev.loc[ev["generation"] == ev["generation"].max(), "genome_key"])
+    ev = pd.read_csv(reference / "evaluations.csv")  # trained first in a middle generation
+    middle = set(ev.loc[ev["generation"] == ev["generation"].max() // 2, "genome_key"]) - set(
+        ev.loc[ev["generation"] < ev["generation"].max() // 2, "genome_key"])
+    assert middle
     monkeypatch.setattr(RunFolder, "save_model_bytes", save)
-    result = run_search(config, task_fn=with_model)
-    assert result.unsaved and result.models_saved < len(result.records)
-    ev = pd.read_csv(result.run_dir / "evaluations.csv", dtype={"failure": str})
-    lost = ev[ev["failure"] == "io"]
-    assert len(lost) and (lost["status"] == "failed").all()
-    assert lost["error"].str.contains("No space left").all()
+    with pytest.raises(StoppedOnIO, match="No space left"):
+        run_search(config, task_fn=with_model)
+    ev = pd.read_csv(config.run_dir / "evaluations.csv", dtype={"failure": str})
+    assert (ev["status"] == "ok").all() and not set(ev["genome_key"]) & middle  # nothing failed journaled
 
     broken["on"] = False  # space freed
     resumed = run_search(config, resume=True, task_fn=with_model)
@@ -64,8 +67,27 @@ def test_a_model_that_cannot_be_saved_is_a_failure_and_resume_trains_it(stub_con
     assert_same(reference, config.run_dir, dtype=TEXT)
 
 
+def test_a_worker_that_cannot_read_or_write_a_file_stops_the_search(stub_config, tmp_path, reference):
+    """A training that comes back failed with kind `io` (its worker's disk is full, the data is
+    unreadable there) stops the search the same way; `--resume` then equals an uninterrupted run."""
+    config = stub_config(tmp_path / "io")
+    calls = {"n": 0}
+
+    def flaky(task):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            return EvalResult(failed_record(task, "OSError: [Errno 28] No space left on device", failure="io"))
+        return with_model(task)
+
+    with pytest.raises(StoppedOnIO, match="No space left"):
+        run_search(config, task_fn=flaky)
+    assert len(pd.read_csv(config.run_dir / "evaluations.csv")) == 4
+    run_search(config, resume=True, task_fn=with_model)
+    assert_same(reference, config.run_dir, dtype=TEXT)
+
+
 @pytest.mark.slow  # the CLI's default evaluator module imports TensorFlow
-def test_search_cli_exits_1_when_final_models_were_not_saved(tiny_npz, tmp_path, monkeypatch):
+def test_search_cli_exits_1_with_one_line_when_the_disk_is_full(tiny_npz, tmp_path, monkeypatch):
     monkeypatch.setattr(RunFolder, "save_model_bytes",
                         lambda *a, **k: (_ for _ in ()).throw(OSError(28, "disk full")))
     import moncae.evaluation.train as train
@@ -75,7 +97,7 @@ def test_search_cli_exits_1_when_final_models_were_not_saved(tiny_npz, tmp_path,
                                        "--population", "4", "--out", str(tmp_path),
                                        "--workers", "1"])  # in this process, where the patch is
     assert result.exit_code == 1, result.output
-    assert "0 with their model on disk" in result.output and "--resume" in result.output
+    assert "disk full" in result.output and "--resume" in result.output
     assert "Traceback" not in result.output
 
 
@@ -400,18 +422,19 @@ def tiny_tmpfs(tmp_path):
 
 
 @pytest.mark.slow  # trains 7 tiny models twice
-def test_a_full_temp_folder_fails_the_trainings_and_resume_completes_the_run(tiny_tmpfs, tmp_path):
+def test_a_full_temp_folder_stops_the_search_and_resume_completes_the_run(tiny_tmpfs, tmp_path):
     args = [sys.executable, "-m", "moncae", "search", "--dataset", "mnist_5k", "--preset", "smoke", "--seed",
             "7", "--out", str(tmp_path / "out"), "--quiet"]
     full = subprocess.run(args, env={**os.environ, "TMPDIR": str(tiny_tmpfs)}, capture_output=True, text=True)
     assert full.returncode == 1, full.stdout + full.stderr
-    assert "0 with their model on disk" in full.stdout and "No space left" in full.stderr
+    assert "No space left" in full.stderr and "--resume" in full.stderr
     assert "Traceback" not in full.stderr
-    ev = pd.read_csv(tmp_path / "out" / "mnist_5k" / "seed-7" / "evaluations.csv", dtype={"failure": str})
-    assert (ev["status"] == "failed").all() and (ev["failure"] == "io").all()
+    journal = tmp_path / "out" / "mnist_5k" / "seed-7" / "evaluations.csv"
+    assert not journal.exists() or (pd.read_csv(journal)["status"] == "ok").all()  # no failure journaled
     resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "4/4 final models trained, 4 with their model on disk" in resumed.stdout
+    assert (pd.read_csv(journal)["status"] == "ok").all()
 
 
 def test_a_journal_from_before_the_flops_and_latency_columns_resumes(stub_config, tmp_path):

@@ -37,7 +37,9 @@ TIMING_COLUMNS = ("fit_seconds", "seconds")
 ERROR_LIMIT = 300  # characters of an error message kept in a record
 # Why a training failed. `nan` and `error` belong to the genome and stay cached; `oom` (out of
 # memory), `io` (disk full, unreadable file) and `lost` (its worker kept dying) belong to the
-# moment, so `--resume` and a `finetune` rerun try them again.
+# moment, so `--resume` and a `finetune` rerun try them again. (A search stops at an `io` failure
+# rather than journal it, `moncae.search.loop.StoppedOnIO`; a fine-tune, and journals written
+# before that rule, hold such rows.)
 FAILURE_KINDS = ("nan", "error", "oom", "io", "lost")
 TRANSIENT_FAILURES = frozenset({"oom", "io", "lost"})
 

@@ -48,7 +48,7 @@ from moncae.search.strategies import Generation, Strategy, make_strategy
 from moncae.search.trainings import Trainings
 from moncae.store import Checkpoint, RunFolder, RunLock, data_record
 
-__all__ = ["RunResult", "SearchProgress", "check_rungs", "default_executor", "search_data",
+__all__ = ["RunResult", "SearchProgress", "StoppedOnIO", "check_rungs", "default_executor", "search_data",
            "package_versions", "run_search"]
 
 TaskFn = Callable[[EvalTask], EvalResult]
@@ -291,6 +291,14 @@ def _parent_models(genome: Genome, run: RunFolder, shape, read: dict[str, bytes 
     return tuple(read[p.key_for(shape)] for p in parents)
 
 
+class StoppedOnIO(OSError):
+    """A training's file could not be read or written (a full disk, an unreadable file): the search
+    stops before journaling it. Going on would score that training, and every one after it while
+    the disk stays full, as failed, and selection would breed from those failures; stopped, the
+    checkpoint stays at the last whole generation, so `--resume` once the cause is fixed trains
+    what was not journaled and continues as an uninterrupted run would."""
+
+
 def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome], config: SearchConfig,
                 run: RunFolder, cache: Trainings, executor: Executor, task_fn: TaskFn,
                 gene_columns: list[str], progress: SearchProgress, shape) -> None:
@@ -318,12 +326,14 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
     for result in executor.map_ordered(task_fn, [task(k) for k in todo]):
         rec = result.record
         rec.generation = gen
+        if rec.failure == "io":  # the worker could not read or write a file: stop (`StoppedOnIO`)
+            raise StoppedOnIO(f"training {rec.genome_key} in {run.path}: {rec.error}")
         if result.model_bytes:
             try:  # before the journal row
                 run.save_model_bytes(rec.genome_key, result.model_bytes, rung=rung if lower else None)
-            except OSError as err:  # disk full: the training counts as failed, and is retried
-                rec.status, rec.failure, rec.error = "failed", "io", f"saving the model: {one_line(err)}"
-                rec.rec_loss, rec.loc = config.ref_point[:2]
+            except OSError as err:
+                raise StoppedOnIO(f"saving the model of {rec.genome_key} in {run.path}: {one_line(err)}"
+                                  ) from err
         run.append_evaluation(rec, gene_columns, genomes[rec.genome_key].genes,
                               VAE_COLUMNS if config.model == "vae" else ())
         cache.add(rec)
