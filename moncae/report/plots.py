@@ -108,7 +108,7 @@ def plot_hv_history(info: dict, *, dataset: str, ax=None):
     ref = info["ref_point"]
     ax.set_title(f"{dataset}: hypervolume of each generation's population and of the all-time front "
                  f"({len(seeds)} seed{'s' if len(seeds) != 1 else ''})", fontsize=10)
-    ax.set_xlabel("Generation (1 = random initial population)")
+    ax.set_xlabel("Generation (1 = the initial population)")
     names = " × ".join(info.get("objectives", ("loss", "LOC")))
     ax.set_ylabel(f"Hypervolume ({names}), ref. point ({', '.join(f'{v:g}' for v in ref)})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
