@@ -90,8 +90,8 @@ class RunResult:
 
     @property
     def unsaved(self) -> list[EvalRecord]:
-        """Final individuals whose training failed for a passing reason (e.g. the model could not
-        be saved): the run is not complete until `--resume` trains them again."""
+        """Final individuals whose training failed for a passing reason (out of memory, a worker
+        that kept dying): the run is not complete until `--resume` trains them again."""
         return [r for r in self.records if r.transient]
 
 
