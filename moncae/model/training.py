@@ -44,6 +44,10 @@ def make_optimizer(genome: Genome):
     ))
 
 
+def _as_input_and_target(batch):
+    return batch, batch
+
+
 def tf_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
                shuffle_seed: int | None = None, autoencoder: bool = False):
     """Batches of `x`, `(x, y)`, or with `autoencoder` `(x, x)`, via tf.data with autotune OFF.
@@ -58,7 +62,9 @@ def tf_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if autoencoder:
-        ds = ds.map(lambda b: (b, b))
+        # Not converted by AutoGraph: converting writes a file to the temp folder per call,
+        # which a worker process that is terminated never deletes.
+        ds = ds.map(tf.autograph.experimental.do_not_convert(_as_input_and_target))
     ds = ds.prefetch(1)
     options = tf.data.Options()
     options.autotune.enabled = False
