@@ -51,7 +51,7 @@ SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 FIDELITIES = ("full", "rungs", "proxy")
 _INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
                "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu",
-               "first_population", "promote_multiple")
+               "first_population", "promote_multiple", "finetune_epochs")
 _STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "downsample",
                "fidelity", "final", "model", "promotion", "first_generation", "initial", "fitness",
                "latents")
@@ -140,6 +140,9 @@ class SearchConfig:
     scheduler: str | None = None
     model: str = "ae"  # ae | vae
     vae_eps: float = DEFAULT_VAE_EPS  # the reformulated VAE loss's eps (std of its target N(0, eps^2))
+    # `moncae finetune`'s maximum epochs per model for this run (its `--epochs` overrides); not a
+    # search setting: the search's results do not depend on it
+    finetune_epochs: int = 20
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -161,6 +164,8 @@ class SearchConfig:
         _check(self.epochs >= 1, "epochs", "must be >= 1", self.epochs)
         _check(self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
         _check(self.patience >= 0, "patience", "must be >= 0", self.patience)
+        _check(self.finetune_epochs >= 0, "finetune_epochs", "must be >= 0 (0: measure the searched models "
+               "as they are)", self.finetune_epochs)
         _check(self.model in MODELS, "model", f"must be one of {', '.join(MODELS)}", self.model)
         if self.model == "ae":
             _check(self.loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}"
@@ -248,8 +253,10 @@ class SearchConfig:
                              decoder_only=self.fidelity == "proxy")
 
     def results_settings(self) -> dict[str, Any]:
-        """The settings that decide results (not where the run writes or which executor runs it)."""
-        skip = {"out", "preset", "executor", "workers", "models_per_gpu", "scheduler", "data_dir"}
+        """The settings that decide the search's results (not where the run writes, which executor
+        runs it, or how `moncae finetune` trains its models afterwards)."""
+        skip = {"out", "preset", "executor", "workers", "models_per_gpu", "scheduler", "data_dir",
+                "finetune_epochs"}
         return {k: v for k, v in self.to_dict().items() if k not in skip}
 
     def to_dict(self) -> dict[str, Any]:

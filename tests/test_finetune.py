@@ -87,6 +87,25 @@ def test_rerun_skips_done_models(finetuned, monkeypatch):
     assert (run / "finetune.csv").read_bytes() == before
 
 
+def test_without_epochs_the_run_s_own_finetune_epochs_setting_is_used(search_run, tmp_path):
+    """`moncae finetune RUN` with no `--epochs` trains up to the run's `finetune_epochs` (a preset's
+    fine-tune budget, e.g. `cpu`'s 2); `--epochs` overrides it."""
+    run = copy_run(search_run, tmp_path / "run")
+    payload = json.loads((run / "config.json").read_text())
+    assert payload["run"]["finetune_epochs"] == 20  # the default, written by the search
+    payload["run"]["finetune_epochs"] = 0
+    (run / "config.json").write_text(json.dumps(payload))
+
+    result = CliRunner().invoke(main, ["finetune", str(run), "--classifier-epochs", "1", "--quiet"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "finetune.json").read_text())["settings"]["epochs"] == 0
+    df = pd.read_csv(run / "finetune.csv", dtype={"error": str}).fillna({"error": ""})
+    assert (df["status"] == "ok").all() and (df["epochs"] == 0).all()
+    result = CliRunner().invoke(main, ["finetune", str(run), "--epochs", "1", "--classifier-epochs", "1"])
+    assert result.exit_code == 2 and "epochs: 0 -> 1" in result.output, result.output
+
+
 def test_several_runs_one_after_another_each_checked_first(search_run, finetuned, tmp_path):
     """`moncae finetune A B`: a wrong folder among them stops the command before any is trained;
     otherwise each is done in turn (here: both already fine-tuned, so both skip everything)."""

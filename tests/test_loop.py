@@ -176,3 +176,15 @@ def test_a_run_folder_from_before_the_space_setting_resumes_as_paper(stub_config
     assert [g.genes for g in again.population] == [g.genes for g in reference.population]
     with pytest.raises(RunFolderError, match="space: 'paper' -> 'dense'"):
         run_search(stub_config(generations=2, space="dense"), resume=True, task_fn=surrogate_task)
+
+
+def test_finetune_epochs_is_not_a_search_setting(stub_config):
+    """A run's fine-tune budget does not change its search: a resume with another one is no
+    mismatch, and config.json keeps the one the run started with (what `moncae finetune` reads)."""
+    config = stub_config(generations=2, finetune_epochs=2)
+    reference = run_search(config, task_fn=surrogate_task)
+    assert "finetune_epochs" not in reference.config.results_settings()
+    assert RunFolder(config.run_dir).read_config()["run"]["finetune_epochs"] == 2
+    again = run_search(stub_config(generations=2, finetune_epochs=7), resume=True, task_fn=surrogate_task)
+    assert [g.genes for g in again.population] == [g.genes for g in reference.population]
+    assert RunFolder(config.run_dir).read_config()["run"]["finetune_epochs"] == 2

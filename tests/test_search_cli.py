@@ -48,6 +48,7 @@ def _config(tmp_path, text: str) -> str:
         (lambda tmp: [*BASE, "--config", _config(tmp, 'optimizers = ["adam", "quantum"]')], "optimizers"),
         (lambda tmp: [*BASE, "--config", _config(tmp, "colour = 3")], "unknown setting"),
         (lambda tmp: [*BASE, "--config", _config(tmp, 'epochs = "five"')], "epochs"),
+        (lambda tmp: [*BASE, "--config", _config(tmp, "finetune_epochs = -1")], "finetune_epochs"),
         (lambda tmp: [*BASE, "--config", _config(tmp, "epochs = [")], "not valid TOML"),
         (lambda tmp: [*BASE, "--config", str(tmp / "missing.toml")], "missing.toml"),
     ],

@@ -47,8 +47,9 @@ def _num(value: float, digits: int) -> str:
 
 @click.command("finetune")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--epochs", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Max fine-tuning epochs per model (early stopping on validation); 0 = none.")
+@click.option("--epochs", type=click.IntRange(min=0), default=None,
+              help="Max fine-tuning epochs per model (early stopping on validation); 0 = none. "
+                   "[default: the run's finetune_epochs setting: 20, or its preset's (cpu: 2)]")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=20, show_default=True,
               help="Training epochs of the softmax classifier on the frozen latent codes.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)

@@ -172,7 +172,7 @@ def finetune_executor(workers=WORKERS_AUTO) -> Executor:
     return make_executor("local", workers=workers, on_lost=lost_finetune)
 
 
-def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batch_size: int = 256,
+def finetune_run(run_dir, *, epochs: int | None = None, classifier_epochs: int = 20, batch_size: int = 256,
                  patience: int = 3, data_dir: str | None = None,
                  progress: FinetuneProgress | None = None, workers=WORKERS_AUTO,
                  executor: Executor | None = None) -> FinetuneResult:
@@ -182,7 +182,8 @@ def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batc
         run_dir: a run folder written by `moncae search` (`OUT/DATASET/seed-N/`) whose search
             finished.
         epochs: maximum fine-tuning epochs per model (early stopping on the validation split);
-            0 measures the searched models as they are.
+            0 measures the searched models as they are; None: the run's `finetune_epochs`
+            setting (20, the default; a preset may set fewer, e.g. `cpu`).
         classifier_epochs: training epochs of the latent softmax classifier.
         batch_size: fine-tuning batch size (and images per encoder call).
         patience: early-stopping patience, in epochs without a better validation loss.
@@ -205,8 +206,9 @@ def finetune_run(run_dir, *, epochs: int = 20, classifier_epochs: int = 20, batc
         DataError: the run's dataset cannot be loaded here.
     """
     progress = progress or FinetuneProgress()
-    settings = FinetuneSettings(epochs, classifier_epochs, batch_size, patience)
     run, config = check_run(run_dir)  # before loading any data: a quick answer for a wrong folder
+    settings = FinetuneSettings(config.finetune_epochs if epochs is None else epochs, classifier_epochs,
+                                batch_size, patience)
     if data_dir is not None:
         config = dataclasses.replace(config, data_dir=data_dir)
     data = cached_dataset(config.data_spec())
