@@ -234,3 +234,18 @@ def test_a_dry_run_downloads_nothing_and_says_the_data_was_not_checked(tmp_path)
     assert "Downloading" not in result.output and not (tmp_path / "out").exists()
     result = CliRunner().invoke(main, ["search", "--dataset", "no_such_data", "--seed", "1", "--dry-run"])
     assert result.exit_code == 2 and "Unknown dataset 'no_such_data'" in result.output
+
+
+def test_results_failed_for_a_passing_reason_exit_1_with_the_first_reason_and_the_fix(capsys):
+    from types import SimpleNamespace
+
+    from moncae.cli.options import exit_if_unsaved
+
+    exit_if_unsaved([], "final model(s)", "with --resume to train them again", "e.g. free memory")  # none: no exit
+    unsaved = [SimpleNamespace(error="ResourceExhaustedError: OOM"), SimpleNamespace(error="lost")]
+    with pytest.raises(SystemExit) as stop:
+        exit_if_unsaved(unsaved, "final model(s)", "with --resume to train them again", "e.g. free memory")
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == (
+        "Error: 2 final model(s) failed for a passing reason (first: ResourceExhaustedError: OOM); fix it "
+        "(e.g. free memory) and run the same command with --resume to train them again\n")

@@ -84,7 +84,7 @@ def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir,
                 click.echo(f"finetune {run_dir} ({i} of {len(run_dirs)})")
             unsaved += _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir,
                                      quiet, executor)
-    exit_if_unsaved(unsaved, "model(s)", "again to fine-tune them")
+    exit_if_unsaved(unsaved, "model(s)", "again to fine-tune them", "e.g. free disk space or memory")
 
 
 def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet,

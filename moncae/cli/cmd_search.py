@@ -260,7 +260,10 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **f
             ok = sum(r.ok for r in result.records)
             click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "
                        f"their model on disk; results in {result.run_dir}")
-            exit_if_unsaved(result.unsaved, "final model(s)", "with --resume to train them again")
+            # a model that could not be saved stops the search (StoppedOnIO); what is left is memory
+            # or a worker that kept dying
+            exit_if_unsaved(result.unsaved, "final model(s)", "with --resume to train them again",
+                            "e.g. free memory, or fewer --workers")
     finally:
         if executor is not None:
             executor.close()

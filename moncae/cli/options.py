@@ -16,9 +16,10 @@ data_dir_option = click.option(
 )
 
 
-def exit_if_unsaved(unsaved, what: str, again: str) -> None:
-    """Exit 1 with one line when some results failed for a passing reason (disk, memory)."""
+def exit_if_unsaved(unsaved, what: str, again: str, fix: str) -> None:
+    """Exit 1 with one line when some results failed for a passing reason (disk, memory, a dying
+    worker), naming the first reason, a likely `fix` and the command that trains them again."""
     if unsaved:
         click.echo(f"Error: {len(unsaved)} {what} failed for a passing reason (first: {unsaved[0].error}); "
-                   f"fix it (e.g. free disk space) and run the same command {again}", err=True)
+                   f"fix it ({fix}) and run the same command {again}", err=True)
         sys.exit(1)
