@@ -99,6 +99,7 @@ def test_without_epochs_the_run_s_own_finetune_epochs_setting_is_used(search_run
     result = CliRunner().invoke(main, ["finetune", str(run), "--classifier-epochs", "1", "--quiet"])
 
     assert result.exit_code == 0, result.output
+    assert "skipped; up to 0 epochs each)" in result.output
     assert json.loads((run / "finetune.json").read_text())["settings"]["epochs"] == 0
     df = pd.read_csv(run / "finetune.csv", dtype={"error": str}).fillna({"error": ""})
     assert (df["status"] == "ok").all() and (df["epochs"] == 0).all()

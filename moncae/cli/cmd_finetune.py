@@ -108,5 +108,6 @@ def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data
                    + (f" ({r.error})" if r.error else ""))
     ok = sum(r.ok for r in result.records)
     click.echo(f"done: {ok}/{len(result.records)} models ok ({result.trained} fine-tuned now, "
-               f"{result.skipped} skipped); results in {result.csv_path}")
+               f"{result.skipped} skipped; up to {result.settings.epochs} epochs each); results in "
+               f"{result.csv_path}")
     return result.unsaved
