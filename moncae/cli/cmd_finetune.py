@@ -49,7 +49,7 @@ def _num(value: float, digits: int) -> str:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--epochs", type=click.IntRange(min=0), default=None,
               help="Max fine-tuning epochs per model (early stopping on validation); 0 = none. "
-                   "[default: the run's finetune_epochs setting: 20, or its preset's (cpu: 2)]")
+                   "[default: the run's finetune_epochs setting: 20 unless its preset sets fewer, e.g. cpu]")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=20, show_default=True,
               help="Training epochs of the softmax classifier on the frozen latent codes.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
