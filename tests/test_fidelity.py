@@ -279,3 +279,24 @@ def test_inherit_hands_each_child_its_parents_trained_models(stub_config):
     run_search(stub_config(result.run_dir.parents[1] / "plain"),
                task_fn=lambda t: plain.append(t) or with_model(t))
     assert not any(t.parent_models for t in plain)  # off by default
+
+
+def test_the_progress_hears_how_many_of_the_population_are_below_the_top_rung(stub_config, tmp_path):
+    from moncae.search.loop import SearchProgress
+
+    class Heard(SearchProgress):
+        def __init__(self):
+            self.counts = []
+
+        def population_rungs(self, below_top):
+            self.counts.append(below_top)
+
+    heard = Heard()
+    result = run_search(stub_config(tmp_path / "rungs", **RUNGS), task_fn=with_model, progress=heard)
+    pop = pd.read_csv(result.run_dir / "population.csv")
+    below = [pop[(pop["generation"] == g) & (pop["rung"] == 0)]["genome_key"].nunique()
+             for g in sorted(pop["generation"].unique())]
+    assert heard.counts == below and below[-1] == 0 and max(below) > 0  # the last promotes all
+    full = Heard()
+    run_search(stub_config(tmp_path / "full"), task_fn=with_model, progress=full)
+    assert full.counts == []  # one rung: nothing to promote

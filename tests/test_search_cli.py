@@ -249,3 +249,24 @@ def test_results_failed_for_a_passing_reason_exit_1_with_the_first_reason_and_th
     assert capsys.readouterr().err == (
         "Error: 2 final model(s) failed for a passing reason (first: ResourceExhaustedError: OOM); fix it "
         "(e.g. free memory) and run the same command with --resume to train them again\n")
+
+
+def test_the_time_left_counts_the_last_generation_promoting_the_whole_population():
+    from types import SimpleNamespace
+
+    from moncae.cli.cmd_search import BarProgress, last_generation_extra
+
+    # gens 1 and 2: 10 s of wall each for 20 s of trainings (two at once); 2 genomes reached the
+    # top rung in 12 s of trainings above rung 0, so each further one costs 6 s x 10/20 = 3 s
+    seconds, work, above, top = {0: 99.0, 1: 10.0, 2: 10.0}, {1: 20.0, 2: 20.0}, {1: 12.0}, {1: 2}
+    assert last_generation_extra(seconds, work, above, top, below_top=4) == pytest.approx(4 * 3.0)
+    assert last_generation_extra(seconds, work, {}, {}, below_top=4) == 0.0  # none promoted yet
+    progress = BarProgress(quiet=True)
+    progress.generations = 5
+    for gen, rung, secs in [(1, 0, 8.0), (1, 0, 8.0), (1, 1, 12.0), (2, 0, 10.0), (2, 0, 10.0)]:
+        progress.evaluation_done(SimpleNamespace(generation=gen, rung=rung, seconds=secs))
+    progress.seconds = {1: 14.0, 2: 10.0}
+    progress.population_rungs(5)  # typical 12 s a generation; 5 x 12 s x 24/48 for the last
+    assert progress.time_left(2) == "~54 s left"
+    progress.rungs = {1: {0: 3}, 2: {0: 2}}  # one rung only (fidelity "full"): no extra
+    assert progress.time_left(2) == "~24 s left"

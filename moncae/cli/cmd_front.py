@@ -19,8 +19,8 @@ def command(run_dir, all_models, as_json, as_csv):
 
     rec_loss is the search's validation loss, or the test loss where the model was fine-tuned
     (the `split` column says which); FLOPs are one image's forward pass (2 x the multiply-adds of
-    every convolution); `model` says which saved weights exist (only the final population's models
-    are kept). The key column is what `moncae export --key` takes.
+    every convolution and dense layer); `model` says which saved weights exist (only the final
+    population's models are kept). The key column is what `moncae export --key` takes.
     """
     from moncae.export.front import format_front, load_front
 

@@ -52,13 +52,31 @@ class SeedParam(click.ParamType):
                   f"Received: {value!r}", param, ctx)
 
 
-def time_left(seconds: dict[int, float], generations_left: int) -> str:
+def time_left(seconds: dict[int, float], generations_left: int, last_extra: float = 0.0) -> str:
     """About how long `generations_left` more generations take, going by the seconds of those run
     so far (by generation; generation 0 left out once there are others: it trains a whole random
-    population)."""
+    population), plus `last_extra` seconds that the last generation adds (`last_generation_extra`)."""
     typical = [v for g, v in seconds.items() if g > 0] or list(seconds.values())
-    left = sum(typical) / len(typical) * generations_left
+    left = sum(typical) / len(typical) * generations_left + last_extra
     return f"~{left:.0f} s left" if left < 120 else f"~{left / 60:.1f} min left"
+
+
+def last_generation_extra(seconds: dict[int, float], work: dict[int, float], above: dict[int, float],
+                          top: dict[int, int], below_top: int) -> float:
+    """Seconds a search with rungs spends in its last generation beyond a typical one: there every
+    genome of the population is promoted to the top rung; `below_top` of the current population
+    are not there yet (an estimate for the last one's). By generation (generation 0 left out once
+    there are others): `seconds` its wall clock, `work` its trainings' seconds summed, `above`
+    those of its trainings above rung 0, `top` how many reached the top rung. Each genome promoted
+    costs `above` per `top` (a middle rung counts with the top one), scaled by wall clock over
+    work (trainings run side by side); 0 while nothing was promoted."""
+    gens = [g for g in seconds if g > 0] or list(seconds)
+    promoted = sum(top.get(g, 0) for g in gens)
+    busy = sum(work.get(g, 0.0) for g in gens)
+    if not promoted or busy <= 0:
+        return 0.0
+    per_genome = sum(above.get(g, 0.0) for g in gens) / promoted
+    return below_top * per_genome * sum(seconds[g] for g in gens) / busy
 
 
 def all_time_hv(row: dict) -> str:
@@ -80,13 +98,21 @@ class BarProgress:
         self.hits = 0
         self.hv = float("nan")
         self.seconds: dict[int, float] = {}  # generation -> its seconds, those run by this command
+        self.work: dict[int, float] = {}  # generation -> its trainings' seconds summed
+        self.above: dict[int, float] = {}  # generation -> its trainings' seconds above rung 0
+        self.rungs: dict[int, dict[int, int]] = {}  # generation -> rung -> trainings there
+        self.below_top = 0  # distinct genomes of the population below the top rung
 
     def generation_started(self, generation, generations, to_train, cache_hits):
         self.generation, self.generations = generation, generations
         self.trained, self.hits = 0, cache_hits
+        self._open_bar(to_train)
+
+    def _open_bar(self, to_train):
         if not self.quiet and to_train:
+            generation = self.generation
             self.bar = click.progressbar(
-                length=to_train, label=f"gen {generation + 1}/{generations}", file=sys.stderr,
+                length=to_train, label=f"gen {generation + 1}/{self.generations}", file=sys.stderr,
                 item_show_func=lambda _: f"trained {self.trained}, cache hits {self.hits}" + (
                     f", HV {self.hv:.3f} after gen {generation}" if math.isfinite(self.hv) else ""),
                 show_pos=True,
@@ -95,16 +121,25 @@ class BarProgress:
 
     def evaluation_done(self, record):
         self.trained += 1
+        gen = record.generation
+        self.work[gen] = self.work.get(gen, 0.0) + record.seconds
+        counts = self.rungs.setdefault(gen, {})
+        counts[record.rung] = counts.get(record.rung, 0) + 1
+        if record.rung > 0:
+            self.above[gen] = self.above.get(gen, 0.0) + record.seconds
         if self.bar is not None:
             self.bar.update(1, record)
 
     def promotion(self, generation, rung, candidates, to_train):
         if self.bar is not None:  # the bar grows by the promoted trainings
             self.bar.length += to_train
-        elif not self.quiet and to_train:
-            self.generation_started(generation, self.generations, to_train, self.hits)
+        else:
+            self._open_bar(to_train)
         if self.quiet and candidates:  # no candidates: every genome of the generation was cached
             click.echo(f"  rung {rung}: {to_train} of {candidates} promoted")
+
+    def population_rungs(self, below_top):
+        self.below_top = below_top
 
     def generation_done(self, row):
         if self.bar is not None:
@@ -118,8 +153,14 @@ class BarProgress:
             f"{all_time_hv(row)}  "
             f"front {row['front_size']}  best loss {row['best_rec_loss']:.4f}  "
             f"min LOC {row['min_loc']:.3f}  trained {row['trained']}  cached {row['cache_hits']}  "
-            f"{row['seconds']:.1f}s" + (f"  {time_left(self.seconds, left)}" if left > 0 else "")
+            f"{row['seconds']:.1f}s" + (f"  {self.time_left(left)}" if left > 0 else "")
         )
+
+    def time_left(self, generations_left: int) -> str:
+        top = max((rung for counts in self.rungs.values() for rung in counts), default=0)
+        reached = {g: counts.get(top, 0) for g, counts in self.rungs.items()} if top > 0 else {}
+        extra = last_generation_extra(self.seconds, self.work, self.above, reached, self.below_top)
+        return time_left(self.seconds, generations_left, extra)
 
     def message(self, text):
         click.echo(text)

@@ -69,6 +69,11 @@ class SearchProgress:
     def promotion(self, generation: int, rung: int, candidates: int, to_train: int) -> None:
         """After rung `rung - 1`: `to_train` of `candidates` genomes train on at `rung`."""
 
+    def population_rungs(self, below_top: int) -> None:
+        """After a generation of a search with rungs, before `generation_done`: how many distinct
+        genomes of its population trained ok but below the top rung (the last generation promotes
+        every one of its population's)."""
+
     def generation_done(self, row: dict[str, Any]) -> None:
         pass
 
@@ -472,6 +477,9 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         state.logbook.record(gen=gen, **{k: v for k, v in row.items() if k not in ("generation", "seconds")})
         state.hof.update([pareto_individual(g.genes, r.genome_key, objectives.point(r))
                           for g, r in zip(state.population, records) if r.ok])
+        if cache.top > 0:
+            progress.population_rungs(sum(1 for k in set(keys)
+                                          if cache.latest(k).ok and cache.reached(k) < cache.top))
         progress.generation_done(row)
         last_input = (state.population, state.strategy.state())
         state.population = state.strategy.advance(
