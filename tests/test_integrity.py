@@ -223,6 +223,25 @@ def test_damage_in_the_middle_of_a_journal_is_an_error_naming_the_line(stub_conf
         run_search(config, resume=True, task_fn=surrogate_task)
 
 
+@pytest.mark.parametrize("finished", [False, True])
+def test_a_journal_missing_a_front_networks_row_is_refused_before_anything_is_written(
+        stub_config, finished):
+    config = stub_config()
+    if finished:
+        run_search(config, task_fn=with_model)
+    else:
+        with pytest.raises(Crash):
+            run_search(config, task_fn=crashing_after(11, with_model))
+    run = config.run_dir
+    front_key = json.loads((run / "checkpoint.json").read_text())["halloffame"][0]["key"]
+    rows = pd.read_csv(run / "evaluations.csv", dtype=str, keep_default_na=False)
+    rows[rows["genome_key"] != front_key].to_csv(run / "evaluations.csv", index=False)
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(RunFolderError, match="no row for 1 network.*start a new run with --out"):
+        run_search(config, resume=True, task_fn=with_model)
+    assert before == {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
 # -- 5. settings and data checked on every reuse ------------------------------------------------
 def test_resume_without_config_json_is_refused(stub_config):
     config = stub_config()

@@ -191,6 +191,13 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         population = strategy.initial(rng)
         run.drop_generations_after(-1)
         return _State(population, rng, 0, _logbook([]), _hall_of_fame([]), strategy)
+    absent = [ind["key"] for ind in checkpoint.halloffame if ind["key"] not in cache]
+    if absent:  # every front network trained ok before its checkpoint; no crash loses its row
+        raise RunFolderError(
+            f"{run.evaluations} has no row for {len(absent)} network(s) of the Pareto front in "
+            f"checkpoint.json (e.g. {absent[0]!r}): the journal was cut or edited after they were "
+            "trained, so the run cannot be resumed as it was; restore the file, or start a new run "
+            "with --out")
     rng = random.Random()
     rng.setstate(checkpoint.rng_state)  # after the last generation: `advance` draws nothing then
     population = [Genome.from_config(c) for c in checkpoint.population]
