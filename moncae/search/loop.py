@@ -16,6 +16,7 @@ import pickle
 import platform
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,7 +29,7 @@ from deap import tools
 
 from moncae.config import WORKERS_AUTO, SearchConfig
 from moncae.data import Dataset, cached_dataset
-from moncae.errors import MoncaeError, RunFolderError, one_line
+from moncae.errors import MoncaeError, RunFolderError, RunFolderWarning, one_line
 from moncae.evaluation.records import (
     VAE_COLUMNS,
     EvalRecord,
@@ -184,6 +185,22 @@ def _checkpoint(gen: int, state: _State, finished: bool, last_input: tuple[list[
     )
 
 
+def _check_front_rows(run: RunFolder, checkpoint: Checkpoint) -> None:
+    """Refuse, before anything is written, a journal without a row for a network of the
+    checkpoint's Pareto front: each trained ok before its checkpoint, so no crash loses its row
+    (a torn last row belongs to a generation not yet checkpointed); the file was cut or edited."""
+    with warnings.catch_warnings():  # a torn last row: warned about where it is repaired
+        warnings.simplefilter("ignore", RunFolderWarning)
+        journaled = run.read_evaluations()
+    absent = [ind["key"] for ind in checkpoint.halloffame if ind["key"] not in journaled]
+    if absent:
+        raise RunFolderError(
+            f"{run.evaluations} has no row for {len(absent)} network(s) of the Pareto front in "
+            f"checkpoint.json (e.g. {absent[0]!r}): the journal was cut or edited after they were "
+            "trained, so the run cannot be resumed as it was; restore the file, or start a new run "
+            "with --out")
+
+
 def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, checkpoint: Checkpoint | None,
                    cache: Trainings, shape, progress: SearchProgress) -> _State:
     if checkpoint is None:
@@ -191,13 +208,6 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         population = strategy.initial(rng)
         run.drop_generations_after(-1)
         return _State(population, rng, 0, _logbook([]), _hall_of_fame([]), strategy)
-    absent = [ind["key"] for ind in checkpoint.halloffame if ind["key"] not in cache]
-    if absent:  # every front network trained ok before its checkpoint; no crash loses its row
-        raise RunFolderError(
-            f"{run.evaluations} has no row for {len(absent)} network(s) of the Pareto front in "
-            f"checkpoint.json (e.g. {absent[0]!r}): the journal was cut or edited after they were "
-            "trained, so the run cannot be resumed as it was; restore the file, or start a new run "
-            "with --out")
     rng = random.Random()
     rng.setstate(checkpoint.rng_state)  # after the last generation: `advance` draws nothing then
     population = [Genome.from_config(c) for c in checkpoint.population]
@@ -460,6 +470,8 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         from moncae.evaluation.train import run_task as task_fn  # TF loads now, every check passed
     elif task_fn is None:  # real training in worker processes: this one never loads TensorFlow
         from moncae.evaluation.lazy import train_task as task_fn
+    if checkpoint is not None:
+        _check_front_rows(run, checkpoint)
     retried = run.forget_transient_failures() if checkpoint is not None else 0
     cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives)
     if retried:
