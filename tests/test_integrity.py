@@ -242,6 +242,23 @@ def test_a_journal_missing_a_front_networks_row_is_refused_before_anything_is_wr
     assert before == {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
 
 
+@pytest.mark.parametrize("rungs", [False, True])
+def test_a_run_replayed_from_its_journal_without_a_checkpoint_equals_the_original(stub_config, tmp_path,
+                                                                                  rungs):
+    settings = {"fidelity": "rungs", "rungs": [[1, 40]], "promote": 1.0, "promotion": "front"} if rungs else {}
+    original = stub_config(tmp_path / "original", **settings)
+    run_search(original, task_fn=with_model)
+    replay = stub_config(tmp_path / "replay", **settings)
+    shutil.copytree(original.run_dir, replay.run_dir)
+    (replay.run_dir / "checkpoint.json").unlink()  # what the error for a damaged one advises
+    trained = []
+    run_search(replay, resume=True, task_fn=lambda task: trained.append(task) or with_model(task))
+    assert trained == []  # every training reused
+    for name in CSVS:  # to the bit, the timing columns too: the cumulative columns and seconds
+        pd.testing.assert_frame_equal(pd.read_csv(original.run_dir / name, dtype=TEXT),
+                                      pd.read_csv(replay.run_dir / name, dtype=TEXT), check_exact=True)
+
+
 # -- 5. settings and data checked on every reuse ------------------------------------------------
 def test_resume_without_config_json_is_refused(stub_config):
     config = stub_config()

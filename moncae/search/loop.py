@@ -158,6 +158,8 @@ class _State:
     logbook: Any  # deap.tools.Logbook
     hof: Any  # deap.tools.ParetoFront of every ok network seen
     strategy: Strategy
+    # a search replayed from its journal: the seconds generations.csv had for its generations
+    replayed_seconds: dict[int, float] = field(default_factory=dict)
 
 
 def _logbook(rows: list[dict[str, Any]]):
@@ -206,8 +208,8 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     if checkpoint is None:
         rng = random.Random(config.seed)
         population = strategy.initial(rng)
-        run.drop_generations_after(-1)
-        return _State(population, rng, 0, _logbook([]), _hall_of_fame([]), strategy)
+        seconds = run.drop_generations_after(-1)
+        return _State(population, rng, 0, _logbook([]), _hall_of_fame([]), strategy, seconds)
     rng = random.Random()
     rng.setstate(checkpoint.rng_state)  # after the last generation: `advance` draws nothing then
     population = [Genome.from_config(c) for c in checkpoint.population]
@@ -225,7 +227,7 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         progress.message(f"{run.path} is already complete ({config.generations} generations)")
     else:
         progress.message(f"resuming {run.path} after generation {checkpoint.generation} "
-                         f"({len(cache)} trainings reused)")
+                         f"({cache.journaled()} trainings reused)")
     strategy.load_state(strategy_state)
     run.drop_generations_after(first - 1)
     return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame), strategy)
@@ -265,7 +267,7 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
     "full" there is one rung: every new genome trains once at the full budget). The last
     generation, and with `first_generation = "full"` the first, promotes every ok genome."""
     genomes = dict(zip(keys, population))  # per key its last genome (copies build one network)
-    todo = [k for k in genomes if k not in cache]
+    todo = [k for k in genomes if k not in cache and not cache.take(k, 0)]
     progress.generation_started(gen, config.generations, len(todo), len(population) - len(todo))
     _train_rung(gen, 0, todo, genomes, config, run, cache, executor, task_fn, gene_columns, progress,
                 shape)
@@ -277,7 +279,7 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
                           everyone=everyone, front_only=config.promotion != "fraction",
                           within=genomes if config.promotion == "population" else None,
                           multiple=config.promote_multiple, rule=config.fitness)
-        todo = [k for k in chosen if cache.reached(k) == rung]
+        todo = [k for k in chosen if cache.reached(k) == rung and not cache.take(k, rung + 1)]
         progress.promotion(gen, rung + 1, len(candidates), len(todo))
         _train_rung(gen, rung + 1, todo, genomes, config, run, cache, executor, task_fn, gene_columns,
                     progress, shape)
@@ -473,22 +475,25 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     if checkpoint is not None:
         _check_front_rows(run, checkpoint)
     retried = run.forget_transient_failures() if checkpoint is not None else 0
-    cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives)
+    cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives,
+                      upto=-1 if checkpoint is None else checkpoint.generation)
     if retried:
         progress.message(f"{retried} training(s) that failed for a passing reason (memory, disk, "
                          "worker) will be tried again")
     state = _initial_state(config, strategy, run, checkpoint, cache, shape, progress)
     box_warned = False
     for gen in range(state.first, config.generations):
-        started = time.perf_counter()
+        started, journaled = time.perf_counter(), cache.journaled()
         keys = [g.key_for(shape) for g in state.population]
         last = gen == config.generations - 1
         _train_generation(gen, keys, state.population, config, run, cache, executor, task_fn,
                           gene_columns, progress, last, shape)
         records = [cache.view(k) for k in keys]
         points, fitness = _fitness(records, keys, state.strategy)
-        row = _record_generation(gen, keys, records, points, fitness, cache, run, objectives,
-                                 time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        if cache.journaled() == journaled:  # replayed from the journal alone: its time then
+            seconds = state.replayed_seconds.get(gen, seconds)
+        row = _record_generation(gen, keys, records, points, fitness, cache, run, objectives, seconds)
         notice = None if box_warned else _box_notice(points, records, objectives)
         if notice:
             progress.message(notice)

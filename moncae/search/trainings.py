@@ -19,9 +19,24 @@ class Trainings:
     and failure `stopped` (see moncae.method.fidelity); with fidelity "full" the one record.
     """
 
-    def __init__(self, by_key: dict[str, list[EvalRecord]], top: int, objectives: ObjectiveSet) -> None:
-        self.by_key, self.top, self.objectives = by_key, top, objectives
+    def __init__(self, by_key: dict[str, list[EvalRecord]], top: int, objectives: ObjectiveSet,
+                 upto: int | None = None) -> None:
+        """`by_key`: the journal. With `upto`, only its trainings of generation `upto` or before are
+        known at first; each later one waits until the search reaches its genome and rung again
+        (`take`), as it did when it trained it: so a search resumed, or replayed from its journal
+        without a checkpoint, sees at every step what the uninterrupted run saw."""
+        self.top, self.objectives = top, objectives
         self.ref_point = objectives.ref
+        self.by_key: dict[str, list[EvalRecord]] = {}
+        self.later: dict[tuple[str, int], EvalRecord] = {}
+        for key, records in by_key.items():
+            waits = False  # rungs in order: once one waits, so do those above it
+            for rec in records:
+                waits = waits or (upto is not None and rec.generation > upto)
+                if waits:
+                    self.later[key, rec.rung] = rec
+                else:
+                    self.by_key.setdefault(key, []).append(rec)
 
     def __contains__(self, key: str) -> bool:
         return key in self.by_key
@@ -32,6 +47,17 @@ class Trainings:
 
     def add(self, record: EvalRecord) -> None:
         self.by_key.setdefault(record.genome_key, []).append(record)
+
+    def take(self, key: str, rung: int) -> bool:
+        """Make the journal's training of `key` at `rung` known, if it waits; True if it did."""
+        rec = self.later.pop((key, rung), None)
+        if rec is not None:
+            self.add(rec)
+        return rec is not None
+
+    def journaled(self) -> int:
+        """How many trainings the journal holds, those still waiting included."""
+        return len(self) + len(self.later)
 
     def latest(self, key: str) -> EvalRecord:
         return self.by_key[key][-1]

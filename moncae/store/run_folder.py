@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -191,8 +192,11 @@ class RunFolder:
     def append_generation(self, row: Mapping[str, Any]) -> None:
         append_rows(self.generations, GENERATION_COLUMNS, [row])
 
-    def drop_generations_after(self, generation: int) -> None:
-        """Remove rows of generations that did not reach their checkpoint (crash mid-generation)."""
+    def drop_generations_after(self, generation: int) -> dict[int, float]:
+        """Remove rows of generations that did not reach their checkpoint (crash mid-generation,
+        or every row when the search replays its journal without a checkpoint); return the
+        `seconds` of each generations.csv row removed."""
+        removed: dict[int, float] = {}
         for path, columns in ((self.population, self.population_columns),
                               (self.generations, GENERATION_COLUMNS)):
             if not path.exists():
@@ -203,7 +207,11 @@ class RunFolder:
             except ValueError:
                 raise RunFolderError(f"{path}: a `generation` cell is not an integer; the file is "
                                      "damaged") from None
+            if path == self.generations:
+                removed = {int(r["generation"]): float(r["seconds"]) for r in rows
+                           if int(r["generation"]) > generation and _is_float(r["seconds"])}
             rewrite_rows(path, columns, keep)
+        return removed
 
     # -- checkpoint -----------------------------------------------------------------------------
     def save_checkpoint(self, state: Checkpoint) -> None:
@@ -251,3 +259,9 @@ class RunFolder:
     def write_front(self, rows: Sequence[Mapping[str, Any]]) -> None:
         write_csv(self.front, FRONT_COLUMNS + self.objective_columns, rows)
 
+
+def _is_float(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
