@@ -152,3 +152,115 @@ def test_train_ga_cli_builds_the_genes_in_the_space_it_is_told(tiny_npz):
     assert pooled.exit_code == 0 == strided.exit_code, pooled.output + strided.output
     assert pooled.output.startswith("C8k3-relu-pool | adam lr=1e-3")
     assert strided.output.startswith("C8k3-relu-stride2 | adam lr=1e-3")
+
+
+GENES_16 = ["--genes", "1,1,0,0,0,0,1,0,0,0,0,0,0,0,0,2", "--max-blocks", "2", "--max-filters", "8"]
+
+
+def _train_ga(tiny_npz, *args):
+    from click.testing import CliRunner
+
+    from moncae.cli.main import main
+
+    return CliRunner().invoke(main, ["train-ga", "--dataset", str(tiny_npz), *GENES_16, "--images", "2",
+                                     "--generations", "1", *args])
+
+
+def _refused_up_front(done, *words):
+    """Exit 2 with one `Error:` line naming `words`, before the GA starts (no header, no traceback)."""
+    lines = done.output.strip().splitlines()
+    assert done.exit_code == 2, done.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.output
+    assert all(w in lines[0] for w in words), done.output
+    assert "Traceback" not in done.output and isinstance(done.exception, SystemExit), done.output
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_train_ga_cli_refuses_a_perturbation_that_is_not_positive_and_finite(tiny_npz, value):
+    _refused_up_front(_train_ga(tiny_npz, "--perturbation", value), "--perturbation", "positive finite")
+
+
+def test_mutate_weights_refuses_a_perturbation_that_is_not_positive_and_finite():
+    for bad in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(MoncaeError, match="perturbation"):
+            mutate_weights(np.zeros(5), 1, np.random.default_rng(0), bad)
+
+
+@pytest.mark.parametrize("value", ["-1", str(2**32)])
+def test_train_ga_cli_refuses_a_seed_out_of_range(tiny_npz, value):
+    _refused_up_front(_train_ga(tiny_npz, "--seed", value), "--seed", "0 to 4294967295")
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan"])
+def test_train_ga_cli_refuses_seconds_that_are_not_positive(tiny_npz, value):
+    _refused_up_front(_train_ga(tiny_npz, "--seconds", value), "--seconds", "positive")
+
+
+@pytest.mark.parametrize("option", ["--csv", "--save"])
+def test_train_ga_cli_refuses_an_output_in_a_missing_folder_before_training(tiny_npz, tmp_path, option):
+    path = tmp_path / "missing" / ("log.csv" if option == "--csv" else "m.keras")
+    _refused_up_front(_train_ga(tiny_npz, option, str(path)), option, "does not exist", str(path.parent))
+    (tmp_path / "file").write_text("")  # a file where the folder should be
+    path = tmp_path / "file" / ("log.csv" if option == "--csv" else "m.keras")
+    _refused_up_front(_train_ga(tiny_npz, option, str(path)), option, "is not a folder")
+
+
+def test_train_ga_cli_refuses_a_csv_path_that_is_a_folder(tiny_npz, tmp_path):
+    _refused_up_front(_train_ga(tiny_npz, "--csv", str(tmp_path)), "--csv", "is a folder")
+
+
+@pytest.mark.parametrize("name", ["m.h5", "m", "m.keras.bak"])
+def test_train_ga_cli_saves_only_keras_files(tiny_npz, tmp_path, name):
+    _refused_up_front(_train_ga(tiny_npz, "--save", str(tmp_path / name)), "--save", ".keras")
+    assert not (tmp_path / name).exists()
+
+
+def test_train_ga_takes_a_front_point_whose_model_was_not_kept(monkeypatch):
+    """Only the genes are needed: a front point outside the final population (no model file) is fine."""
+    import types
+
+    import pandas as pd
+
+    import moncae.export
+    from moncae.cli.cmd_train_ga import _run_genome
+
+    frame = pd.DataFrame([{"id": "afea938b00000000", "genome_key": "g1", "loc": 2.0, "search_rec_loss": 0.6,
+                           "searched_model": "", "finetuned_model": "", "in_final": False, "on_front": True}])
+    models = types.SimpleNamespace(frame=frame, genomes={"g1": "the genome"},
+                                   config=types.SimpleNamespace(data_spec=lambda: "the data"))
+    monkeypatch.setattr(moncae.export, "read_run_models", lambda run_dir, all_models=False: models)
+    assert _run_genome("RUN", "afea938b") == ("the genome", "the data")
+    with pytest.raises(MoncaeError, match="no model with key"):
+        _run_genome("RUN", "ffff")
+
+
+@pytest.mark.slow  # builds a Keras model
+def test_train_ga_refuses_more_mutations_than_weights_before_training(tiny_npz):
+    from moncae.method.genome import GenomeSpace, random_genome
+    from moncae.model.weight_ga import train_weights_ga
+
+    done = _train_ga(tiny_npz, "--mutations", "999999999")
+    lines = done.output.strip().splitlines()
+    assert done.exit_code == 2 and lines[-1].startswith("Error: `mutations` must be at most the "), done.output
+    assert "trainable parameters" in lines[-1] and "gen " not in done.output and "Traceback" not in done.output
+    genome = random_genome(GenomeSpace(max_blocks=2, max_filters=8), random.Random(0))
+    x = np.zeros((2, 12, 12, 1), dtype=np.float32)
+    for bad in ({"seed": -1}, {"seed": 2**32}, {"perturbation": float("nan")}, {"seconds": -1.0},
+                {"mutations": 10**9}):
+        with pytest.raises(MoncaeError, match=next(iter(bad))):
+            train_weights_ga(genome, x, input_shape=(12, 12, 1), generations=1, **bad)
+
+
+@pytest.mark.slow  # trains a Keras model
+def test_train_ga_cli_still_saves_the_model_when_the_csv_cannot_be_written(tiny_npz, tmp_path, monkeypatch):
+    import moncae.cli.cmd_train_ga as cmd
+
+    def disk_full(path, history):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cmd, "_write_csv", disk_full)
+    done = _train_ga(tiny_npz, "--csv", str(tmp_path / "log.csv"), "--save", str(tmp_path / "m.keras"))
+    assert done.exit_code == 1 and (tmp_path / "m.keras").exists(), done.output
+    error = done.output.strip().splitlines()[-1]
+    assert error.startswith("Error: could not write --csv ") and "No space left" in error
+    assert "--resume" not in done.output and "Traceback" not in done.output

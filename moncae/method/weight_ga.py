@@ -23,8 +23,8 @@ import numpy as np
 
 from moncae.errors import MoncaeError
 
-__all__ = ["PERTURBATION", "GAStep", "best_index", "flatten", "ga_step", "mutate_weights", "offspring",
-           "unflatten"]
+__all__ = ["PERTURBATION", "GAStep", "best_index", "check_perturbation", "flatten", "ga_step", "mutate_weights",
+           "offspring", "unflatten"]
 
 PERTURBATION = 1.0  # U(-1, 1), the study's
 
@@ -32,6 +32,14 @@ PERTURBATION = 1.0  # U(-1, 1), the study's
 def _check(name: str, value: int, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise MoncaeError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+
+
+def check_perturbation(perturbation: float) -> None:
+    """A mutation adds U(-perturbation, perturbation): it must be a positive finite number."""
+    if isinstance(perturbation, bool) or not isinstance(perturbation, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(perturbation) and perturbation > 0):
+        raise MoncaeError("`perturbation` must be a positive finite number (a mutation adds "
+                          f"U(-perturbation, perturbation)). Received: perturbation={perturbation!r}")
 
 
 def flatten(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -58,6 +66,7 @@ def mutate_weights(parent: np.ndarray, mutations: int, rng: np.random.Generator,
     """A copy of `parent` with `mutations` distinct random entries each plus U(-perturbation,
     perturbation) (at most every entry once); `parent` is unchanged."""
     _check("mutations", mutations, 1)
+    check_perturbation(perturbation)
     child = np.array(parent, dtype=np.float64, copy=True)
     if child.size == 0:
         return child

@@ -11,6 +11,7 @@ every generation (the history; `log` is also called with each entry).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +21,14 @@ import numpy as np
 
 from moncae.errors import MoncaeError
 from moncae.method.genome import Genome
-from moncae.method.weight_ga import PERTURBATION, flatten, ga_step, unflatten
+from moncae.method.weight_ga import PERTURBATION, check_perturbation, flatten, ga_step, unflatten
 from moncae.model.decode import build_autoencoder
 
 __all__ = ["GALog", "GAWeightsResult", "reconstruction_loss", "train_weights_ga"]
 
 DEFAULT_POPULATION = 10  # the study: "about 10 agents"
 DEFAULT_MUTATIONS = 10  # the study: "about 10 parameters" (one image); 1 for several images
+SEED_MAX = 2**32 - 1  # what `keras.utils.set_random_seed` accepts
 
 
 @dataclass(frozen=True)
@@ -57,20 +59,47 @@ def reconstruction_loss(model, x: np.ndarray, loss: str = "bce") -> float:
     raise MoncaeError(f"`loss` must be bce or mae. Received: loss={loss!r}")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_arguments(population, mutations, perturbation, generations, seconds, seed, loss) -> None:
+    """Refuse what the GA cannot use before building anything."""
+    for name, value, low in (("population", population, 2), ("mutations", mutations, 1)):
+        if not _is_int(value) or value < low:
+            raise MoncaeError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+    if generations is not None and (not _is_int(generations) or generations < 0):
+        raise MoncaeError(f"`generations` must be an integer >= 0 or None. Received: generations={generations!r}")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.number))
+                                or math.isnan(seconds) or seconds < 0):
+        raise MoncaeError(f"`seconds` must be a number >= 0 or None. Received: seconds={seconds!r}")
+    if not _is_int(seed) or not 0 <= seed <= SEED_MAX:
+        raise MoncaeError(f"`seed` must be an integer from 0 to {SEED_MAX}. Received: seed={seed!r}")
+    check_perturbation(perturbation)
+    if loss not in ("bce", "mae"):
+        raise MoncaeError(f"`loss` must be bce or mae. Received: loss={loss!r}")
+
+
 def train_weights_ga(genome: Genome, x: np.ndarray, *, input_shape: Sequence[int],
                      population: int = DEFAULT_POPULATION, mutations: int = DEFAULT_MUTATIONS,
                      perturbation: float = PERTURBATION, generations: int | None = 1000,
                      seconds: float | None = None, seed: int = 0, loss: str = "bce",
                      log: Callable[[GALog], None] | None = None) -> GAWeightsResult:
     """Evolve the weights of `genome`'s autoencoder on the images `x` (see the module docstring)."""
-    import keras
-
     if generations is None and seconds is None:
         raise MoncaeError("give `generations` or `seconds` (or both): the GA needs a stopping rule")
+    _check_arguments(population, mutations, perturbation, generations, seconds, seed, loss)
+    import keras
+
     keras.utils.set_random_seed(seed)
     model, _ = build_autoencoder(genome, input_shape, seed=seed)
     variables = list(model.trainable_weights)
     shapes = [tuple(v.shape) for v in variables]
+    n_weights = sum(int(np.prod(s)) for s in shapes)
+    if mutations > n_weights:
+        raise MoncaeError(f"`mutations` must be at most the {n_weights} trainable parameters of "
+                          f"{genome.describe(input_shape)} (each child mutates that many distinct ones). "
+                          f"Received: mutations={mutations}")
 
     def load(vector: np.ndarray) -> None:
         for var, value in zip(variables, unflatten(vector, shapes, dtype=np.float32)):
