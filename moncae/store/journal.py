@@ -60,8 +60,8 @@ def _whole_rows(path: Path, data: bytes) -> tuple[int, list[list[str]], list[str
     for number, (line, cells) in enumerate(zip(lines[1:], parsed[1:]), start=2):
         torn = not line.endswith("\n") or cells is None or len(cells) != len(header)
         if torn and number == len(lines):
-            warnings.warn(f"{path}:{number}: torn last line dropped (an interrupted write); what it "
-                          "recorded is redone", RunFolderWarning, stacklevel=4)
+            warnings.warn(f"{path}:{number}: torn last line left out (an interrupted write)",
+                          RunFolderWarning, stacklevel=4)
             break
         if torn:
             found = "an unreadable line" if cells is None else f"{len(cells)}"

@@ -238,7 +238,8 @@ class RunFolder:
         return self.models / "rungs" / f"{Path(model_filename(genome_key)).stem}.r{rung}.keras"
 
     def write_model_index(self, keys: Sequence[str], statuses: Sequence[str]) -> int:
-        """Map final individuals to model files; delete models no final individual uses.
+        """Map final individuals to model files; delete models no final individual uses. A
+        training that was ok but whose file is gone (deleted by hand) is `missing`, not `failed`.
 
         Returns how many final individuals have their model on disk."""
         rows = []
@@ -246,7 +247,7 @@ class RunFolder:
             name = model_filename(key)
             exists = (self.models / name).exists()
             rows.append({"individual": i, "genome_key": key, "file": name if exists else "",
-                         "status": status if exists else "failed"})
+                         "status": status if exists else "missing" if status == "ok" else status})
         write_csv(self.model_index, MODEL_INDEX_COLUMNS, rows)
         keep = {model_filename(k) for k in keys}
         for path in self.models.glob("*.keras"):
