@@ -152,6 +152,19 @@ def test_corrupt_model_is_failed_and_the_others_complete(finetuned, tmp_path):
     assert (ft_index.loc[ft_index["genome_key"] == broken["genome_key"], "file"] == "").all()
 
 
+def test_a_run_whose_every_model_fails_exits_1(search_run, tmp_path):
+    run = copy_run(search_run, tmp_path / "run")
+    for path in (run / "models").glob("*.keras"):
+        path.write_bytes(b"not a zip file")
+    result = CliRunner().invoke(main, ["finetune", str(run), "--epochs", str(EPOCHS), "--classifier-epochs",
+                                       str(CLASSIFIER_EPOCHS), "--quiet"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: no model of {run} was fine-tuned ok; each one's error is in the table above "
+                      "and in its finetune.csv"], result.output
+    assert "done: 0/" in result.output and "Traceback" not in result.output
+
+
 def _numbers(run: Path) -> list[dict]:
     df = pd.read_csv(run / "finetune.csv", dtype={"error": str, "failure": str}, keep_default_na=False)
     return df.drop(columns=["finetune_seconds"]).to_dict("records")

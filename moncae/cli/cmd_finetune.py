@@ -77,19 +77,26 @@ def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir,
     if len(run_dirs) > 1:
         for run_dir in run_dirs:
             check_run(run_dir)
-    unsaved = []
+    unsaved, none_ok = [], []
     with finetune_executor(workers) as executor:  # the runs share its workers, started once
         for i, run_dir in enumerate(run_dirs, 1):
             if len(run_dirs) > 1:
                 click.echo(f"finetune {run_dir} ({i} of {len(run_dirs)})")
-            unsaved += _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir,
-                                     quiet, executor)
+            result = _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir,
+                                   quiet, executor)
+            unsaved += result.unsaved
+            if result.records and not any(r.ok for r in result.records):
+                none_ok.append(run_dir)
     exit_if_unsaved(unsaved, "model(s)", "again to fine-tune them", "e.g. free disk space or memory")
+    if none_ok:  # every model failed: not a success, whatever else the command wrote
+        click.echo(f"Error: no model of {', '.join(map(str, none_ok))} was fine-tuned ok; each one's error "
+                   "is in the table above and in its finetune.csv", err=True)
+        sys.exit(1)
 
 
 def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data_dir, quiet,
-                  executor) -> list:
-    """One run: fine-tune, print its table and summary; the records to train again (unsaved)."""
+                  executor):
+    """One run: fine-tune, print its table and summary; return the `finetune_run` result."""
     from moncae.finetune import finetune_run
 
     progress = BarProgress(quiet)
@@ -110,4 +117,4 @@ def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data
     click.echo(f"done: {ok}/{len(result.records)} models ok ({result.trained} fine-tuned now, "
                f"{result.skipped} skipped; up to {result.settings.epochs} epochs each); results in "
                f"{result.csv_path}")
-    return result.unsaved
+    return result

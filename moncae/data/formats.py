@@ -271,8 +271,11 @@ def read_npz(path: Path) -> RawData:
     except MemoryError:
         raise DataError(f"{path}: its arrays do not fit in memory here; use a smaller dataset file") from None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
+        # a file that is not a zip archive makes np.load try it as a pickle, which it refuses: say
+        # what the file is not rather than NumPy's hint to unpickle it (data is never code here)
+        why = brief(err) if zipfile.is_zipfile(path) else "not a whole zip archive, as an .npz is"
         raise DataError(
-            f"{path}: not a readable .npz file or truncated ({brief(err)}). Save it again "
+            f"{path}: not a readable .npz file or truncated ({why}). Save it again "
             f"with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
         ) from err
     return check_arrays(str(path), *arrays)
