@@ -272,8 +272,19 @@ def test_resume_without_config_json_is_refused(stub_config):
 def test_resume_with_other_settings_is_refused(stub_config):
     config = stub_config()
     run_search(config, task_fn=surrogate_task)
-    with pytest.raises(RunFolderError, match="epochs: 5 -> 3"):
+    with pytest.raises(RunFolderError, match="epochs: 5 -> 3") as err:
         run_search(stub_config(epochs=3), resume=True, task_fn=surrogate_task)
+    assert "--preset" not in str(err.value)  # the run had no preset
+
+
+def test_resume_without_the_runs_preset_names_it(tiny_npz, tmp_path):
+    config = resolve_config(dataset=str(tiny_npz), seed=3, out=str(tmp_path), preset="smoke", val_size=16,
+                            train_size=64, test_size=16)
+    run_search(config, task_fn=surrogate_task)
+    plain = resolve_config(dataset=str(tiny_npz), seed=3, out=str(tmp_path), val_size=16, train_size=64,
+                           test_size=16)
+    with pytest.raises(RunFolderError, match="it was made with --preset smoke .*pass --preset smoke and"):
+        run_search(plain, resume=True, task_fn=surrogate_task)
 
 
 # -- 6. data checked ----------------------------------------------------------------------------

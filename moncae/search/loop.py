@@ -111,10 +111,15 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _check_same(run: RunFolder, what: str, previous: dict, current: dict) -> None:
+def _check_same(run: RunFolder, what: str, previous: dict, current: dict, preset: str | None = None) -> None:
+    """`preset`: the run's own preset where this command names another (or none): said first."""
     differ = sorted(k for k in set(current) | set(previous) if previous.get(k) != current.get(k))
     if differ:
         details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in differ)
+        if preset:
+            raise RunFolderError(f"cannot resume {run.path} with different {what}: it was made with --preset "
+                                 f"{preset} ({details}); pass --preset {preset} and the run's other settings "
+                                 "again, or another --out")
         raise RunFolderError(f"cannot resume {run.path} with different {what} ({details}); use the "
                              "run's own settings, or another --out")
 
@@ -131,7 +136,9 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
         payload = run.read_config()
         # a setting newer than the run folder is absent there: the run had its default
         previous = {**SearchConfig().results_settings(), **payload["settings"]}
-        _check_same(run, "settings", previous, config.results_settings())
+        preset = payload.get("preset")
+        _check_same(run, "settings", previous, config.results_settings(),
+                    preset if isinstance(preset, str) and preset != config.preset else None)
         run.check_data(data, stored=payload.get("data"))
         for notice in execution_notices(run.path, payload.get("execution"), execution, "this resume"):
             progress.message(notice)
