@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import sys
+import types
+import typing
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -49,12 +52,6 @@ SPACES = {"paper": (), "dense": DENSE_LATENT_SIZES}
 # over `rungs` (see moncae.method.fidelity); `proxy`: the same, but the lower rungs train only the
 # decoder with the random encoder frozen (the RL thesis's proxy, moncae.model.proxy).
 FIDELITIES = ("full", "rungs", "proxy")
-_INT_FIELDS = ("seed", "generations", "population", "epochs", "batch_size", "patience", "train_size",
-               "val_size", "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu",
-               "first_population", "promote_multiple", "finetune_epochs")
-_STR_FIELDS = ("dataset", "loss", "selection", "strategy", "out", "executor", "space", "downsample",
-               "fidelity", "final", "model", "promotion", "first_generation", "initial", "fitness",
-               "latents")
 # The models a search ends with (fine-tuned, reported, exported): the strategy's final population
 # (the paper), or the all-time Pareto front at full fidelity (at most `population` networks).
 FINALS = ("population", "front")
@@ -223,6 +220,10 @@ class SearchConfig:
                self.strategy)
         for name, rule in ruled_out(lambda setting: getattr(self, setting)).items():
             _check(getattr(self, name) == getattr(SearchConfig, name), name, rule.error, getattr(self, name))
+        # what the search builds from these settings first: checked here, so that a dry run refuses
+        # what the search refuses, and the search refuses it before it creates its run folder
+        self.genome_space()  # e.g. `max_filters` a power of two
+        self.objective_set()
 
     @property
     def run_dir(self) -> Path:
@@ -304,32 +305,87 @@ def _check(ok: bool, name: str, rule: str, value: Any) -> None:
         raise MoncaeError(f"`{name}` {rule}. Received: {name}={value!r}")
 
 
+# What a setting accepts beyond its field's type: `objectives` as a flag gives "rec_loss,loc,params",
+# an old config.json's `workers` may be null (see parse_workers).
+_ALSO_ACCEPTED: dict[str, Any] = {"objectives": str, "workers": type(None)}
+# How a setting's type reads in an error, where the words from the field's type would say less.
+_TYPE_WORDS = {
+    "seed": "a non-negative integer (several seeds: --seed N,M,... on the command line)",
+    "data_dir": "a string (a folder path)",
+    "out": "a string (a folder path)",
+    "workers": 'a positive integer or "auto"',
+    "rungs": "a list of [epochs, train_images] pairs of integers (e.g. [[1, 6000]])",
+    "ref_point": "a list of numbers, one per objective (e.g. [4.0, 12.0])",
+    "optimizers": 'a list of optimizer names (e.g. ["adam", "rmsprop"])',
+    "objectives": 'a list of objective names (e.g. ["rec_loss", "loc"])',
+    "preset": "a string (a preset name)",
+    "scheduler": "a string (a Dask scheduler address)",
+}
+_PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """Each SearchConfig field's type (the annotations are strings here: resolved once)."""
+    hints = typing.get_type_hints(SearchConfig)
+    return {name: hints[name] | _ALSO_ACCEPTED[name] if name in _ALSO_ACCEPTED else hints[name]
+            for name in (f.name for f in fields(SearchConfig))}
+
+
+def _is(value: Any, kind: Any) -> bool:
+    """Whether `value` (from TOML, JSON, a flag or Python) has the type `kind`: a TOML array
+    stands for a tuple, an integer for a float, but a bool for no number."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is(value, arg) for arg in args)
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_is(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_is(v, a) for v, a in zip(value, args))
+    raise TypeError(f"no type check for {kind!r}")  # pragma: no cover - a new field of a new kind
+
+
+def _type_words(kind: Any) -> str:
+    """`kind` in words for an error ("an integer", "a list of strings"); None is left out: it is
+    what "not set" means, not a value one writes."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_words(arg) for arg in args if arg is not type(None))
+    if origin is tuple:
+        each = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        return f"a list of {_PLURALS.get(each, 'values')}" if each is not None else \
+            f"a list of {len(args)} values"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+
+
+def check_types(settings: dict[str, Any], where: str | None = None) -> None:
+    """Settings are user input (a TOML file, flags, config.json): each known setting of the wrong
+    type is a one-line error naming it, the type it takes and the value received (and `where` it
+    was given), before any code trips over it. Unknown names are left to `_known`."""
+    kinds = _field_types()
+    for name, value in settings.items():
+        if name in kinds and not _is(value, kinds[name]):
+            received = repr(value)
+            received = received if len(received) <= 80 else received[:77] + "..."
+            words = _TYPE_WORDS.get(name) or _type_words(kinds[name])
+            raise MoncaeError(f"`{name}` must be {words}. Received: {name}={received}"
+                              + (f" (in {where})" if where else ""))
+
+
 def _check_types(cfg: SearchConfig) -> None:
-    """Config files are user input: a wrong type must be a clear error, not a crash later."""
-    for name in _INT_FIELDS:
-        value = getattr(cfg, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise MoncaeError(f"`{name}` must be an integer. Received: {name}={value!r}")
-    for name in _STR_FIELDS:
-        value = getattr(cfg, name)
-        if not isinstance(value, str):
-            raise MoncaeError(f"`{name}` must be a string. Received: {name}={value!r}")
-    for name in ("elitism", "promote", "vae_eps"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise MoncaeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    if not isinstance(cfg.inherit, bool):
-        raise MoncaeError(f"`inherit` must be true or false. Received: inherit={cfg.inherit!r}")
-    if not isinstance(cfg.rungs, (list, tuple)) or not all(isinstance(r, (list, tuple)) for r in cfg.rungs):
-        raise MoncaeError(f"`rungs` must be a list of [epochs, train_images] pairs. Received: "
-                          f"rungs={cfg.rungs!r}")
-    if cfg.ref_point is not None and (not isinstance(cfg.ref_point, (list, tuple)) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in cfg.ref_point
-    )):
-        raise MoncaeError(f"`ref_point` must be a list of numbers, one per objective. Received: "
-                          f"ref_point={cfg.ref_point!r}")
-    if not isinstance(cfg.optimizers, (list, tuple)):
-        raise MoncaeError(f"`optimizers` must be a list of names. Received: optimizers={cfg.optimizers!r}")
+    check_types({f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
 
 def _known(d: Any, where: str) -> dict[str, Any]:
@@ -356,16 +412,27 @@ def preset_names() -> list[str]:
 
 
 def read_toml(path: str | Path, *, text: str | None = None) -> dict[str, Any]:
-    """Read a settings file; the keys are SearchConfig field names (a [search] table is optional)."""
+    """Read a settings file; the keys are SearchConfig field names, each checked for its type. They
+    may stand under a [search] table instead, but then all of them: a key outside it is refused."""
     path = Path(path) if text is None else path
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8") if text is None else text)
     except FileNotFoundError:
         raise MoncaeError(f"config file {path} does not exist; pass an existing .toml file") from None
+    except IsADirectoryError:
+        raise MoncaeError(f"config file {path} is a folder; pass a .toml file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise MoncaeError(f"config file {path} is not valid TOML: {err}") from None
-    data = data.get("search", data)
-    return _known(data, str(path))
+    if "search" in data:
+        outside = sorted(key for key in data if key != "search")
+        if outside and isinstance(data["search"], dict):
+            raise MoncaeError(f"config file {path} has a [search] table and settings outside it "
+                              f"({', '.join(outside)}), which would be ignored; move them below the "
+                              "[search] line, or delete that line")
+        data = data["search"]
+    settings = _known(data, str(path))
+    check_types(settings, str(path))
+    return settings
 
 
 def settings_toml(config: SearchConfig) -> str:
@@ -430,16 +497,27 @@ def ruled_out(get: Callable[[str], Any]) -> dict[str, RuledOut]:
 def resolve_config(
     *, preset: str | None = None, config_file: str | Path | None = None, **overrides: Any
 ) -> SearchConfig:
-    """Defaults < preset < config file < explicit overrides (None means 'not given'). A preset's
+    """Defaults < preset < config file < explicit overrides (None means 'not given'). The preset is
+    `preset` (the --preset flag) or else the config file's own `preset` setting. A preset's
     settings that the settings given on top of it rule out give way to the defaults (see
     `ruled_out`): `--preset quick --strategy random` runs, it does not stop on the preset's
     `latents`."""
+    from_file = read_toml(config_file) if config_file else {}
+    given = {**from_file, **{k: v for k, v in overrides.items() if v is not None}}
+    check_types(given)  # the file's were checked naming the file; what is left: the overrides
+    in_file = preset is None and from_file.get("preset") is not None
+    if in_file:
+        preset = from_file["preset"]
     settings: dict[str, Any] = {}
-    if preset:
-        settings.update(load_preset(preset))
+    if preset is not None:
+        try:
+            settings.update(load_preset(preset))
+        except MoncaeError as err:
+            if not in_file:
+                raise
+            raise MoncaeError(f"{err} (the `preset` set in {config_file})") from None
         settings["preset"] = preset
-    given = {**(read_toml(config_file) if config_file else {}),
-             **{k: v for k, v in overrides.items() if v is not None}}
+    given.pop("preset", None)  # the preset that applies, or none
     from_preset = set(settings) - set(given)
     settings.update(given)
     if isinstance(settings.get("dataset"), str):  # `Fashion-MNIST` runs in fashion_mnist/, as `fashion_mnist`

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 
 import click
@@ -19,6 +20,7 @@ from moncae.config import (
     PROMOTIONS,
     SPACES,
 )
+from moncae.errors import DataError, MoncaeError
 from moncae.method.genome import DOWNSAMPLINGS
 from moncae.method.objectives import FITNESS_RULES
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
@@ -190,12 +192,16 @@ def _dry_run(configs) -> None:
 
 
 @click.command("search")
-@click.option("--dataset", required=True, help="mnist, fashion_mnist, cifar10, mnist_5k, or a .npz path.")
-@click.option("--seed", type=SeedParam(), required=True, help="Seed(s): N, N,M,... or 'paper' (10 seeds).")
+@click.option("--dataset", default=None,
+              help="mnist, fashion_mnist, cifar10, mnist_5k, or a .npz path (required unless the "
+                   "--config file sets `dataset`).")
+@click.option("--seed", type=SeedParam(), default=None,
+              help="Seed(s): N, N,M,... or 'paper' (10 seeds); required unless the --config file sets `seed`.")
 @click.option("--preset", default=None, metavar="NAME",
-              help="Settings preset shipped with moncae: smoke, quick, cpu or paper.")
+              help="Settings preset shipped with moncae: smoke, quick, cpu or paper (default: the "
+                   "--config file's `preset`, if it sets one).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML file with settings (SearchConfig field names); flags override it.")
+              help="TOML file with settings (SearchConfig field names): over the preset's; flags override it.")
 @click.option("--generations", type=int, default=None)
 @click.option("--population", type=int, default=None)
 @click.option("--epochs", type=int, default=None, help="Max training epochs per individual.")
@@ -280,15 +286,57 @@ def _dry_run(configs) -> None:
                    "and each seed's run folder; train and write nothing.")
 def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **flags):
     """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
-    from moncae.config import parse_ref, resolve_config
+    from moncae.config import parse_ref, read_toml, resolve_config
+    from moncae.store.run_folder import RunFolder
+
+    flags["ref_point"] = parse_ref(ref)
+    from_file = read_toml(config_file) if config_file else {}
+    for name, value, flag, line in (("dataset", dataset, "mnist_5k", '"mnist_5k"'), ("seed", seed, "46", "46")):
+        if value is None and name not in from_file:
+            raise MoncaeError(f"Missing option '--{name}': pass --{name} (e.g. --{name} {flag}), or set "
+                              f"{name} = {line} in a --config file")
+    # seed None: the file's (flags override it, preset < file < flags)
+    configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
+               for s in (seed or (None,))]
+    for config in configs:  # what the search checks before it writes: said by a dry run too
+        RunFolder(config.run_dir).check_writable()
+    try:
+        if dry_run:
+            return _dry_run(configs)
+        _search(configs, resume, quiet)
+    except DataError as err:  # a size the data cannot hold: say which setting gave it
+        message = _with_origin(str(err), preset, from_file, config_file, flags)
+        if message == str(err):
+            raise
+        raise DataError(message) from None
+
+
+def _with_origin(message: str, preset, from_file, config_file, flags) -> str:
+    """A data error's "Received: train_size=N (a preset's value unless set)" naming where N came
+    from: a flag, the --config file, the preset (flag's or file's) or the default."""
+    from moncae.config import load_preset
+    from moncae.data.core import SIZE_ORIGIN
+
+    match = re.search(rf"Received: (\w+)=\S+ ({re.escape(SIZE_ORIGIN)})", message)
+    if not match:
+        return message
+    name = match.group(1)
+    preset = preset if preset is not None else from_file.get("preset")
+    if flags.get(name) is not None:
+        origin = f"from --{name.replace('_', '-')}"
+    elif name in from_file:
+        origin = f"from the --config file {config_file}"
+    elif preset is not None and name in load_preset(preset):
+        origin = f"preset {preset}'s value"
+    else:
+        origin = "the default"
+    return message[:match.start(2)] + f"({origin})" + message[match.end(2):]
+
+
+def _search(configs, resume, quiet) -> None:
     from moncae.search import default_executor, run_search
     from moncae.search.loop import search_data
 
-    flags["ref_point"] = parse_ref(ref)
-    configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
-               for s in seed]
-    if dry_run:
-        return _dry_run(configs)
     for config in configs:  # a data problem is said before any run is announced (the search reuses the data)
         search_data(config)
     # several seeds share one executor: its worker processes import TensorFlow once, not per seed

@@ -258,15 +258,18 @@ def _check_seed(seed: int) -> int:
     return int(seed)
 
 
+# where a size too large came from, as far as the data layer knows (the CLI names the source)
+SIZE_ORIGIN = "(a preset's value unless set)"
+
+
 def _check_size(arg: str, value: int | None, most: int, of_what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise DataError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
     if value > most:
-        raise DataError(f"`{arg}` must be at most {most}, {of_what}. Received: {arg}={value} (a preset's "
-                        f"value unless set); pass --{arg.replace('_', '-')} N with N <= {most}, or set "
-                        f"{arg} in a --config file")
+        raise DataError(f"`{arg}` must be at most {most}, {of_what}. Received: {arg}={value} {SIZE_ORIGIN}; "
+                        f"pass --{arg.replace('_', '-')} N with N <= {most}, or set {arg} in a --config file")
     return int(value)
 
 
