@@ -77,7 +77,7 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
     check_finished(run)
     if not run.front.exists():
         raise RunFolderError(f"{run.path} has no pareto_front.csv; the search did not finish "
-                             "writing its results: rerun it with `moncae search ... --resume`")
+                             f"writing its results: rerun it with {run.resume_command()}")
     payload = json.loads(run.config.read_text(encoding="utf-8"))
     space = config.genome_space()
     gene_names = space.gene_names()

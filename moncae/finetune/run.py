@@ -87,7 +87,7 @@ def check_finished(run: RunFolder):
                                  f"running ({holder}); wait for it to finish")
         raise RunFolderError(
             f"{run.path} has no final population ({where}); finish the search first with "
-            "`moncae search ... --resume`"
+            f"{run.resume_command()}"
         )
     return state
 
@@ -108,7 +108,7 @@ def final_models(run: RunFolder, input_shape) -> list[FinalModel]:
         return _final_models(run, state, input_shape)
     except (KeyError, TypeError, ValueError) as err:
         raise RunFolderError(f"{run.model_index} or {run.checkpoint} is damaged ({one_line(err)}); "
-                             "finish the search again with `moncae search ... --resume`") from None
+                             f"finish the search again with {run.resume_command()}") from None
 
 
 def _final_models(run: RunFolder, state, input_shape) -> list[FinalModel]:

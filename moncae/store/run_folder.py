@@ -94,6 +94,17 @@ class RunFolder:
         if not os.access(probe, os.W_OK | os.X_OK):
             raise RunFolderError(f"output folder {probe} is not writable; pass a writable --out")
 
+    def resume_command(self) -> str:
+        """The `moncae search ... --resume` that continues this run, as far as config.json tells
+        (its dataset, seed, output root and preset; other settings stand as `...`)."""
+        try:
+            run = json.loads(self.config.read_text(encoding="utf-8"))["run"]
+            parts = ["moncae search", f"--dataset {run['dataset']}", f"--seed {int(run['seed'])}",
+                     f"--out {run['out']}"] + ([f"--preset {run['preset']}"] if run.get("preset") else [])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "`moncae search ... --resume`"
+        return f"`{' '.join(parts)} --resume` (and any other settings it was started with)"
+
     # -- config -------------------------------------------------------------------------------
     def write_config(self, payload: Mapping[str, Any]) -> None:
         write_json(self.config, payload)
@@ -106,7 +117,8 @@ class RunFolder:
             raise RunFolderError(f"{self.path} is not a moncae run folder (no config.json); "
                                  f"{RUN_FOLDER_HINT}") from None
         except (ValueError, UnicodeDecodeError) as err:
-            raise RunFolderError(f"{self.config} is corrupt ({str(err)[:120]}); it cannot be used") from None
+            raise RunFolderError(f"{self.config} is corrupt ({str(err)[:120]}); it cannot be used: restore it "
+                                 "from a copy, or start the run again with another --out") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("settings"), dict) \
                 or not isinstance(payload.get("run"), dict):
             raise RunFolderError(f"{self.config} is not a moncae run configuration (no `settings` and "
