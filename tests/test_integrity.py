@@ -26,7 +26,7 @@ from moncae.evaluation.records import EvalResult, failed_record
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.report import ReportWarning
 from moncae.report.collect import collect_runs
-from moncae.search.loop import StoppedOnIO, run_search
+from moncae.search.loop import SearchProgress, StoppedOnIO, run_search
 from moncae.store import RunFolder, RunLock, lock_holder
 from tests.runs import CSVS, TEXT, Crash, assert_same, crashing_after, read, with_model
 
@@ -508,3 +508,18 @@ def test_a_journal_from_before_the_flops_and_latency_columns_resumes(stub_config
 
     for name in ("population.csv", "generations.csv", "pareto_front.csv"):
         pd.testing.assert_frame_equal(table(config.run_dir, name), table(reference, name), check_exact=True)
+
+
+def test_resume_where_no_run_was_started_says_it_starts_one(stub_config):
+    messages = []
+
+    class Heard(SearchProgress):
+        def message(self, text):
+            messages.append(text)
+
+    config = stub_config()
+    run_search(config, resume=True, task_fn=surrogate_task, progress=Heard())
+    assert messages[0] == f"{config.run_dir}: no run to resume there yet; starting it"
+    messages.clear()
+    run_search(config, resume=True, task_fn=surrogate_task, progress=Heard())
+    assert not any("no run to resume" in m for m in messages)  # now there is one: complete

@@ -355,3 +355,15 @@ def test_pareto_caption_names_the_split_when_table1_holds_no_model(results, tmp_
     with pytest.warns(ReportWarning, match="no final model has LOC"):
         md = build_report(results, out=tmp_path, loc_threshold=0.5).read_text()
     assert "reconstruction loss (binary cross-entropy, after the search, validation split)" in md
+
+
+def test_an_empty_hypervolume_history_draws_no_legend_and_warns_nothing():
+    from moncae.report.plots import plot_hv_history
+
+    info = {"runs": pd.DataFrame(columns=["seed", "generation", "hypervolume"]),
+            "summary": pd.DataFrame(columns=["generation", "min", "max", "mean"]),
+            "ref_point": (4.0, 12.0)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Matplotlib's "No artists with labels" was one
+        ax = plot_hv_history(info, dataset="d")
+    assert ax.get_legend() is None

@@ -82,8 +82,15 @@ def plot_pareto(info: dict, *, dataset: str, loss: str, ax=None):
     ax.set_xlabel(LOC_LABEL)
     ax.set_ylabel(_loss_label(loss))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    _legend(ax)
     return ax
+
+
+def _legend(ax) -> None:
+    """The legend beside the axes, where anything is labelled (a run with no generation recorded
+    draws nothing: no legend, rather than Matplotlib's warning)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def plot_hv_history(info: dict, *, dataset: str, ax=None):
@@ -113,7 +120,7 @@ def plot_hv_history(info: dict, *, dataset: str, ax=None):
     ax.set_ylabel(f"Hypervolume ({names}), ref. point ({', '.join(f'{v:g}' for v in ref)})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    _legend(ax)
     return ax
 
 

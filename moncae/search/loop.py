@@ -146,6 +146,8 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
     if run.has_journals():
         raise RunFolderError(f"{run.path} has search results but no config.json, so its settings "
                              "cannot be checked; it cannot be resumed (start a new run with --out)")
+    if resume:  # e.g. the seeds of a multi-seed command that had not started yet
+        progress.message(f"{run.path}: no run to resume there yet; starting it")
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config({
         "settings": config.results_settings(), "run": config.to_dict(), "preset": config.preset,
