@@ -523,3 +523,27 @@ def test_resume_where_no_run_was_started_says_it_starts_one(stub_config):
     messages.clear()
     run_search(config, resume=True, task_fn=surrogate_task, progress=Heard())
     assert not any("no run to resume" in m for m in messages)  # now there is one: complete
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_generation_rows_cut_from_generations_csv_are_put_back_from_the_checkpoint(stub_config, tmp_path,
+                                                                                   reference, finished):
+    config = stub_config(tmp_path / "cut")
+    if finished:
+        run_search(config, task_fn=with_model)
+    else:
+        with pytest.raises(Crash):
+            run_search(config, task_fn=crashing_after(11, with_model))  # mid generation 1
+    path = config.run_dir / "generations.csv"
+    checkpointed = len(pd.read_csv(path))
+    path.write_text(path.read_text().splitlines(keepends=True)[0])  # the header alone
+    messages = []
+
+    class Heard(SearchProgress):
+        def message(self, text):
+            messages.append(text)
+
+    run_search(config, resume=True, task_fn=with_model, progress=Heard())
+    assert any("put back from the checkpoint's log, their seconds unknown" in m for m in messages)
+    assert_same(reference, config.run_dir, dtype=TEXT)  # timing aside, as if never cut
+    assert pd.read_csv(path)["seconds"].isna().sum() == checkpointed

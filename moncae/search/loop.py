@@ -239,6 +239,10 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
                          f"({cache.journaled()} trainings reused)")
     strategy.load_state(strategy_state)
     run.drop_generations_after(first - 1)
+    restored = run.restore_generations([row for row in logbook if row["gen"] < first])
+    if restored:
+        progress.message(f"{run.generations} lacked generation(s) {', '.join(str(g + 1) for g in restored)} "
+                         "(the file was cut): put back from the checkpoint's log, their seconds unknown")
     return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame), strategy)
 
 

@@ -225,6 +225,20 @@ class RunFolder:
             rewrite_rows(path, columns, keep)
         return removed
 
+    def restore_generations(self, logged: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Put back the generations.csv rows of checkpointed generations that the file lacks (cut
+        or emptied by hand), from the checkpoint's log (`logged`: its rows, `gen` for
+        `generation`); their `seconds` are unknown and left empty. Returns the generations put
+        back."""
+        rows = read_rows(self.generations, GENERATION_COLUMNS)
+        have = {r["generation"] for r in rows}
+        back = [{**{k: v for k, v in row.items() if k != "gen"}, "generation": row["gen"], "seconds": ""}
+                for row in logged if str(row["gen"]) not in have]
+        if back:
+            rows = sorted([*rows, *back], key=lambda r: int(r["generation"]))
+            rewrite_rows(self.generations, GENERATION_COLUMNS, rows)
+        return [int(r["generation"]) for r in back]
+
     # -- checkpoint -----------------------------------------------------------------------------
     def save_checkpoint(self, state: Checkpoint) -> None:
         save_checkpoint(self.checkpoint, state)
