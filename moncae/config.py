@@ -10,7 +10,7 @@ import sys
 import types
 import typing
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -492,6 +492,19 @@ def ruled_out(get: Callable[[str], Any]) -> dict[str, RuledOut]:
         out["inherit"] = RuledOut("the proxy's encoder stays random", "cannot be used with fidelity = "
                                   "\"proxy\" (the proxy's frozen encoder must stay random)")
     return out
+
+
+def without_effect(config: SearchConfig, given: Iterable[str]) -> list[str]:
+    """For each setting in `given` (those the user set) that `config`'s other settings leave
+    without effect, a line saying so and what would give it one (a warning, not an error: the
+    search runs as asked)."""
+    rungs = (config.fidelity != "full", 'with fidelity "full" (one rung: nothing is promoted); it acts with '
+             "--fidelity rungs or proxy")
+    acts = {"promote": rungs, "promotion": rungs, "promote_multiple": rungs, "first_generation": rungs,
+            "vae_eps": (config.model == "vae", "with an autoencoder; it acts with --model vae"),
+            "scheduler": (config.executor == "dask", "with the local executor; it acts with --executor dask")}
+    return [f"--{name.replace('_', '-')} has no effect {acts[name][1]}" for name in given
+            if name in acts and not acts[name][0]]
 
 
 def resolve_config(

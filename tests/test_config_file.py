@@ -171,3 +171,22 @@ def test_a_dry_run_refuses_an_out_that_is_a_file(tmp_path):
     blocker.write_text("x")
     result = CliRunner().invoke(main, [*BASE, "--out", str(blocker), "--dry-run"])
     assert "is a file" in _one_line_error(result)
+
+
+def test_a_flag_other_settings_leave_without_effect_is_warned_about(tmp_path):
+    from moncae.config import SearchConfig, without_effect
+
+    plain = SearchConfig()
+    assert without_effect(plain, ["promote", "vae_eps", "scheduler", "generations"]) == [
+        '--promote has no effect with fidelity "full" (one rung: nothing is promoted); it acts with '
+        "--fidelity rungs or proxy",
+        "--vae-eps has no effect with an autoencoder; it acts with --model vae",
+        "--scheduler has no effect with the local executor; it acts with --executor dask"]
+    rungs = SearchConfig(fidelity="rungs", rungs=((1, 100),), model="vae", loss="reformulated")
+    assert without_effect(rungs, ["promote", "promotion", "vae_eps"]) == []
+    result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--seed", "1", "--preset", "smoke",
+                                       "--promote", "0.5", "--out", str(tmp_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("Warning:")] == [
+        'Warning: --promote has no effect with fidelity "full" (one rung: nothing is promoted); it acts '
+        "with --fidelity rungs or proxy"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+import warnings
 
 import click
 
@@ -20,7 +21,7 @@ from moncae.config import (
     PROMOTIONS,
     SPACES,
 )
-from moncae.errors import DataError, MoncaeError
+from moncae.errors import DataError, MoncaeError, MoncaeWarning
 from moncae.method.genome import DOWNSAMPLINGS
 from moncae.method.objectives import FITNESS_RULES
 from moncae.method.selection import SELECTORS, STRATEGY_NAMES
@@ -286,7 +287,7 @@ def _dry_run(configs) -> None:
                    "and each seed's run folder; train and write nothing.")
 def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **flags):
     """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
-    from moncae.config import parse_ref, read_toml, resolve_config
+    from moncae.config import parse_ref, read_toml, resolve_config, without_effect
     from moncae.store.run_folder import RunFolder
 
     flags["ref_point"] = parse_ref(ref)
@@ -298,6 +299,8 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **f
     # seed None: the file's (flags override it, preset < file < flags)
     configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
                for s in (seed or (None,))]
+    for line in without_effect(configs[0], [name for name, value in flags.items() if value is not None]):
+        warnings.warn(MoncaeWarning(line), stacklevel=1)
     for config in configs:  # what the search checks before it writes: said by a dry run too
         RunFolder(config.run_dir).check_writable()
     try:
