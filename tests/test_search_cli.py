@@ -270,3 +270,19 @@ def test_the_time_left_counts_the_last_generation_promoting_the_whole_population
     assert progress.time_left(2) == "~54 s left"
     progress.rungs = {1: {0: 3}, 2: {0: 2}}  # one rung only (fidelity "full"): no extra
     assert progress.time_left(2) == "~24 s left"
+
+
+def test_a_dry_run_says_whether_resume_would_take_an_existing_run_folder(tiny_npz, tmp_path):
+    from moncae.config import resolve_config
+    from moncae.evaluation.surrogate import surrogate_task
+    from moncae.search.loop import run_search
+
+    config = resolve_config(dataset=str(tiny_npz), seed=3, out=str(tmp_path), generations=1, population=4)
+    run_search(config, task_fn=surrogate_task)
+    args = ["search", "--dataset", str(tiny_npz), "--seed", "3", "--out", str(tmp_path), "--population", "4",
+            "--dry-run"]
+    same = CliRunner().invoke(main, [*args, "--generations", "1"])
+    assert same.exit_code == 0 and "(exists: --resume continues it)" in same.output, same.output
+    other = CliRunner().invoke(main, [*args, "--generations", "2"])
+    assert other.exit_code == 0 and "(exists with other generations: --resume would refuse these settings; " \
+        "use the run's own, or another --out)" in other.output, other.output

@@ -175,7 +175,8 @@ def _dry_run(configs) -> None:
     from moncae.config import settings_toml
     from moncae.data import DATASET_NAMES, dataset_status
     from moncae.errors import DataError
-    from moncae.search.loop import search_data
+    from moncae.search.loop import search_data, settings_differ
+    from moncae.store.run_folder import RunFolder
 
     status = dataset_status(configs[0].dataset, data_dir=configs[0].data_dir)
     if not status.available and status.name not in DATASET_NAMES:
@@ -184,7 +185,12 @@ def _dry_run(configs) -> None:
         for config in configs:
             search_data(config)
     for config in configs:
-        state = "exists: --resume continues it" if config.run_dir.exists() else "new"
+        state = "new"
+        if config.run_dir.exists():
+            differ = settings_differ(RunFolder(config.run_dir), config)
+            state = ("exists: --resume continues it" if not differ else
+                     f"exists with other {', '.join(differ)}: --resume would refuse these settings; "
+                     "use the run's own, or another --out")
         click.echo(f"# search {config.dataset} seed {config.seed} -> {config.run_dir} ({state})")
     if not status.available:
         click.echo(f"# data: {configs[0].dataset} is not here without a download, so the sizes are not "

@@ -111,9 +111,24 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def settings_differ(run: RunFolder, config: SearchConfig) -> list[str] | None:
+    """The results settings in which `config` differs from the run folder's own (what `--resume`
+    would refuse), sorted; None where the folder has no readable config.json."""
+    try:
+        payload = run.read_config()
+    except RunFolderError:
+        return None
+    previous = {**SearchConfig().results_settings(), **payload["settings"]}
+    return _differ(previous, config.results_settings())
+
+
+def _differ(previous: dict, current: dict) -> list[str]:
+    return sorted(k for k in set(current) | set(previous) if previous.get(k) != current.get(k))
+
+
 def _check_same(run: RunFolder, what: str, previous: dict, current: dict, preset: str | None = None) -> None:
     """`preset`: the run's own preset where this command names another (or none): said first."""
-    differ = sorted(k for k in set(current) | set(previous) if previous.get(k) != current.get(k))
+    differ = _differ(previous, current)
     if differ:
         details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in differ)
         if preset:
