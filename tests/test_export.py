@@ -182,6 +182,11 @@ def test_nothing_satisfies_names_the_closest_model(search_run, front, tmp_path):
                    f"val loss {closest['search_rec_loss']:.4f}): try --max-loc {closest['loc']:.3f}")
     one_line_error(["export", str(search_run), str(tmp_path / "o"), "--key", "not-a-key"],
                    "no model with key 'not-a-key'")
+    for bad in ("nan", "-5", "inf"):
+        one_line_error(["export", str(search_run), str(tmp_path / "o"), "--max-loc", bad],
+                       "--max-loc must be a number >= 0")
+    one_line_error(["export", str(search_run), str(tmp_path / "o"), "--max-loss", "nan"],
+                   "--max-loss must be a number >= 0")
     unkept = front[front["on_front"] & (front["searched_model"] == "")]
     if len(unkept):
         one_line_error(["export", str(search_run), str(tmp_path / "o"), "--key", unkept.iloc[0]["id"]],

@@ -10,6 +10,7 @@ exists can be chosen; when a better front point has none, the choice says so in 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,10 @@ def choose(frame: pd.DataFrame, *, key: str | None = None, max_loc: float | None
     if len(given) != 1:
         raise MoncaeError("choose the model with exactly one of --key, --max-loc, --max-loss, "
                           f"--knee (given: {', '.join(given) or 'none'})")
+    for name, value in (("--max-loc", max_loc), ("--max-loss", max_loss)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise MoncaeError(f"{name} must be a number >= 0 (LOC is log10 of the latent values; losses are "
+                              f"not negative). Received: {value!r}")
     files = [model_file(r, searched) for r in frame.to_dict("records")]
     frame = frame.assign(_file=[f for f, _ in files], _weights=[w for _, w in files])
     which = "searched " if searched else ""
