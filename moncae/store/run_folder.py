@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -99,8 +100,9 @@ class RunFolder:
         (its dataset, seed, output root and preset; other settings stand as `...`)."""
         try:
             run = json.loads(self.config.read_text(encoding="utf-8"))["run"]
-            parts = ["moncae search", f"--dataset {run['dataset']}", f"--seed {int(run['seed'])}",
-                     f"--out {run['out']}"] + ([f"--preset {run['preset']}"] if run.get("preset") else [])
+            parts = ["moncae search", f"--dataset {shlex.quote(run['dataset'])}", f"--seed {int(run['seed'])}",
+                     f"--out {shlex.quote(run['out'])}"] + (
+                [f"--preset {shlex.quote(run['preset'])}"] if run.get("preset") else [])
         except (OSError, ValueError, KeyError, TypeError):
             return "`moncae search ... --resume`"
         return f"`{' '.join(parts)} --resume` (and any other settings it was started with)"
