@@ -203,8 +203,11 @@ def test_knee_distances_are_distances_from_the_extremes_line_in_normalised_space
     front = hand_front()[lambda f: f["on_front"]]
     x = (front["search_rec_loss"] - 0.05) / 0.55
     y = (front["loc"] - 0.5) / 2.5
-    expected = np.abs(x + y - 1) / math.sqrt(2)  # the line through (0, 1) and (1, 0)
+    expected = np.maximum(0.0, 1 - x - y) / math.sqrt(2)  # the line through (0, 1) and (1, 0)
     assert knee_distances(front["search_rec_loss"], front["loc"]) == pytest.approx(expected.to_numpy())
+    # beyond the line (a concave stretch): no knee, however far
+    assert knee_distances([0, 0.9, 1], [1, 0.9, 0]).tolist() == [0.0, 0.0, 0.0]
+    assert knee_distances([0, 0.1, 1], [1, 0.1, 0])[1] == pytest.approx(0.8 / math.sqrt(2))
     assert knee_distances([0.1, 0.2], [2.0, 1.0]).tolist() == [0.0, 0.0]
     assert knee_distances([0.1, 0.1, 0.1], [1.0, 1.0, 1.0]).tolist() == [0.0, 0.0, 0.0]
 
@@ -292,3 +295,11 @@ def test_export_errors_before_loading_anything(run, tmp_path):
     one_line_error(["export", str(run), str(tmp_path / "full"), "--knee"], "is not empty")
     one_line_error(["export", str(run), str(tmp_path / "o"), "--knee", "--key", "ab"], "exactly one of")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_front_with_no_point_inside_its_extremes_line_has_no_knee_and_gives_the_lowest_loss():
+    rows = [{"id": f"{n * 4}" + "0" * 12, "genome_key": f"key-{n}", "loc": loc, "search_rec_loss": loss,
+             "rec_loss": loss, "on_front": True, "in_final": True, "searched_model": f"models/{n}.keras",
+             "finetuned_model": ""} for n, loss, loc in (("a", 0.1, 3.0), ("b", 0.5, 2.9), ("c", 0.6, 0.5))]
+    choice = choose(pd.DataFrame(rows), knee=True)
+    assert choice.row["genome_key"] == "key-a" and "no knee" in choice.rule

@@ -8,8 +8,9 @@ from __future__ import annotations
 import importlib
 
 KNEE_HELP = ("the front's knee: objectives normalised to [0, 1] over the front, the point farthest "
-             "from the straight line joining its two extremes (lowest loss, lowest LOC); with fewer "
-             "than three points, the one with the lowest loss")
+             "from the straight line joining its two extremes (lowest loss, lowest LOC), on the side of "
+             "low loss and LOC; with fewer than three points, or none on that side, the one with the "
+             "lowest loss")
 
 _EXPORTS = {
     "FRONT_TABLE_COLUMNS": "moncae.export.front",

@@ -50,7 +50,10 @@ def describe(row) -> str:
 
 
 def knee_distances(loss, loc) -> np.ndarray:
-    """Each point's distance from the line through the front's extremes, objectives normalised.
+    """Each point's distance from the line through the front's extremes, objectives normalised,
+    on the side of low loss and low LOC (the front bulging towards both); 0 on the line or beyond
+    it, where a point is no knee but a poor trade-off (a concave stretch of the front, or a point
+    another objective kept on the front).
 
     Both objectives are scaled to [0, 1] by their min and max over the points; the extremes are
     the lowest-loss point and the lowest-LOC point. All zeros for fewer than three points or when
@@ -68,7 +71,8 @@ def knee_distances(loss, loc) -> np.ndarray:
     if length == 0.0:
         return np.zeros(len(xy))
     rel = xy - a
-    return np.abs(direction[0] * rel[:, 1] - direction[1] * rel[:, 0]) / length
+    # a -> b runs from (0, high LOC) to (high loss, 0): the origin's side has a negative cross product
+    return np.maximum(0.0, direction[1] * rel[:, 0] - direction[0] * rel[:, 1]) / length
 
 
 def find_key(frame: pd.DataFrame, key: str) -> dict:
@@ -150,9 +154,14 @@ def choose(frame: pd.DataFrame, *, key: str | None = None, max_loc: float | None
         ok = front.assign(_distance=distance)
         order = ["_distance", "search_rec_loss"]
         ok = ok.sort_values(order, ascending=[False, True], kind="stable")
-        rule = ("--knee: the point farthest from the line through the front's extremes "
-                "(normalised objectives)") if len(front) >= 3 else \
-            f"--knee: a front of {len(front)} point(s) has no knee, the lowest loss"
+        if len(front) < 3:
+            rule = f"--knee: a front of {len(front)} point(s) has no knee, the lowest loss"
+        elif not (distance > 0).any():
+            rule = ("--knee: no front point lies on the low side of the line through its extremes (no "
+                    "knee), the lowest loss")
+        else:
+            rule = ("--knee: the point farthest from the line through the front's extremes "
+                    "(normalised objectives)")
         return _best_kept(ok, rule)
 
     ok = ok.sort_values(order, kind="stable")
