@@ -140,3 +140,22 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
     assert summary[2:] == [
         "- tiny: **2 of 6** fine-tuned final models below PCA at their latent size (test split)", ""]
     assert versus_pca_summary({"other": collect_versus_pca(finals, None)}) == []  # nothing compared: no lines
+
+
+def test_runs_whose_data_was_found_in_other_folders_share_their_splits(tiny_npz, tmp_path):
+    from moncae.report.build import _load_dataset_for
+
+    for seed, data_dir in ((1, None), (2, str(tmp_path))):  # a .npz path: data_dir plays no part
+        run_search(resolve_config(dataset=str(tiny_npz), seed=seed, out=str(tmp_path / "r"), generations=1,
+                                  population=4, data_dir=data_dir), task_fn=surrogate_task)
+    runs = collect_runs(tmp_path / "r")
+    assert len(runs) == 2 and {r.config.data_dir for r in runs} == {None, str(tmp_path)}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert _load_dataset_for(runs) is not None
+    assert not [w for w in seen if "different data splits" in str(w.message)], [str(w.message) for w in seen]
+    other = resolve_config(dataset=str(tiny_npz), seed=3, out=str(tmp_path / "r"), generations=1, population=4,
+                           split_seed=5)
+    run_search(other, task_fn=surrogate_task)
+    with pytest.warns(ReportWarning, match="different data splits"):
+        _load_dataset_for(collect_runs(tmp_path / "r"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +78,9 @@ def objective_loss(config) -> str:
 def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
     """The splits of the dataset's first run (by seed); None with a warning if unavailable."""
     run = runs[0]
-    specs = {r.config.data_spec() for r in runs}
+    # the split settings; where the files were found (`data_dir`) is no part of a split: the same
+    # files found elsewhere give the same splits, and other files are caught by the fingerprint below
+    specs = {replace(r.config.data_spec(), data_dir=None) for r in runs}
     if len(specs) > 1:
         warn(f"{run.dataset}: runs use different data splits; the PCA baseline and "
              f"reconstructions use those of {run.path}")
