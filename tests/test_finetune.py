@@ -115,6 +115,11 @@ def test_several_runs_one_after_another_each_checked_first(search_run, finetuned
                                        "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
     assert result.exit_code == 2 and "not a moncae run folder" in result.output, result.output
     assert not (fresh / "finetune.csv").exists()  # checked before the first was touched
+    done = copy_run(finetuned[0], tmp_path / "done")  # its rows were made with other settings
+    result = CliRunner().invoke(main, ["finetune", str(fresh), str(done), "--epochs", str(EPOCHS + 1),
+                                       "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
+    assert result.exit_code == 2 and "was made with other settings" in result.output, result.output
+    assert not (fresh / "finetune.csv").exists()
 
     a, b = copy_run(finetuned[0], tmp_path / "a"), copy_run(finetuned[0], tmp_path / "b")
     result = CliRunner().invoke(main, ["finetune", str(a), str(b), str(a), "--epochs", str(EPOCHS),

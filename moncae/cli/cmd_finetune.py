@@ -66,17 +66,18 @@ def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir,
     results/mnist/seed-*, one after another) and score it on the test split.
 
     Writes RUN_DIR/finetune.csv (one row per unique genome) and RUN_DIR/finetuned/*.keras; a
-    rerun skips the models already in finetune.csv. With several runs, every folder is checked
-    before any is fine-tuned.
+    rerun skips the models already in finetune.csv. With several runs, every folder (and its
+    rows already fine-tuned, against these settings) is checked before any is fine-tuned.
     """
     from moncae.config import parse_workers
-    from moncae.finetune import check_run, finetune_executor
+    from moncae.finetune import check_finetune, finetune_executor
 
     workers = parse_workers(workers)
     run_dirs = list(dict.fromkeys(run_dirs))  # a folder named twice is fine-tuned once
     if len(run_dirs) > 1:
         for run_dir in run_dirs:
-            check_run(run_dir)
+            check_finetune(run_dir, epochs=epochs, classifier_epochs=classifier_epochs, batch_size=batch_size,
+                           patience=patience)
     unsaved, none_ok = [], []
     with finetune_executor(workers) as executor:  # the runs share its workers, started once
         for i, run_dir in enumerate(run_dirs, 1):

@@ -9,8 +9,15 @@ from moncae.finetune.records import (
     FinetuneResult,
     FinetuneSettings,
 )
-from moncae.finetune.run import check_finished, check_run, final_models, finetune_executor, finetune_run
+from moncae.finetune.run import (
+    check_finetune,
+    check_finished,
+    check_run,
+    final_models,
+    finetune_executor,
+    finetune_run,
+)
 
 __all__ = ["FINETUNE_COLUMNS", "FinalModel", "FinetuneProgress", "FinetuneRecord", "FinetuneResult",
-           "FinetuneSettings", "check_finished", "check_run", "final_models", "finetune_executor",
-           "finetune_run"]
+           "FinetuneSettings", "check_finetune", "check_finished", "check_run", "final_models",
+           "finetune_executor", "finetune_run"]

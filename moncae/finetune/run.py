@@ -135,32 +135,52 @@ def _final_models(run: RunFolder, state, input_shape) -> list[FinalModel]:
     return list(unique.values())
 
 
+def _continued(run: RunFolder, settings: FinetuneSettings, has_rows: bool) -> dict | None:
+    """finetune.json of the rows a rerun continues (None: nothing to continue); a rerun must use
+    their settings (or start over), else a `RunFolderError`. Reads only."""
+    path = run.path / FINETUNE_JSON
+    if not (has_rows and path.exists()):
+        return None
+    import json
+
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        previous = payload.get("settings", {})
+    except (ValueError, AttributeError):
+        payload, previous = {}, {}
+    current = asdict(settings)
+    differ = sorted(k for k in current if previous.get(k) != current[k])
+    if differ:
+        details = ", ".join(f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in differ)
+        raise RunFolderError(
+            f"{run.path / FINETUNE_CSV} was made with other settings ({details}); rerun with "
+            f"those, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over"
+        )
+    return payload if isinstance(payload, dict) else {}
+
+
 def _check_settings(run: RunFolder, settings: FinetuneSettings, execution: dict,
                     has_rows: bool) -> list[str]:
     """A rerun must use the settings of the rows it continues (or start over); it is told (the
     lines returned) when it trains with another thread count or CPU than those rows were."""
-    path = run.path / FINETUNE_JSON
-    if has_rows and path.exists():
-        import json
-
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            previous = payload.get("settings", {})
-        except (ValueError, AttributeError):
-            payload, previous = {}, {}
-        current = asdict(settings)
-        differ = sorted(k for k in current if previous.get(k) != current[k])
-        if differ:
-            details = ", ".join(f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in differ)
-            raise RunFolderError(
-                f"{run.path / FINETUNE_CSV} was made with other settings ({details}); rerun with "
-                f"those, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over"
-            )
+    payload = _continued(run, settings, has_rows)
+    if payload is not None:
         return execution_notices(run.path / FINETUNE_CSV, payload.get("execution"), execution,
                                  "this fine-tune")
-    write_json(path, {"settings": asdict(settings), "execution": execution,
-                      "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(run.path / FINETUNE_JSON, {"settings": asdict(settings), "execution": execution,
+                                          "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return []
+
+
+def check_finetune(run_dir, *, epochs: int | None = None, classifier_epochs: int = 20, batch_size: int = 256,
+                   patience: int = 3) -> None:
+    """What `finetune_run` checks before it trains, reading only (no data): a finished search's
+    run folder (`check_run`), and rows already fine-tuned made with these settings. `moncae
+    finetune A B ...` checks every folder so before fine-tuning any."""
+    run, config = check_run(run_dir)
+    settings = FinetuneSettings(config.finetune_epochs if epochs is None else epochs, classifier_epochs,
+                                batch_size, patience)
+    _continued(run, settings, bool(_read_done(run.path / FINETUNE_CSV)))
 
 
 # --------------------------------------------------------------------------- the run
