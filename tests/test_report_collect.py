@@ -159,3 +159,22 @@ def test_runs_whose_data_was_found_in_other_folders_share_their_splits(tiny_npz,
     run_search(other, task_fn=surrogate_task)
     with pytest.warns(ReportWarning, match="different data splits"):
         _load_dataset_for(collect_runs(tmp_path / "r"))
+
+
+def test_dense_baselines_are_cached_once_per_dataset_across_settings_groups(tiny_npz, tmp_path, monkeypatch):
+    import moncae.report.build as build
+
+    for seed, generations in ((1, 1), (2, 2)):  # two settings groups of one dataset
+        run_search(resolve_config(dataset=str(tiny_npz), seed=seed, out=str(tmp_path / "r"),
+                                  generations=generations, population=4), task_fn=surrogate_task)
+    caches = []
+
+    def dense(*args, cache, **kwargs):
+        caches.append(cache)
+        return pd.DataFrame(columns=build.BASELINE_COLUMNS)
+
+    monkeypatch.setattr(build, "dense_baselines", dense)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build.build_report(tmp_path / "r", baselines="pca,dense_ae")
+    assert len(caches) == 2 and caches[0] == caches[1] == tmp_path / "r" / ".baselines" / "tiny.csv"

@@ -252,7 +252,10 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
             dense = dense_baselines(
                 kinds, dense_sizes(sizes.astype(int), int(np.prod(d.x_train.shape[1:]))), d,
                 fingerprint=d.fingerprint, loss=loss, vae_loss=config.loss if vae_run else "elbo",
-                vae_eps=getattr(config, "vae_eps", 0.01), cache=root / CACHE_DIRNAME / f"{dataset}.csv",
+                vae_eps=getattr(config, "vae_eps", 0.01),
+                # one cache per dataset, whatever the runs' settings group: its rows are keyed by all
+                # that decides a baseline (the data's fingerprint among it), so groups share them
+                cache=root / CACHE_DIRNAME / f"{config.run_dir.parent.name}.csv",
                 log=log)
         if d is not None and set(kinds) - {"pca"}:  # the default (pca only) writes what it did
             pca_rows = [] if pca is None else [{"kind": "pca", **r} for r in pca.to_dict("records")]
