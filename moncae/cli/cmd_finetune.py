@@ -115,7 +115,8 @@ def _finetune_one(run_dir, epochs, classifier_epochs, batch_size, patience, data
                    f"{_num(r.finetune_seconds, 1):>7}  {r.status}"
                    + (f" ({r.error})" if r.error else ""))
     ok = sum(r.ok for r in result.records)
+    epochs = result.settings.epochs
     click.echo(f"done: {ok}/{len(result.records)} models ok ({result.trained} fine-tuned now, "
-               f"{result.skipped} skipped; up to {result.settings.epochs} epochs each); results in "
+               f"{result.skipped} skipped; up to {epochs} epoch{'' if epochs == 1 else 's'} each); results in "
                f"{result.csv_path}")
     return result

@@ -36,7 +36,8 @@ def command(run_dir, all_models, as_json, as_csv):
     else:
         click.echo(format_front(frame))
         on_front = int(frame["on_front"].sum())
-        tail = f", {len(frame) - on_front} other final models (*)" if len(frame) > on_front else ""
+        others = len(frame) - on_front
+        tail = f", {others} other final model{'' if others == 1 else 's'} (*)" if others > 0 else ""
         click.echo(f"{on_front} front points{tail}; split: val = search validation loss, "
                    "test = after fine-tune")
 
