@@ -373,9 +373,17 @@ def test_report_warns_and_never_averages_a_copied_run(stub_config, tmp_path):
 def test_report_keeps_runs_of_other_settings_apart(stub_config, tmp_path):
     run_search(stub_config(tmp_path / "r", seed=1), task_fn=surrogate_task)
     run_search(stub_config(tmp_path / "r", seed=2, epochs=2), task_fn=surrogate_task)
-    with pytest.warns(ReportWarning, match="different settings"):
+    with pytest.warns(ReportWarning, match="different settings") as seen:
         runs = collect_runs(tmp_path / "r")
     assert len({r.dataset for r in runs}) == 2
+    message = next(str(w.message) for w in seen if "different settings" in str(w.message))
+    for run in runs:  # each group named with what sets it apart (the seed does not)
+        assert f"{run.dataset} (epochs={run.config.epochs})" in message, message
+    from moncae.report.markdown import report_markdown
+
+    text = report_markdown(tmp_path / "r", runs, pd.DataFrame(), [])
+    for run in runs:
+        assert f"- `{run.dataset}`: epochs={run.config.epochs}" in text, text
 
 
 # -- 9 and 10. bad input: one line, exit 2 ------------------------------------------------------

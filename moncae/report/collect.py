@@ -101,6 +101,10 @@ def latent_size(bottleneck: str) -> int | None:
 # --------------------------------------------------------------------------- runs
 
 
+# settings that runs compared with one another may differ in (not part of their settings id)
+NOT_GROUPING = ("seed", "strategy", "selection", "fitness", "latents", "generations")
+
+
 @dataclass
 class RunInfo:
     """One run folder: what it holds and how far it got."""
@@ -144,9 +148,13 @@ class RunInfo:
         fitness rule and latents) and generations aside:
         runs that share it are compared (strategies at equal trainings); those that also share the
         strategy and generations are seeds of one experiment and may be averaged together."""
-        settings = {k: v for k, v in self.config.results_settings().items()
-                    if k not in ("seed", "strategy", "selection", "fitness", "latents", "generations")}
-        return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=3).hexdigest()
+        return hashlib.blake2b(json.dumps(self.group_settings, sort_keys=True).encode(),
+                               digest_size=3).hexdigest()
+
+    @property
+    def group_settings(self) -> dict[str, Any]:
+        """The settings its `settings_id` hashes."""
+        return {k: v for k, v in self.config.results_settings().items() if k not in NOT_GROUPING}
 
 
 def _find_run_dirs(root: Path) -> list[Path]:
@@ -248,6 +256,17 @@ def _drop_copies(runs: list[RunInfo]) -> list[RunInfo]:
     return list(kept.values())
 
 
+def settings_groups(runs: Sequence[RunInfo]) -> dict[str, str]:
+    """Per settings id of runs of one dataset, the settings in which its runs differ from the
+    dataset's other groups (`model='vae', loss='reformulated'`): what tells the groups apart."""
+    first = {}
+    for run in runs:
+        first.setdefault(run.settings_id, run.group_settings)
+    keys = sorted(k for k in set().union(*first.values())
+                  if len({json.dumps(s.get(k), sort_keys=True) for s in first.values()}) > 1)
+    return {i: ", ".join(f"{k}={s.get(k)!r}" for k in keys) for i, s in first.items()}
+
+
 def _split_settings(runs: list[RunInfo]) -> list[RunInfo]:
     """Runs of one dataset with other settings are reported apart, as `DATASET_<settings id>`
     (their `family`); within a family, each strategy apart, as `FAMILY_<strategy>`. Nothing is
@@ -256,8 +275,9 @@ def _split_settings(runs: list[RunInfo]) -> list[RunInfo]:
         mine = [r for r in runs if r.dataset == dataset]
         ids = sorted({r.settings_id for r in mine})
         if len(ids) > 1:
+            groups = settings_groups(mine)
             warn(f"{dataset}: runs with {len(ids)} different settings; reported apart as "
-                 + ", ".join(f"{dataset}_{i}" for i in ids))
+                 + "; ".join(f"{dataset}_{i} ({groups[i]})" for i in ids))
         for run in mine:
             run.family = f"{dataset}_{run.settings_id}" if len(ids) > 1 else dataset
     for family in sorted({r.family for r in runs}):

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from moncae._version import __version__
-from moncae.report.collect import RunInfo, versus_pca_counts
+from moncae.report.collect import RunInfo, settings_groups, versus_pca_counts
 
 __all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown", "versus_pca_section",
            "versus_pca_summary"]
@@ -229,6 +229,20 @@ def report_markdown(root: Path, runs: Sequence[RunInfo], table: pd.DataFrame,
         *versus_pca_summary(versus or {}),
         *sections,
     ]
+    groups = _settings_groups_markdown(runs)
+    if groups:
+        parts += ["## Settings groups", "", "Runs of one dataset with other settings are reported apart, "
+                  "each group named after its settings id; what sets each apart:", "", *groups, ""]
     if notes:
         parts += ["## Warnings", "", *notes, ""]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _settings_groups_markdown(runs: Sequence[RunInfo]) -> list[str]:
+    lines = []
+    for dataset in sorted({r.config.dataset for r in runs}):
+        mine = [r for r in runs if r.config.dataset == dataset]
+        if len({r.settings_id for r in mine}) > 1:
+            families = {r.settings_id: r.family for r in mine}
+            lines += [f"- `{families[i]}`: {text}" for i, text in sorted(settings_groups(mine).items())]
+    return lines
