@@ -4,6 +4,7 @@ their NumPy definitions, and a real smoke VAE search is deterministic and resume
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import random
@@ -195,6 +196,8 @@ def test_smoke_vae_search_completes_is_deterministic_and_resumes_identically(tmp
                                    command="export"), env=env, capture_output=True, text=True)
     assert exported.returncode == 0, exported.stderr  # it checks encoder -> decoder == the VAE
     assert {p.name for p in (tmp_path / "exported").iterdir()} >= {"encoder.keras", "decoder.keras"}
+    metrics = json.loads((tmp_path / "exported" / "model.json").read_text())["metrics"]
+    assert metrics["loss"] == "bce" and metrics["vae_training_loss"] == "reformulated"  # rec_loss's loss
 
     killed = [*ARGS, "--out", str(tmp_path / "killed")]
     proc = subprocess.Popen(_cli(*killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -266,10 +266,12 @@ def _model_json(run, choice: Choice, genome, shape, data, checks, n_checked, fil
         "loc": _num(row["loc"]),
         "params": int(row["params"]),
         "flops": forward_flops(genome, shape),
-        "flops_counted": "2 x multiply-adds of every Conv2D, one image (moncae.method.architecture"
-                         ".forward_flops)",
+        "flops_counted": "2 x multiply-adds of every Conv2D and Dense layer, one image "
+                         "(moncae.method.architecture.forward_flops)",
         "metrics": {
-            "loss": config.loss,
+            # what rec_loss measures: a VAE's is the BCE of its mean decoding, whatever it trained with
+            "loss": "bce" if config.model == "vae" else config.loss,
+            **({"vae_training_loss": config.loss} if config.model == "vae" else {}),
             "search": {"rec_loss": _num(row["search_rec_loss"]), "split": "val",
                        "weights": "searched", "source": "pareto_front.csv / evaluations.csv"},
             "finetune": finetune,
