@@ -261,6 +261,7 @@ def test_the_time_left_counts_the_last_generation_promoting_the_whole_population
     seconds, work, above, top = {0: 99.0, 1: 10.0, 2: 10.0}, {1: 20.0, 2: 20.0}, {1: 12.0}, {1: 2}
     assert last_generation_extra(seconds, work, above, top, below_top=4) == pytest.approx(4 * 3.0)
     assert last_generation_extra(seconds, work, {}, {}, below_top=4) == 0.0  # none promoted yet
+    assert last_generation_extra({0: 99.0}, {0: 150.0}, {0: 90.0}, {0: 3}, below_top=4) == 0.0  # gen 0 alone
     progress = BarProgress(quiet=True)
     progress.generations = 5
     for gen, rung, secs in [(1, 0, 8.0), (1, 0, 8.0), (1, 1, 12.0), (2, 0, 10.0), (2, 0, 10.0)]:

@@ -68,12 +68,13 @@ def last_generation_extra(seconds: dict[int, float], work: dict[int, float], abo
                           top: dict[int, int], below_top: int) -> float:
     """Seconds a search with rungs spends in its last generation beyond a typical one: there every
     genome of the population is promoted to the top rung; `below_top` of the current population
-    are not there yet (an estimate for the last one's). By generation (generation 0 left out once
-    there are others): `seconds` its wall clock, `work` its trainings' seconds summed, `above`
-    those of its trainings above rung 0, `top` how many reached the top rung. Each genome promoted
-    costs `above` per `top` (a middle rung counts with the top one), scaled by wall clock over
-    work (trainings run side by side); 0 while nothing was promoted."""
-    gens = [g for g in seconds if g > 0] or list(seconds)
+    are not there yet (an estimate for the last one's). By generation (generation 0 left out: its
+    promotions, of a whole first population, say little of later ones): `seconds` its wall clock,
+    `work` its trainings' seconds summed, `above` those of its trainings above rung 0, `top` how
+    many reached the top rung. Each genome promoted costs `above` per `top` (a middle rung counts
+    with the top one), scaled by wall clock over work (trainings run side by side); 0 while nothing
+    was promoted after generation 0."""
+    gens = [g for g in seconds if g > 0]
     promoted = sum(top.get(g, 0) for g in gens)
     busy = sum(work.get(g, 0.0) for g in gens)
     if not promoted or busy <= 0:
