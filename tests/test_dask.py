@@ -95,6 +95,9 @@ def test_results_come_in_task_order_whatever_order_they_finish(two_workers):
     assert list(two_workers.map_ordered(nap, [])) == []
     env = two_workers.client.run(lambda: os.environ.get("TF_NUM_INTRAOP_THREADS"))
     assert set(env.values()) == {str(training_threads())}
+    # Ctrl-C in a terminal reaches every process of the group: the workers leave it to the driver
+    handlers = two_workers.client.run(lambda: signal.getsignal(signal.SIGINT))
+    assert set(handlers.values()) == {signal.SIG_IGN}
 
 
 @pytest.mark.slow  # starts a Dask LocalCluster (seconds)

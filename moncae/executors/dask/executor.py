@@ -134,7 +134,7 @@ class DaskExecutor:
             # share pauses (and takes no task again); the OS's OOM kill is a retry, then a failure
             memory_limit=0, env=env,
         )
-        base = cluster.new_spec["options"]
+        base = {**cluster.new_spec["options"], "preload": ["moncae.executors.dask.preload"]}  # Ctrl-C
         for i in range(n):  # one spec per worker: each sees its own GPU
             options = dict(base)
             if gpus:
