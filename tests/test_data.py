@@ -713,3 +713,20 @@ def test_loading_never_imports_keras(tmp_path):
             "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.parametrize("folder, taken, not_taken", [
+    ("fashion-mnist", "fashion_mnist", "mnist"),  # MNIST's files have the same names
+    ("mnist-test", "mnist", "fashion_mnist"),
+    ("my-digits", "mnist", None),  # any other name: the folder itself, for either
+])
+def test_an_idx_folder_named_after_the_other_dataset_is_not_taken_for_it(tmp_path, monkeypatch, folder, taken,
+                                                                          not_taken):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    root = tmp_path / folder
+    write_idx_set(root)
+    assert dataset_status(taken, data_dir=root).available
+    if not_taken:
+        assert not dataset_status(not_taken, data_dir=root).available
+    else:
+        assert dataset_status("fashion_mnist", data_dir=root).available

@@ -146,7 +146,10 @@ def _folder_layouts(name: str, root: Path, *, direct: bool) -> list[Candidate]:
                 Candidate("cifar_tar", root / "cifar-10-python.tar.gz")]
     out = [Candidate("idx", root / sub) for sub in _SUBFOLDERS[name]]
     out += [Candidate("npz", root / f) for f in _NPZ_NAMES[name]]
-    if direct:
+    # the folder itself, but not one named after the other IDX dataset: MNIST's and Fashion-MNIST's
+    # files have the same names, so `--data-dir .../fashion-mnist` would pass for MNIST
+    other = next(o for o in _SUBFOLDERS if o != name)
+    if direct and not root.name.lower().startswith(_NEAR_MISS_PREFIX[other]):
         out.append(Candidate("idx", root))
     return out
 
