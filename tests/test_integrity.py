@@ -555,3 +555,17 @@ def test_generation_rows_cut_from_generations_csv_are_put_back_from_the_checkpoi
     assert any("put back from the checkpoint's log, their seconds unknown" in m for m in messages)
     assert_same(reference, config.run_dir, dtype=TEXT)  # timing aside, as if never cut
     assert pd.read_csv(path)["seconds"].isna().sum() == checkpointed
+
+
+def test_a_resume_within_generation_0_says_what_it_reuses(stub_config):
+    config = stub_config()
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing_after(3, with_model))  # no checkpoint yet
+    messages = []
+
+    class Heard(SearchProgress):
+        def message(self, text):
+            messages.append(text)
+
+    run_search(config, resume=True, task_fn=with_model, progress=Heard())
+    assert f"resuming {config.run_dir} from its journal (3 trainings reused)" in messages

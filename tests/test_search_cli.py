@@ -287,3 +287,21 @@ def test_a_dry_run_says_whether_resume_would_take_an_existing_run_folder(tiny_np
     other = CliRunner().invoke(main, [*args, "--generations", "2"])
     assert other.exit_code == 0 and "(exists with other generations: --resume would refuse these settings; " \
         "use the run's own, or another --out)" in other.output, other.output
+
+
+def test_a_multi_seed_search_refuses_an_existing_seed_folder_before_any_seed_trains(tiny_npz, tmp_path):
+    existing = tmp_path / "tiny" / "seed-1"
+    existing.mkdir(parents=True)
+    (existing / "evaluations.csv").write_text("generation\n")
+    result = CliRunner().invoke(main, ["search", "--dataset", str(tiny_npz), "--seed", "5,1", "--out",
+                                       str(tmp_path), "--generations", "1", "--population", "4"])
+    assert result.exit_code == 2 and "seed-1 already has results; pass --resume" in result.output, result.output
+    assert not (tmp_path / "tiny" / "seed-5").exists()  # refused before seed 5 trained
+
+
+def test_a_multi_seed_dry_run_says_its_settings_hold_the_first_seed(tiny_npz, tmp_path):
+    result = CliRunner().invoke(main, ["search", "--dataset", str(tiny_npz), "--seed", "1,2", "--out",
+                                       str(tmp_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "# the settings below hold seed 1: `--config` reads them back for that seed; pass --seed for " \
+           "the others" in result.output and "\nseed = 1\n" in result.output

@@ -196,6 +196,9 @@ def _dry_run(configs) -> None:
     if not status.available:
         click.echo(f"# data: {configs[0].dataset} is not here without a download, so the sizes are not "
                    "checked (`moncae datasets` says where it looked)")
+    if len(configs) > 1:
+        click.echo(f"# the settings below hold seed {configs[0].seed}: `--config` reads them back for that "
+                   "seed; pass --seed for the others")
     click.echo(settings_toml(configs[0]), nl=False)
 
 
@@ -310,6 +313,11 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **f
         warnings.warn(MoncaeWarning(line), stacklevel=1)
     for config in configs:  # what the search checks before it writes: said by a dry run too
         RunFolder(config.run_dir).check_writable()
+    if not dry_run:  # every seed's folder before the first seed trains
+        from moncae.search.loop import check_not_overwritten
+
+        for config in configs:
+            check_not_overwritten(RunFolder(config.run_dir), resume)
     try:
         if dry_run:
             return _dry_run(configs)

@@ -139,14 +139,19 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict, preset
                              "run's own settings, or another --out")
 
 
-def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
-                     execution: dict[str, Any], progress: SearchProgress) -> Checkpoint | None:
-    """Create the run folder, or check it can be resumed with these settings and this data."""
+def check_not_overwritten(run: RunFolder, resume: bool) -> None:
+    """A run folder with results is continued (`resume`), never started over."""
     if run.has_results() and not resume:
         raise RunFolderError(
             f"run folder {run.path} already has results; pass --resume to continue it, or --out "
             "to write somewhere else"
         )
+
+
+def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
+                     execution: dict[str, Any], progress: SearchProgress) -> Checkpoint | None:
+    """Create the run folder, or check it can be resumed with these settings and this data."""
+    check_not_overwritten(run, resume)
     if resume and run.config.exists():
         payload = run.read_config()
         # a setting newer than the run folder is absent there: the run had its default
@@ -232,6 +237,8 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     if checkpoint is None:
         rng = random.Random(config.seed)
         population = strategy.initial(rng)
+        if cache.journaled():  # stopped in generation 0, or its checkpoint deleted: the journal's
+            progress.message(f"resuming {run.path} from its journal ({cache.journaled()} trainings reused)")
         seconds = run.drop_generations_after(-1)
         return _State(population, rng, 0, _logbook([]), _hall_of_fame([]), strategy, seconds)
     rng = random.Random()
