@@ -237,7 +237,7 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     if checkpoint is None:
         rng = random.Random(config.seed)
         population = strategy.initial(rng)
-        if cache.journaled():  # stopped in generation 0, or its checkpoint deleted: the journal's
+        if cache.journaled():  # stopped in generation 0, or its checkpoint deleted: the journal replays
             progress.message(f"resuming {run.path} from its journal ({cache.journaled()} trainings reused)")
         seconds = run.drop_generations_after(-1)
         return _State(population, rng, 0, _logbook([]), _hall_of_fame([]), strategy, seconds)
