@@ -168,6 +168,7 @@ def test_status_of_every_name_with_shared_dir(monkeypatch):
         s = status[name]
         assert not s.available and s.source is None and s.train_shape is None
         assert "download: not attempted" in s.reason and str(SHARED) in s.reason
+        assert "`moncae search` tries it, with internet access, unless $MONCAE_NO_DOWNLOAD is set" in s.reason
     assert "mnist-test" in status["mnist"].reason and "partial set" in status["mnist"].reason
     assert "training split is required" in status["mnist"].reason
 

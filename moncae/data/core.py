@@ -147,7 +147,8 @@ def _find_raw(name: str, data_dir: str | os.PathLike | None, *,
     if not user_dir:
         looked.insert(0, (f"no --data-dir given and ${locate.DATA_DIR_ENV} not set", ""))
     if not download:
-        raise DataError(_not_found(canonical, looked, "not attempted (status check only)"))
+        raise DataError(_not_found(canonical, looked, "not attempted (status check only; `moncae search` "
+                                   f"tries it, with internet access, unless ${NO_DOWNLOAD_ENV} is set)"))
     if os.environ.get(NO_DOWNLOAD_ENV, "").strip() not in ("", "0"):
         raise DataError(_not_found(canonical, looked, f"not attempted (${NO_DOWNLOAD_ENV} set)"))
     try:
