@@ -10,7 +10,7 @@ import pytest
 
 from moncae.evaluation.records import EvalResult
 from moncae.evaluation.surrogate import surrogate_task
-from moncae.search.loop import run_search
+from moncae.search.loop import SearchProgress, run_search
 
 CSVS = ("evaluations.csv", "population.csv", "generations.csv", "pareto_front.csv")
 WITH_INDEX = (*CSVS, "models/index.csv")  # and the index of the final models
@@ -32,6 +32,16 @@ def assert_same(a: Path, b: Path, names=CSVS, dtype=None) -> None:
 def with_model(task):
     """The surrogate, plus a stand-in model file (so the run has models to save)."""
     return EvalResult(surrogate_task(task).record, b"model bytes")
+
+
+class Messages(SearchProgress):
+    """A progress that keeps the search's messages (`lines`)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def message(self, text):
+        self.lines.append(text)
 
 
 class Crash(BaseException):

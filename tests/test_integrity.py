@@ -26,9 +26,9 @@ from moncae.evaluation.records import EvalResult, failed_record
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.report import ReportWarning
 from moncae.report.collect import collect_runs
-from moncae.search.loop import SearchProgress, StoppedOnIO, run_search
+from moncae.search.loop import StoppedOnIO, run_search
 from moncae.store import RunFolder, RunLock, lock_holder
-from tests.runs import CSVS, TEXT, Crash, assert_same, crashing_after, read, with_model
+from tests.runs import CSVS, TEXT, Crash, Messages, assert_same, crashing_after, read, with_model
 
 
 @pytest.fixture
@@ -519,18 +519,13 @@ def test_a_journal_from_before_the_flops_and_latency_columns_resumes(stub_config
 
 
 def test_resume_where_no_run_was_started_says_it_starts_one(stub_config):
-    messages = []
-
-    class Heard(SearchProgress):
-        def message(self, text):
-            messages.append(text)
-
+    heard = Messages()
     config = stub_config()
-    run_search(config, resume=True, task_fn=surrogate_task, progress=Heard())
-    assert messages[0] == f"{config.run_dir}: no run to resume there yet; starting it"
-    messages.clear()
-    run_search(config, resume=True, task_fn=surrogate_task, progress=Heard())
-    assert not any("no run to resume" in m for m in messages)  # now there is one: complete
+    run_search(config, resume=True, task_fn=surrogate_task, progress=heard)
+    assert heard.lines[0] == f"{config.run_dir}: no run to resume there yet; starting it"
+    heard.lines.clear()
+    run_search(config, resume=True, task_fn=surrogate_task, progress=heard)
+    assert not any("no run to resume" in m for m in heard.lines)  # now there is one: complete
 
 
 @pytest.mark.parametrize("finished", [False, True])
@@ -545,14 +540,9 @@ def test_generation_rows_cut_from_generations_csv_are_put_back_from_the_checkpoi
     path = config.run_dir / "generations.csv"
     checkpointed = len(pd.read_csv(path))
     path.write_text(path.read_text().splitlines(keepends=True)[0])  # the header alone
-    messages = []
-
-    class Heard(SearchProgress):
-        def message(self, text):
-            messages.append(text)
-
-    run_search(config, resume=True, task_fn=with_model, progress=Heard())
-    assert any("put back from the checkpoint's log, their seconds unknown" in m for m in messages)
+    heard = Messages()
+    run_search(config, resume=True, task_fn=with_model, progress=heard)
+    assert any("put back from the checkpoint's log, their seconds unknown" in m for m in heard.lines)
     assert_same(reference, config.run_dir, dtype=TEXT)  # timing aside, as if never cut
     assert pd.read_csv(path)["seconds"].isna().sum() == checkpointed
 
@@ -561,11 +551,6 @@ def test_a_resume_within_generation_0_says_what_it_reuses(stub_config):
     config = stub_config()
     with pytest.raises(Crash):
         run_search(config, task_fn=crashing_after(3, with_model))  # no checkpoint yet
-    messages = []
-
-    class Heard(SearchProgress):
-        def message(self, text):
-            messages.append(text)
-
-    run_search(config, resume=True, task_fn=with_model, progress=Heard())
-    assert f"resuming {config.run_dir} from its journal (3 trainings reused)" in messages
+    heard = Messages()
+    run_search(config, resume=True, task_fn=with_model, progress=heard)
+    assert f"resuming {config.run_dir} from its journal (3 trainings reused)" in heard.lines

@@ -20,7 +20,8 @@ from moncae.evaluation.surrogate import surrogate_task
 from moncae.executors import LocalExecutor, make_executor, resolve_workers
 from moncae.executors.processes import ProcessExecutor, threads_per_worker
 from moncae.executors.resources import cpu_instruction_sets, gpu_assignment, instruction_sets
-from moncae.search.loop import SearchProgress, run_search
+from moncae.search.loop import run_search
+from tests.runs import Messages
 
 
 def test_process_executor_keeps_task_order_and_equals_in_process():
@@ -136,14 +137,6 @@ def test_a_stand_in_task_fn_runs_in_process_unless_workers_is_a_number(stub_conf
     executor.close()  # never started a process
 
 
-class _Messages(SearchProgress):
-    def __init__(self):
-        self.lines = []
-
-    def message(self, text):
-        self.lines.append(text)
-
-
 class _OtherThreads(LocalExecutor):
     threads = 99
 
@@ -154,7 +147,7 @@ def test_the_run_records_its_threads_and_a_resume_with_others_says_so(stub_confi
     execution = json.loads((config.run_dir / "config.json").read_text())["execution"]
     assert execution == {"executor": "local", "workers": 1, "threads": LocalExecutor().threads,
                          "cpu": cpu_instruction_sets()}
-    same, other = _Messages(), _Messages()
+    same, other = Messages(), Messages()
     run_search(config, resume=True, task_fn=surrogate_task, progress=same)
     run_search(config, resume=True, task_fn=surrogate_task, progress=other, executor=_OtherThreads())
     assert not any("thread" in line for line in same.lines)
@@ -169,7 +162,7 @@ def test_a_resume_on_another_cpu_says_so(stub_config, monkeypatch):
     run_search(config, task_fn=surrogate_task)
     started = json.loads((config.run_dir / "config.json").read_text())["execution"]["cpu"]
     monkeypatch.setattr("moncae.executors.cpu_instruction_sets", lambda: "x86_64: avx avx2 fma")
-    moved = _Messages()
+    moved = Messages()
     run_search(config, resume=True, task_fn=surrogate_task, progress=moved)
     assert [line for line in moved.lines if "CPU" in line] == [
         f"note: {config.run_dir} started on a CPU with {started!r}, this one has 'x86_64: avx avx2 fma': "
