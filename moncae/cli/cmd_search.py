@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import sys
 import warnings
 
@@ -318,37 +317,30 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **f
 
         for config in configs:
             check_not_overwritten(RunFolder(config.run_dir), resume)
+    from moncae.data.core import SIZE_ORIGIN, SizeTooLarge
+
     try:
         if dry_run:
             return _dry_run(configs)
         _search(configs, resume, quiet)
-    except DataError as err:  # a size the data cannot hold: say which setting gave it
-        message = _with_origin(str(err), preset, from_file, config_file, flags)
-        if message == str(err):
-            raise
-        raise DataError(message) from None
+    except SizeTooLarge as err:  # a size the data cannot hold: say where its value came from
+        origin = _origin(err.setting, preset, from_file, config_file, flags)
+        raise DataError(str(err).replace(SIZE_ORIGIN, f"({origin})")) from None
 
 
-def _with_origin(message: str, preset, from_file, config_file, flags) -> str:
-    """A data error's "Received: train_size=N (a preset's value unless set)" naming where N came
-    from: a flag, the --config file, the preset (flag's or file's) or the default."""
+def _origin(name: str, preset, from_file, config_file, flags) -> str:
+    """Where setting `name`'s value came from: a flag, the --config file, the preset (the flag's
+    or the file's) or the default."""
     from moncae.config import load_preset
-    from moncae.data.core import SIZE_ORIGIN
 
-    match = re.search(rf"Received: (\w+)=\S+ ({re.escape(SIZE_ORIGIN)})", message)
-    if not match:
-        return message
-    name = match.group(1)
     preset = preset if preset is not None else from_file.get("preset")
     if flags.get(name) is not None:
-        origin = f"from --{name.replace('_', '-')}"
-    elif name in from_file:
-        origin = f"from the --config file {config_file}"
-    elif preset is not None and name in load_preset(preset):
-        origin = f"preset {preset}'s value"
-    else:
-        origin = "the default"
-    return message[:match.start(2)] + f"({origin})" + message[match.end(2):]
+        return f"from --{name.replace('_', '-')}"
+    if name in from_file:
+        return f"from the --config file {config_file}"
+    if preset is not None and name in load_preset(preset):
+        return f"preset {preset}'s value"
+    return "the default"
 
 
 def _search(configs, resume, quiet) -> None:

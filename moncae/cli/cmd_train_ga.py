@@ -15,6 +15,7 @@ from moncae.cli.options import data_dir_option
 from moncae.config import SPACES
 from moncae.errors import MoncaeError, one_line
 from moncae.method.genome import DOWNSAMPLINGS
+from moncae.method.weight_ga import SEED_MAX
 
 
 def _genes(text: str) -> tuple[int, ...]:
@@ -22,9 +23,6 @@ def _genes(text: str) -> tuple[int, ...]:
         return tuple(int(g) for g in text.replace(" ", "").split(",") if g != "")
     except ValueError:
         raise MoncaeError(f"`--genes` must be comma-separated integers. Received: {text!r}") from None
-
-
-SEED_MAX = 2**32 - 1  # what Keras' (NumPy's legacy) seeding accepts
 
 
 def _check_numbers(perturbation: float, seconds: float | None, seed: int) -> None:

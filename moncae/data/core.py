@@ -263,14 +263,24 @@ def _check_seed(seed: int) -> int:
 SIZE_ORIGIN = "(a preset's value unless set)"
 
 
+class SizeTooLarge(DataError):
+    """A split size larger than the data holds; `setting` names it (`train_size`, ...), so that a
+    caller that knows where the value came from can say so in place of SIZE_ORIGIN."""
+
+    def __init__(self, message: str, setting: str = "") -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 def _check_size(arg: str, value: int | None, most: int, of_what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise DataError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
     if value > most:
-        raise DataError(f"`{arg}` must be at most {most}, {of_what}. Received: {arg}={value} {SIZE_ORIGIN}; "
-                        f"pass --{arg.replace('_', '-')} N with N <= {most}, or set {arg} in a --config file")
+        raise SizeTooLarge(f"`{arg}` must be at most {most}, {of_what}. Received: {arg}={value} {SIZE_ORIGIN}; "
+                           f"pass --{arg.replace('_', '-')} N with N <= {most}, or set {arg} in a --config file",
+                           setting=arg)
     return int(value)
 
 

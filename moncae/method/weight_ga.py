@@ -23,10 +23,11 @@ import numpy as np
 
 from moncae.errors import MoncaeError
 
-__all__ = ["PERTURBATION", "GAStep", "best_index", "check_perturbation", "flatten", "ga_step", "mutate_weights",
-           "offspring", "unflatten"]
+__all__ = ["PERTURBATION", "SEED_MAX", "GAStep", "best_index", "check_perturbation", "flatten", "ga_step",
+           "mutate_weights", "offspring", "unflatten"]
 
 PERTURBATION = 1.0  # U(-1, 1), the study's
+SEED_MAX = 2**32 - 1  # the largest seed `keras.utils.set_random_seed` (NumPy's legacy seeding) accepts
 
 
 def _check(name: str, value: int, low: int) -> None:

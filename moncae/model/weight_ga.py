@@ -21,14 +21,13 @@ import numpy as np
 
 from moncae.errors import MoncaeError
 from moncae.method.genome import Genome
-from moncae.method.weight_ga import PERTURBATION, check_perturbation, flatten, ga_step, unflatten
+from moncae.method.weight_ga import PERTURBATION, SEED_MAX, check_perturbation, flatten, ga_step, unflatten
 from moncae.model.decode import build_autoencoder
 
 __all__ = ["GALog", "GAWeightsResult", "reconstruction_loss", "train_weights_ga"]
 
 DEFAULT_POPULATION = 10  # the study: "about 10 agents"
 DEFAULT_MUTATIONS = 10  # the study: "about 10 parameters" (one image); 1 for several images
-SEED_MAX = 2**32 - 1  # what `keras.utils.set_random_seed` accepts
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,13 @@ def settings_differ(run: RunFolder, config: SearchConfig) -> list[str] | None:
         payload = run.read_config()
     except RunFolderError:
         return None
-    previous = {**SearchConfig().results_settings(), **payload["settings"]}
-    return _differ(previous, config.results_settings())
+    return _differ(_run_settings(payload), config.results_settings())
+
+
+def _run_settings(payload: dict) -> dict:
+    """A run's results settings from its config.json (a setting newer than the run folder is
+    absent there: the run had its default)."""
+    return {**SearchConfig().results_settings(), **payload["settings"]}
 
 
 def _differ(previous: dict, current: dict) -> list[str]:
@@ -154,10 +159,8 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
     check_not_overwritten(run, resume)
     if resume and run.config.exists():
         payload = run.read_config()
-        # a setting newer than the run folder is absent there: the run had its default
-        previous = {**SearchConfig().results_settings(), **payload["settings"]}
         preset = payload.get("preset")
-        _check_same(run, "settings", previous, config.results_settings(),
+        _check_same(run, "settings", _run_settings(payload), config.results_settings(),
                     preset if isinstance(preset, str) and preset != config.preset else None)
         run.check_data(data, stored=payload.get("data"))
         for notice in execution_notices(run.path, payload.get("execution"), execution, "this resume"):
