@@ -17,7 +17,11 @@ _EXPORTS = {
     "SearchConfig": "moncae.config",
     "resolve_config": "moncae.config",
     "run_search": "moncae.search.loop",
+    "RunResult": "moncae.search.loop",
+    "SearchProgress": "moncae.search.loop",
+    "default_executor": "moncae.search",
     "finetune_run": "moncae.finetune",
+    "FinetuneProgress": "moncae.finetune.records",
     "build_report": "moncae.report",
     "load_front": "moncae.export",
     "load_model": "moncae.export",
@@ -30,3 +34,7 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'moncae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

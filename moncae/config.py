@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import sys
 import types
 import typing
@@ -80,7 +81,13 @@ WORKERS_AUTO = "auto"
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Everything that decides a run's results (plus where it runs and writes)."""
+    """Everything that decides a run's results (plus where it runs and writes).
+
+    Build one with `resolve_config(preset=..., **settings)` (defaults < preset < config file <
+    settings): `preset` here only records the name of the preset a config was built from, so
+    `SearchConfig(preset="quick")` holds the defaults, not the `quick` preset's settings. Each
+    setting is described in the README's "Search" section and `moncae search --help`; values
+    are checked here (a one-line `MoncaeError` naming the setting)."""
 
     dataset: str = "mnist_5k"
     seed: int = 46
@@ -384,7 +391,19 @@ def check_types(settings: dict[str, Any], where: str | None = None) -> None:
                               + (f" (in {where})" if where else ""))
 
 
+PATH_SETTINGS = ("dataset", "data_dir", "out")  # a `pathlib.Path` is taken as its text
+
+
+def paths_as_text(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with a path-like value of a `PATH_SETTINGS` name (a `Path`, from Python) as a
+    string, the type the run records and compares."""
+    return {k: os.fspath(v) if k in PATH_SETTINGS and isinstance(v, os.PathLike) else v
+            for k, v in settings.items()}
+
+
 def _check_types(cfg: SearchConfig) -> None:
+    for name, value in paths_as_text({name: getattr(cfg, name) for name in PATH_SETTINGS}).items():
+        object.__setattr__(cfg, name, value)
     check_types({f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
 
@@ -516,7 +535,7 @@ def resolve_config(
     `ruled_out`): `--preset quick --strategy random` runs, it does not stop on the preset's
     `latents`."""
     from_file = read_toml(config_file) if config_file else {}
-    given = {**from_file, **{k: v for k, v in overrides.items() if v is not None}}
+    given = {**from_file, **paths_as_text({k: v for k, v in overrides.items() if v is not None})}
     check_types(given)  # the file's were checked naming the file; what is left: the overrides
     in_file = preset is None and from_file.get("preset") is not None
     if in_file:

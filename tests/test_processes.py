@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -70,6 +72,25 @@ def test_a_worker_that_dies_costs_only_its_own_task():
         assert len(lost) == 1 and "2 times" in lost[0]
         assert list(executor.map_ordered(die_on_two, [5, 6])) == [-5, -6]  # new workers took over
 
+
+
+@pytest.mark.slow  # starts a Python process and its worker
+def test_a_script_without_a_main_guard_gets_one_error_naming_the_guard(tmp_path, tiny_npz):
+    """Each spawned worker imports the script again, so an unguarded `run_search` there starts
+    another search and the worker exits: every training was recorded as lost, "out of memory?"."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from moncae.config import resolve_config\n"
+        "from moncae.evaluation.surrogate import surrogate_task\n"
+        "from moncae.search.loop import run_search\n"
+        f"run_search(resolve_config(dataset={str(tiny_npz)!r}, seed=3, out={str(tmp_path / 'out')!r}, "
+        "generations=1, population=2, workers=2), task_fn=surrogate_task)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240,
+                          cwd=tmp_path)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "a worker process could not start" in last and 'if __name__ == "__main__":' in last, last
+    assert "out of memory" not in done.stderr
 
 # -- workers = auto | N ---------------------------------------------------------------------------
 @pytest.mark.parametrize("value, expected", [(None, "auto"), ("auto", "auto"), (" AUTO ", "auto"),

@@ -11,10 +11,13 @@ so the driver writes the same CSV rows in the same order whichever executor runs
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from moncae.config import WORKERS_AUTO, parse_workers
 from moncae.errors import MoncaeError, MoncaeWarning
@@ -36,7 +39,11 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """In-process, one task after another (`workers = 1`): the reference for every other."""
+    """In-process, one task after another (`workers = 1`): the reference for every other.
+
+    A training seeds Python's, NumPy's and TensorFlow's global random generators; Python's and
+    NumPy's states are put back after each task, so a notebook's own draws do not depend on
+    whether it ran a search (TensorFlow's global seed stays the last training's)."""
 
     name = "local"
     workers = 1
@@ -47,7 +54,13 @@ class LocalExecutor:
 
     def map_ordered(self, fn: TaskFn, tasks: Sequence[Any]) -> Iterator[Any]:
         for task in tasks:
-            yield fn(task)
+            python, numpy = random.getstate(), np.random.get_state()
+            try:
+                result = fn(task)
+            finally:
+                random.setstate(python)
+                np.random.set_state(numpy)
+            yield result
 
     def close(self) -> None:
         pass

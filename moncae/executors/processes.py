@@ -222,7 +222,15 @@ class ProcessExecutor:
         try:
             return future.result()
         except BrokenProcessPool as err:
+            code = self._exit_code(k)
             self._drop_slot(k)
+            if code is not None and code >= 0:  # it exited, not killed: it could not start
+                raise MoncaeError(
+                    f"a worker process could not start (it exited with code {code} before training; "
+                    "its own error is printed above). A script that calls moncae with `workers` other "
+                    "than 1 must make that call under `if __name__ == \"__main__\":` (each worker "
+                    "process imports the script again); or pass workers=1 to train in this process"
+                ) from None
             deaths[i] += 1
             if deaths[i] <= self.retries:
                 return _AGAIN
@@ -231,6 +239,16 @@ class ProcessExecutor:
                                           f"{one_line(err, limit=300)}")
         except Exception as err:  # noqa: BLE001 - the task's own error, raised in turn
             return _Raised(err)
+
+    def _exit_code(self, k: int) -> int | None:
+        """How worker k's process ended, once its pool broke: >= 0 an exit (a task's own errors,
+        `SystemExit` included, come back as results, so only a start that failed exits: an
+        unguarded script run again, an initializer that raised), < 0 a signal, None unknown."""
+        processes = list((getattr(self._slots[k], "_processes", None) or {}).values())  # CPython internals
+        for process in processes:
+            process.join(timeout=5)
+        codes = [p.exitcode for p in processes if p.exitcode is not None]
+        return codes[0] if codes else None
 
     def close(self) -> None:
         """Stop the worker processes."""

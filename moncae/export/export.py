@@ -56,7 +56,8 @@ class ExportResult:
 
 def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key: str | None = None,
                  max_loc: float | None = None, max_loss: float | None = None, knee: bool = False,
-                 searched: bool = False, formats: tuple[str, ...] = (), data_dir: str | None = None,
+                 searched: bool = False, formats: str | tuple[str, ...] = (),
+                 data_dir: str | os.PathLike | None = None,
                  check_images: int = CHECK_IMAGES) -> ExportResult:
     """Choose one model of a finished run (exactly one of `key`, `max_loc`, `max_loss`, `knee`:
     see `moncae.export.select.choose`), write it to the new or empty folder `out_dir`, check it.
@@ -64,7 +65,8 @@ def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key:
     Args:
         searched: use the searched weights even when the run was fine-tuned (fine-tuned ones are
             taken when they exist).
-        formats: also write 'savedmodel' and/or 'tflite' versions of the encoder and decoder.
+        formats: also write 'savedmodel' and/or 'tflite' versions of the encoder and decoder
+            (one name or several).
         data_dir: where to find the run's dataset if not where the search found it (test images
             for the checks and the dataset's fingerprint).
         check_images: how many test images the reload checks run.
@@ -74,6 +76,10 @@ def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key:
             names the closest one), the model was not kept or its file is missing or corrupt,
             `out_dir` is not empty, or a check fails.
     """
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    if isinstance(check_images, bool) or not isinstance(check_images, int) or check_images < 1:
+        raise MoncaeError(f"`check_images` must be an integer >= 1 (test images the reload checks run). "
+                          f"Received: check_images={check_images!r}")
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise MoncaeError(f"unknown export format(s) {', '.join(unknown)}; choose from "

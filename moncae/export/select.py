@@ -108,8 +108,12 @@ def choose(frame: pd.DataFrame, *, key: str | None = None, max_loc: float | None
     if len(given) != 1:
         raise MoncaeError("choose the model with exactly one of --key, --max-loc, --max-loss, "
                           f"--knee (given: {', '.join(given) or 'none'})")
+    if key is not None and not isinstance(key, str):
+        raise MoncaeError(f"--key must be a genome key or a prefix of its model file name (text). "
+                          f"Received: {key!r}")
     for name, value in (("--max-loc", max_loc), ("--max-loss", max_loss)):
-        if value is not None and not (math.isfinite(value) and value >= 0):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not (number and math.isfinite(value) and value >= 0):
             raise MoncaeError(f"{name} must be a number >= 0 (LOC is log10 of the latent values; losses are "
                               f"not negative). Received: {value!r}")
     files = [model_file(r, searched) for r in frame.to_dict("records")]

@@ -3,6 +3,7 @@ final models it works on, its result and progress hooks. No TensorFlow."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,7 +122,8 @@ class FinetuneResult:
 
 
 class FinetuneProgress:
-    """Hooks `finetune_run` calls as it goes; each does nothing by default."""
+    """Hooks `finetune_run` calls as it goes; each does nothing by default but `message`, whose
+    notices go to the `moncae` logger at INFO level."""
 
     def started(self, total: int, to_train: int, skipped: int) -> None:
         pass
@@ -130,4 +132,4 @@ class FinetuneProgress:
         pass
 
     def message(self, text: str) -> None:
-        pass
+        logging.getLogger("moncae").info(text)

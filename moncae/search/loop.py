@@ -12,6 +12,7 @@ the loop with a stub.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import platform
 import random
@@ -53,6 +54,7 @@ __all__ = ["RunResult", "SearchProgress", "StoppedOnIO", "check_rungs", "default
            "package_versions", "run_search"]
 
 TaskFn = Callable[[EvalTask], EvalResult]
+LOG = logging.getLogger("moncae")
 LOGBOOK_HEADER = ["gen", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained",
                   "cache_hits", "trainings_total", "front_hypervolume", "image_epochs_total"]
 
@@ -79,11 +81,20 @@ class SearchProgress:
         pass
 
     def message(self, text: str) -> None:
-        pass
+        """A notice (a resume, a retry, a settings note): logged at INFO by the `moncae` logger."""
+        LOG.info(text)
+
+
+_HOOKS = [name for name in vars(SearchProgress) if not name.startswith("_")]
 
 
 @dataclass
 class RunResult:
+    """What `run_search` returns: the final population (`population`, with `records` and
+    `fitness` in its order), the all-time hypervolume after each generation (`hypervolumes`),
+    DEAP's `logbook`, the generation a resume started after (`resumed_from`) and how many of the
+    final individuals have their model in `run_dir/models/` (`models_saved`)."""
+
     run_dir: Path
     config: SearchConfig
     population: list[Genome]
@@ -477,12 +488,39 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchPr
                executor: Executor | None = None, task_fn: TaskFn | None = None) -> RunResult:
     """Run (or resume) one seed's search and return its final population.
 
-    `task_fn` is what each training runs (default: real Keras training); tests and benchmarks
-    may pass another function with the same contract (an `EvalTask` in, an `EvalResult` out).
-    `executor` runs the trainings (default: `default_executor(config, task_fn)`, closed at the
-    end; one passed in is left open). The driver alone writes the run folder.
+    Args:
+        config: the settings, e.g. `moncae.resolve_config(preset="quick", dataset="mnist_5k",
+            seed=46, out="results")`; the run folder is `config.run_dir` (OUT/DATASET/seed-N).
+        resume: continue the run in `config.run_dir` (the same settings, checked); without it a
+            folder with results there is refused.
+        progress: hooks called as the search goes (a `SearchProgress` subclass; default: none,
+            and its notices, e.g. "resuming ... after generation 3", go to the `moncae` logger
+            at INFO level: `logging.basicConfig(level=logging.INFO)` shows them).
+        executor: runs the trainings (default: `default_executor(config, task_fn)`, closed at
+            the end; one passed in is left open). With `workers` other than 1 (`"auto"`, the
+            default, included) the trainings run in spawned worker processes, so a script must
+            call this under `if __name__ == "__main__":`.
+        task_fn: what each training runs (default: real Keras training); tests and benchmarks
+            may pass another function with the same contract (an `EvalTask` in, an `EvalResult`
+            out).
+
+    Returns:
+        RunResult: the final population, its records and fitness, the hypervolume per
+        generation and where the CSVs and models are (`run_dir`). The driver alone writes the
+        run folder.
+
+    Raises:
+        MoncaeError (its subclasses `DataError`, `RunFolderError`): one-line reasons, before
+            anything is written where the settings, data or folder are unusable.
     """
+    if not isinstance(config, SearchConfig):
+        raise MoncaeError("`config` must be a moncae.SearchConfig (e.g. moncae.resolve_config(preset="
+                          f"\"quick\", dataset=\"mnist_5k\", seed=46)). Received: config={config!r}"[:300])
     progress = progress or SearchProgress()
+    missing = [name for name in _HOOKS if not callable(getattr(progress, name, None))]
+    if missing:
+        raise MoncaeError(f"`progress` must be a moncae.SearchProgress (subclass it and override the "
+                          f"hooks you need); it lacks {', '.join(missing)}. Received: progress={progress!r}"[:300])
     run = RunFolder(config.run_dir)
     run.check_writable()
     data = search_data(config)  # fails here (nothing written) if the data is unusable

@@ -77,8 +77,10 @@ class RunFolder:
 
     # -- checks -------------------------------------------------------------------------------
     def has_results(self) -> bool:
-        """Whether the folder holds anything but its lock file."""
-        return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+        """Whether the folder holds anything but its lock file and settings (`config.json` alone:
+        a start that failed before its first training, e.g. its worker processes; nothing to lose)."""
+        return self.path.is_dir() and any(p.name not in (LOCK_NAME, self.config.name)
+                                          for p in self.path.iterdir())
 
     def has_journals(self) -> bool:
         """Whether a search has written results here (journals or a checkpoint)."""

@@ -1,0 +1,118 @@
+"""The Python API as a notebook uses it: paths as `Path`s, one-line errors for wrong arguments,
+notices it can see, a failed start it can redo, its own random draws left alone."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import moncae
+from moncae.errors import MoncaeError
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.executors import LocalExecutor
+from moncae.search.loop import SearchProgress, run_search
+from moncae.store.lock import LOCK_NAME
+from tests.runs import assert_same
+
+
+def test_the_api_lists_its_names():
+    assert set(moncae.__all__) <= set(dir(moncae))
+    assert {"run_search", "SearchProgress", "RunResult", "default_executor", "FinetuneProgress"} <= set(dir(moncae))
+    for name in moncae.__all__:
+        assert getattr(moncae, name) is not None
+
+
+def test_paths_are_taken_where_strings_are(tmp_path, tiny_npz):
+    config = moncae.resolve_config(dataset=Path(tiny_npz), out=tmp_path / "r", data_dir=tmp_path)
+    assert (config.dataset, config.out, config.data_dir) == (str(tiny_npz), str(tmp_path / "r"), str(tmp_path))
+    direct = moncae.SearchConfig(dataset=Path(tiny_npz), out=tmp_path / "r", data_dir=tmp_path)
+    assert direct.run_dir == config.run_dir and direct.results_settings() == config.results_settings()
+
+
+def test_a_config_that_is_not_one_is_a_moncae_error(tmp_path):
+    with pytest.raises(MoncaeError, match="`config` must be a moncae.SearchConfig"):
+        run_search("smoke")
+
+
+def test_a_progress_without_the_hooks_is_refused_before_anything_is_written(stub_config, tmp_path):
+    config = stub_config(tmp_path / "r")
+    with pytest.raises(MoncaeError, match="`progress` must be a moncae.SearchProgress.*lacks generation_started"):
+        run_search(config, progress=print, task_fn=surrogate_task)
+    assert not (tmp_path / "r").exists()
+
+
+class _Broken(SearchProgress):
+    def generation_started(self, *args):
+        raise RuntimeError("a notebook's hook failed")
+
+
+def test_a_start_that_failed_before_its_first_training_can_start_again(stub_config, tmp_path):
+    """Only `config.json` was written: nothing computed to lose, so no `resume` is needed."""
+    config = stub_config(tmp_path / "r")
+    with pytest.raises(RuntimeError, match="hook failed"):
+        run_search(config, progress=_Broken(), task_fn=surrogate_task)
+    assert sorted(p.name for p in config.run_dir.iterdir()) == sorted([LOCK_NAME, "config.json"])
+    run_search(config, task_fn=surrogate_task)
+    assert_same(config.run_dir, run_search(stub_config(tmp_path / "clean"), task_fn=surrogate_task).run_dir)
+
+
+def test_a_folder_with_results_is_still_refused_without_resume(stub_config, tmp_path):
+    config = stub_config(tmp_path / "r", generations=1)
+    run_search(config, task_fn=surrogate_task)
+    with pytest.raises(moncae.errors.RunFolderError, match="already has results; pass --resume"):
+        run_search(config, task_fn=surrogate_task)
+
+
+def test_notices_go_to_the_moncae_logger(stub_config, tmp_path, caplog):
+    config = stub_config(tmp_path / "r", generations=1)
+    with caplog.at_level(logging.INFO, logger="moncae"):
+        run_search(config, resume=True, task_fn=surrogate_task)  # nothing there yet
+    assert any("no run to resume there yet; starting it" in r.getMessage() and r.name == "moncae"
+               for r in caplog.records), caplog.text
+
+
+def test_an_in_process_search_leaves_the_global_random_states_as_they_were(stub_config, tmp_path):
+    """A training seeds Python's and NumPy's global generators (here a stand-in that does)."""
+    def seeding_task(task):
+        random.seed(1)
+        np.random.seed(1)
+        return surrogate_task(task)
+
+    random.seed(123)
+    np.random.seed(123)
+    expected = (random.random(), np.random.random())
+    random.seed(123)
+    np.random.seed(123)
+    run_search(stub_config(tmp_path / "r", generations=2, workers=1), executor=LocalExecutor(),
+               task_fn=seeding_task)
+    assert (random.random(), np.random.random()) == expected
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"check_images": 0}, "`check_images` must be an integer >= 1"),
+    ({"check_images": 2.5}, "`check_images` must be an integer >= 1"),
+    ({"formats": "tiff"}, "unknown export format(s) tiff"),
+])
+def test_export_arguments_are_checked_first(tmp_path, kwargs, words):
+    with pytest.raises(MoncaeError) as err:
+        moncae.export_model(tmp_path / "no-run", tmp_path / "out", knee=True, **kwargs)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"key": 5152}, "--key must be a genome key"),
+    ({"max_loss": "x"}, "--max-loss must be a number >= 0"),
+    ({"max_loc": True}, "--max-loc must be a number >= 0"),
+])
+def test_a_choice_of_the_wrong_type_is_a_moncae_error(kwargs, words):
+    import pandas as pd
+
+    from moncae.export.select import choose
+
+    with pytest.raises(MoncaeError) as err:
+        choose(pd.DataFrame(), **kwargs)
+    assert words in str(err.value)
