@@ -21,7 +21,8 @@ from tests.runs import assert_same
 
 def test_the_api_lists_its_names():
     assert set(moncae.__all__) <= set(dir(moncae))
-    assert {"run_search", "SearchProgress", "RunResult", "default_executor", "FinetuneProgress"} <= set(dir(moncae))
+    names = {"run_search", "SearchProgress", "RunResult", "default_executor", "FinetuneProgress"}
+    assert names <= set(dir(moncae))
     for name in moncae.__all__:
         assert getattr(moncae, name) is not None
 

@@ -125,6 +125,10 @@ def test_a_second_command_on_a_locked_folder_exits_2_naming_the_holder(stub_conf
             run_search(config, resume=True, task_fn=surrogate_task)
         result = CliRunner().invoke(main, ["finetune", str(config.run_dir)])
         assert result.exit_code == 2 and "in use by PID" in result.output, result.output
+        result = CliRunner().invoke(main, ["search", "--dataset", config.dataset, "--seed", "3", "--out",
+                                           config.out, "--resume"])  # refused alone, no `search ... ->` first
+        assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
+        assert "in use by PID" in result.output
         with pytest.warns(ReportWarning, match="in progress"):
             collect_runs(config.run_dir.parent)
     assert lock_holder(config.run_dir) is None

@@ -92,10 +92,13 @@ def all_time_hv(row: dict) -> str:
 
 
 class BarProgress:
-    """Click progress bar per generation plus a one-line summary; `quiet` keeps the lines only."""
+    """Click progress bar per generation plus a one-line summary; `quiet` keeps the lines only.
+    `header` (the run's `search ... -> RUN` line) is printed before the first thing the search
+    says, so a refusal found while it starts (a resume's settings, a lock) comes alone."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, header: str | None = None) -> None:
         self.quiet = quiet
+        self.header = header
         self.bar = None
         self.trained = 0
         self.hits = 0
@@ -107,6 +110,7 @@ class BarProgress:
         self.below_top = 0  # distinct genomes of the population below the top rung
 
     def generation_started(self, generation, generations, to_train, cache_hits):
+        self.announce()
         self.generation, self.generations = generation, generations
         self.trained, self.hits = 0, cache_hits
         self._open_bar(to_train)
@@ -123,6 +127,7 @@ class BarProgress:
             self.bar.__enter__()
 
     def evaluation_done(self, record):
+        self.announce()
         self.trained += 1
         gen = record.generation
         self.work[gen] = self.work.get(gen, 0.0) + record.seconds
@@ -134,6 +139,7 @@ class BarProgress:
             self.bar.update(1, record)
 
     def promotion(self, generation, rung, candidates, to_train):
+        self.announce()
         if self.bar is not None:  # the bar grows by the promoted trainings
             self.bar.length += to_train
         else:
@@ -141,10 +147,17 @@ class BarProgress:
         if self.quiet and candidates:  # no candidates: every genome of the generation was cached
             click.echo(f"  rung {rung}: {to_train} of {candidates} promoted")
 
+    def announce(self) -> None:
+        """Print the header, once."""
+        if self.header is not None:
+            click.echo(self.header)
+            self.header = None
+
     def population_rungs(self, below_top):
         self.below_top = below_top
 
     def generation_done(self, row):
+        self.announce()
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
@@ -166,6 +179,7 @@ class BarProgress:
         return time_left(self.seconds, generations_left, extra)
 
     def message(self, text):
+        self.announce()
         click.echo(text)
 
 
@@ -354,8 +368,10 @@ def _search(configs, resume, quiet) -> None:
     try:
         for i, config in enumerate(configs, 1):
             of = f" ({i} of {len(configs)})" if len(configs) > 1 else ""
-            click.echo(f"search {config.dataset} seed {config.seed}{of} -> {config.run_dir}")
-            result = run_search(config, resume=resume, progress=BarProgress(quiet), executor=executor)
+            header = f"search {config.dataset} seed {config.seed}{of} -> {config.run_dir}"
+            progress = BarProgress(quiet, header=header)
+            result = run_search(config, resume=resume, progress=progress, executor=executor)
+            progress.announce()
             ok = sum(r.ok for r in result.records)
             click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "
                        f"their model on disk; results in {result.run_dir}")
