@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +119,14 @@ def test_a_choice_of_the_wrong_type_is_a_moncae_error(kwargs, words):
     with pytest.raises(MoncaeError) as err:
         choose(pd.DataFrame(), **kwargs)
     assert words in str(err.value)
+
+
+def test_resuming_a_finished_run_in_process_loads_no_tensorflow(stub_config, tmp_path):
+    """Nothing to train: TensorFlow (seconds and hundreds of MB) loads only with a training."""
+    config = stub_config(tmp_path / "r", generations=1, workers=1)
+    run_search(config, task_fn=surrogate_task)
+    code = ("import sys; from moncae.config import SearchConfig; from moncae.search.loop import run_search; "
+            f"run_search(SearchConfig.from_dict({config.to_dict()!r}), resume=True); "
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr

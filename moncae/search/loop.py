@@ -544,10 +544,8 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     gene_columns = space.gene_names()
     shape = data.input_shape
     checkpoint = _start_or_resume(run, config, data, resume, execution_record(executor), progress)
-    if task_fn is None and isinstance(executor, LocalExecutor):  # real training in this process:
-        from moncae.evaluation.train import run_task as task_fn  # TF loads now, every check passed
-    elif task_fn is None:  # real training in worker processes: this one never loads TensorFlow
-        from moncae.evaluation.lazy import train_task as task_fn
+    if task_fn is None:  # real training: TensorFlow loads with the first one, in the process that
+        from moncae.evaluation.lazy import train_task as task_fn  # runs it (none: a finished run)
     if checkpoint is not None:
         _check_front_rows(run, checkpoint)
     retried = run.forget_transient_failures() if checkpoint is not None else 0
