@@ -130,3 +130,10 @@ def test_resuming_a_finished_run_in_process_loads_no_tensorflow(stub_config, tmp
             "print('tensorflow' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
+
+
+def test_a_search_result_is_a_table_of_its_final_population(stub_config, tmp_path):
+    result = run_search(stub_config(tmp_path / "r", generations=2), task_fn=surrogate_task)
+    frame = result.to_frame()
+    assert list(frame["genome_key"]) == [r.genome_key for r in result.records]
+    assert list(frame["fitness"]) == result.fitness and {"rec_loss", "loc", "status"} <= set(frame.columns)

@@ -105,6 +105,13 @@ class RunResult:
     resumed_from: int | None = None
     models_saved: int = 0  # final individuals whose trained model is on disk
 
+    def to_frame(self):
+        """The final population as a pandas DataFrame: each individual's training record (the
+        columns of `evaluations.csv`) and its `fitness`, in population order."""
+        import pandas as pd
+
+        return pd.DataFrame([{**r.row(), "fitness": f} for r, f in zip(self.records, self.fitness)])
+
     @property
     def unsaved(self) -> list[EvalRecord]:
         """Final individuals whose training failed for a passing reason (out of memory, a worker
