@@ -62,5 +62,6 @@ def elite_indices(fitnesses: Sequence[float], losses: Sequence[float], count: in
         order = [best, *(i for i in order if i != best)]
     seen: set[str] = set()
     firsts = [i for i in order if not (keys[i] in seen or seen.add(keys[i]))]
-    copies = [i for i in order if i not in set(firsts)]
+    first = set(firsts)
+    copies = [i for i in order if i not in first]
     return (firsts + copies)[:count]
