@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from moncae.errors import MoncaeError
+from moncae.errors import MoncaeError, RunFolderWarning
 from moncae.report.baselines import BASELINE_COLUMNS, dense_baselines, dense_sizes, parse_baselines
 
 
@@ -51,3 +51,30 @@ def test_dense_baselines_are_scored_like_pca_and_cached(tmp_path):
     assert again.equals(first)
     dense_baselines(("dense_vae",), [2], data, **{**kwargs, "fingerprint": "other"})
     assert len(calls) == 5  # other data: trained again
+
+
+def test_a_torn_or_unreadable_cache_row_is_trained_again_and_the_file_stays_readable(tmp_path):
+    """A report killed mid-append leaves a torn last row: it was read as a value (a cut number)
+    or glued to the next row, and every later report failed."""
+    rng = np.random.default_rng(0)
+    data = SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
+                           x_test=rng.random((5, 4, 4, 1)))
+    calls = []
+
+    def fake_train(kind, k, x_train, x_val, x_test, **kwargs):
+        calls.append(k)
+        return SimpleNamespace(reconstructions=np.full_like(x_test, 0.5), kl=float("nan"), epochs=3,
+                               seconds=1.2345)
+
+    cache = tmp_path / "d.csv"
+    kwargs = dict(fingerprint="abc", loss="bce", vae_loss="elbo", vae_eps=0.01, cache=cache, train=fake_train)
+    first = dense_baselines(("dense_ae",), [2, 4], data, **kwargs)
+    cache.write_bytes(cache.read_bytes()[:-4])  # the k=4 row cut inside `seconds`
+    with pytest.warns(RunFolderWarning, match="torn last line"):
+        again = dense_baselines(("dense_ae",), [2, 4, 8], data, **kwargs)
+    assert calls == [2, 4, 4, 8] and again.iloc[:2].equals(first)
+    text = cache.read_text().replace("1.2345", "x", 1)  # an edited value: the k=2 row no longer reads
+    cache.write_text(text)
+    third = dense_baselines(("dense_ae",), [2, 4, 8], data, **kwargs)
+    assert calls == [2, 4, 4, 8, 2] and third.equals(again)
+    assert dense_baselines(("dense_ae",), [2, 4, 8], data, **kwargs).equals(again) and len(calls) == 5

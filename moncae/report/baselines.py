@@ -24,8 +24,7 @@ import pandas as pd
 from moncae.errors import MoncaeError
 from moncae.method.dense_baselines import SETTINGS as TRAINING
 from moncae.report.pca import pixel_loss
-from moncae.store import read_csv_rows
-from moncae.store.journal import append_rows
+from moncae.store.journal import append_rows, read_rows
 
 __all__ = ["BASELINE_COLUMNS", "BASELINE_KINDS", "BASELINE_SEED", "CACHE_DIRNAME", "DEFAULT_BASELINES",
            "DENSE_SIZES", "MAX_RUN_LATENT", "dense_baselines", "dense_sizes", "parse_baselines"]
@@ -67,6 +66,16 @@ def _key(kind: str, k: int, settings: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _cached_row(kind: str, k: int, r: dict | None) -> dict | None:
+    """A cache row as a baseline row; None where there is none or it does not read as one (an
+    edited file): that baseline is trained again, and its new row read from then on."""
+    try:
+        return {"kind": kind, "k": int(k), "loc": math.log10(k), "rec_loss": float(r["rec_loss"]),
+                "kl": float(r["kl"] or "nan"), "epochs": int(r["epochs"]), "seconds": float(r["seconds"])}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerprint: str, loss: str,
                     vae_loss: str, vae_eps: float, cache: Path,
                     log: Callable[[str], None] = lambda _t: None, train=None) -> pd.DataFrame:
@@ -78,18 +87,17 @@ def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerp
     rows: list[dict] = []
     if not kinds:
         return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
-    cached = {r["key"]: r for r in read_csv_rows(cache)} if cache.exists() else {}
+    # a report killed mid-append left a torn last row: left out and cut before the next append
+    cached = {r.get("key"): r for r in read_rows(cache, repair=True)}
     for kind in kinds:
         settings = {"data": fingerprint, "loss": loss}
         if kind == "dense_vae":
             settings.update(vae_loss=vae_loss, vae_eps=float(vae_eps))
         for k in sizes:
             key = _key(kind, k, settings)
-            if key in cached:
-                r = cached[key]
-                rows.append({"kind": kind, "k": int(k), "loc": math.log10(k),
-                             "rec_loss": float(r["rec_loss"]), "kl": float(r["kl"] or "nan"),
-                             "epochs": int(r["epochs"]), "seconds": float(r["seconds"])})
+            row = _cached_row(kind, k, cached.get(key))
+            if row is not None:
+                rows.append(row)
                 continue
             if train is None:
                 from moncae.model.dense_baseline import train_dense_baseline as train  # loads TF
