@@ -129,6 +129,10 @@ def test_a_second_command_on_a_locked_folder_exits_2_naming_the_holder(stub_conf
                                            config.out, "--resume"])  # refused alone, no `search ... ->` first
         assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
         assert "in use by PID" in result.output
+        result = CliRunner().invoke(main, ["search", "--dataset", config.dataset, "--seed", "3", "--out",
+                                           config.out])  # not only "pass --resume": that is locked too
+        assert result.exit_code == 2 and "already has results and is in use by PID" in result.output
+        assert "wait for it to finish, then pass --resume" in result.output, result.output
         with pytest.warns(ReportWarning, match="in progress"):
             collect_runs(config.run_dir.parent)
     assert lock_holder(config.run_dir) is None
@@ -558,3 +562,25 @@ def test_a_resume_within_generation_0_says_what_it_reuses(stub_config):
     heard = Messages()
     run_search(config, resume=True, task_fn=with_model, progress=heard)
     assert f"resuming {config.run_dir} from its journal (3 trainings reused)" in heard.lines
+
+
+def test_a_killed_writes_temporary_files_go_when_the_folder_is_next_locked(stub_config, tmp_path):
+    """SIGKILL inside an atomic write leaves `.NAME.XXXXXXXX.tmp` (up to a model's size); the next
+    command that locks the folder removes them, and they never count as results."""
+    config = stub_config(generations=2)
+    result = run_search(config, task_fn=with_model)
+    run = config.run_dir
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    left = [run / ".evaluations.csv.ab12cd_3.tmp", run / "models" / ".0123abcd.keras.zz99yy88.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")
+    mine = run / ".notes.tmp"  # not a name moncae writes: kept
+    mine.write_text("mine")
+    run_search(config, resume=True, task_fn=with_model)
+    assert not any(p.exists() for p in left) and mine.read_text() == "mine"
+    assert_same(copy, result.run_dir)
+    fresh = RunFolder(tmp_path / "fresh")
+    fresh.path.mkdir()
+    (fresh.path / ".config.json.a1b2c3d4.tmp").write_text("{")
+    assert not fresh.has_results()

@@ -48,7 +48,7 @@ from moncae.method.objective_set import ObjectiveSet
 from moncae.method.objectives import hypervolume, non_dominated_mask, unique_contributions
 from moncae.search.strategies import Generation, Strategy, make_strategy
 from moncae.search.trainings import Trainings
-from moncae.store import Checkpoint, RunFolder, RunLock, data_record
+from moncae.store import Checkpoint, RunFolder, RunLock, data_record, lock_holder
 
 __all__ = ["RunResult", "SearchProgress", "StoppedOnIO", "check_rungs", "default_executor", "search_data",
            "package_versions", "run_search"]
@@ -162,11 +162,14 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict, preset
                              "run's own settings, or another --out")
 
 
-def check_not_overwritten(run: RunFolder, resume: bool) -> None:
-    """A run folder with results is continued (`resume`), never started over."""
+def check_not_overwritten(run: RunFolder, resume: bool, *, locked: bool = False) -> None:
+    """A run folder with results is continued (`resume`), never started over. `locked`: this
+    process holds its lock (else the refusal says who does, if anyone)."""
     if run.has_results() and not resume:
+        holder = None if locked else lock_holder(run.path)
+        busy = f" and is in use by {holder}: wait for it to finish, then" if holder else ";"
         raise RunFolderError(
-            f"run folder {run.path} already has results; pass --resume to continue it, or --out "
+            f"run folder {run.path} already has results{busy} pass --resume to continue it, or --out "
             "to write somewhere else"
         )
 
@@ -174,7 +177,7 @@ def check_not_overwritten(run: RunFolder, resume: bool) -> None:
 def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
                      execution: dict[str, Any], progress: SearchProgress) -> Checkpoint | None:
     """Create the run folder, or check it can be resumed with these settings and this data."""
-    check_not_overwritten(run, resume)
+    check_not_overwritten(run, resume, locked=True)
     if resume and run.config.exists():
         payload = run.read_config()
         preset = payload.get("preset")

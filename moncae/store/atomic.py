@@ -9,6 +9,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,26 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # `atomic_open`'s: .NAME.XXXXXXXX.tmp
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of `atomic_open`'s temporary files."""
+    return _TEMPORARY.fullmatch(name) is not None
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files that writes killed mid-way (SIGKILL, power cut) left in
+    `folder` and below; returns how many. Only for a folder no one else writes (its lock held)."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        if is_temporary(path.name) and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 @contextlib.contextmanager

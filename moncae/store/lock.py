@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from moncae.errors import RunFolderError
+from moncae.store.atomic import remove_temporaries
 
 __all__ = ["LOCK_NAME", "RunLock", "lock_holder"]
 
@@ -73,6 +74,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
+        remove_temporaries(self.path.parent)  # a killed command's half-written files: no one writes now
 
     def release(self) -> None:
         if self._fd is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from moncae.errors import RunFolderError, RunFolderWarning
 from moncae.evaluation.records import EVAL_COLUMNS, FAILURE_KINDS, NEW_EVAL_COLUMNS, EvalRecord
-from moncae.store.atomic import atomic_open, write_csv, write_json
+from moncae.store.atomic import atomic_open, is_temporary, write_csv, write_json
 from moncae.store.checkpoint import (
     CHECKPOINT_NAME,
     LEGACY_CHECKPOINT_NAME,
@@ -79,7 +79,8 @@ class RunFolder:
     def has_results(self) -> bool:
         """Whether the folder holds anything but its lock file and settings (`config.json` alone:
         a start that failed before its first training, e.g. its worker processes; nothing to lose)."""
-        return self.path.is_dir() and any(p.name not in (LOCK_NAME, self.config.name)
+        ignored = (LOCK_NAME, self.config.name)  # and a killed write's temporary file
+        return self.path.is_dir() and any(p.name not in ignored and not is_temporary(p.name)
                                           for p in self.path.iterdir())
 
     def has_journals(self) -> bool:
