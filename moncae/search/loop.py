@@ -600,11 +600,13 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     keys = [g.key_for(shape) for g in state.population]  # the final population
     records = [cache.view(k) for k in keys]
     _, fitness = _fitness(records, keys, state.strategy)
-    saved = run.write_model_index(keys, [r.status for r in records])
     run.write_front([{"genome_key": ind.key, "architecture": cache.latest(ind.key).architecture,
                       "rec_loss": ind.fitness.values[0], "loc": ind.fitness.values[1],
                       "generation": cache.latest(ind.key).generation,
                       **dict(zip(objectives.extra_columns, ind.fitness.values[2:]))} for ind in state.hof])
+    # the index last: with it a run is finished for `finetune`, `front` and `export` (a kill
+    # before it leaves a run that `--resume` finishes, writing both again)
+    saved = run.write_model_index(keys, [r.status for r in records])
     hvs = [row["hypervolume"] for row in state.logbook]
     return RunResult(run.path, config, state.population, records, fitness, hvs, state.logbook,
                      resumed_from=None if checkpoint is None else checkpoint.generation,
