@@ -78,3 +78,11 @@ def test_a_torn_or_unreadable_cache_row_is_trained_again_and_the_file_stays_read
     third = dense_baselines(("dense_ae",), [2, 4, 8], data, **kwargs)
     assert calls == [2, 4, 4, 8, 2] and third.equals(again)
     assert dense_baselines(("dense_ae",), [2, 4, 8], data, **kwargs).equals(again) and len(calls) == 5
+
+
+def test_a_cache_damaged_in_the_middle_is_one_error_saying_it_can_be_deleted(tmp_path):
+    cache = tmp_path / "d.csv"
+    cache.write_text("key,kind\na,b,c\nd,e\n")
+    with pytest.raises(MoncaeError, match="damaged in the middle.*delete it and they are trained again"):
+        dense_baselines(("dense_ae",), [2], SimpleNamespace(), fingerprint="x", loss="bce", vae_loss="elbo",
+                        vae_eps=0.1, cache=cache)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from moncae.errors import MoncaeError
+from moncae.errors import MoncaeError, RunFolderError
 from moncae.method.dense_baselines import SETTINGS as TRAINING
 from moncae.report.pca import pixel_loss
 from moncae.store.journal import append_rows, read_rows
@@ -88,7 +88,11 @@ def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerp
     if not kinds:
         return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
     # a report killed mid-append left a torn last row: left out and cut before the next append
-    cached = {r.get("key"): r for r in read_rows(cache, repair=True)}
+    try:
+        cached = {r.get("key"): r for r in read_rows(cache, repair=True)}
+    except RunFolderError as err:  # damaged in the middle (edited): only a cache
+        raise MoncaeError(f"{err} (a cache of the dense baselines: delete it and they are trained "
+                          "again)") from None
     for kind in kinds:
         settings = {"data": fingerprint, "loss": loss}
         if kind == "dense_vae":
