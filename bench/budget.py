@@ -187,13 +187,14 @@ def versus_pca(run_dir: Path) -> None:
     """The report's comparison (`moncae.report.collect.collect_versus_pca`) for one run's
     fine-tuned final models, printed."""
     from moncae.data import cached_dataset
-    from moncae.report.collect import collect_final_models, collect_runs, collect_versus_pca
-    from moncae.report.pca import pca_baseline
+    from moncae.report.collect import collect_final_models, collect_runs, collect_versus_pca, versus_pca_counts
+    from moncae.report.pca import max_components, pca_baseline
 
     (run,) = collect_runs(run_dir)
     finals = collect_final_models(run)
-    ks = sorted({int(k) for k in finals["latent_size"].dropna()})
     data = cached_dataset(run.config.data_spec())
+    top = max_components(len(data.x_train), int(np.prod(data.x_train.shape[1:])))
+    ks = sorted({int(k) for k in finals["latent_size"].dropna()} | {top})  # the largest PCA: for larger codes
     versus = collect_versus_pca(finals, pca_baseline(data.x_train, data.x_test, ks, run.config.loss))
     versus = versus[versus["source"] == "finetune"]
     print(f"{run_dir}: fine-tuned final models, test {run.config.loss} minus PCA's at the same latent size")
@@ -202,9 +203,12 @@ def versus_pca(run_dir: Path) -> None:
         if pd.isna(row["pca_rec_loss"]):
             print(f"  {row['bottleneck']:>10} (k={k}): no PCA with that many components")
             continue
+        capped = f" (PCA k={row['pca_k']}, all it has)" if row["pca_k"] != k else ""
         print(f"  {row['bottleneck']:>10} k={k:<5} test {row['rec_loss']:.4f}  PCA {row['pca_rec_loss']:.4f}  "
-              f"difference {row['difference']:+.4f}")
-    print(f"  {int((versus['difference'] < 0).sum())} of {len(versus)} below PCA")
+              f"difference {row['difference']:+.4f}{capped}")
+    n = versus_pca_counts(versus)
+    left = f" ({n['no_pca']} not compared)" if n["no_pca"] else ""
+    print(f"  {n['below']} of {n['compared']} below PCA{left}")
 
 
 def _settings(config) -> dict:

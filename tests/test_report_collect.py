@@ -118,27 +118,32 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
 
     finals = pd.DataFrame([model("a", 8, 0.10), model("b", 2, 0.30), model("c", 16, 0.20),  # c ties PCA
                            model("d", 4096, 0.05), model("e", 4, 0.50, source="search"),
-                           model("f", 8, 0.01, status="failed")])
+                           model("f", 8, 0.01, status="failed"), model("g", 2048, 0.21)])
     pca = pd.DataFrame({"k": [2, 4, 8, 16], "loc": np.log10([2, 4, 8, 16]), "rec_loss": [0.4, 0.3, 0.25, 0.2]})
     versus = collect_versus_pca(finals, pca)
-    assert list(versus["genome_key"]) == ["b", "e", "a", "c", "d"]  # ok models only, by LOC
+    assert list(versus["genome_key"]) == ["b", "e", "a", "c", "g", "d"]  # ok models only, by LOC
     assert versus.set_index("genome_key")["difference"].to_dict() == pytest.approx(
-        {"b": -0.1, "e": 0.2, "a": -0.15, "c": 0.0, "d": float("nan")}, nan_ok=True)
+        {"b": -0.1, "e": 0.2, "a": -0.15, "c": 0.0, "g": 0.01, "d": -0.15})
+    # larger than the largest PCA (16): beside it; g is above it (so above any PCA), d below (unknown)
+    assert versus.set_index("genome_key")["pca_k"].to_dict() == {"b": 2, "e": 4, "a": 8, "c": 16, "g": 16, "d": 16}
     counts = versus_pca_counts(versus)
-    assert counts == {"compared": 3, "below": 2, "no_pca": 1, "not_finetuned": 1}
+    assert counts == {"compared": 4, "below": 2, "capped": 1, "no_pca": 1, "not_finetuned": 1}
     text = "\n".join(versus_pca_section("tiny", versus, "bce"))
-    assert "**2 of 3 fine-tuned final models lie below PCA" in text
-    assert "1 model has more latent values than PCA can have" in text
+    assert "**2 of 4 fine-tuned final models lie below PCA" in text
+    assert "1 of them has more latent values than PCA can have components here" in text
+    assert "compared with PCA with all 16" in text
+    assert "| seed-1 | 2048 | 3.311 | 0.2100 | 0.2000 (k=16) | +0.0100 |" in text
+    assert "1 model has more latent values than PCA can have components here and a lower loss" in text
     assert "1 model was not fine-tuned" in text and "0.5000 (validation)" in text
     assert "| seed-1 | 8 | 0.903 | 0.1000 | 0.2500 | -0.1500 |" in text
     assert collect_versus_pca(finals, None)["pca_rec_loss"].isna().all()
     assert "Per seed" not in text
     two = pd.concat([finals, finals.assign(seed=2, rec_loss=1.0)], ignore_index=True)
     text = "\n".join(versus_pca_section("tiny", collect_versus_pca(two, pca), "bce"))
-    assert "**2 of 6 fine-tuned final models" in text and "Per seed: seed-1 2 of 3, seed-2 0 of 3." in text
+    assert "**2 of 9 fine-tuned final models" in text and "Per seed: seed-1 2 of 4, seed-2 0 of 5." in text
     summary = versus_pca_summary({"tiny": collect_versus_pca(two, pca), "other": collect_versus_pca(finals, None)})
     assert summary[2:] == [
-        "- tiny: **2 of 6** fine-tuned final models below PCA at their latent size (test split)", ""]
+        "- tiny: **2 of 9** fine-tuned final models below PCA at their latent size (test split)", ""]
     assert versus_pca_summary({"other": collect_versus_pca(finals, None)}) == []  # nothing compared: no lines
 
 

@@ -29,8 +29,7 @@ from moncae.store import lock_holder, model_filename, read_rows
 
 __all__ = ["FINAL_COLUMNS", "VERSUS_PCA_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models",
            "collect_hv_history", "collect_pareto", "collect_runs", "collect_versus_pca", "combined_source",
-           "latent_size",
-           "read_table", "versus_pca_counts", "warn"]
+           "latent_size", "pca_sizes", "read_table", "versus_pca_counts", "warn"]
 
 FINAL_COLUMNS = [
     "dataset", "seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc",
@@ -397,33 +396,48 @@ def combined_source(sources: Iterable[str]) -> str:
 
 
 VERSUS_PCA_COLUMNS = ["seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc", "source",
-                      "rec_loss", "pca_rec_loss", "difference"]
+                      "rec_loss", "pca_k", "pca_rec_loss", "difference"]
 
 
 def collect_versus_pca(finals: pd.DataFrame, pca: pd.DataFrame | None) -> pd.DataFrame:
     """Every ok final model beside PCA with as many components as the model has latent values
-    (`pca`: `pca_baseline`'s `k, rec_loss`, test split). `difference` is the model's loss minus
-    PCA's: negative where the model beats the linear reference at its size; NaN where PCA has no
-    such k (more components than the training images or the pixels determine). A model's
-    `rec_loss` is its fine-tuned test loss (`source` 'finetune') or, not fine-tuned, its search
-    validation loss ('search'): only the first compares like with like (`versus_pca_counts`)."""
+    (`pca`: `pca_baseline`'s `k, rec_loss`, test split), or, for a model with more latent values
+    than the largest PCA there (`pca_k` < `latent_size`: PCA's components are at most the
+    training images - 1 or the pixels), beside that largest PCA: a PCA with more components could
+    only reconstruct better, so a model above it is above PCA at its size (and one below it is
+    not compared, `versus_pca_counts`). `difference` is the model's loss minus PCA's: negative
+    where the model beats the linear reference. A model's `rec_loss` is its fine-tuned test loss
+    (`source` 'finetune') or, not fine-tuned, its search validation loss ('search'): only the
+    first compares like with like."""
     by_k = {} if pca is None else dict(zip(pca["k"].astype(int), pca["rec_loss"].astype(float)))
+    top = max(by_k, default=None)
     rows = []
     for _, m in finals[finals["status"] == "ok"].sort_values(["seed", "loc", "rec_loss"]).iterrows():
-        k = m["latent_size"]
-        ref = by_k.get(int(k), math.nan) if pd.notna(k) else math.nan
-        rows.append({**{c: m[c] for c in VERSUS_PCA_COLUMNS[:8]}, "pca_rec_loss": ref,
-                     "difference": m["rec_loss"] - ref})
+        k = int(m["latent_size"]) if pd.notna(m["latent_size"]) else None
+        pca_k = k if k in by_k else top if (k is not None and top is not None and k > top) else None
+        ref = by_k[pca_k] if pca_k is not None else math.nan
+        rows.append({**{c: m[c] for c in VERSUS_PCA_COLUMNS[:8]}, "pca_k": "" if pca_k is None else pca_k,
+                     "pca_rec_loss": ref, "difference": m["rec_loss"] - ref})
     return pd.DataFrame(rows, columns=VERSUS_PCA_COLUMNS)
 
 
+def pca_sizes(versus: pd.DataFrame) -> pd.Series:
+    """`collect_versus_pca`'s `pca_k` as numbers (NaN: no PCA; the column holds "" there, so that
+    the CSV shows integers)."""
+    return pd.to_numeric(versus["pca_k"], errors="coerce")
+
+
 def versus_pca_counts(versus: pd.DataFrame) -> dict[str, int]:
-    """Of `collect_versus_pca`'s rows: `compared` (fine-tuned, with a PCA of their size),
-    `below` (of those, below PCA), `no_pca` (fine-tuned, larger than any PCA here) and
-    `not_finetuned` (validation losses: not compared with PCA's test losses)."""
+    """Of `collect_versus_pca`'s rows: `compared` (fine-tuned, beside PCA of their size, or above
+    the largest PCA here while larger than it), `below` (of those, below PCA), `capped` (of those,
+    larger than the largest PCA), `no_pca` (fine-tuned, no PCA to tell: larger than the largest
+    and below it, or no PCA at all) and `not_finetuned` (validation losses: not compared with
+    PCA's test losses)."""
     tuned = versus[versus["source"] == "finetune"]
-    compared = tuned[tuned["pca_rec_loss"].notna()]
+    larger = pca_sizes(tuned) < tuned["latent_size"]
+    compared = tuned[tuned["pca_rec_loss"].notna() & (~larger | (tuned["difference"] >= 0))]
     return {"compared": len(compared), "below": int((compared["difference"] < 0).sum()),
+            "capped": int((pca_sizes(compared) < compared["latent_size"]).sum()),
             "no_pca": len(tuned) - len(compared), "not_finetuned": len(versus) - len(tuned)}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from moncae._version import __version__
-from moncae.report.collect import RunInfo, settings_groups, versus_pca_counts
+from moncae.report.collect import RunInfo, pca_sizes, settings_groups, versus_pca_counts
 
 __all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown", "versus_pca_section",
            "versus_pca_summary"]
@@ -120,9 +120,16 @@ def versus_pca_section(dataset: str, versus: pd.DataFrame, loss: str) -> list[st
             f"components as they have latent values** ({_loss_name(loss)}, test split; the difference "
             "is the model's loss minus PCA's, negative: the model beats the linear reference at its size)."
             if n["compared"] else "No fine-tuned final model has a PCA of its size to be compared with.")
+    top = pca_sizes(versus).max()
+    if n["capped"]:
+        text += (f" {n['capped']} of them {'has' if n['capped'] == 1 else 'have'} more latent values than PCA "
+                 f"can have components here (training images - 1, or pixels): compared with PCA with all "
+                 f"{int(top)}, which a larger linear code could only improve on (where they are the "
+                 "pixels, a lossless code).")
     if n["no_pca"]:
         text += (f" {n['no_pca']} {'model has' if n['no_pca'] == 1 else 'models have'} more latent values "
-                 "than PCA can have components here (training images - 1, or pixels): not compared.")
+                 "than PCA can have components here" + (" and a lower loss than PCA with all of them" if
+                                                        pd.notna(top) else "") + ": not compared.")
     if n["not_finetuned"]:
         text += (f" {n['not_finetuned']} {'model was' if n['not_finetuned'] == 1 else 'models were'} not "
                  "fine-tuned (their loss is the search's, on the validation split): listed, not counted.")
@@ -137,7 +144,8 @@ def versus_pca_section(dataset: str, versus: pd.DataFrame, loss: str) -> list[st
     if 0 < len(versus) <= VERSUS_PCA_ROWS:
         rows = [[f"seed-{r['seed']}", r["bottleneck"], _fmt(float(r["loc"])),
                  _fmt(float(r["rec_loss"]), 4) + ("" if r["source"] == "finetune" else " (validation)"),
-                 _fmt(float(r["pca_rec_loss"]), 4) or "–",
+                 (_fmt(float(r["pca_rec_loss"]), 4) or "–")
+                 + (f" (k={r['pca_k']})" if r["pca_k"] != "" and r["pca_k"] < r["latent_size"] else ""),
                  "–" if r["source"] != "finetune" or pd.isna(r["difference"]) else f"{r['difference']:+.4f}"]
                 for _, r in versus.iterrows()]
         parts += [_md_table(["Run", "Bottleneck", "LOC", "Rec loss", "PCA", "Difference"], rows), ""]
