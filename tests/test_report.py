@@ -178,6 +178,7 @@ def test_finetune_results_replace_search_values_when_present(results, tmp_path):
              "finetune_seconds": 10.0 + i, "status": "ok", "error": ""}
             for i, r in enumerate(final.itertuples())]
     pd.DataFrame(rows).to_csv(run / "finetune.csv", index=False)
+    (run / "finetune.json").write_text('{"settings": {"epochs": 20, "classifier_epochs": 7}}')
 
     threshold = max(all_locs(copy)) + 1  # every model counts: both runs contribute
     path = build_report(copy, loc_threshold=threshold)
@@ -188,6 +189,9 @@ def test_finetune_results_replace_search_values_when_present(results, tmp_path):
     assert row["cl_acc"] == pytest.approx(np.mean([r["cl_acc"] for r in rows]))
     assert row["finetune_seconds"] == pytest.approx(sum(r["finetune_seconds"] for r in rows))
     assert "‡" in (path.parent / "table1.md").read_text()
+    assert str(row["classifier_epochs"]) == "7"  # the accuracy is that budget's: the note says so
+    note = "a softmax classifier on the frozen codes, trained for 7 epochs"
+    assert note in (path.parent / "table1.md").read_text()
 
     # against PCA: the fine-tuned run's models beside PCA at their latent size; the other run's not counted
     versus = pd.read_csv(path.parent / f"versus_pca_{DATASET}.csv", dtype={"bottleneck": str})

@@ -119,6 +119,7 @@ class RunInfo:
     search_minutes: float
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # config.json's record of the data searched on
+    classifier_epochs: int | None = None  # its fine-tune's latent classifier (finetune.json)
 
     @property
     def label(self) -> str:
@@ -192,6 +193,16 @@ def _read_run_config(path: Path) -> tuple[SearchConfig, dict[str, Any]]:
                              f"({detail})") from None
 
 
+def _classifier_epochs(path: Path) -> int | None:
+    """The epochs the fine-tune trained its latent classifier for (`finetune.json`); None where
+    that file is missing or does not say."""
+    try:
+        value = json.loads((path / "finetune.json").read_text(encoding="utf-8"))["settings"]["classifier_epochs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _collect_run(path: Path) -> RunInfo | None:
     """How far one run got; None (with a warning) when it cannot be read or has no finished
     generation."""
@@ -226,7 +237,8 @@ def _read_run(path: Path) -> RunInfo | None:
         notes.append("models/index.csv is missing: the search did not finish writing models")
     finetuned = (path / "finetune.csv").exists()
     run = RunInfo(path, dataset, config.seed, config, done, config.generations, finished,
-                  finetuned, sum(seconds) / 60.0 if seconds else float("nan"), notes, data)
+                  finetuned, sum(seconds) / 60.0 if seconds else float("nan"), notes, data,
+                  classifier_epochs=_classifier_epochs(path) if finetuned else None)
     for note in notes:
         warn(f"{path}: {note}")
     return run

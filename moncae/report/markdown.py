@@ -62,14 +62,20 @@ def table1_markdown(table: pd.DataFrame) -> str:
               "Fine-tune (s)", "Runs", "Models"] + (["KL"] if "kl" in table.columns else [])
     notes = [
         "Mean ± standard deviation over seeds of each seed's mean over its distinct "
-        "final-population models with LOC below the threshold (failed models left out).",
+        "final models (models/index.csv: the final population, or the all-time front with "
+        "final = \"front\") with LOC below the threshold (failed models left out).",
         "Rec loss after fine-tuning, on the test split. † not fine-tuned: the search's "
         "validation loss, and no classification columns. ‡ some runs fine-tuned, some not.",
-        "Search time: sum of the generation times in generations.csv. Fine-tune: seconds to "
-        "fine-tune a run's whole final population. –: no value.",
-    ] + (["KL (VAE runs): the prior KL(q(z|x) || N(0, I)) per latent dimension, on the same "
-          "split as the rec loss; the rec loss of a VAE is the per-pixel BCE of its mean "
-          "decoding."] if "kl" in table.columns else [])
+        "Search time: sum of the generation times in generations.csv. Fine-tune: a run's "
+        "models' fine-tune seconds summed (two at a time by default: the command took less). "
+        "–: no value.",
+    ] + [f"Cl loss, Cl acc ({dataset}): a softmax classifier on the frozen codes, trained for "
+         f"{epochs} epochs (`moncae finetune --classifier-epochs`): how well the codes separate the "
+         "classes within that budget, not a converged classifier's figure."
+         for dataset, epochs in _classifier_epochs(table)]
+    notes += (["KL (VAE runs): the prior KL(q(z|x) || N(0, I)) per latent dimension, on the same "
+               "split as the rec loss; the rec loss of a VAE is the per-pixel BCE of its mean "
+               "decoding."] if "kl" in table.columns else [])
     return _md_table(header, rows) + "\n\n" + "\n".join(f"{n}  " for n in notes).rstrip() + "\n"
 
 
@@ -111,6 +117,14 @@ class DatasetSection:
 
 
 VERSUS_PCA_ROWS = 24  # at most this many models listed in the Markdown (all of them in the CSV)
+
+
+def _classifier_epochs(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(dataset, its runs' classifier epochs, e.g. "10" or "10-20") where some run was fine-tuned."""
+    if "classifier_epochs" not in table.columns:
+        return []
+    return [(r["dataset"], str(r["classifier_epochs"])) for _, r in table.iterrows()
+            if str(r["classifier_epochs"]) not in ("", "nan")]
 
 
 def versus_pca_section(dataset: str, versus: pd.DataFrame, loss: str) -> list[str]:

@@ -11,7 +11,10 @@ What Table 1 averages, per dataset (like the paper's Table 1):
 - per seed the mean over its models, then the mean and standard deviation over seeds;
 - `search_minutes`: the sum of `generations.csv` `seconds` of a run, / 60 (training and
   bookkeeping time of the generations, not start-up); `finetune_seconds`: the sum of
-  `finetune.csv` `finetune_seconds` of a run (its whole final population).
+  `finetune.csv` `finetune_seconds` of a run (its whole final population: summed over models,
+  which `finetune` trains two at a time by default, so the command itself took less);
+  `classifier_epochs`: the epochs of the fine-tune's latent classifier (`finetune.json`; "10-20"
+  where the runs differ).
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ DEFAULT_LOC_THRESHOLDS = {1: 2.5, 3: 3.1}  # input channels -> LOC threshold (pa
 TABLE1_COLUMNS = [
     "dataset", "loc_threshold", "runs", "unfinished_runs", "finetuned_runs", "models", "source",
     "rec_loss", "rec_loss_std", "loc", "loc_std", "cl_loss", "cl_loss_std", "cl_acc", "cl_acc_std",
-    "search_minutes", "search_minutes_std", "finetune_seconds", "finetune_seconds_std",
+    "search_minutes", "search_minutes_std", "finetune_seconds", "finetune_seconds_std", "classifier_epochs",
 ]
 RUN_COLUMNS = [
     "dataset", "seed", "path", "generations_done", "generations", "finished", "finetuned",
     "final_models", "failed_models", "models_below_threshold", "search_minutes", "finetune_seconds",
+    "classifier_epochs",
 ]
 _MEANED = ("rec_loss", "loc", "cl_loss", "cl_acc")
 # With VAE runs, Table 1 adds the prior KL per latent dimension (fine-tuned: test split; else the
@@ -88,6 +92,7 @@ def collect_runs_table(runs: Sequence[RunInfo], finals: pd.DataFrame,
             "failed_models": int((mine["status"] != "ok").sum()),
             "models_below_threshold": len(below), "search_minutes": run.search_minutes,
             "finetune_seconds": float(ft.sum()) if run.finetuned else float("nan"),
+            "classifier_epochs": run.classifier_epochs if run.classifier_epochs is not None else "",
         })
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
@@ -125,6 +130,9 @@ def collect_table1(runs: Sequence[RunInfo], finals: pd.DataFrame,
                 (float("nan"), float("nan"))
         row["search_minutes"], row["search_minutes_std"] = _mean_std(group["search_minutes"])
         row["finetune_seconds"], row["finetune_seconds_std"] = _mean_std(group["finetune_seconds"])
+        epochs = sorted({int(e) for e in group["classifier_epochs"] if e != ""})
+        row["classifier_epochs"] = "" if not epochs else str(epochs[0]) if len(epochs) == 1 else \
+            f"{epochs[0]}-{epochs[-1]}"
         if not len(models):
             warn(f"{dataset}: no final model has LOC < {threshold:g}; its Table 1 row is empty "
                   "(lower the compression requirement with --loc-threshold)")
