@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,6 +121,39 @@ def test_a_failing_genome_is_recorded_and_the_run_completes(tmp_path, monkeypatc
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "moncae.cli.main", "search", *args]
+
+
+def test_sigterm_inside_a_training_in_this_process_stops_the_search(tmp_path, monkeypatch):
+    """`--workers 1` trains in the command's own process, where a training records its errors as a
+    failed training: the CLI's SIGTERM (raised wherever the process is, here inside a build) was
+    one (`error=Terminated`, never trained again) and the command went on to exit 0."""
+    import moncae.evaluation.train as evaluate
+    from moncae.cli.main import Terminated
+
+    def terminated(genome, shape, **kwargs):
+        raise Terminated
+
+    monkeypatch.setattr(evaluate, "build_autoencoder", terminated)
+    with pytest.raises(Terminated):
+        run_search(smoke(tmp_path, workers=1))
+    journal = next(tmp_path.rglob("evaluations.csv"), None)
+    assert journal is None or "Terminated" not in journal.read_text()
+
+
+def test_sigterm_inside_a_fine_tune_in_this_process_stops_it(tmp_path, smoke_run, monkeypatch):
+    import moncae.finetune.model as finetune_model
+    from moncae.cli.main import Terminated
+    from moncae.finetune import finetune_run
+
+    def terminated(*args, **kwargs):
+        raise Terminated
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run.run_dir, run)
+    monkeypatch.setattr(finetune_model, "build_autoencoder", terminated)
+    with pytest.raises(Terminated):
+        finetune_run(run, epochs=1, classifier_epochs=1, workers=1)
+    assert not (run / "finetune.csv").exists() or "Terminated" not in (run / "finetune.csv").read_text()
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 128 + signal.SIGTERM)])

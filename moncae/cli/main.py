@@ -32,8 +32,10 @@ def _quiet_stdout() -> None:
         pass
 
 
-class Terminated(Exception):
-    """SIGTERM (`kill PID`, a batch scheduler's time limit) arrived: unwind as Ctrl-C does."""
+class Terminated(BaseException):
+    """SIGTERM (`kill PID`, a batch scheduler's time limit) arrived: unwind as Ctrl-C does (a
+    `BaseException`, as `KeyboardInterrupt`: a training in this process, `--workers 1`, that
+    records its own errors as a failed training must not catch it)."""
 
 
 def _terminate(signum, frame):
