@@ -343,6 +343,35 @@ def test_a_transient_failure_in_the_last_generation_is_retried_to_the_uninterrup
     pd.testing.assert_frame_equal(*by_key, check_exact=True)
 
 
+def test_an_earlier_generations_transient_failure_stays_on_record_after_resume(stub_config, tmp_path):
+    """A resume trains again the passing failures of the genomes it trains next; it used to drop
+    every such row of the journal, also of generations it never returns to: a finished run lost
+    its record of them (and `population.csv` named genomes the journal no longer had)."""
+    first = {}
+
+    def lost_in_generation_0(task):
+        result = with_model(task)
+        first.setdefault("key", task.key)  # generation 0's first training
+        if task.key == first["key"]:
+            rec = result.record
+            rec.status, rec.failure, rec.error = "failed", "lost", "its worker process died each time"
+            rec.rec_loss, rec.loc = task.ref_point
+            return EvalResult(rec)
+        return result
+
+    config = stub_config(tmp_path / "lost")
+    result = run_search(config, task_fn=lost_in_generation_0)
+    final = {r.genome_key for r in result.records}
+    journal = (config.run_dir / "evaluations.csv").read_bytes()
+    assert first["key"] not in final and b",lost," in journal  # not a final genome: nothing to redo
+
+    def never(task):
+        raise AssertionError("nothing may be retrained")
+
+    run_search(config, resume=True, task_fn=never)
+    assert (config.run_dir / "evaluations.csv").read_bytes() == journal
+
+
 def test_permanent_failures_stay_cached(stub_config):
     def nan_for_some(task):
         result = surrogate_task(task)

@@ -256,6 +256,15 @@ def _check_front_rows(run: RunFolder, checkpoint: Checkpoint) -> None:
             "with --out")
 
 
+def _next_keys(checkpoint: Checkpoint, shape) -> set[str]:
+    """The genomes the resumed search trains first: the next generation's, or, after the last,
+    the last generation's (redone where one of them failed for a passing reason). Only their
+    failed-for-a-passing-reason rows are forgotten (trained again): an earlier generation's stay
+    on record, as the uninterrupted run has them (it never returns to those genomes)."""
+    genomes = checkpoint.last_population if checkpoint.finished else checkpoint.population
+    return {Genome.from_config(c).key_for(shape) for c in genomes}
+
+
 def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, checkpoint: Checkpoint | None,
                    cache: Trainings, shape, progress: SearchProgress) -> _State:
     if checkpoint is None:
@@ -558,7 +567,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         from moncae.evaluation.lazy import train_task as task_fn  # runs it (none: a finished run)
     if checkpoint is not None:
         _check_front_rows(run, checkpoint)
-    retried = run.forget_transient_failures() if checkpoint is not None else 0
+    retried = run.forget_transient_failures(_next_keys(checkpoint, shape)) if checkpoint is not None else 0
     cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives,
                       upto=-1 if checkpoint is None else checkpoint.generation)
     if retried:

@@ -192,11 +192,12 @@ class RunFolder:
             rungs.append(rec)
         return cache
 
-    def forget_transient_failures(self) -> int:
-        """Drop the journal rows of trainings that failed for a passing reason (out of memory,
-        disk, a dying worker) so that they are trained again; returns how many."""
+    def forget_transient_failures(self, keys: Iterable[str]) -> int:
+        """Drop the journal rows of trainings of genomes `keys` that failed for a passing reason
+        (out of memory, disk, a dying worker), so that they are trained again; returns how many."""
+        keys = set(keys)
         rows = self._evaluation_rows(repair=True)
-        keep = [row for _, row, rec in rows if not rec.transient]
+        keep = [row for _, row, rec in rows if not (rec.transient and rec.genome_key in keys)]
         if len(keep) < len(rows):
             header = list(rows[0][1])
             rewrite_rows(self.evaluations, header, keep)
