@@ -86,3 +86,8 @@ if __name__ == "__main__":  # `python process_tasks.py SETTINGS_JSON [--resume]`
 
     run_search(resolve_config(**json.loads(sys.argv[1])), resume="--resume" in sys.argv[2:],
                task_fn=slow_surrogate_task)
+
+
+def report_sigint(queue) -> None:
+    """Put this process's SIGINT disposition (as Python found it at start) on `queue`."""
+    queue.put(int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN))

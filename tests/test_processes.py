@@ -92,6 +92,29 @@ def test_a_script_without_a_main_guard_gets_one_error_naming_the_guard(tmp_path,
     assert "a worker process could not start" in last and 'if __name__ == "__main__":' in last, last
     assert "out of memory" not in done.stderr
 
+
+@pytest.mark.slow  # starts a process
+def test_a_worker_ignores_ctrl_c_from_its_first_instruction_and_the_driver_keeps_its_handler():
+    """Workers are started with SIGINT ignored (inherited: Python then installs no KeyboardInterrupt
+    handler), so a Ctrl-C while one still imports prints no traceback of its own; the driver's
+    handler is back at once."""
+    import multiprocessing
+    import signal
+
+    from process_tasks import report_sigint
+
+    from moncae.executors.processes import _sigint_ignored
+
+    before = signal.getsignal(signal.SIGINT)
+    context = multiprocessing.get_context("spawn")
+    queue = context.SimpleQueue()
+    with _sigint_ignored():
+        process = context.Process(target=report_sigint, args=(queue,))
+        process.start()
+    assert signal.getsignal(signal.SIGINT) is before
+    assert queue.get() == 1
+    process.join(timeout=30)
+
 # -- workers = auto | N ---------------------------------------------------------------------------
 @pytest.mark.parametrize("value, expected", [(None, "auto"), ("auto", "auto"), (" AUTO ", "auto"),
                                              ("3", 3), (2, 2)])

@@ -33,9 +33,11 @@ a SIGKILLed search leaves no training running; the driver alone writes the run f
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -80,6 +82,22 @@ def _init_worker(intra_threads: int, inter_threads: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     configure_tensorflow(intra_threads, inter_threads)
     hold_off_keras_extras()  # this process only trains: Keras loads without pandas & co (~1.5 s)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process meanwhile (main thread only), so that a worker process it
+    starts ignores it from its first instruction: Python installs its KeyboardInterrupt handler
+    only where the parent left SIGINT alone, and a Ctrl-C while a worker still imports
+    (before `_init_worker`) printed that worker's traceback. Ctrl-C is the driver's to handle."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:  # None: set outside Python; Python's own handler is the nearest
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
 _AGAIN = object()  # a task to run again: its worker died
@@ -153,11 +171,12 @@ class ProcessExecutor:
         pool.shutdown(wait=True)
 
     def _submit(self, k: int, fn: Callable[[Any], Any], task: Any) -> Future:
-        try:
-            return self._slot(k).submit(fn, task)
-        except BrokenProcessPool:  # worker k died while idle: start another
-            self._drop_slot(k)
-            return self._slot(k).submit(fn, task)
+        with _sigint_ignored():  # a worker starting now inherits it (see `_sigint_ignored`)
+            try:
+                return self._slot(k).submit(fn, task)
+            except BrokenProcessPool:  # worker k died while idle: start another
+                self._drop_slot(k)
+                return self._slot(k).submit(fn, task)
 
     def map_ordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
         """Hand each worker one task at a time, the costliest first (a task's `cost`, where it
