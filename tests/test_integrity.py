@@ -316,6 +316,21 @@ def test_changed_data_is_refused_by_resume_and_finetune(stub_config, tmp_path):
 
 
 # -- 7. transient failures are retried, permanent ones cached -------------------------------------
+def _failing(is_victim, failure: str, error: str):
+    """`with_model`, but the trainings `is_victim(task)` picks fail with `failure` (scored at the
+    reference point, as a failed training is)."""
+    def task_fn(task):
+        result = with_model(task)
+        if is_victim(task):
+            rec = result.record
+            rec.status, rec.failure, rec.error = "failed", failure, error
+            rec.rec_loss, rec.loc = task.ref_point
+            return EvalResult(rec)
+        return result
+
+    return task_fn
+
+
 def test_a_transient_failure_in_the_last_generation_is_retried_to_the_uninterrupted_result(
         stub_config, tmp_path, reference):
     final = pd.read_csv(reference / "population.csv")
@@ -324,15 +339,7 @@ def test_a_transient_failure_in_the_last_generation_is_retried_to_the_uninterrup
     victim = ev[(ev["generation"] == ev["generation"].max()) & ev["genome_key"].isin(last["genome_key"])]
     victim = victim["genome_key"].iloc[0]
 
-    def out_of_memory_once(task):
-        result = with_model(task)
-        if task.key == victim:
-            rec = result.record
-            rec.status, rec.failure, rec.error = "failed", "oom", "ResourceExhaustedError: OOM"
-            rec.rec_loss, rec.loc = task.ref_point
-            return EvalResult(rec)
-        return result
-
+    out_of_memory_once = _failing(lambda task: task.key == victim, "oom", "ResourceExhaustedError: OOM")
     config = stub_config(tmp_path / "oom")
     assert run_search(config, task_fn=out_of_memory_once).unsaved
     resumed = run_search(config, resume=True, task_fn=with_model)
@@ -348,17 +355,8 @@ def test_an_earlier_generations_transient_failure_stays_on_record_after_resume(s
     every such row of the journal, also of generations it never returns to: a finished run lost
     its record of them (and `population.csv` named genomes the journal no longer had)."""
     first = {}
-
-    def lost_in_generation_0(task):
-        result = with_model(task)
-        first.setdefault("key", task.key)  # generation 0's first training
-        if task.key == first["key"]:
-            rec = result.record
-            rec.status, rec.failure, rec.error = "failed", "lost", "its worker process died each time"
-            rec.rec_loss, rec.loc = task.ref_point
-            return EvalResult(rec)
-        return result
-
+    lost_in_generation_0 = _failing(lambda task: first.setdefault("key", task.key) == task.key,  # its first
+                                    "lost", "its worker process died each time")
     config = stub_config(tmp_path / "lost")
     result = run_search(config, task_fn=lost_in_generation_0)
     final = {r.genome_key for r in result.records}
