@@ -74,6 +74,18 @@ def two_workers():
 
 # -- results -------------------------------------------------------------------------------------
 @pytest.mark.slow
+def test_tasks_carrying_model_bytes_give_no_large_graph_warning(two_workers):
+    """A promotion or an inheriting child carries model bytes (by design): Dask's warning about a
+    large graph, and its advice, printed a paragraph on every such batch."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert list(two_workers.map_ordered(len, [b"0" * (11 * 2**20)] * 2)) == [11 * 2**20] * 2
+    assert not [w for w in seen if "large graph" in str(w.message)], [str(w.message) for w in seen]
+
+
+@pytest.mark.slow
 def test_smoke_run_on_two_workers_equals_the_local_run(tmp_path, reference_run, two_workers):
     result = run_search(smoke(tmp_path, executor="dask", workers=2), executor=two_workers)
     assert_same_run(reference_run.run_dir, result.run_dir)

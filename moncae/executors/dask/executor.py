@@ -185,8 +185,11 @@ class DaskExecutor:
         wrapped = WorkerTask(fn, self.threads, self.inter_threads)
         batch = uuid.uuid4().hex[:8]
         resources = self._resources()
-        futures = [self.client.submit(wrapped, task, key=f"moncae-eval-{batch}-{i}", pure=False,
-                                      resources=resources) for i, task in enumerate(tasks)]
+        with warnings.catch_warnings():  # a task carries its parents' / lower rung's model bytes by
+            # design (README: Dask); Dask's advice to load the data with Dask does not apply
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+            futures = [self.client.submit(wrapped, task, key=f"moncae-eval-{batch}-{i}", pure=False,
+                                          resources=resources) for i, task in enumerate(tasks)]
         position = {f.key: i for i, f in enumerate(futures)}
         ready: dict[int, Any] = {}
         following = 0
