@@ -73,7 +73,6 @@ def test_a_worker_that_dies_costs_only_its_own_task():
         assert list(executor.map_ordered(die_on_two, [5, 6])) == [-5, -6]  # new workers took over
 
 
-
 @pytest.mark.slow  # starts a Python process and its worker
 def test_a_script_without_a_main_guard_gets_one_error_naming_the_guard(tmp_path, tiny_npz):
     """Each spawned worker imports the script again, so an unguarded `run_search` there starts
@@ -114,6 +113,7 @@ def test_a_worker_ignores_ctrl_c_from_its_first_instruction_and_the_driver_keeps
     assert signal.getsignal(signal.SIGINT) is before
     assert queue.get() == 1
     process.join(timeout=30)
+
 
 # -- workers = auto | N ---------------------------------------------------------------------------
 @pytest.mark.parametrize("value, expected", [(None, "auto"), ("auto", "auto"), (" AUTO ", "auto"),
