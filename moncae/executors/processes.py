@@ -100,6 +100,11 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
+def _processes(pool: ProcessPoolExecutor | None) -> list:
+    """A pool's worker processes (CPython internals; none where they are not there)."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
 _AGAIN = object()  # a task to run again: its worker died
 
 
@@ -162,7 +167,7 @@ class ProcessExecutor:
         self._home = {a: w for a, w in self._home.items() if w != k}  # its warm models are gone
         if pool is None:
             return
-        processes = list((getattr(pool, "_processes", None) or {}).values())  # CPython internals
+        processes = _processes(pool)
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
@@ -263,7 +268,7 @@ class ProcessExecutor:
         """How worker k's process ended, once its pool broke: >= 0 an exit (a task's own errors,
         `SystemExit` included, come back as results, so only a start that failed exits: an
         unguarded script run again, an initializer that raised), < 0 a signal, None unknown."""
-        processes = list((getattr(self._slots[k], "_processes", None) or {}).values())  # CPython internals
+        processes = _processes(self._slots[k])
         for process in processes:
             process.join(timeout=5)
         codes = [p.exitcode for p in processes if p.exitcode is not None]

@@ -3,6 +3,7 @@ final models it works on, its result and progress hooks. No TensorFlow."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,19 @@ FINETUNE_VAE_COLUMNS = ["kl"]
 FINETUNE_CSV = "finetune.csv"
 FINETUNE_JSON = "finetune.json"
 FINETUNED_DIR = "finetuned"
+
+
+def read_finetune_json(run_dir: str | Path) -> dict | None:
+    """A run's `finetune.json` (the settings and execution of its fine-tuned rows); None where the
+    file is missing, {} where it does not read as a JSON object."""
+    path = Path(run_dir) / FINETUNE_JSON
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from moncae.finetune.records import (
     FinetuneRecord,
     FinetuneResult,
     FinetuneSettings,
+    read_finetune_json,
 )
 from moncae.finetune.tasks import FinetuneTask, lost_finetune, run_finetune_task
 from moncae.method.architecture import forward_flops
@@ -138,16 +139,10 @@ def _final_models(run: RunFolder, state, input_shape) -> list[FinalModel]:
 def _continued(run: RunFolder, settings: FinetuneSettings, has_rows: bool) -> dict | None:
     """finetune.json of the rows a rerun continues (None: nothing to continue); a rerun must use
     their settings (or start over), else a `RunFolderError`. Reads only."""
-    path = run.path / FINETUNE_JSON
-    if not (has_rows and path.exists()):
+    payload = read_finetune_json(run.path) if has_rows else None
+    if payload is None:
         return None
-    import json
-
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-        previous = payload.get("settings", {})
-    except (ValueError, AttributeError):
-        payload, previous = {}, {}
+    previous = payload.get("settings") if isinstance(payload.get("settings"), dict) else {}
     current = asdict(settings)
     differ = sorted(k for k in current if previous.get(k) != current[k])
     if differ:
@@ -156,7 +151,7 @@ def _continued(run: RunFolder, settings: FinetuneSettings, has_rows: bool) -> di
             f"{run.path / FINETUNE_CSV} was made with other settings ({details}); rerun with "
             f"those, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over"
         )
-    return payload if isinstance(payload, dict) else {}
+    return payload
 
 
 def _check_settings(run: RunFolder, settings: FinetuneSettings, execution: dict,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from moncae.config import SearchConfig
 from moncae.errors import MoncaeError, MoncaeWarning, RunFolderError
+from moncae.finetune.records import read_finetune_json
 from moncae.method.objective_set import ObjectiveSet
 from moncae.method.objectives import REFERENCE_POINT, non_dominated_mask
 from moncae.report.pca import PCA_COLUMNS
@@ -196,10 +197,8 @@ def _read_run_config(path: Path) -> tuple[SearchConfig, dict[str, Any]]:
 def _classifier_epochs(path: Path) -> int | None:
     """The epochs the fine-tune trained its latent classifier for (`finetune.json`); None where
     that file is missing or does not say."""
-    try:
-        value = json.loads((path / "finetune.json").read_text(encoding="utf-8"))["settings"]["classifier_epochs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    settings = (read_finetune_json(path) or {}).get("settings")
+    value = settings.get("classifier_epochs") if isinstance(settings, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

@@ -102,11 +102,11 @@ class RunFolder:
         """The `moncae search ... --resume` that continues this run, as far as config.json tells
         (its dataset, seed, output root and preset; other settings stand as `...`)."""
         try:
-            run = json.loads(self.config.read_text(encoding="utf-8"))["run"]
+            run = self.read_config()["run"]
             parts = ["moncae search", f"--dataset {shlex.quote(run['dataset'])}", f"--seed {int(run['seed'])}",
                      f"--out {shlex.quote(run['out'])}"] + (
                 [f"--preset {shlex.quote(run['preset'])}"] if run.get("preset") else [])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (RunFolderError, KeyError, TypeError, ValueError):
             return "`moncae search ... --resume`"
         return f"`{' '.join(parts)} --resume` (and any other settings it was started with)"
 
