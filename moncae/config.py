@@ -92,6 +92,10 @@ class SearchConfig:
     dataset: str = "mnist_5k"
     seed: int = 46
     generations: int = 20
+    # a wall-clock budget for the search's generations, in minutes (0: none): once another
+    # generation as long as the longest so far would not fit, the next one is the last (see
+    # moncae.search.time_budget)
+    max_minutes: float = 0.0
     population: int = 20
     epochs: int = 5
     batch_size: int = 256
@@ -163,6 +167,9 @@ class SearchConfig:
         _check(self.split_seed >= 0, "split_seed", "must be >= 0", self.split_seed)
         _check(1 <= self.generations <= MAX_GENERATIONS, "generations", f"must be in 1..{MAX_GENERATIONS}",
                self.generations)
+        object.__setattr__(self, "max_minutes", float(self.max_minutes))
+        _check(math.isfinite(self.max_minutes) and self.max_minutes >= 0, "max_minutes",
+               "must be a finite number of minutes >= 0 (0: no time budget)", self.max_minutes)
         _check(2 <= self.population <= MAX_POPULATION, "population", f"must be in 2..{MAX_POPULATION}",
                self.population)
         _check(self.epochs >= 1, "epochs", "must be >= 1", self.epochs)

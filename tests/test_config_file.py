@@ -20,7 +20,7 @@ BASE = ["search", *FLAGS]
 INT_KEYS = {"seed", "generations", "population", "epochs", "batch_size", "patience", "train_size", "val_size",
             "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu", "first_population",
             "promote_multiple", "finetune_epochs"}
-NUMBER_KEYS = {"elitism", "promote", "vae_eps"}
+NUMBER_KEYS = {"elitism", "promote", "vae_eps", "max_minutes"}
 STR_KEYS = {"dataset", "loss", "selection", "strategy", "out", "executor", "space", "downsample", "fidelity",
             "final", "model", "promotion", "first_generation", "initial", "fitness", "latents", "data_dir",
             "preset", "scheduler"}

@@ -573,13 +573,31 @@ def test_generation_rows_cut_from_generations_csv_are_put_back_from_the_checkpoi
         with pytest.raises(Crash):
             run_search(config, task_fn=crashing_after(11, with_model))  # mid generation 1
     path = config.run_dir / "generations.csv"
-    checkpointed = len(pd.read_csv(path))
+    before = pd.read_csv(path)["seconds"]
     path.write_text(path.read_text().splitlines(keepends=True)[0])  # the header alone
     heard = Messages()
     run_search(config, resume=True, task_fn=with_model, progress=heard)
-    assert any("put back from the checkpoint's log, their seconds unknown" in m for m in heard.lines)
+    said = [m for m in heard.lines if "put back from the checkpoint's log" in m]
+    assert len(said) == 1 and "seconds unknown" not in said[0]
     assert_same(reference, config.run_dir, dtype=TEXT)  # timing aside, as if never cut
-    assert pd.read_csv(path)["seconds"].isna().sum() == checkpointed
+    # the checkpoint's log keeps each generation's seconds: put back as they were
+    assert list(pd.read_csv(path)["seconds"][:len(before)]) == list(before)
+
+
+def test_generation_rows_put_back_from_an_older_checkpoint_have_no_seconds(stub_config, tmp_path):
+    """A checkpoint written before its log kept the seconds: the rows come back without them."""
+    config = stub_config(tmp_path / "old")
+    run_search(config, task_fn=with_model)
+    checkpoint = json.loads((config.run_dir / "checkpoint.json").read_text())
+    for row in checkpoint["logbook"]:
+        del row["seconds"]
+    (config.run_dir / "checkpoint.json").write_text(json.dumps(checkpoint))
+    path = config.run_dir / "generations.csv"
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+    heard = Messages()
+    run_search(config, resume=True, task_fn=with_model, progress=heard)
+    assert any("put back from the checkpoint's log, their seconds unknown" in m for m in heard.lines)
+    assert pd.read_csv(path)["seconds"].isna().all()
 
 
 def test_a_resume_within_generation_0_says_what_it_reuses(stub_config):

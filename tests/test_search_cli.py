@@ -223,6 +223,14 @@ def test_the_summary_line_says_about_how_long_the_rest_takes():
     assert time_left({4: 100.0}, 3) == "~5.0 min left"  # a resumed run: its first generation counts
 
 
+def test_the_time_left_stays_within_the_time_budget():
+    from moncae.cli.cmd_search import time_left
+
+    # 10 generations of 30 s to go, but a 2-minute budget with 60 s used: 60 s left of it, then one
+    assert time_left({0: 30.0, 1: 30.0}, 10, max_minutes=2) == "~90 s left"
+    assert time_left({0: 30.0, 1: 30.0}, 2, max_minutes=60) == "~60 s left"  # the budget is far
+
+
 def test_a_dry_run_downloads_nothing_and_says_the_data_was_not_checked(tmp_path):
     empty = tmp_path / "data"
     empty.mkdir()

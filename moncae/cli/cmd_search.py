@@ -54,12 +54,17 @@ class SeedParam(click.ParamType):
                   f"Received: {value!r}", param, ctx)
 
 
-def time_left(seconds: dict[int, float], generations_left: int, last_extra: float = 0.0) -> str:
+def time_left(seconds: dict[int, float], generations_left: int, last_extra: float = 0.0,
+              max_minutes: float = 0.0) -> str:
     """About how long `generations_left` more generations take, going by the seconds of those run
     so far (by generation; generation 0 left out once there are others: it trains a whole random
-    population), plus `last_extra` seconds that the last generation adds (`last_generation_extra`)."""
+    population), plus `last_extra` seconds that the last generation adds (`last_generation_extra`).
+    With a time budget (`max_minutes`), at most what is left of it plus one last generation."""
     typical = [v for g, v in seconds.items() if g > 0] or list(seconds.values())
-    left = sum(typical) / len(typical) * generations_left + last_extra
+    mean = sum(typical) / len(typical)
+    left = mean * generations_left + last_extra
+    if max_minutes > 0:
+        left = min(left, max(0.0, max_minutes * 60 - sum(seconds.values())) + mean + last_extra)
     return f"~{left:.0f} s left" if left < 120 else f"~{left / 60:.1f} min left"
 
 
@@ -96,9 +101,10 @@ class BarProgress:
     `header` (the run's `search ... -> RUN` line) is printed before the first thing the search
     says, so a refusal found while it starts (a resume's settings, a lock) comes alone."""
 
-    def __init__(self, quiet: bool, header: str | None = None) -> None:
+    def __init__(self, quiet: bool, header: str | None = None, max_minutes: float = 0.0) -> None:
         self.quiet = quiet
         self.header = header
+        self.max_minutes = max_minutes  # the search's time budget (0: none), for the time left
         self.bar = None
         self.trained = 0
         self.hits = 0
@@ -176,7 +182,7 @@ class BarProgress:
         top = max((rung for counts in self.rungs.values() for rung in counts), default=0)
         reached = {g: counts.get(top, 0) for g, counts in self.rungs.items()} if top > 0 else {}
         extra = last_generation_extra(self.seconds, self.work, self.above, reached, self.below_top)
-        return time_left(self.seconds, generations_left, extra)
+        return time_left(self.seconds, generations_left, extra, self.max_minutes)
 
     def message(self, text):
         self.announce()
@@ -227,6 +233,9 @@ def _dry_run(configs) -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML file with settings (SearchConfig field names): over the preset's; flags override it.")
 @click.option("--generations", type=int, default=None)
+@click.option("--max-minutes", type=float, default=None, metavar="MIN",
+              help="A time budget for the search (0: none, the default): once another generation as "
+                   "long as the longest so far would not fit, the next one is the last.")
 @click.option("--population", type=int, default=None)
 @click.option("--epochs", type=int, default=None, help="Max training epochs per individual.")
 @click.option("--batch-size", type=int, default=None)
@@ -369,7 +378,7 @@ def _search(configs, resume, quiet) -> None:
         for i, config in enumerate(configs, 1):
             of = f" ({i} of {len(configs)})" if len(configs) > 1 else ""
             header = f"search {config.dataset} seed {config.seed}{of} -> {config.run_dir}"
-            progress = BarProgress(quiet, header=header)
+            progress = BarProgress(quiet, header=header, max_minutes=config.max_minutes)
             result = run_search(config, resume=resume, progress=progress, executor=executor)
             progress.announce()
             ok = sum(r.ok for r in result.records)

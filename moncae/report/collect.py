@@ -228,8 +228,13 @@ def _read_run(path: Path) -> RunInfo | None:
     done = max(r["generation"] for r in population) + 1
     seconds = [r["seconds"] for r in generations if math.isfinite(r["seconds"])]
     notes = []
-    finished = done >= config.generations and (path / "models" / "index.csv").exists()
-    if done < config.generations:
+    indexed = (path / "models" / "index.csv").exists()
+    ended = done < config.generations and config.max_minutes > 0 and indexed  # by its time budget
+    finished = (done >= config.generations or ended) and indexed
+    if ended:
+        notes.append(f"ended by its time budget ({config.max_minutes:g} min) after generation {done} "
+                     f"of {config.generations}")
+    elif done < config.generations:
         notes.append(f"stopped after generation {done} of {config.generations}; its last "
                      f"generation is used as the final population")
     elif not finished:

@@ -47,6 +47,7 @@ from moncae.method.genome import Genome
 from moncae.method.objective_set import ObjectiveSet
 from moncae.method.objectives import hypervolume, non_dominated_mask, unique_contributions
 from moncae.search.strategies import Generation, Strategy, make_strategy
+from moncae.search.time_budget import budget_ends, used_minutes
 from moncae.search.trainings import Trainings
 from moncae.store import Checkpoint, RunFolder, RunLock, data_record, lock_holder
 
@@ -56,7 +57,7 @@ __all__ = ["RunResult", "SearchProgress", "StoppedOnIO", "check_rungs", "default
 TaskFn = Callable[[EvalTask], EvalResult]
 LOG = logging.getLogger("moncae")
 LOGBOOK_HEADER = ["gen", "hypervolume", "front_size", "best_rec_loss", "min_loc", "trained",
-                  "cache_hits", "trainings_total", "front_hypervolume", "image_epochs_total"]
+                  "cache_hits", "trainings_total", "front_hypervolume", "image_epochs_total", "seconds"]
 
 
 class SearchProgress:
@@ -213,6 +214,7 @@ class _State:
     strategy: Strategy
     # a search replayed from its journal: the seconds generations.csv had for its generations
     replayed_seconds: dict[int, float] = field(default_factory=dict)
+    finished: bool = False  # the checkpoint's last generation was the search's last
 
 
 def _logbook(rows: list[dict[str, Any]]):
@@ -288,7 +290,10 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         progress.message(f"{run.path}: {len(missing)} model(s) of the last generation failed for a "
                          "passing reason (memory, disk, worker); training them again")
     elif checkpoint.finished:
-        progress.message(f"{run.path} is already complete ({config.generations} generations)")
+        ended = len(logbook)
+        progress.message(f"{run.path} is already complete ({ended} generations"
+                         + (f" of {config.generations}: its time budget ended it)"
+                            if ended < config.generations else ")"))
     else:
         progress.message(f"resuming {run.path} after generation {checkpoint.generation} "
                          f"({cache.journaled()} trainings reused)")
@@ -296,9 +301,24 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     run.drop_generations_after(first - 1)
     restored = run.restore_generations([row for row in logbook if row["gen"] < first])
     if restored:
+        unknown = any(not np.isfinite(row.get("seconds", np.nan)) for row in logbook if row["gen"] in restored)
         progress.message(f"{run.generations} lacked generation(s) {', '.join(str(g + 1) for g in restored)} "
-                         "(the file was cut): put back from the checkpoint's log, their seconds unknown")
-    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame), strategy)
+                         "(the file was cut): put back from the checkpoint's log"
+                         + (", their seconds unknown" if unknown else ""))
+    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame), strategy,
+                  finished=checkpoint.finished and first > checkpoint.generation)
+
+
+def _out_of_time(gen: int, logbook, config: SearchConfig, progress: SearchProgress) -> bool:
+    """Whether the time budget makes generation `gen` the last (said when it does), going by the
+    seconds its generations before took (the checkpoint's log: the same on a resume)."""
+    seconds = [row.get("seconds") for row in logbook]
+    if not budget_ends(seconds, config.max_minutes):
+        return False
+    progress.message(f"time budget: generation {gen + 1} is the last of {config.generations} "
+                     f"({used_minutes(seconds):.1f} of {config.max_minutes:g} min used; another "
+                     f"generation as long as the longest so far would not fit)")
+    return True
 
 
 def _fitness(records: list[EvalRecord], keys: list[str], strategy: Strategy
@@ -336,7 +356,9 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
     generation, and with `first_generation = "full"` the first, promotes every ok genome."""
     genomes = dict(zip(keys, population))  # per key its last genome (copies build one network)
     todo = [k for k in genomes if k not in cache and not cache.take(k, 0)]
-    progress.generation_started(gen, config.generations, len(todo), len(population) - len(todo))
+    # the run's length, once the time budget has set it
+    length = gen + 1 if last else config.generations
+    progress.generation_started(gen, length, len(todo), len(population) - len(todo))
     _train_rung(gen, 0, todo, genomes, config, run, cache, executor, task_fn, gene_columns, progress,
                 shape)
     everyone = last or (gen == 0 and config.first_generation == "full")
@@ -575,10 +597,10 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
                          "worker) will be tried again")
     state = _initial_state(config, strategy, run, checkpoint, cache, shape, progress)
     box_warned = False
-    for gen in range(state.first, config.generations):
+    for gen in range(state.first, state.first if state.finished else config.generations):
         started, journaled = time.perf_counter(), cache.journaled()
         keys = [g.key_for(shape) for g in state.population]
-        last = gen == config.generations - 1
+        last = gen == config.generations - 1 or _out_of_time(gen, state.logbook, config, progress)
         _train_generation(gen, keys, state.population, config, run, cache, executor, task_fn,
                           gene_columns, progress, last, shape)
         records = [cache.view(k) for k in keys]
@@ -591,7 +613,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         if notice:
             progress.message(notice)
             box_warned = True
-        state.logbook.record(gen=gen, **{k: v for k, v in row.items() if k not in ("generation", "seconds")})
+        state.logbook.record(gen=gen, **{k: v for k, v in row.items() if k != "generation"})
         state.hof.update([pareto_individual(g.genes, r.genome_key, objectives.point(r))
                           for g, r in zip(state.population, records) if r.ok])
         if cache.top > 0:
@@ -605,6 +627,8 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
             state.population = _front_population(state.hof, space, objectives, config.population) \
                 or state.population
         run.save_checkpoint(_checkpoint(gen, state, last, last_input))
+        if last:  # the time budget's last generation comes before the planned one
+            break
 
     keys = [g.key_for(shape) for g in state.population]  # the final population
     records = [cache.view(k) for k in keys]

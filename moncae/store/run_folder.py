@@ -234,11 +234,12 @@ class RunFolder:
     def restore_generations(self, logged: Sequence[Mapping[str, Any]]) -> list[int]:
         """Put back the generations.csv rows of checkpointed generations that the file lacks (cut
         or emptied by hand), from the checkpoint's log (`logged`: its rows, `gen` for
-        `generation`); their `seconds` are unknown and left empty. Returns the generations put
-        back."""
+        `generation`); `seconds` is left empty where the log lacks it (a checkpoint written before
+        the log kept it). Returns the generations put back."""
         rows = read_rows(self.generations, GENERATION_COLUMNS)
         have = {r["generation"] for r in rows}
-        back = [{**{k: v for k, v in row.items() if k != "gen"}, "generation": row["gen"], "seconds": ""}
+        back = [{**{k: v for k, v in row.items() if k != "gen"}, "generation": row["gen"],
+                 "seconds": row["seconds"] if _is_float(str(row.get("seconds"))) else ""}
                 for row in logged if str(row["gen"]) not in have]
         if back:
             rows = sorted([*rows, *back], key=lambda r: int(r["generation"]))
