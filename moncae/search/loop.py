@@ -159,6 +159,11 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict, preset
             raise RunFolderError(f"cannot resume {run.path} with different {what}: it was made with --preset "
                                  f"{preset} ({details}); pass --preset {preset} and the run's other settings "
                                  "again, or another --out")
+        if "generations" in differ:  # the one a user may expect to extend a run with
+            raise RunFolderError(f"cannot resume {run.path} with different {what} ({details}): a run's "
+                                 "length is fixed (its last generation promotes every genome, and a finished "
+                                 "run keeps only its final networks' models); use the run's own settings, "
+                                 "or start a run of the length you want with another --out")
         raise RunFolderError(f"cannot resume {run.path} with different {what} ({details}); use the "
                              "run's own settings, or another --out")
 
