@@ -140,13 +140,6 @@ def test_dense_space_resume_after_a_crash_equals_the_uninterrupted_run(stub_conf
     assert_same(reference, resumed.run_dir)
 
 
-def test_resuming_with_other_generations_says_a_run_cannot_be_extended(stub_config):
-    run_search(stub_config(generations=1), task_fn=surrogate_task)
-    with pytest.raises(RunFolderError, match=r"\(generations: 1 -> 3\): a run's length is fixed .* start a "
-                                             "run of the length you want with another --out"):
-        run_search(stub_config(generations=3), resume=True, task_fn=surrogate_task)
-
-
 def test_resuming_with_another_space_is_refused(stub_config):
     run_search(stub_config(generations=1), task_fn=surrogate_task)
     with pytest.raises(RunFolderError, match="space: 'paper' -> 'dense'"):

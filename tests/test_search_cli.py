@@ -281,6 +281,23 @@ def test_the_time_left_counts_the_last_generation_promoting_the_whole_population
     assert progress.time_left(2) == "~24 s left"
 
 
+def test_the_time_left_goes_by_generations_that_trained_something(capsys):
+    from types import SimpleNamespace
+
+    from moncae.cli.cmd_search import BarProgress
+
+    progress = BarProgress(quiet=True)
+    row = {"hypervolume": 1.0, "front_size": 1, "best_rec_loss": 0.3, "min_loc": 1.0, "trained": 4,
+           "cache_hits": 0}
+    progress.generation_started(2, 8, 0, 4)
+    progress.generation_done({**row, "generation": 2, "seconds": 0.0})  # read from the journal alone
+    assert "left" not in capsys.readouterr().out
+    progress.generation_started(3, 8, 2, 2)
+    progress.evaluation_done(SimpleNamespace(generation=3, rung=0, seconds=20.0))
+    progress.generation_done({**row, "generation": 3, "seconds": 20.0})
+    assert capsys.readouterr().out.rstrip().endswith("20.0s  ~80 s left")  # 4 more of 20 s, not of 10 s
+
+
 def test_a_dry_run_says_whether_resume_would_take_an_existing_run_folder(tiny_npz, tmp_path):
     from moncae.config import resolve_config
     from moncae.evaluation.surrogate import surrogate_task
@@ -292,9 +309,16 @@ def test_a_dry_run_says_whether_resume_would_take_an_existing_run_folder(tiny_np
             "--dry-run"]
     same = CliRunner().invoke(main, [*args, "--generations", "1"])
     assert same.exit_code == 0 and "(exists: --resume continues it)" in same.output, same.output
-    other = CliRunner().invoke(main, [*args, "--generations", "2"])
-    assert other.exit_code == 0 and "(exists with other generations: --resume would refuse these settings; " \
-        "use the run's own, or another --out)" in other.output, other.output
+    longer = CliRunner().invoke(main, [*args, "--generations", "2"])
+    assert longer.exit_code == 0 and "(exists: --resume continues it to 2 generations)" in longer.output, \
+        longer.output
+    other = CliRunner().invoke(main, [*args, "--generations", "2", "--epochs", "3"])
+    assert other.exit_code == 0 and "(exists with other epochs, generations: --resume would refuse these " \
+        "settings; use the run's own, or another --out)" in other.output, other.output
+    (config.run_dir / "finetune.csv").write_text("individual\n")  # a fine-tuned run is not lengthened
+    refused = CliRunner().invoke(main, [*args, "--generations", "2"])
+    assert refused.exit_code == 0 and "(exists with other generations: --resume would refuse these settings " \
+        "(its fine-tune (finetune.csv) would no longer match its final models" in refused.output, refused.output
 
 
 def test_a_multi_seed_search_refuses_an_existing_seed_folder_before_any_seed_trains(tiny_npz, tmp_path):

@@ -175,14 +175,19 @@ class BarProgress:
             f"{all_time_hv(row)}  "
             f"front {row['front_size']}  best loss {row['best_rec_loss']:.4f}  "
             f"min LOC {row['min_loc']:.3f}  trained {row['trained']}  cached {row['cache_hits']}  "
-            f"{row['seconds']:.1f}s" + (f"  {self.time_left(left)}" if left > 0 else "")
+            f"{row['seconds']:.1f}s" + (f"  {estimate}" if left > 0 and (estimate := self.time_left(left)) else "")
         )
 
     def time_left(self, generations_left: int) -> str:
+        """About how long the rest takes, by the generations that trained something in this command
+        ("" before one has: a resume's first generations may only read the journal)."""
+        seconds = {g: v for g, v in self.seconds.items() if g in self.work}
+        if not seconds:
+            return ""
         top = max((rung for counts in self.rungs.values() for rung in counts), default=0)
         reached = {g: counts.get(top, 0) for g, counts in self.rungs.items()} if top > 0 else {}
-        extra = last_generation_extra(self.seconds, self.work, self.above, reached, self.below_top)
-        return time_left(self.seconds, generations_left, extra, self.max_minutes)
+        extra = last_generation_extra(seconds, self.work, self.above, reached, self.below_top)
+        return time_left(seconds, generations_left, extra, self.max_minutes)
 
     def message(self, text):
         self.announce()
@@ -195,7 +200,7 @@ def _dry_run(configs) -> None:
     from moncae.config import settings_toml
     from moncae.data import DATASET_NAMES, dataset_status
     from moncae.errors import DataError
-    from moncae.search.loop import search_data, settings_differ
+    from moncae.search.loop import lengthening_refused, search_data, settings_differ
     from moncae.store.run_folder import RunFolder
 
     status = dataset_status(configs[0].dataset, data_dir=configs[0].data_dir)
@@ -208,9 +213,12 @@ def _dry_run(configs) -> None:
         state = "new"
         if config.run_dir.exists():
             differ = settings_differ(RunFolder(config.run_dir), config)
+            why = lengthening_refused(RunFolder(config.run_dir), config) if differ == ["generations"] else None
             state = ("exists: --resume continues it" if not differ else
-                     f"exists with other {', '.join(differ)}: --resume would refuse these settings; "
-                     "use the run's own, or another --out")
+                     f"exists: --resume continues it to {config.generations} generations"
+                     if differ == ["generations"] and not why else
+                     f"exists with other {', '.join(differ)}: --resume would refuse these settings"
+                     + (f" ({why})" if why else "") + "; use the run's own, or another --out")
         click.echo(f"# search {config.dataset} seed {config.seed} -> {config.run_dir} ({state})")
     if not status.available:
         click.echo(f"# data: {configs[0].dataset} is not here without a download, so the sizes are not "

@@ -13,6 +13,7 @@ from moncae.evaluation.records import Outcome
 from moncae.method.architecture import bottleneck_shape, bottleneck_text, describe_with_bottleneck, loc_of_shape
 from moncae.method.genome import Genome
 from moncae.store import csv_float
+from moncae.store.run_folder import FINETUNE_CSV, FINETUNE_JSON, FINETUNED_DIR
 
 __all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_VAE_COLUMNS",
            "FINETUNE_JSON", "FinalModel",
@@ -24,9 +25,6 @@ FINETUNE_COLUMNS = [
 ]
 # A VAE run's finetune.csv adds `kl` (the test prior KL per latent dimension) at the end.
 FINETUNE_VAE_COLUMNS = ["kl"]
-FINETUNE_CSV = "finetune.csv"
-FINETUNE_JSON = "finetune.json"
-FINETUNED_DIR = "finetuned"
 
 
 def read_finetune_json(run_dir: str | Path) -> dict | None:

@@ -159,11 +159,6 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict, preset
             raise RunFolderError(f"cannot resume {run.path} with different {what}: it was made with --preset "
                                  f"{preset} ({details}); pass --preset {preset} and the run's other settings "
                                  "again, or another --out")
-        if "generations" in differ:  # the one a user may expect to extend a run with
-            raise RunFolderError(f"cannot resume {run.path} with different {what} ({details}): a run's "
-                                 "length is fixed (its last generation promotes every genome, and a finished "
-                                 "run keeps only its final networks' models); use the run's own settings, "
-                                 "or start a run of the length you want with another --out")
         raise RunFolderError(f"cannot resume {run.path} with different {what} ({details}); use the "
                              "run's own settings, or another --out")
 
@@ -180,19 +175,30 @@ def check_not_overwritten(run: RunFolder, resume: bool, *, locked: bool = False)
         )
 
 
-def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
-                     execution: dict[str, Any], progress: SearchProgress) -> Checkpoint | None:
-    """Create the run folder, or check it can be resumed with these settings and this data."""
+def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool, execution: dict[str, Any],
+                     progress: SearchProgress) -> tuple[Checkpoint | None, int | None]:
+    """Create the run folder, or check it can be resumed with these settings and this data. Returns
+    the checkpoint, and the run's old number of generations where the resume changes that alone
+    (a longer run: `_lengthening_refused`)."""
     check_not_overwritten(run, resume, locked=True)
     if resume and run.config.exists():
         payload = run.read_config()
         preset = payload.get("preset")
-        _check_same(run, "settings", _run_settings(payload), config.results_settings(),
-                    preset if isinstance(preset, str) and preset != config.preset else None)
+        previous = _run_settings(payload)
+        lengthen = _differ(previous, config.results_settings()) == ["generations"]
+        if not lengthen:
+            _check_same(run, "settings", previous, config.results_settings(),
+                        preset if isinstance(preset, str) and preset != config.preset else None)
         run.check_data(data, stored=payload.get("data"))
         for notice in execution_notices(run.path, payload.get("execution"), execution, "this resume"):
             progress.message(notice)
-        return run.load_checkpoint()
+        checkpoint = run.load_checkpoint()
+        why = _lengthening_refused(run, config, previous["generations"], checkpoint) if lengthen else None
+        if why:
+            raise RunFolderError(f"cannot resume {run.path} with {config.generations} generations instead of "
+                                 f"{previous['generations']}: {why}; use --generations {previous['generations']}, "
+                                 f"or start a run of {config.generations} generations with another --out")
+        return checkpoint, previous["generations"] if lengthen else None
     if run.has_journals():
         raise RunFolderError(f"{run.path} has search results but no config.json, so its settings "
                              "cannot be checked; it cannot be resumed (start a new run with --out)")
@@ -204,7 +210,57 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool,
         "data": data_record(data), "execution": execution, "versions": package_versions(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
-    return None
+    return None, None
+
+
+def lengthening_refused(run: RunFolder, config: SearchConfig) -> str | None:
+    """Why `--resume` would refuse to give the run in `run` (whose settings differ from `config` in
+    `generations` alone) `config.generations` (None: it would not)."""
+    old = _run_settings(run.read_config())["generations"]
+    return _lengthening_refused(run, config, old, run.load_checkpoint())
+
+
+def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
+                         checkpoint: Checkpoint | None) -> str | None:
+    """Why a resume with another number of generations is refused: the run it would make would not
+    be the run of that length from the start (None: it would be). An unfinished run can take any
+    number above the generations it has done. A finished one can be made longer: its last
+    generation (which promoted every genome and ended with the final population) runs again as an
+    ordinary one, its trainings reused, where nothing else depends on the length and the models it
+    no longer keeps (only its final networks') can be trained again as they were (no inheritance)."""
+    new, done = config.generations, 0 if checkpoint is None else len(checkpoint.logbook)
+    why = None
+    if config.strategy == "metaqnn":
+        why = "metaqnn's exploration schedule is set by the number of generations"
+    elif checkpoint is None or not checkpoint.finished:
+        if new <= done:
+            why = f"it has done {done} generation(s) already; ask for more than that"
+    elif new < old:
+        why = "a finished run cannot be made shorter"
+    elif config.max_minutes > 0:
+        why = "its time budget (max_minutes) decided its last generation"
+    elif config.inherit:
+        why = ("its children would inherit the weights of networks whose models the finished run no "
+               "longer keeps (inherit = true)")
+    elif checkpoint.last_halloffame is None:
+        why = "it was finished by an older moncae, whose checkpoint lacks the front before its last generation"
+    elif run.finetune_files():
+        why = (f"its fine-tune ({', '.join(run.finetune_files())}) would no longer match its final models: "
+               "move that away first, or lengthen a copy of the run folder")
+    return why
+
+
+def _lengthen(run: RunFolder, config: SearchConfig, old: int, finished: bool, progress: SearchProgress) -> None:
+    """Record a resume's new number of generations in config.json (a finished run first loses its
+    `models/index.csv`: it is unfinished again until its new last generation)."""
+    if finished:
+        run.model_index.unlink(missing_ok=True)
+    payload = run.read_config()
+    payload["settings"]["generations"] = payload["run"]["generations"] = config.generations
+    payload.setdefault("lengthened", []).append(
+        {"from": old, "to": config.generations, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    run.write_config(payload)
+    progress.message(f"{run.path}: {old} -> {config.generations} generations")
 
 
 @dataclass
@@ -220,6 +276,7 @@ class _State:
     # a search replayed from its journal: the seconds generations.csv had for its generations
     replayed_seconds: dict[int, float] = field(default_factory=dict)
     finished: bool = False  # the checkpoint's last generation was the search's last
+    lengthened: bool = False  # a run made longer once finished: models it no longer has are trained again
 
 
 def _logbook(rows: list[dict[str, Any]]):
@@ -236,14 +293,19 @@ def _hall_of_fame(entries: list[dict[str, Any]]):
     return hof
 
 
-def _checkpoint(gen: int, state: _State, finished: bool, last_input: tuple[list[Genome], dict]) -> Checkpoint:
+def _hof_entries(hof) -> list[dict[str, Any]]:
+    return [{"genes": list(ind), "key": ind.key, "objectives": list(ind.fitness.values)} for ind in hof]
+
+
+def _checkpoint(gen: int, state: _State, finished: bool, last_input: tuple[list[Genome], dict],
+                front_before: list[dict[str, Any]] | None, waiting: list[list]) -> Checkpoint:
     return Checkpoint(
         gen, [g.to_config() for g in state.population], state.rng.getstate(),
-        [dict(row) for row in state.logbook],
-        [{"genes": list(ind), "key": ind.key, "objectives": list(ind.fitness.values)} for ind in state.hof],
+        [dict(row) for row in state.logbook], _hof_entries(state.hof),
         finished=finished, strategy=state.strategy.state(),
         last_population=[g.to_config() for g in last_input[0]] if finished else [],
         last_strategy=last_input[1] if finished else {},
+        last_halloffame=front_before if finished else None, waiting=waiting,
     )
 
 
@@ -273,7 +335,9 @@ def _next_keys(checkpoint: Checkpoint, shape) -> set[str]:
 
 
 def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, checkpoint: Checkpoint | None,
-                   cache: Trainings, shape, progress: SearchProgress) -> _State:
+                   cache: Trainings, shape, progress: SearchProgress, lengthened: bool) -> _State:
+    """Where the loop starts. `lengthened`: a finished run made longer, which takes its last
+    generation again as an ordinary one, from that generation's input and the front before it."""
     if checkpoint is None:
         rng = random.Random(config.seed)
         population = strategy.initial(rng)
@@ -289,7 +353,17 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     # not trained, or (the last generation promotes every ok genome) not yet at the top rung
     missing = [g for g in last if g.key_for(shape) not in cache
                or (cache.latest(g.key_for(shape)).ok and cache.reached(g.key_for(shape)) < cache.top)]
-    if checkpoint.finished and missing:  # a model of the last generation failed for a passing
+    hof = checkpoint.halloffame
+    if lengthened:
+        if checkpoint.last_halloffame is None:
+            raise RunFolderError(f"{run.config} asks for {config.generations} generations, but {run.checkpoint} "
+                                 f"is of a run finished after {len(logbook)} by an older moncae, which cannot "
+                                 f"be lengthened; resume with --generations {len(logbook)}")
+        first, logbook = checkpoint.generation, logbook[:-1]
+        population, strategy_state, hof = last, checkpoint.last_strategy, checkpoint.last_halloffame
+        progress.message(f"{run.path}: its last generation ({first + 1}) runs again as an ordinary one "
+                         f"({cache.journaled()} trainings reused)")
+    elif checkpoint.finished and missing:  # a model of the last generation failed for a passing
         first, logbook = checkpoint.generation, logbook[:-1]  # reason: redo that generation
         population, strategy_state = last, checkpoint.last_strategy
         progress.message(f"{run.path}: {len(missing)} model(s) of the last generation failed for a "
@@ -310,7 +384,7 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         progress.message(f"{run.generations} lacked generation(s) {', '.join(str(g + 1) for g in restored)} "
                          "(the file was cut): put back from the checkpoint's log"
                          + (", their seconds unknown" if unknown else ""))
-    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(checkpoint.halloffame), strategy,
+    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(hof), strategy,
                   finished=checkpoint.finished and first > checkpoint.generation)
 
 
@@ -355,12 +429,13 @@ def _box_notice(points: np.ndarray, records: list[EvalRecord], objectives: Objec
 
 def _train_generation(gen: int, keys: list[str], population: list[Genome], config: SearchConfig,
                       run: RunFolder, cache: Trainings, executor: Executor, task_fn: TaskFn,
-                      gene_columns: list[str], progress: SearchProgress, last: bool, shape) -> None:
+                      gene_columns: list[str], progress: SearchProgress, last: bool, shape,
+                      lengthened: bool = False) -> None:
     """Train the generation's new genomes at rung 0, then promote rung by rung (with fidelity
     "full" there is one rung: every new genome trains once at the full budget). The last
     generation, and with `first_generation = "full"` the first, promotes every ok genome."""
     genomes = dict(zip(keys, population))  # per key its last genome (copies build one network)
-    todo = [k for k in genomes if k not in cache and not cache.take(k, 0)]
+    todo = [k for k in genomes if k not in cache and not cache.take(k, 0, gen)]
     # the run's length, once the time budget has set it
     length = gen + 1 if last else config.generations
     progress.generation_started(gen, length, len(todo), len(population) - len(todo))
@@ -374,8 +449,11 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
                           everyone=everyone, front_only=config.promotion != "fraction",
                           within=genomes if config.promotion == "population" else None,
                           multiple=config.promote_multiple, rule=config.fitness)
-        todo = [k for k in chosen if cache.reached(k) == rung and not cache.take(k, rung + 1)]
+        todo = [k for k in chosen if cache.reached(k) == rung and not cache.take(k, rung + 1, gen)]
         progress.promotion(gen, rung + 1, len(candidates), len(todo))
+        if lengthened:  # continued from the rung-`rung` models, which a finished run no longer kept
+            _train_again({k: rung for k in todo if not run.rung_model(k, rung).exists()}, genomes, config,
+                         run, cache, executor, task_fn, progress, shape)
         _train_rung(gen, rung + 1, todo, genomes, config, run, cache, executor, task_fn, gene_columns,
                     progress, shape)
 
@@ -418,31 +496,65 @@ class StoppedOnIO(OSError):
     what was not journaled and continues as an uninterrupted run would."""
 
 
+def _eval_task(config: SearchConfig, run: RunFolder, genome: Genome, key: str, rung: int, shape,
+               parent_files: dict[str, bytes | None], *, keep_warm: bool) -> EvalTask:
+    """The training of `genome` at `rung`: from the rung below's model where the run folder has it,
+    from its parents' (weight inheritance) at rung 0."""
+    fidelity: Rung = config.rung_schedule()[rung]
+    settings = TrainSettings(fidelity.epochs, config.batch_size, config.loss, config.patience,
+                             train_images=fidelity.train_images, model=config.model,
+                             vae_eps=config.vae_eps, decoder_only=fidelity.decoder_only)
+    below = run.rung_model(key, rung - 1) if rung > 0 else None
+    init = below.read_bytes() if below is not None and below.exists() else None
+    parents = _parent_models(genome, run, shape, parent_files) if config.inherit and rung == 0 else ()
+    return EvalTask(genome, config.data_spec(), settings, evaluation_seed(config.seed, key, rung),
+                    config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents,
+                    measure_latency="latency" in config.objectives, keep_warm=keep_warm,
+                    cost=forward_flops(genome, shape))
+
+
+def _train_again(needs: dict[str, int], genomes: dict[str, Genome], config: SearchConfig, run: RunFolder,
+                 cache: Trainings, executor: Executor, task_fn: TaskFn, progress: SearchProgress,
+                 shape) -> None:
+    """A lengthened run's models that its folder no longer has (a finished run keeps only its final
+    networks'): each key's trainings up to rung `needs[key]`, again as they ran (the same seeds,
+    each rung from the rung below's weights; no inheritance in a lengthened run), saved but not
+    journaled again. A result other than the journal's is said: the model is kept."""
+    if not needs:
+        return
+    progress.message(f"training {len(needs)} network(s) again whose models {run.path} no longer has "
+                     "(removed when it first finished); not journaled again")
+    for rung in range(max(needs.values()) + 1):
+        tasks = [_eval_task(config, run, genomes[k], k, rung, shape, {}, keep_warm=False)
+                 for k, top in needs.items() if top >= rung]
+        for result in executor.map_ordered(task_fn, tasks):
+            rec, journaled = result.record, cache.at_rung(result.record.genome_key, rung)
+            if journaled is None or (rec.status, rec.rec_loss) != (journaled.status, journaled.rec_loss):
+                was = "none" if journaled is None else f"{journaled.status} {journaled.rec_loss!r}"
+                progress.message(f"warning: {rec.genome_key} trained again at rung {rung}: {rec.status} "
+                                 f"{rec.rec_loss!r}, the journal has {was} (another machine or thread "
+                                 "count rounds differently); its journal record stands")
+            if rec.failure == "io":
+                raise StoppedOnIO(f"training {rec.genome_key} again in {run.path}: {rec.error}")
+            if result.model_bytes:
+                try:
+                    run.save_model_bytes(rec.genome_key, result.model_bytes,
+                                         rung=rung if rung < cache.top else None)
+                except OSError as err:
+                    raise StoppedOnIO(f"saving the model of {rec.genome_key} in {run.path}: {one_line(err)}"
+                                      ) from err
+
+
 def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome], config: SearchConfig,
                 run: RunFolder, cache: Trainings, executor: Executor, task_fn: TaskFn,
                 gene_columns: list[str], progress: SearchProgress, shape) -> None:
     """Train `todo` at `rung` (from the rung below's weights when it has a model); journal each."""
     if not todo:
         return
-    fidelity: Rung = config.rung_schedule()[rung]
-    settings = TrainSettings(fidelity.epochs, config.batch_size, config.loss, config.patience,
-                             train_images=fidelity.train_images, model=config.model,
-                             vae_eps=config.vae_eps, decoder_only=fidelity.decoder_only)
-    spec = config.data_spec()
     parent_files: dict[str, bytes | None] = {}
-
-    def task(key: str) -> EvalTask:
-        below = run.rung_model(key, rung - 1) if rung > 0 else None
-        init = below.read_bytes() if below is not None and below.exists() else None
-        inherit = config.inherit and rung == 0
-        parents = _parent_models(genomes[key], run, shape, parent_files) if inherit else ()
-        return EvalTask(genomes[key], spec, settings, evaluation_seed(config.seed, key, rung),
-                        config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents,
-                        measure_latency="latency" in config.objectives, keep_warm=lower,
-                        cost=forward_flops(genomes[key], shape))
-
     lower = rung < cache.top
-    for result in executor.map_ordered(task_fn, [task(k) for k in todo]):
+    tasks = [_eval_task(config, run, genomes[k], k, rung, shape, parent_files, keep_warm=lower) for k in todo]
+    for result in executor.map_ordered(task_fn, tasks):
         rec = result.record
         rec.generation = gen
         if rec.failure == "io":  # the worker could not read or write a file: stop (`StoppedOnIO`)
@@ -589,25 +701,35 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     strategy = make_strategy(config, space)
     gene_columns = space.gene_names()
     shape = data.input_shape
-    checkpoint = _start_or_resume(run, config, data, resume, execution_record(executor), progress)
+    checkpoint, old_length = _start_or_resume(run, config, data, resume, execution_record(executor), progress)
     if task_fn is None:  # real training: TensorFlow loads with the first one, in the process that
         from moncae.evaluation.lazy import train_task as task_fn  # runs it (none: a finished run)
     if checkpoint is not None:
         _check_front_rows(run, checkpoint)
+    # a finished run made longer (now, or by a command that stopped before its old last generation
+    # was done again): that generation runs again as an ordinary one
+    lengthened = checkpoint is not None and checkpoint.finished and len(checkpoint.logbook) < config.generations \
+        and config.max_minutes <= 0
+    if old_length is not None:
+        _lengthen(run, config, old_length, lengthened, progress)
     retried = run.forget_transient_failures(_next_keys(checkpoint, shape)) if checkpoint is not None else 0
-    cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives,
-                      upto=-1 if checkpoint is None else checkpoint.generation)
+    # a lengthened run's old last generation: its trainings wait until the search reaches them again
+    upto = -1 if checkpoint is None else checkpoint.generation - lengthened
+    waiting = set() if checkpoint is None else {(key, rung) for key, rung in checkpoint.waiting}
+    cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives, upto=upto,
+                      waiting=waiting)
     if retried:
         progress.message(f"{retried} training(s) that failed for a passing reason (memory, disk, "
                          "worker) will be tried again")
-    state = _initial_state(config, strategy, run, checkpoint, cache, shape, progress)
+    state = _initial_state(config, strategy, run, checkpoint, cache, shape, progress, lengthened)
+    state.lengthened = bool(run.read_config().get("lengthened"))  # models removed at its first finish
     box_warned = False
     for gen in range(state.first, state.first if state.finished else config.generations):
         started, journaled = time.perf_counter(), cache.journaled()
         keys = [g.key_for(shape) for g in state.population]
         last = gen == config.generations - 1 or _out_of_time(gen, state.logbook, config, progress)
         _train_generation(gen, keys, state.population, config, run, cache, executor, task_fn,
-                          gene_columns, progress, last, shape)
+                          gene_columns, progress, last, shape, state.lengthened)
         records = [cache.view(k) for k in keys]
         points, fitness = _fitness(records, keys, state.strategy)
         seconds = time.perf_counter() - started
@@ -619,6 +741,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
             progress.message(notice)
             box_warned = True
         state.logbook.record(gen=gen, **{k: v for k, v in row.items() if k != "generation"})
+        front_before = _hof_entries(state.hof) if last else None  # kept so a longer run can redo it
         state.hof.update([pareto_individual(g.genes, r.genome_key, objectives.point(r))
                           for g, r in zip(state.population, records) if r.ok])
         if cache.top > 0:
@@ -631,11 +754,15 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         if last and config.final == "front":  # the all-time front at full fidelity, not the strategy's
             state.population = _front_population(state.hof, space, objectives, config.population) \
                 or state.population
-        run.save_checkpoint(_checkpoint(gen, state, last, last_input))
+        run.save_checkpoint(_checkpoint(gen, state, last, last_input, front_before, cache.still_waiting(gen)))
         if last:  # the time budget's last generation comes before the planned one
             break
 
     keys = [g.key_for(shape) for g in state.population]  # the final population
+    if state.lengthened:
+        final = dict(zip(keys, state.population))
+        _train_again({k: cache.reached(k) for k in final if cache.latest(k).ok and not run.model_path(k).exists()},
+                     final, config, run, cache, executor, task_fn, progress, shape)
     records = [cache.view(k) for k in keys]
     _, fitness = _fitness(records, keys, state.strategy)
     run.write_front([{"genome_key": ind.key, "architecture": cache.latest(ind.key).architecture,

@@ -20,11 +20,12 @@ class Trainings:
     """
 
     def __init__(self, by_key: dict[str, list[EvalRecord]], top: int, objectives: ObjectiveSet,
-                 upto: int | None = None) -> None:
+                 upto: int | None = None, waiting: set[tuple[str, int]] = frozenset()) -> None:
         """`by_key`: the journal. With `upto`, only its trainings of generation `upto` or before are
         known at first; each later one waits until the search reaches its genome and rung again
         (`take`), as it did when it trained it: so a search resumed, or replayed from its journal
-        without a checkpoint, sees at every step what the uninterrupted run saw."""
+        without a checkpoint, sees at every step what the uninterrupted run saw. `waiting`:
+        (key, rung) pairs that wait too though of an earlier generation (`still_waiting`)."""
         self.top, self.objectives = top, objectives
         self.ref_point = objectives.ref
         self.by_key: dict[str, list[EvalRecord]] = {}
@@ -32,7 +33,7 @@ class Trainings:
         for key, records in by_key.items():
             waits = False  # rungs in order: once one waits, so do those above it
             for rec in records:
-                waits = waits or (upto is not None and rec.generation > upto)
+                waits = waits or (upto is not None and rec.generation > upto) or (key, rec.rung) in waiting
                 if waits:
                     self.later[key, rec.rung] = rec
                 else:
@@ -48,12 +49,20 @@ class Trainings:
     def add(self, record: EvalRecord) -> None:
         self.by_key.setdefault(record.genome_key, []).append(record)
 
-    def take(self, key: str, rung: int) -> bool:
-        """Make the journal's training of `key` at `rung` known, if it waits; True if it did."""
+    def take(self, key: str, rung: int, generation: int) -> bool:
+        """Make the journal's training of `key` at `rung` known, if it waits; True if it did. The
+        search reaches it in `generation`: where the journal has another (a lengthened run's
+        training from its old last generation), the search sees it as of `generation`, as a run
+        of that length from the start trained it then."""
         rec = self.later.pop((key, rung), None)
         if rec is not None:
-            self.add(rec)
+            self.add(rec if rec.generation == generation else dataclasses.replace(rec, generation=generation))
         return rec is not None
+
+    def still_waiting(self, generation: int) -> list[list]:
+        """The waiting trainings of `generation` or before ([key, rung] each, sorted): what a
+        checkpoint after `generation` must hold back besides the later generations'."""
+        return sorted([key, rung] for (key, rung), rec in self.later.items() if rec.generation <= generation)
 
     def journaled(self) -> int:
         """How many trainings the journal holds, those still waiting included."""

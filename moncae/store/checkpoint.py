@@ -43,6 +43,13 @@ class Checkpoint:
     # it), so that a final model that failed for a passing reason can be trained again in place.
     last_population: list[dict[str, Any]] = field(default_factory=list)
     last_strategy: dict[str, Any] = field(default_factory=dict)
+    # When finished: the all-time front before the last generation, so that a longer run can take
+    # the last generation again as an ordinary one (None: a checkpoint from before it was kept)
+    last_halloffame: list[dict[str, Any]] | None = None
+    # Trainings in the journal that the search has not reached yet though they are of this
+    # generation or before ([key, rung] each): a lengthened run's promotions of its old last
+    # generation, which wait until the longer run promotes those genomes (moncae.search.trainings)
+    waiting: list[list] = field(default_factory=list)
 
 
 def _rng_to_json(state: tuple) -> list:
@@ -75,6 +82,8 @@ def save_checkpoint(path: str | os.PathLike, state: Checkpoint) -> None:
         "rng_state": _rng_to_json(state.rng_state), "logbook": [_nan_to_null(r) for r in state.logbook],
         "halloffame": state.halloffame, "strategy": state.strategy,
         "last_population": state.last_population, "last_strategy": state.last_strategy,
+        **({} if state.last_halloffame is None else {"last_halloffame": state.last_halloffame}),
+        **({"waiting": state.waiting} if state.waiting else {}),
     })
 
 
@@ -93,21 +102,28 @@ def _parse(data: Any) -> Checkpoint:
     _check(isinstance(data.get("finished"), bool), "bad finished flag")
     logbook, hof = data.get("logbook"), data.get("halloffame")
     _check(isinstance(logbook, list) and all(isinstance(r, dict) for r in logbook), "bad logbook")
-    _check(isinstance(hof, list), "bad halloffame")
-    for entry in hof:
-        _check(isinstance(entry, dict) and isinstance(entry.get("key"), str)
-               and isinstance(entry.get("genes"), list)
-               and all(isinstance(g, int) for g in entry["genes"])
-               and isinstance(entry.get("objectives"), list)
-               and all(isinstance(v, (int, float)) and math.isfinite(v) for v in entry["objectives"]),
-               "bad halloffame entry")
+    last_hof = data.get("last_halloffame")
+    for entries in (hof, [] if last_hof is None else last_hof):
+        _check(isinstance(entries, list), "bad halloffame")
+        for entry in entries:
+            _check(isinstance(entry, dict) and isinstance(entry.get("key"), str)
+                   and isinstance(entry.get("genes"), list)
+                   and all(isinstance(g, int) for g in entry["genes"])
+                   and isinstance(entry.get("objectives"), list)
+                   and all(isinstance(v, (int, float)) and math.isfinite(v) for v in entry["objectives"]),
+                   "bad halloffame entry")
     extras = {name: data.get(name, default) for name, default in
               (("strategy", {}), ("last_population", []), ("last_strategy", {}))}
     _check(isinstance(extras["strategy"], dict) and isinstance(extras["last_strategy"], dict)
            and isinstance(extras["last_population"], list)
            and all(isinstance(g, dict) for g in extras["last_population"]), "bad strategy state")
+    waiting = data.get("waiting", [])
+    _check(isinstance(waiting, list) and all(
+        isinstance(w, list) and len(w) == 2 and isinstance(w[0], str) and isinstance(w[1], int) and w[1] >= 0
+        for w in waiting), "bad waiting trainings")
     return Checkpoint(generation, population, _rng_from_json(data.get("rng_state")),
-                      [_null_to_nan(r) for r in logbook], hof, data["finished"], **extras)
+                      [_null_to_nan(r) for r in logbook], hof, data["finished"], **extras,
+                      last_halloffame=last_hof, waiting=waiting)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint | None:

@@ -42,6 +42,10 @@ GENERATION_COLUMNS = [
 MODEL_INDEX_COLUMNS = ["individual", "genome_key", "file", "status"]
 RUN_FOLDER_HINT = "pass the folder a search wrote, e.g. results/mnist/seed-46"  # ends "not a run folder" errors
 FRONT_COLUMNS = ["genome_key", "architecture", "rec_loss", "loc", "generation"]
+# what `moncae finetune` writes into a run folder (moncae.finetune.records)
+FINETUNE_CSV = "finetune.csv"
+FINETUNE_JSON = "finetune.json"
+FINETUNED_DIR = "finetuned"
 
 
 def data_record(data) -> dict[str, Any]:
@@ -87,6 +91,10 @@ class RunFolder:
         """Whether a search has written results here (journals or a checkpoint)."""
         return any(p.exists() for p in (self.evaluations, self.population, self.generations,
                                         self.checkpoint, self.path / LEGACY_CHECKPOINT_NAME))
+
+    def finetune_files(self) -> list[str]:
+        """The fine-tune's files and folder that this run folder has."""
+        return [name for name in (FINETUNE_CSV, FINETUNE_JSON, FINETUNED_DIR) if (self.path / name).exists()]
 
     def check_writable(self) -> None:
         """Fail before writing anything if the run folder cannot be created or written."""
