@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import os
+import re
 import sys
 import types
 import typing
@@ -572,3 +573,8 @@ def resolve_config(
         return SearchConfig(**_known(settings, "settings"))
     except TypeError as err:
         raise MoncaeError(f"invalid settings: {err}") from None
+    except MoncaeError as err:  # a value out of range: say where it came from when the file gave it
+        name = re.match(r"`(\w+)`", str(err))
+        if name and name[1] in from_file and overrides.get(name[1]) is None:
+            raise MoncaeError(f"{err} (in {config_file})") from None
+        raise

@@ -56,6 +56,17 @@ def _one_line_error(result) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("line", ["max_minutes = -3", "generations = 0", "elitism = 1.5"])
+def test_a_value_out_of_range_in_a_config_file_names_the_file(tmp_path, line):
+    key = line.split(" = ")[0]
+    error = _one_line_error(_run(tmp_path, line + "\n", *FLAGS))
+    assert f"`{key}` must be" in error and error.endswith(f"(in {tmp_path / 'settings.toml'})"), error
+    flag = ["--generations", "0"] if key == "generations" else None  # the flag's value: no file named
+    if flag:
+        error = _one_line_error(_run(tmp_path, "generations = 3\n", *FLAGS, *flag))
+        assert "(in " not in error, error
+
+
 def test_the_fuzzed_keys_are_every_setting():
     names = {f.name for f in dataclasses.fields(SearchConfig)}
     assert INT_KEYS | NUMBER_KEYS | STR_KEYS | {"workers", "objectives", "inherit", "ref_point", "rungs",

@@ -65,6 +65,26 @@ def test_a_finished_run_made_longer_equals_the_longer_run(stub_config, tmp_path,
     assert set(extra["generation"]) <= {2} and (extra["rung"] > 0).all()
 
 
+@pytest.mark.parametrize(("seed", "lengths", "settings"), [
+    (10, (2, 3, 5), {"final": "front", "promote": 0.2}), (8, (3, 4, 5), {"strategy": "nsga2"})])
+def test_a_run_made_longer_twice_equals_the_longer_run(tmp_path, seed, lengths, settings):
+    """The second lengthening holds back again what the first one's last generation took from the
+    old journal (the cases a helper's audit found, on mnist_5k's shape, surrogate trainings)."""
+    from moncae.config import resolve_config
+
+    def config(out, generations):
+        return resolve_config(preset="smoke", dataset="mnist_5k", seed=seed, out=str(tmp_path / out),
+                              generations=generations, population=8, workers=1, max_blocks=4, max_filters=32,
+                              **{**RUNGS, "rungs": [[1, 100]], **settings})
+
+    whole = run_search(config("whole", lengths[-1]), task_fn=with_model)
+    for i, n in enumerate(lengths):
+        lengthened = run_search(config("longer", n), resume=i > 0, task_fn=with_model)
+    assert_same(whole.run_dir, lengthened.run_dir, names=WITH_INDEX[1:])
+    assert [(e["from"], e["to"]) for e in RunFolder(lengthened.run_dir).read_config()["lengthened"]] == \
+        list(zip(lengths, lengths[1:]))
+
+
 def test_config_json_records_the_new_length(stub_config, tmp_path):
     lengthened, _, _ = _longer(stub_config, tmp_path, {})
     payload = RunFolder(lengthened.run_dir).read_config()
@@ -191,3 +211,12 @@ def test_a_waiting_training_is_seen_as_of_the_generation_that_reaches_it():
     assert not cache.take("a", 1, 5)  # once
     again = Trainings(journal, 1, ObjectiveSet(), upto=4, waiting={("b", 1)})  # resumed after generation 4
     assert again.reached("a") == 1 and again.reached("b") == 0 and again.still_waiting(4) == [["b", 1]]
+
+
+def test_the_old_last_generation_keeps_its_seconds(stub_config, tmp_path):
+    """Taken again from the journal alone, it took no time now: generations.csv keeps what it took."""
+    config = stub_config(tmp_path / "r", generations=3)
+    run_search(config, task_fn=with_model)
+    before = pd.read_csv(config.run_dir / "generations.csv")["seconds"].tolist()
+    run_search(stub_config(tmp_path / "r", generations=5), resume=True, task_fn=with_model)
+    assert pd.read_csv(config.run_dir / "generations.csv")["seconds"].tolist()[:3] == before

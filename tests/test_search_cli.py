@@ -229,6 +229,9 @@ def test_the_time_left_stays_within_the_time_budget():
     # 10 generations of 30 s to go, but a 2-minute budget with 60 s used: 60 s left of it, then one
     assert time_left({0: 30.0, 1: 30.0}, 10, max_minutes=2) == "~90 s left"
     assert time_left({0: 30.0, 1: 30.0}, 2, max_minutes=60) == "~60 s left"  # the budget is far
+    # a resumed command has seen one generation of 30 s, but the run has used 100 s: with 30 s
+    # of the longest, the next generation is the last
+    assert time_left({5: 30.0}, 10, max_minutes=2, used=100.0, longest=30.0) == "~30 s left"
 
 
 def test_a_dry_run_downloads_nothing_and_says_the_data_was_not_checked(tmp_path):

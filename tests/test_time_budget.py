@@ -17,7 +17,7 @@ from moncae.report.collect import collect_runs
 from moncae.search import loop
 from moncae.search.loop import run_search
 from moncae.search.time_budget import budget_ends, used_minutes
-from tests.runs import WITH_INDEX, Messages, assert_same, resume_after_crash, with_model
+from tests.runs import WITH_INDEX, Crash, Messages, assert_same, resume_after_crash, with_model
 
 RUNGS = {"fidelity": "rungs", "rungs": [[1, 40]], "promote": 0.34}
 SETTINGS = [{}, RUNGS]  # full fidelity, and rungs (the last generation promotes every genome)
@@ -72,7 +72,7 @@ def test_the_budget_ends_the_search_as_a_run_of_that_many_generations(stub_confi
     # after 4 generations (2 minutes), a fifth of 30 s does not fit: the fifth is the last
     assert len(budgeted.logbook) == 5 and len(budgeted.hypervolumes) == 5
     assert [m for m in heard.lines if m.startswith("time budget")] == [
-        "time budget: generation 5 is the last of 8 (2.0 of 2 min used; another generation as long "
+        "time budget: generation 5 is the last of 8 (2.00 of 2 min used; another generation as long "
         "as the longest so far would not fit)"]
     plain = run_search(stub_config(tmp_path / "p", generations=5, **settings), task_fn=with_model)
     assert_same(plain.run_dir, budgeted.run_dir, names=WITH_INDEX)
@@ -89,6 +89,9 @@ def test_a_budget_that_is_never_reached_changes_nothing(stub_config, tmp_path, c
 @pytest.mark.parametrize("settings", SETTINGS)
 @pytest.mark.parametrize("where", ["middle", "last generation"])
 def test_a_crash_resumes_to_the_uninterrupted_budgeted_run(stub_config, tmp_path, clock, settings, where):
+    """The decision goes by the checkpoint's seconds. (With this clock a generation cut in the
+    middle takes its 30 s again after the resume; on a real one it counts only its time after the
+    resume, so the run can end a generation later: README, "A time budget".)"""
     reference = run_search(stub_config(tmp_path / "ref", generations=8, max_minutes=2, **settings),
                            task_fn=with_model).run_dir
     ev = pd.read_csv(reference / "evaluations.csv")
@@ -130,3 +133,45 @@ def test_the_cli_takes_max_minutes_and_refuses_a_negative_one(tiny_npz, tmp_path
     assert bad.exit_code == 2 and "max_minutes" in bad.output and "Traceback" not in bad.output
     dry = runner.invoke(main, [*args, "--max-minutes", "25", "--dry-run"])
     assert dry.exit_code == 0 and "max_minutes = 25.0" in dry.output
+
+
+@pytest.fixture
+def work_clock(monkeypatch):
+    """The search loop's clock advances 10 s per training (`charged(task_fn)` counts them), so a
+    generation replayed from the journal alone takes none of it."""
+    now = [0.0]
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def charged(task_fn):
+        def task(t):
+            now[0] += 10.0
+            return task_fn(t)
+        return task
+
+    return charged
+
+
+def test_a_generation_replayed_after_its_row_keeps_its_seconds(stub_config, tmp_path, work_clock, monkeypatch):
+    """A stop after a generation's generations.csv row but before its checkpoint: the resume runs it
+    again from the journal, with the seconds it took, so the budget decides as before."""
+    from moncae.store import RunFolder
+
+    settings = {"generations": 8, "max_minutes": 3}
+    reference = run_search(stub_config(tmp_path / "ref", **settings), task_fn=work_clock(with_model))
+    config = stub_config(tmp_path / "cut", **settings)
+    save = RunFolder.save_checkpoint
+
+    def stop_at_generation_2(self, state):
+        if state.generation == 2:
+            raise Crash
+        save(self, state)
+
+    monkeypatch.setattr(RunFolder, "save_checkpoint", stop_at_generation_2)
+    with pytest.raises(Crash):
+        run_search(config, task_fn=work_clock(with_model))
+    monkeypatch.setattr(RunFolder, "save_checkpoint", save)
+    resumed = run_search(config, resume=True, task_fn=work_clock(with_model))
+    assert len(resumed.logbook) == len(reference.logbook) < 8
+    assert_same(reference.run_dir, resumed.run_dir, names=WITH_INDEX)
+    seconds = [pd.read_csv(r.run_dir / "generations.csv")["seconds"].tolist() for r in (reference, resumed)]
+    assert seconds[0] == seconds[1]

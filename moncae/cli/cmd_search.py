@@ -55,16 +55,24 @@ class SeedParam(click.ParamType):
 
 
 def time_left(seconds: dict[int, float], generations_left: int, last_extra: float = 0.0,
-              max_minutes: float = 0.0) -> str:
+              max_minutes: float = 0.0, used: float | None = None, longest: float | None = None) -> str:
     """About how long `generations_left` more generations take, going by the seconds of those run
     so far (by generation; generation 0 left out once there are others: it trains a whole random
     population), plus `last_extra` seconds that the last generation adds (`last_generation_extra`).
-    With a time budget (`max_minutes`), at most what is left of it plus one last generation."""
+    With a time budget (`max_minutes`), only the generations its rule lets start (as long as the
+    seconds `used` so far plus the `longest` generation fit, those of the whole run where a
+    resume's command has not seen them all; moncae.search.time_budget), then a last one."""
     typical = [v for g, v in seconds.items() if g > 0] or list(seconds.values())
     mean = sum(typical) / len(typical)
-    left = mean * generations_left + last_extra
+    runs = generations_left
     if max_minutes > 0:
-        left = min(left, max(0.0, max_minutes * 60 - sum(seconds.values())) + mean + last_extra)
+        spent = sum(seconds.values()) if used is None else used
+        longest = max(seconds.values()) if longest is None else longest
+        ordinary = 0
+        while ordinary < generations_left - 1 and spent + longest <= max_minutes * 60:
+            spent, longest, ordinary = spent + mean, max(longest, mean), ordinary + 1
+        runs = ordinary + 1
+    left = mean * runs + last_extra
     return f"~{left:.0f} s left" if left < 120 else f"~{left / 60:.1f} min left"
 
 
@@ -105,6 +113,7 @@ class BarProgress:
         self.quiet = quiet
         self.header = header
         self.max_minutes = max_minutes  # the search's time budget (0: none), for the time left
+        self.run_seconds: tuple[float, float] | None = None  # the whole run's seconds so far, longest
         self.bar = None
         self.trained = 0
         self.hits = 0
@@ -169,6 +178,8 @@ class BarProgress:
             self.bar = None
         self.hv = row["hypervolume"]
         self.seconds[row["generation"]] = row["seconds"]
+        if "search_seconds" in row:
+            self.run_seconds = (row["search_seconds"], row["longest_seconds"])
         left = self.generations - row["generation"] - 1
         click.echo(
             f"gen {row['generation'] + 1:>2}/{self.generations}  HV {row['hypervolume']:.4f}"
@@ -187,7 +198,8 @@ class BarProgress:
         top = max((rung for counts in self.rungs.values() for rung in counts), default=0)
         reached = {g: counts.get(top, 0) for g, counts in self.rungs.items()} if top > 0 else {}
         extra = last_generation_extra(seconds, self.work, self.above, reached, self.below_top)
-        return time_left(seconds, generations_left, extra, self.max_minutes)
+        used, longest = self.run_seconds or (None, None)
+        return time_left(seconds, generations_left, extra, self.max_minutes, used, longest)
 
     def message(self, text):
         self.announce()

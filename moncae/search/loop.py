@@ -13,6 +13,7 @@ the loop with a stub.
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import platform
 import random
@@ -79,7 +80,9 @@ class SearchProgress:
         every one of its population's)."""
 
     def generation_done(self, row: dict[str, Any]) -> None:
-        pass
+        """`row`: the generation's `generations.csv` row, plus `search_seconds` and `longest_seconds`
+        (the run's generations so far, those of earlier commands included: what the time budget
+        goes by)."""
 
     def message(self, text: str) -> None:
         """A notice (a resume, a retry, a settings note): logged at INFO by the `moncae` logger."""
@@ -298,14 +301,15 @@ def _hof_entries(hof) -> list[dict[str, Any]]:
 
 
 def _checkpoint(gen: int, state: _State, finished: bool, last_input: tuple[list[Genome], dict],
-                front_before: list[dict[str, Any]] | None, waiting: list[list]) -> Checkpoint:
+                front_before: list[dict[str, Any]] | None, cache: Trainings) -> Checkpoint:
     return Checkpoint(
         gen, [g.to_config() for g in state.population], state.rng.getstate(),
         [dict(row) for row in state.logbook], _hof_entries(state.hof),
         finished=finished, strategy=state.strategy.state(),
         last_population=[g.to_config() for g in last_input[0]] if finished else [],
         last_strategy=last_input[1] if finished else {},
-        last_halloffame=front_before if finished else None, waiting=waiting,
+        last_halloffame=front_before if finished else None, waiting=cache.still_waiting(gen),
+        last_taken=cache.taken_in(gen) if finished else [],
     )
 
 
@@ -377,14 +381,16 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         progress.message(f"resuming {run.path} after generation {checkpoint.generation} "
                          f"({cache.journaled()} trainings reused)")
     strategy.load_state(strategy_state)
-    run.drop_generations_after(first - 1)
+    # a generation whose row was written but not its checkpoint runs again from the journal alone
+    # (as does a lengthened run's old last generation): it keeps the seconds it took
+    replayed = run.drop_generations_after(first - 1)
     restored = run.restore_generations([row for row in logbook if row["gen"] < first])
     if restored:
         unknown = any(not np.isfinite(row.get("seconds", np.nan)) for row in logbook if row["gen"] in restored)
         progress.message(f"{run.generations} lacked generation(s) {', '.join(str(g + 1) for g in restored)} "
                          "(the file was cut): put back from the checkpoint's log"
                          + (", their seconds unknown" if unknown else ""))
-    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(hof), strategy,
+    return _State(population, rng, first, _logbook(logbook), _hall_of_fame(hof), strategy, replayed,
                   finished=checkpoint.finished and first > checkpoint.generation)
 
 
@@ -395,7 +401,8 @@ def _out_of_time(gen: int, logbook, config: SearchConfig, progress: SearchProgre
     if not budget_ends(seconds, config.max_minutes):
         return False
     progress.message(f"time budget: generation {gen + 1} is the last of {config.generations} "
-                     f"({used_minutes(seconds):.1f} of {config.max_minutes:g} min used; another "
+                     f"({used_minutes(seconds):.{1 if config.max_minutes >= 10 else 2}f} of "
+                     f"{config.max_minutes:g} min used; another "
                      f"generation as long as the longest so far would not fit)")
     return True
 
@@ -715,7 +722,8 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     retried = run.forget_transient_failures(_next_keys(checkpoint, shape)) if checkpoint is not None else 0
     # a lengthened run's old last generation: its trainings wait until the search reaches them again
     upto = -1 if checkpoint is None else checkpoint.generation - lengthened
-    waiting = set() if checkpoint is None else {(key, rung) for key, rung in checkpoint.waiting}
+    waiting = set() if checkpoint is None else {
+        (key, rung) for key, rung in checkpoint.waiting + (checkpoint.last_taken if lengthened else [])}
     cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives, upto=upto,
                       waiting=waiting)
     if retried:
@@ -747,14 +755,16 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
         if cache.top > 0:
             progress.population_rungs(sum(1 for k in set(keys)
                                           if cache.latest(k).ok and cache.reached(k) < cache.top))
-        progress.generation_done(row)
+        run_seconds = [s for r in state.logbook if math.isfinite(s := r.get("seconds", math.nan))]
+        progress.generation_done({**row, "search_seconds": sum(run_seconds),  # the run's, all commands
+                                  "longest_seconds": max(run_seconds, default=0.0)})
         last_input = (state.population, state.strategy.state())
         state.population = state.strategy.advance(
             Generation(gen, state.population, keys, records, fitness, cache.view), state.rng, last=last)
         if last and config.final == "front":  # the all-time front at full fidelity, not the strategy's
             state.population = _front_population(state.hof, space, objectives, config.population) \
                 or state.population
-        run.save_checkpoint(_checkpoint(gen, state, last, last_input, front_before, cache.still_waiting(gen)))
+        run.save_checkpoint(_checkpoint(gen, state, last, last_input, front_before, cache))
         if last:  # the time budget's last generation comes before the planned one
             break
 

@@ -30,6 +30,8 @@ class Trainings:
         self.ref_point = objectives.ref
         self.by_key: dict[str, list[EvalRecord]] = {}
         self.later: dict[tuple[str, int], EvalRecord] = {}
+        # (key, rung) -> the generation that took a training the journal has under an earlier one
+        self.taken_late: dict[tuple[str, int], int] = {}
         for key, records in by_key.items():
             waits = False  # rungs in order: once one waits, so do those above it
             for rec in records:
@@ -55,14 +57,23 @@ class Trainings:
         training from its old last generation), the search sees it as of `generation`, as a run
         of that length from the start trained it then."""
         rec = self.later.pop((key, rung), None)
+        if rec is not None and rec.generation != generation:
+            self.taken_late[key, rung] = generation
+            rec = dataclasses.replace(rec, generation=generation)
         if rec is not None:
-            self.add(rec if rec.generation == generation else dataclasses.replace(rec, generation=generation))
+            self.add(rec)
         return rec is not None
 
     def still_waiting(self, generation: int) -> list[list]:
         """The waiting trainings of `generation` or before ([key, rung] each, sorted): what a
         checkpoint after `generation` must hold back besides the later generations'."""
         return sorted([key, rung] for (key, rung), rec in self.later.items() if rec.generation <= generation)
+
+    def taken_in(self, generation: int) -> list[list]:
+        """The trainings `generation` took that the journal has under an earlier generation ([key,
+        rung] each, sorted): with those of `generation` itself, what a longer run that takes
+        `generation` again must hold back."""
+        return sorted([key, rung] for (key, rung), g in self.taken_late.items() if g == generation)
 
     def journaled(self) -> int:
         """How many trainings the journal holds, those still waiting included."""
