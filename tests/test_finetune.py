@@ -218,7 +218,7 @@ def test_two_workers_fine_tune_as_one_worker_with_their_threads_does(search_run,
     assert messages.lines == [
         f"note: {two / 'finetune.csv'} started with 1 TensorFlow thread(s) per training, this fine-tune "
         "trains with 99 (1 worker(s)): new trainings may differ in the numbers from an uninterrupted "
-        "run (use the first run's --workers to avoid it)"]
+        "run (use the first run's --workers 2 to avoid it)"]
 
 
 def test_a_fine_tune_whose_worker_keeps_dying_is_failed_and_tried_again_later(search_run, tmp_path):

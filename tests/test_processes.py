@@ -198,7 +198,7 @@ def test_the_run_records_its_threads_and_a_resume_with_others_says_so(stub_confi
     assert [line for line in other.lines if "thread" in line] == [
         f"note: {config.run_dir} started with {execution['threads']} TensorFlow thread(s) per "
         "training, this resume trains with 99 (1 worker(s)): new trainings may differ in the "
-        "numbers from an uninterrupted run (use the first run's --workers to avoid it)"]
+        "numbers from an uninterrupted run (use the first run's --workers 1 to avoid it)"]
 
 
 def test_a_resume_on_another_cpu_says_so(stub_config, monkeypatch):
@@ -305,3 +305,12 @@ def test_a_worker_process_is_replaced_after_recycle_after_tasks():
         assert pids[6] == more[0] == more[1] != more[2]  # the count goes on across calls
     with ProcessExecutor(1, threads=1, recycle_after=None) as executor:
         assert len({pid for _, pid in executor.map_ordered(worker_pid, tasks)}) == 1
+
+
+def test_the_thread_notice_names_a_dask_run_s_executor():
+    from moncae.executors import execution_notices
+
+    before = {"executor": "dask", "workers": 2, "threads": 1, "cpu": None}
+    (line,) = execution_notices(Path("run"), before, {"executor": "local", "workers": 1, "threads": 2, "cpu": None},
+                                "this resume")
+    assert line.endswith("(use the first run's --executor dask --workers 2 to avoid it)"), line

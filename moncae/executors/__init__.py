@@ -150,7 +150,9 @@ def execution_notices(path: Path, previous: Any, current: dict[str, Any], doing:
         notices.append(
             f"note: {path} started with {before['threads']} TensorFlow thread(s) per training, {doing} "
             f"trains with {current['threads']} ({current['workers']} worker(s)): new trainings "
-            "may differ in the numbers from an uninterrupted run (use the first run's --workers to avoid it)")
+            "may differ in the numbers from an uninterrupted run (use the first run's "
+            + (f"--executor {before['executor']} " if before.get("executor") not in (None, "local") else "")
+            + f"--workers{'' if before.get('workers') is None else ' ' + str(before['workers'])} to avoid it)")
     if changed("cpu"):
         notices.append(
             f"note: {path} started on a CPU with {before['cpu']!r}, this one has {current['cpu']!r}: "
