@@ -311,6 +311,6 @@ def test_the_thread_notice_names_a_dask_run_s_executor():
     from moncae.executors import execution_notices
 
     before = {"executor": "dask", "workers": 2, "threads": 1, "cpu": None}
-    (line,) = execution_notices(Path("run"), before, {"executor": "local", "workers": 1, "threads": 2, "cpu": None},
-                                "this resume")
+    now = {"executor": "local", "workers": 1, "threads": 2, "cpu": None}
+    (line,) = execution_notices(Path("run"), before, now, "this resume")
     assert line.endswith("(use the first run's --executor dask --workers 2 to avoid it)"), line
