@@ -332,7 +332,9 @@ def _dry_run(configs) -> None:
 @click.option("--models-per-gpu", type=int, default=None,
               help="Dask LocalCluster on GPUs: workers (models trained at once) per GPU (default 1).")
 @click.option("--scheduler", default=None, help="Dask: scheduler address, e.g. tcp://host:8786.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue a run from its checkpoint: an interrupted one, or (with a larger --generations) "
+                   "a finished one.")
 @click.option("--quiet", is_flag=True, help="No progress bars, one line per generation.")
 @click.option("--dry-run", is_flag=True,
               help="Print the settings these options resolve to, as TOML that --config reads back, "
