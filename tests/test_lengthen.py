@@ -220,3 +220,31 @@ def test_the_old_last_generation_keeps_its_seconds(stub_config, tmp_path):
     before = pd.read_csv(config.run_dir / "generations.csv")["seconds"].tolist()
     run_search(stub_config(tmp_path / "r", generations=5), resume=True, task_fn=with_model)
     assert pd.read_csv(config.run_dir / "generations.csv")["seconds"].tolist()[:3] == before
+
+
+def test_a_stop_after_the_longer_run_s_last_checkpoint_keeps_what_it_took_as_of_when(tmp_path, monkeypatch):
+    """Killed before pareto_front.csv (the case a helper's audit found: its `generation` column
+    went back to the journal's generation for a training taken from the old journal)."""
+    from moncae.config import resolve_config
+    from moncae.store import RunFolder as Folder
+
+    def config(out, generations):
+        return resolve_config(preset="smoke", dataset="mnist_5k", seed=8, out=str(tmp_path / out),
+                              generations=generations, population=8, workers=1, max_blocks=4, max_filters=32,
+                              fidelity="rungs", rungs=[[1, 40], [2, 80]], promotion="population")
+
+    whole = run_search(config("whole", 5), task_fn=with_model)
+    run_search(config("longer", 2), task_fn=with_model)
+    run_search(config("longer", 3), resume=True, task_fn=with_model)
+    write_front = Folder.write_front
+
+    def killed(self, rows):
+        monkeypatch.setattr(Folder, "write_front", write_front)
+        raise Crash
+
+    monkeypatch.setattr(Folder, "write_front", killed)
+    with pytest.raises(Crash):
+        run_search(config("longer", 5), resume=True, task_fn=with_model)
+    lengthened = run_search(config("longer", 5), resume=True, task_fn=no_training)
+    assert_same(whole.run_dir, lengthened.run_dir, names=WITH_INDEX[1:])
+    assert json.loads((lengthened.run_dir / "checkpoint.json").read_text()).get("restamped")  # the case

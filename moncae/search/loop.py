@@ -309,7 +309,7 @@ def _checkpoint(gen: int, state: _State, finished: bool, last_input: tuple[list[
         last_population=[g.to_config() for g in last_input[0]] if finished else [],
         last_strategy=last_input[1] if finished else {},
         last_halloffame=front_before if finished else None, waiting=cache.still_waiting(gen),
-        last_taken=cache.taken_in(gen) if finished else [],
+        restamped=cache.restamped(),
     )
 
 
@@ -722,10 +722,12 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     retried = run.forget_transient_failures(_next_keys(checkpoint, shape)) if checkpoint is not None else 0
     # a lengthened run's old last generation: its trainings wait until the search reaches them again
     upto = -1 if checkpoint is None else checkpoint.generation - lengthened
-    waiting = set() if checkpoint is None else {
-        (key, rung) for key, rung in checkpoint.waiting + (checkpoint.last_taken if lengthened else [])}
+    # and what it took from the journal under an earlier generation: seen as of the one that took it
+    restamped = {} if checkpoint is None else {(key, rung): g for key, rung, g in checkpoint.restamped}
+    waiting = set() if checkpoint is None else {(key, rung) for key, rung in checkpoint.waiting} | {
+        pair for pair, g in restamped.items() if lengthened and g == checkpoint.generation}
     cache = Trainings(run.read_evaluations(repair=True), len(config.rung_schedule()) - 1, objectives, upto=upto,
-                      waiting=waiting)
+                      waiting=waiting, restamped=restamped)
     if retried:
         progress.message(f"{retried} training(s) that failed for a passing reason (memory, disk, "
                          "worker) will be tried again")

@@ -20,24 +20,32 @@ class Trainings:
     """
 
     def __init__(self, by_key: dict[str, list[EvalRecord]], top: int, objectives: ObjectiveSet,
-                 upto: int | None = None, waiting: set[tuple[str, int]] = frozenset()) -> None:
+                 upto: int | None = None, waiting: set[tuple[str, int]] = frozenset(),
+                 restamped: dict[tuple[str, int], int] | None = None) -> None:
         """`by_key`: the journal. With `upto`, only its trainings of generation `upto` or before are
         known at first; each later one waits until the search reaches its genome and rung again
         (`take`), as it did when it trained it: so a search resumed, or replayed from its journal
         without a checkpoint, sees at every step what the uninterrupted run saw. `waiting`:
-        (key, rung) pairs that wait too though of an earlier generation (`still_waiting`)."""
+        (key, rung) pairs that wait too though of an earlier generation (`still_waiting`);
+        `restamped`: the generation the search took a known one in, where that is later than the
+        journal's (`taken_late`)."""
         self.top, self.objectives = top, objectives
         self.ref_point = objectives.ref
         self.by_key: dict[str, list[EvalRecord]] = {}
         self.later: dict[tuple[str, int], EvalRecord] = {}
         # (key, rung) -> the generation that took a training the journal has under an earlier one
         self.taken_late: dict[tuple[str, int], int] = {}
+        restamped = restamped or {}
         for key, records in by_key.items():
             waits = False  # rungs in order: once one waits, so do those above it
             for rec in records:
                 waits = waits or (upto is not None and rec.generation > upto) or (key, rec.rung) in waiting
                 if waits:
                     self.later[key, rec.rung] = rec
+                elif (key, rec.rung) in restamped:
+                    self.taken_late[key, rec.rung] = restamped[key, rec.rung]
+                    self.by_key.setdefault(key, []).append(
+                        dataclasses.replace(rec, generation=restamped[key, rec.rung]))
                 else:
                     self.by_key.setdefault(key, []).append(rec)
 
@@ -69,11 +77,10 @@ class Trainings:
         checkpoint after `generation` must hold back besides the later generations'."""
         return sorted([key, rung] for (key, rung), rec in self.later.items() if rec.generation <= generation)
 
-    def taken_in(self, generation: int) -> list[list]:
-        """The trainings `generation` took that the journal has under an earlier generation ([key,
-        rung] each, sorted): with those of `generation` itself, what a longer run that takes
-        `generation` again must hold back."""
-        return sorted([key, rung] for (key, rung), g in self.taken_late.items() if g == generation)
+    def restamped(self) -> list[list]:
+        """The known trainings the search took in a later generation than the journal's ([key, rung,
+        generation] each, sorted): what a checkpoint keeps so that a resume sees them the same."""
+        return sorted([key, rung, g] for (key, rung), g in self.taken_late.items())
 
     def journaled(self) -> int:
         """How many trainings the journal holds, those still waiting included."""

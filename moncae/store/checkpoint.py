@@ -50,9 +50,10 @@ class Checkpoint:
     # generation or before ([key, rung] each): a lengthened run's promotions of its old last
     # generation, which wait until the longer run promotes those genomes (moncae.search.trainings)
     waiting: list[list] = field(default_factory=list)
-    # When finished: the trainings its last generation took that the journal has under an earlier
-    # generation ([key, rung] each; a lengthened run's), which a longer run holds back again
-    last_taken: list[list] = field(default_factory=list)
+    # Trainings the search took in a later generation than the journal has them under ([key, rung,
+    # generation] each; a lengthened run's, see `waiting`): what it saw them as, and (those of the
+    # last generation) what a longer run holds back again
+    restamped: list[list] = field(default_factory=list)
 
 
 def _rng_to_json(state: tuple) -> list:
@@ -87,7 +88,7 @@ def save_checkpoint(path: str | os.PathLike, state: Checkpoint) -> None:
         "last_population": state.last_population, "last_strategy": state.last_strategy,
         **({} if state.last_halloffame is None else {"last_halloffame": state.last_halloffame}),
         **({"waiting": state.waiting} if state.waiting else {}),
-        **({"last_taken": state.last_taken} if state.last_taken else {}),
+        **({"restamped": state.restamped} if state.restamped else {}),
     })
 
 
@@ -121,14 +122,14 @@ def _parse(data: Any) -> Checkpoint:
     _check(isinstance(extras["strategy"], dict) and isinstance(extras["last_strategy"], dict)
            and isinstance(extras["last_population"], list)
            and all(isinstance(g, dict) for g in extras["last_population"]), "bad strategy state")
-    waiting, last_taken = data.get("waiting", []), data.get("last_taken", [])
-    for pairs in (waiting, last_taken):
+    waiting, restamped = data.get("waiting", []), data.get("restamped", [])
+    for pairs, size in ((waiting, 2), (restamped, 3)):
         _check(isinstance(pairs, list) and all(
-            isinstance(w, list) and len(w) == 2 and isinstance(w[0], str) and isinstance(w[1], int) and w[1] >= 0
-            for w in pairs), "bad waiting trainings")
+            isinstance(w, list) and len(w) == size and isinstance(w[0], str)
+            and all(isinstance(n, int) and n >= 0 for n in w[1:]) for w in pairs), "bad waiting trainings")
     return Checkpoint(generation, population, _rng_from_json(data.get("rng_state")),
                       [_null_to_nan(r) for r in logbook], hof, data["finished"], **extras,
-                      last_halloffame=last_hof, waiting=waiting, last_taken=last_taken)
+                      last_halloffame=last_hof, waiting=waiting, restamped=restamped)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint | None:
