@@ -248,3 +248,44 @@ def test_a_stop_after_the_longer_run_s_last_checkpoint_keeps_what_it_took_as_of_
     lengthened = run_search(config("longer", 5), resume=True, task_fn=no_training)
     assert_same(whole.run_dir, lengthened.run_dir, names=WITH_INDEX[1:])
     assert json.loads((lengthened.run_dir / "checkpoint.json").read_text()).get("restamped")  # the case
+
+
+def test_a_stop_while_a_final_model_is_trained_again_trains_it_to_the_end_on_resume(tmp_path, monkeypatch):
+    """Killed after a final network's lower rung was trained again, before its top rung: the
+    resume must not take the lower rung's model for the final one (a helper's audit)."""
+    from moncae.config import resolve_config
+    from moncae.evaluation.records import EvalResult
+    from moncae.evaluation.surrogate import surrogate_task
+    from moncae.store import RunFolder as Folder
+
+    def trainer(task):  # each model's bytes name the rung that made it
+        return EvalResult(surrogate_task(task).record, f"{task.key} rung {task.rung}".encode())
+
+    def config(out, generations):
+        return resolve_config(preset="smoke", dataset="mnist_5k", seed=1, out=str(tmp_path / out),
+                              generations=generations, population=8, workers=1, max_blocks=4, max_filters=32,
+                              fidelity="rungs", rungs=[[1, 40], [2, 80]], final="front")
+
+    whole = run_search(config("whole", 5), task_fn=trainer).run_dir
+    run_search(config("longer", 2), task_fn=trainer)
+    finished, save = [], Folder.save_checkpoint
+
+    def save_checkpoint(self, state):
+        save(self, state)
+        finished.append(state.finished)
+
+    def killing(task):  # what trains after the finished checkpoint is the final models' training again
+        if finished and finished[-1] and task.rung == 1:
+            raise Crash
+        return trainer(task)
+
+    monkeypatch.setattr(Folder, "save_checkpoint", save_checkpoint)
+    with pytest.raises(Crash):
+        run_search(config("longer", 5), resume=True, task_fn=killing)
+    monkeypatch.setattr(Folder, "save_checkpoint", save)
+    longer = run_search(config("longer", 5), resume=True, task_fn=trainer).run_dir
+    assert_same(whole, longer, names=WITH_INDEX[1:])
+    models = sorted(p.name for p in (whole / "models").glob("*.keras"))
+    assert models and models == sorted(p.name for p in (longer / "models").glob("*.keras"))
+    assert [(whole / "models" / m).read_bytes() for m in models] == [(longer / "models" / m).read_bytes()
+                                                                      for m in models]

@@ -545,8 +545,11 @@ def _train_again(needs: dict[str, int], genomes: dict[str, Genome], config: Sear
                 raise StoppedOnIO(f"training {rec.genome_key} again in {run.path}: {rec.error}")
             if result.model_bytes:
                 try:
+                    # a model on the way to the one needed goes to models/rungs/ alone: models/KEY.keras
+                    # present means the one needed is there (a stop between the two redoes both)
                     run.save_model_bytes(rec.genome_key, result.model_bytes,
-                                         rung=rung if rung < cache.top else None)
+                                         rung=rung if rung < cache.top else None,
+                                         highest=rung == needs[rec.genome_key])
                 except OSError as err:
                     raise StoppedOnIO(f"saving the model of {rec.genome_key} in {run.path}: {one_line(err)}"
                                       ) from err

@@ -262,15 +262,18 @@ class RunFolder:
         return load_checkpoint(self.checkpoint)
 
     # -- models ---------------------------------------------------------------------------------
-    def save_model_bytes(self, genome_key: str, data: bytes, *, rung: int | None = None) -> None:
+    def save_model_bytes(self, genome_key: str, data: bytes, *, rung: int | None = None,
+                         highest: bool = True) -> None:
         """Save a trained model: `models/KEY.keras` holds the highest rung trained so far; a
         lower rung's model is also kept as `models/rungs/KEY.rN.keras` (what a promotion
-        continues from, also after a crash that tore the rung above), until the search ends."""
+        continues from, also after a crash that tore the rung above), until the search ends.
+        `highest=False`: a lower rung's model alone (one on the way to a higher one)."""
         if rung is not None:
             with atomic_open(self.rung_model(genome_key, rung), "wb") as fh:
                 fh.write(data)
-        with atomic_open(self.model_path(genome_key), "wb") as fh:
-            fh.write(data)
+        if highest:
+            with atomic_open(self.model_path(genome_key), "wb") as fh:
+                fh.write(data)
 
     def model_path(self, genome_key: str) -> Path:
         return self.models / model_filename(genome_key)
