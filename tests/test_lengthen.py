@@ -289,3 +289,19 @@ def test_a_stop_while_a_final_model_is_trained_again_trains_it_to_the_end_on_res
     assert models and models == sorted(p.name for p in (longer / "models").glob("*.keras"))
     assert [(whole / "models" / m).read_bytes() for m in models] == [(longer / "models" / m).read_bytes()
                                                                       for m in models]
+
+
+def test_inheriting_runs_whose_models_changed_are_not_lengthened(stub_config, tmp_path):
+    """inherit = true: a run stopped in its last generation (which replaced models by promoting
+    every genome), and a finished one whose checkpoint is gone, are refused too (a helper's audit)."""
+    settings = {**RUNGS, "inherit": True}
+    config = stub_config(tmp_path / "cut", generations=3, **settings)
+    reference = run_search(stub_config(tmp_path / "ref", generations=3, **settings), task_fn=with_model)
+    last = pd.read_csv(reference.run_dir / "evaluations.csv").query("generation == 2").index[0]
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing_after(int(last) + 1, with_model))
+    with pytest.raises(RunFolderError, match="its last generation had begun"):
+        run_search(stub_config(tmp_path / "cut", generations=6, **settings), resume=True, task_fn=no_training)
+    (reference.run_dir / "checkpoint.json").unlink()
+    with pytest.raises(RunFolderError, match="inherit the weights of networks whose models the finished run"):
+        run_search(stub_config(tmp_path / "ref", generations=6, **settings), resume=True, task_fn=no_training)

@@ -232,12 +232,17 @@ def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
     ordinary one, its trainings reused, where nothing else depends on the length and the models it
     no longer keeps (only its final networks') can be trained again as they were (no inheritance)."""
     new, done = config.generations, 0 if checkpoint is None else len(checkpoint.logbook)
+    # finished: by its checkpoint, or by its models' index where the checkpoint is gone (a replay)
+    finished = checkpoint.finished if checkpoint is not None else run.model_index.exists()
     why = None
     if config.strategy == "metaqnn":
         why = "metaqnn's exploration schedule is set by the number of generations"
-    elif checkpoint is None or not checkpoint.finished:
+    elif not finished:
         if new <= done:
             why = f"it has done {done} generation(s) already; ask for more than that"
+        elif config.inherit and done >= old - 1:  # its last generation began: it promoted every genome
+            why = ("its last generation had begun, whose promotions replaced models that its children "
+                   "would inherit from (inherit = true)")
     elif new < old:
         why = "a finished run cannot be made shorter"
     elif config.max_minutes > 0:
@@ -245,7 +250,7 @@ def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
     elif config.inherit:
         why = ("its children would inherit the weights of networks whose models the finished run no "
                "longer keeps (inherit = true)")
-    elif checkpoint.last_halloffame is None:
+    elif checkpoint is not None and checkpoint.last_halloffame is None:
         why = "it was finished by an older moncae, whose checkpoint lacks the front before its last generation"
     elif run.finetune_files():
         why = (f"its fine-tune ({', '.join(run.finetune_files())}) would no longer match its final models: "
@@ -253,11 +258,10 @@ def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
     return why
 
 
-def _lengthen(run: RunFolder, config: SearchConfig, old: int, finished: bool, progress: SearchProgress) -> None:
+def _lengthen(run: RunFolder, config: SearchConfig, old: int, progress: SearchProgress) -> None:
     """Record a resume's new number of generations in config.json (a finished run first loses its
     `models/index.csv`: it is unfinished again until its new last generation)."""
-    if finished:
-        run.model_index.unlink(missing_ok=True)
+    run.model_index.unlink(missing_ok=True)
     payload = run.read_config()
     payload["settings"]["generations"] = payload["run"]["generations"] = config.generations
     payload.setdefault("lengthened", []).append(
@@ -721,7 +725,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
     lengthened = checkpoint is not None and checkpoint.finished and len(checkpoint.logbook) < config.generations \
         and config.max_minutes <= 0
     if old_length is not None:
-        _lengthen(run, config, old_length, lengthened, progress)
+        _lengthen(run, config, old_length, progress)
     retried = run.forget_transient_failures(_next_keys(checkpoint, shape)) if checkpoint is not None else 0
     # a lengthened run's old last generation: its trainings wait until the search reaches them again
     upto = -1 if checkpoint is None else checkpoint.generation - lengthened
