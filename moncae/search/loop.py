@@ -252,8 +252,8 @@ def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
                "longer keeps (inherit = true)")
     elif checkpoint is not None and checkpoint.last_halloffame is None:
         why = "it was finished by an older moncae, whose checkpoint lacks the front before its last generation"
-    elif run.finetune_files():
-        why = (f"its fine-tune ({', '.join(run.finetune_files())}) would no longer match its final models: "
+    elif fine_tune := run.finetune_files():
+        why = (f"its fine-tune ({', '.join(fine_tune)}) would no longer match its final models: "
                "move that away first, or lengthen a copy of the run folder")
     return why
 
