@@ -125,7 +125,7 @@ def test_an_interrupted_run_takes_another_length_above_what_it_has_done(stub_con
 
 
 @pytest.mark.parametrize(("settings", "why"), [
-    ({"generations": 2}, "a finished run cannot be made shorter"),
+    ({"generations": 2}, "it finished after 3 generation\\(s\\) and cannot be made shorter"),
     ({"strategy": "metaqnn"}, "metaqnn's exploration schedule is set by the number of generations"),
     ({"inherit": True}, "its children would inherit the weights of networks whose models the finished run no "
                         "longer keeps"),
@@ -302,6 +302,29 @@ def test_inheriting_runs_whose_models_changed_are_not_lengthened(stub_config, tm
         run_search(config, task_fn=crashing_after(int(last) + 1, with_model))
     with pytest.raises(RunFolderError, match="its last generation had begun"):
         run_search(stub_config(tmp_path / "cut", generations=6, **settings), resume=True, task_fn=no_training)
+    (config.run_dir / "checkpoint.json").unlink()  # judged by its journal then
+    with pytest.raises(RunFolderError, match="its last generation had begun"):
+        run_search(stub_config(tmp_path / "cut", generations=6, **settings), resume=True, task_fn=no_training)
     (reference.run_dir / "checkpoint.json").unlink()
     with pytest.raises(RunFolderError, match="inherit the weights of networks whose models the finished run"):
         run_search(stub_config(tmp_path / "ref", generations=6, **settings), resume=True, task_fn=no_training)
+
+
+def test_a_lengthening_stopped_before_its_first_checkpoint_takes_any_length_from_the_old_one(
+        stub_config, tmp_path, monkeypatch):
+    """Stopped before the old last generation was done again: the run is still the finished one of
+    3 generations (its checkpoint), so it can be lengthened to another length above that (not back
+    to 3: that generation's rows are the redo's; nor shorter)."""
+    whole = run_search(stub_config(tmp_path / "whole", generations=5, **RUNGS), task_fn=with_model).run_dir
+    run_search(stub_config(tmp_path / "cut", generations=3, **RUNGS), task_fn=with_model)
+    with monkeypatch.context() as patch:
+        patch.setattr(RunFolder, "save_checkpoint", lambda self, state: (_ for _ in ()).throw(Crash()))
+        with pytest.raises(Crash):
+            run_search(stub_config(tmp_path / "cut", generations=6, **RUNGS), resume=True, task_fn=with_model)
+    for n, why in ((2, "it finished after 3 generation\\(s\\) and cannot be made shorter"),
+                   (3, "it finished after 3 generation\\(s\\), and a lengthening to 6 has begun .*; ask for "
+                       "more than 3; use --generations 6")):
+        with pytest.raises(RunFolderError, match=f"with {n} generations instead of 6: {why}"):
+            run_search(stub_config(tmp_path / "cut", generations=n, **RUNGS), resume=True, task_fn=no_training)
+    resumed = run_search(stub_config(tmp_path / "cut", generations=5, **RUNGS), resume=True, task_fn=with_model)
+    assert_same(whole, resumed.run_dir, names=WITH_INDEX[1:])

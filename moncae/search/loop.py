@@ -231,9 +231,13 @@ def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
     generation (which promoted every genome and ended with the final population) runs again as an
     ordinary one, its trainings reused, where nothing else depends on the length and the models it
     no longer keeps (only its final networks') can be trained again as they were (no inheritance)."""
-    new, done = config.generations, 0 if checkpoint is None else len(checkpoint.logbook)
-    # finished: by its checkpoint, or by its models' index where the checkpoint is gone (a replay)
+    new = config.generations
+    # done and finished: by its checkpoint, or, where the checkpoint is gone (a replay), by its journal
+    # (the generations before the latest it trained in) and its models' index
+    done = len(checkpoint.logbook) if checkpoint is not None else _journal_generations(run)
     finished = checkpoint.finished if checkpoint is not None else run.model_index.exists()
+    # a finished run's length: less than `old` where a lengthening stopped before its first checkpoint
+    ended = done if checkpoint is not None else old
     why = None
     if config.strategy == "metaqnn":
         why = "metaqnn's exploration schedule is set by the number of generations"
@@ -243,8 +247,11 @@ def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
         elif config.inherit and done >= old - 1:  # its last generation began: it promoted every genome
             why = ("its last generation had begun, whose promotions replaced models that its children "
                    "would inherit from (inherit = true)")
-    elif new < old:
-        why = "a finished run cannot be made shorter"
+    elif new < ended:
+        why = f"it finished after {ended} generation(s) and cannot be made shorter"
+    elif new == ended:  # back to its own length: that generation's rows are the redo's now
+        why = (f"it finished after {ended} generation(s), and a lengthening to {old} has begun to run its last "
+               f"generation again as an ordinary one; ask for more than {ended}")
     elif config.max_minutes > 0:
         why = "its time budget (max_minutes) decided its last generation"
     elif config.inherit:
@@ -256,6 +263,15 @@ def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
         why = (f"its fine-tune ({', '.join(fine_tune)}) would no longer match its final models: "
                "move that away first, or lengthen a copy of the run folder")
     return why
+
+
+def _journal_generations(run: RunFolder) -> int:
+    """The generations a run without a checkpoint had done by its journal: those before the latest
+    one it trained in (which may not have been finished)."""
+    with warnings.catch_warnings():  # a torn last row: warned about where it is repaired
+        warnings.simplefilter("ignore", RunFolderWarning)
+        journal = run.read_evaluations()
+    return max((rec.generation for records in journal.values() for rec in records), default=0)
 
 
 def _lengthen(run: RunFolder, config: SearchConfig, old: int, progress: SearchProgress) -> None:
