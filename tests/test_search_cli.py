@@ -209,10 +209,12 @@ def test_quiet_promotion_lines_only_for_a_rung_with_candidates(capsys):
     from moncae.cli.cmd_search import BarProgress
 
     progress = BarProgress(quiet=True)
-    progress.promotion(3, 1, 0, 0)  # every genome of the generation was cached
+    progress.promotion(3, 1, 0, 0, 0)  # every genome of the generation was cached
     assert capsys.readouterr().out == ""
-    progress.promotion(3, 1, 3, 1)
+    progress.promotion(3, 1, 3, 1, 1)
     assert capsys.readouterr().out == "  rung 1: 1 of 3 promoted\n"
+    progress.promotion(3, 1, 3, 2, 0)  # a resume's replay: their trainings are in the journal
+    assert capsys.readouterr().out == "  rung 1: 2 of 3 promoted (2 trained before)\n"
 
 
 def test_the_summary_line_says_about_how_long_the_rest_takes():

@@ -153,14 +153,15 @@ class BarProgress:
         if self.bar is not None:
             self.bar.update(1, record)
 
-    def promotion(self, generation, rung, candidates, to_train):
+    def promotion(self, generation, rung, candidates, promoted, to_train):
         self.announce()
         if self.bar is not None:  # the bar grows by the promoted trainings
             self.bar.length += to_train
         else:
             self._open_bar(to_train)
         if self.quiet and candidates:  # no candidates: every genome of the generation was cached
-            click.echo(f"  rung {rung}: {to_train} of {candidates} promoted")
+            reused = f" ({promoted - to_train} trained before)" if promoted > to_train else ""
+            click.echo(f"  rung {rung}: {promoted} of {candidates} promoted{reused}")
 
     def announce(self) -> None:
         """Print the header, once."""

@@ -71,8 +71,9 @@ class SearchProgress:
     def evaluation_done(self, record: EvalRecord) -> None:
         pass
 
-    def promotion(self, generation: int, rung: int, candidates: int, to_train: int) -> None:
-        """After rung `rung - 1`: `to_train` of `candidates` genomes train on at `rung`."""
+    def promotion(self, generation: int, rung: int, candidates: int, promoted: int, to_train: int) -> None:
+        """After rung `rung - 1`: `promoted` of `candidates` genomes go on to `rung`, of which
+        `to_train` train there now (the others' trainings are in the journal: a resume's replay)."""
 
     def population_rungs(self, below_top: int) -> None:
         """After a generation of a search with rungs, before `generation_done`: how many distinct
@@ -477,7 +478,7 @@ def _train_generation(gen: int, keys: list[str], population: list[Genome], confi
                           within=genomes if config.promotion == "population" else None,
                           multiple=config.promote_multiple, rule=config.fitness)
         todo = [k for k in chosen if cache.reached(k) == rung and not cache.take(k, rung + 1, gen)]
-        progress.promotion(gen, rung + 1, len(candidates), len(todo))
+        progress.promotion(gen, rung + 1, len(candidates), len(chosen), len(todo))
         if lengthened:  # continued from the rung-`rung` models, which a finished run no longer kept
             _train_again({k: rung for k in todo if not run.rung_model(k, rung).exists()}, genomes, config,
                          run, cache, executor, task_fn, progress, shape)
