@@ -285,6 +285,7 @@ def _other_settings(run: Path) -> None:
     (lambda run: (run / "config.json"), [], "not a moncae run folder"),
     (lambda run: (run / "config.json").unlink() or run, [], "not a moncae run folder"),
     (lambda run: _unfinished(run) or run, [], "finish the search first with `moncae search --dataset"),
+    (lambda run: _unfinished(run) or run, [], "--preset smoke --generations 2 --resume`"),
     (lambda run: (run / "models" / "index.csv").unlink() or run, [], "no final population"),
     (lambda run: (run / "checkpoint.json").unlink() or run, [], "no final population"),
     (lambda run: (run / "checkpoint.json").write_bytes(b"junk") and run, [], "damaged"),

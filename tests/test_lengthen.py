@@ -114,7 +114,11 @@ def test_a_crash_while_lengthening_resumes_to_the_longer_run(stub_config, tmp_pa
 def test_an_interrupted_run_takes_another_length_above_what_it_has_done(stub_config, tmp_path):
     with pytest.raises(Crash):
         run_search(stub_config(tmp_path / "cut", generations=8), task_fn=crashing_after(14, with_model))
-    resumed = run_search(stub_config(tmp_path / "cut", generations=5), resume=True, task_fn=with_model)
+    heard = Messages()
+    resumed = run_search(stub_config(tmp_path / "cut", generations=5), resume=True, task_fn=with_model,
+                         progress=heard)
+    assert f"{resumed.run_dir}: 8 -> 5 generations (fewer than it was started with: it ends after generation 5)" \
+        in heard.lines
     whole = run_search(stub_config(tmp_path / "whole", generations=5), task_fn=with_model)
     assert_same(whole.run_dir, resumed.run_dir, names=WITH_INDEX)
     with pytest.raises(Crash):

@@ -115,6 +115,10 @@ def test_a_finished_budgeted_run_resumes_as_complete_and_keeps_its_budget(stub_c
     assert f"{config.run_dir} is already complete (5 generations of 8: its time budget ended it)" in heard.lines
     with pytest.raises(RunFolderError, match="max_minutes: 2.0 -> 3.0"):
         run_search(stub_config(tmp_path / "b", generations=8, max_minutes=3), resume=True, task_fn=no_training)
+    for other in (5, 4, 9):  # its length, shorter or longer: the budget is why (a helper's audit)
+        with pytest.raises(RunFolderError, match=f"with {other} generations instead of 8: its time budget"):
+            run_search(stub_config(tmp_path / "b", generations=other, max_minutes=2), resume=True,
+                       task_fn=no_training)
 
 
 def test_the_report_counts_a_budgeted_run_as_finished(stub_config, tmp_path, clock):

@@ -248,13 +248,13 @@ def _lengthening_refused(run: RunFolder, config: SearchConfig, old: int,
         elif config.inherit and done >= old - 1:  # its last generation began: it promoted every genome
             why = ("its last generation had begun, whose promotions replaced models that its children "
                    "would inherit from (inherit = true)")
+    elif config.max_minutes > 0:  # (which may have ended it before `old`)
+        why = "its time budget (max_minutes) decided its last generation"
     elif new < ended:
         why = f"it finished after {ended} generation(s) and cannot be made shorter"
     elif new == ended:  # back to its own length: that generation's rows are the redo's now
         why = (f"it finished after {ended} generation(s), and a lengthening to {old} has begun to run its last "
                f"generation again as an ordinary one; ask for more than {ended}")
-    elif config.max_minutes > 0:
-        why = "its time budget (max_minutes) decided its last generation"
     elif config.inherit:
         why = ("its children would inherit the weights of networks whose models the finished run no "
                "longer keeps (inherit = true)")
@@ -284,7 +284,9 @@ def _lengthen(run: RunFolder, config: SearchConfig, old: int, progress: SearchPr
     payload.setdefault("lengthened", []).append(
         {"from": old, "to": config.generations, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     run.write_config(payload)
-    progress.message(f"{run.path}: {old} -> {config.generations} generations")
+    shorter = f" (fewer than it was started with: it ends after generation {config.generations})" \
+        if config.generations < old else ""
+    progress.message(f"{run.path}: {old} -> {config.generations} generations{shorter}")
 
 
 @dataclass

@@ -108,12 +108,14 @@ class RunFolder:
 
     def resume_command(self) -> str:
         """The `moncae search ... --resume` that continues this run, as far as config.json tells
-        (its dataset, seed, output root and preset; other settings stand as `...`)."""
+        (its dataset, seed, output root, preset and generations, which a resume may change alone;
+        other settings stand as `...`: a resume with others refuses and names them)."""
         try:
             run = self.read_config()["run"]
             parts = ["moncae search", f"--dataset {shlex.quote(run['dataset'])}", f"--seed {int(run['seed'])}",
                      f"--out {shlex.quote(run['out'])}"] + (
-                [f"--preset {shlex.quote(run['preset'])}"] if run.get("preset") else [])
+                [f"--preset {shlex.quote(run['preset'])}"] if run.get("preset") else []) + [
+                f"--generations {int(run['generations'])}"]
         except (RunFolderError, KeyError, TypeError, ValueError):
             return "`moncae search ... --resume`"
         return f"`{' '.join(parts)} --resume` (and any other settings it was started with)"
