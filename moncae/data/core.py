@@ -217,7 +217,11 @@ def _cached_download(name: str) -> RawData:
 
 
 def _keras_download(name: str):  # pragma: no cover - needs internet; tests monkeypatch it
-    """The last resort: keras.datasets downloads into its cache (imported only here: slow)."""
+    """The last resort: keras.datasets downloads into its cache (imported only here: slow, and
+    without TensorFlow's start-up chatter before the one-line error of a failed download)."""
+    from moncae.model.tfquiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     import keras
 
     return getattr(keras.datasets, name).load_data()
