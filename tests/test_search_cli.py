@@ -183,13 +183,27 @@ def test_the_progress_bar_shows_the_last_generations_hypervolume_once_there_is_o
 
     progress = BarProgress(quiet=False)
     progress.generation_started(0, 2, 3, 0)
-    assert progress.bar.item_show_func(None) == "trained 0, cache hits 0"  # no "HV nan"
+    assert progress.bar.item_show_func(None) == "cache hits 0"  # no "HV nan"
     progress.generation_done({"generation": 0, "hypervolume": 30.48031, "front_size": 2, "best_rec_loss": 0.5,
                               "min_loc": 2.0, "trained": 3, "cache_hits": 0, "seconds": 1.0})
     progress.generation_started(1, 2, 1, 2)
-    assert progress.bar.item_show_func(None) == "trained 0, cache hits 2, HV 30.480 after gen 1"
+    assert progress.bar.item_show_func(None) == "cache hits 2, HV 30.480 after gen 1"
     progress.generation_done({"generation": 1, "hypervolume": 31.0, "front_size": 2, "best_rec_loss": 0.5,
                               "min_loc": 2.0, "trained": 1, "cache_hits": 2, "seconds": 1.0})
+
+
+def test_the_progress_bar_goes_on_when_promotions_lengthen_it():
+    from types import SimpleNamespace
+
+    from moncae.cli.cmd_search import BarProgress
+
+    progress = BarProgress(quiet=False)
+    progress.generation_started(0, 2, 2, 0)
+    for _ in range(2):
+        progress.evaluation_done(SimpleNamespace(generation=0, rung=0, seconds=1.0))
+    assert progress.bar.finished  # click's: its length reached
+    progress.promotion(0, 1, 2, 2, 2)  # two more: not finished (a full bar without its time left)
+    assert (progress.bar.pos, progress.bar.length, progress.bar.finished) == (2, 4, False)
 
 
 def test_the_summary_line_shows_the_all_time_front_hypervolume_where_the_population_lost_some(capsys):

@@ -137,7 +137,9 @@ class BarProgress:
             generation = self.generation
             self.bar = click.progressbar(
                 length=to_train, label=f"gen {generation + 1}/{self.generations}", file=sys.stderr,
-                item_show_func=lambda _: f"trained {self.trained}, cache hits {self.hits}" + (
+                # the trainings are the bar's count (its promotions included); the summary line's
+                # `trained` counts the new genomes
+                item_show_func=lambda _: f"cache hits {self.hits}" + (
                     f", HV {self.hv:.3f} after gen {generation}" if math.isfinite(self.hv) else ""),
                 show_pos=True,
             )
@@ -159,6 +161,7 @@ class BarProgress:
         self.announce()
         if self.bar is not None:  # the bar grows by the promoted trainings
             self.bar.length += to_train
+            self.bar.finished = self.bar.pos >= self.bar.length  # click's flag, set once pos reached it
         else:
             self._open_bar(to_train)
         if self.quiet and candidates:  # no candidates: every genome of the generation was cached
