@@ -219,6 +219,19 @@ def test_a_torn_last_row_is_dropped_and_the_resumed_run_equals_the_uninterrupted
     assert pd.read_csv(path)["genome_key"].is_unique
 
 
+def test_a_finished_run_whose_last_row_was_torn_trains_it_again_and_says_why(stub_config, tmp_path):
+    config = stub_config(tmp_path / "torn")
+    run_search(config, task_fn=with_model)
+    path = config.run_dir / "evaluations.csv"
+    data = path.read_bytes()
+    path.write_bytes(data[: data.rstrip(b"\r\n").rfind(b"\n") + 17])
+    heard = Messages()
+    with pytest.warns(RunFolderWarning, match=r"evaluations.csv:\d+: torn last line"):
+        run_search(config, resume=True, task_fn=with_model, progress=heard)
+    assert f"{config.run_dir}: 1 network(s) of the last generation lack their training in the journal (it " \
+        "failed for a passing reason, or its row was cut off); training them again" in heard.lines
+
+
 def test_damage_in_the_middle_of_a_journal_is_an_error_naming_the_line(stub_config, tmp_path):
     config = stub_config()
     with pytest.raises(Crash):

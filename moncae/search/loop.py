@@ -390,11 +390,12 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         population, strategy_state, hof = last, checkpoint.last_strategy, checkpoint.last_halloffame
         progress.message(f"{run.path}: its last generation ({first + 1}) runs again as an ordinary one "
                          f"({cache.journaled()} trainings reused)")
-    elif checkpoint.finished and missing:  # a model of the last generation failed for a passing
-        first, logbook = checkpoint.generation, logbook[:-1]  # reason: redo that generation
+    elif checkpoint.finished and missing:  # a training of the last generation failed for a passing
+        first, logbook = checkpoint.generation, logbook[:-1]  # reason, or its row was cut: redo it
         population, strategy_state = last, checkpoint.last_strategy
-        progress.message(f"{run.path}: {len(missing)} model(s) of the last generation failed for a "
-                         "passing reason (memory, disk, worker); training them again")
+        progress.message(f"{run.path}: {len(missing)} network(s) of the last generation lack their "
+                         "training in the journal (it failed for a passing reason, or its row was cut "
+                         "off); training them again")
     elif checkpoint.finished:
         ended = len(logbook)
         progress.message(f"{run.path} is already complete ({ended} generations"
