@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(MODELS), default=None)
     args = parser.parse_args()
 
-    from moncae.model.tfquiet import import_tensorflow_quietly
+    from moncae.tfquiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # before keras imports TensorFlow
     import keras

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from moncae.data import canonical_name
+from moncae.data import DATASET_NAMES, canonical_name, looks_like_file
 from moncae.data.spec import DataSpec
 from moncae.errors import MoncaeError, MoncaeWarning
 from moncae.method.fidelity import Rung, rung_schedule
@@ -242,8 +242,8 @@ class SearchConfig:
 
     @property
     def run_dir(self) -> Path:
-        """`OUT/DATASET/seed-SEED/`; a user .npz dataset is named by its file stem."""
-        name = Path(self.dataset).stem if self.dataset.endswith(".npz") else self.dataset
+        """`OUT/DATASET/seed-SEED/`; a user .npz dataset (any path) is named by its file stem."""
+        name = self.dataset if self.dataset in DATASET_NAMES else Path(self.dataset).stem
         return Path(self.out) / name / f"seed-{self.seed}"
 
     def data_spec(self) -> DataSpec:
@@ -397,6 +397,15 @@ def check_types(settings: dict[str, Any], where: str | None = None) -> None:
             words = _TYPE_WORDS.get(name) or _type_words(kinds[name])
             raise MoncaeError(f"`{name}` must be {words}. Received: {name}={received}"
                               + (f" (in {where})" if where else ""))
+
+
+def dataset_setting(name: str) -> str:
+    """A dataset as a run records it: a known name as moncae spells it, a file by its absolute path
+    (so that `finetune`, `export` and `report` find it from any folder)."""
+    canonical = canonical_name(name)
+    if canonical in DATASET_NAMES or not looks_like_file(name):
+        return canonical
+    return os.path.abspath(os.path.expanduser(name))
 
 
 PATH_SETTINGS = ("dataset", "data_dir", "out")  # a `pathlib.Path` is taken as its text
@@ -561,7 +570,7 @@ def resolve_config(
     from_preset = set(settings) - set(given)
     settings.update(given)
     if isinstance(settings.get("dataset"), str):  # `Fashion-MNIST` runs in fashion_mnist/, as `fashion_mnist`
-        settings["dataset"] = canonical_name(settings["dataset"])
+        settings["dataset"] = dataset_setting(settings["dataset"])
     for name, rule in sorted(ruled_out(lambda s: settings.get(s, getattr(SearchConfig, s))).items()):
         if name not in from_preset:
             continue

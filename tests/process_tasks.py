@@ -68,7 +68,7 @@ def keras_extras_loaded(_: int) -> list[str]:
     import sys
 
     from moncae.model import training  # noqa: F401 - imports TensorFlow and Keras
-    from moncae.model.tfquiet import KERAS_EXTRAS
+    from moncae.tfquiet import KERAS_EXTRAS
 
     loaded = sorted(name for name in KERAS_EXTRAS if name in sys.modules)
     import pandas

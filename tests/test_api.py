@@ -137,3 +137,36 @@ def test_a_search_result_is_a_table_of_its_final_population(stub_config, tmp_pat
     frame = result.to_frame()
     assert list(frame["genome_key"]) == [r.genome_key for r in result.records]
     assert list(frame["fitness"]) == result.fitness and {"rec_loss", "loc", "status"} <= set(frame.columns)
+
+
+def test_a_dataset_file_is_recorded_by_its_absolute_path_and_names_its_run_folder(tmp_path, tiny_npz, monkeypatch):
+    """So `finetune`, `export` and `report` find it from any folder; any suffix names the run folder
+    by its stem (a helper's audit)."""
+    monkeypatch.chdir(tiny_npz.parent)
+    config = moncae.resolve_config(dataset=tiny_npz.name, out="r", seed=3)
+    assert config.dataset == str(tiny_npz) and config.run_dir == Path("r") / tiny_npz.stem / "seed-3"
+    odd = tmp_path / "sub" / "faces.NPZ"
+    odd.parent.mkdir()
+    odd.write_bytes(tiny_npz.read_bytes())
+    for name in (str(odd), "sub/faces.NPZ"):
+        monkeypatch.chdir(tmp_path)
+        assert moncae.resolve_config(dataset=name, out="r", seed=1).run_dir == Path("r") / "faces" / "seed-1"
+    assert moncae.resolve_config(dataset="fashion-MNIST").dataset == "fashion_mnist"  # names stay names
+
+
+def test_a_run_that_recorded_its_dataset_file_by_a_relative_path_still_resumes(stub_config, tmp_path, monkeypatch):
+    import json
+
+    from moncae.search.loop import settings_differ
+    from moncae.store import RunFolder
+
+    config = stub_config(tmp_path / "r")
+    run_search(config, task_fn=surrogate_task)
+    path = config.run_dir / "config.json"
+    payload = json.loads(path.read_text())
+    monkeypatch.chdir(Path(config.dataset).parent)
+    payload["settings"]["dataset"] = Path(config.dataset).name  # as runs before this recorded it
+    path.write_text(json.dumps(payload))
+    assert settings_differ(RunFolder(config.run_dir), config) == []
+    monkeypatch.chdir(tmp_path)  # another folder: another file
+    assert settings_differ(RunFolder(config.run_dir), config) == ["dataset"]

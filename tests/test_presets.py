@@ -1,5 +1,6 @@
 """Every preset shipped in the package is a configuration a search accepts."""
 
+import os
 import warnings
 
 import pytest
@@ -62,4 +63,5 @@ def test_the_same_setting_given_by_the_user_is_refused_with_the_fix(tmp_path):
 def test_a_dataset_name_is_spelled_as_moncae_spells_it():
     config = resolve_config(dataset="Fashion-MNIST", seed=1)
     assert config.dataset == "fashion_mnist" and config.run_dir.parts[-2:] == ("fashion_mnist", "seed-1")
-    assert resolve_config(dataset="data/My-Set.npz", seed=1).dataset == "data/My-Set.npz"  # a path: as given
+    path = resolve_config(dataset="data/My-Set.npz", seed=1).dataset
+    assert path == os.path.abspath("data/My-Set.npz")  # a path: absolute

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from moncae.model.tfquiet import KERAS_EXTRAS, holding_off
+from moncae.tfquiet import KERAS_EXTRAS, holding_off
 
 
 def test_a_held_off_module_cannot_be_imported_inside_the_block_and_can_after(tmp_path, monkeypatch):

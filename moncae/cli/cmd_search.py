@@ -58,7 +58,8 @@ def time_left(seconds: dict[int, float], generations_left: int, last_extra: floa
               max_minutes: float = 0.0, used: float | None = None, longest: float | None = None) -> str:
     """About how long `generations_left` more generations take, going by the seconds of those run
     so far (by generation; generation 0 left out: it trains a whole first population and starts the
-    workers, so "" while it is the only one), plus `last_extra` seconds that the last generation adds (`last_generation_extra`).
+    workers, so "" while it is the only one), plus `last_extra` seconds that the last generation
+    adds (`last_generation_extra`).
     With a time budget (`max_minutes`), only the generations its rule lets start (as long as the
     seconds `used` so far plus the `longest` generation fit, those of the whole run where a
     resume's command has not seen them all; moncae.search.time_budget), then a last one."""

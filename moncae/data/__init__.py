@@ -10,8 +10,9 @@ from moncae.data.core import (
     canonical_name,
     dataset_status,
     load_dataset,
+    looks_like_file,
 )
 from moncae.data.spec import DataSpec, cached_dataset
 
 __all__ = ["DATASET_NAMES", "DataSpec", "Dataset", "DatasetStatus", "cached_dataset", "canonical_name",
-           "dataset_status", "load_dataset"]
+           "dataset_status", "load_dataset", "looks_like_file"]

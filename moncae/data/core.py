@@ -174,10 +174,14 @@ def _not_found(name: str, looked: list[tuple[str, str]], download: str) -> str:
     )
 
 
+def looks_like_file(name: str) -> bool:
+    """Whether a dataset that is not a known name is meant as a file (else: an unknown name)."""
+    return bool(name) and (name.endswith(".npz") or os.sep in name or Path(name).expanduser().exists())
+
+
 def _user_npz_path(name: str) -> Path:
     path = Path(name).expanduser().resolve()
-    looks_like_path = name.endswith(".npz") or os.sep in name or path.exists()
-    if not looks_like_path:
+    if not looks_like_file(name):
         raise DataError(
             f"Unknown dataset '{name}'. Use one of {', '.join(DATASET_NAMES)} or a path to a "
             f".npz file holding x_train, y_train, x_test, y_test. Received: {name!r}"
@@ -219,7 +223,7 @@ def _cached_download(name: str) -> RawData:
 def _keras_download(name: str):  # pragma: no cover - needs internet; tests monkeypatch it
     """The last resort: keras.datasets downloads into its cache (imported only here: slow, and
     without TensorFlow's start-up chatter before the one-line error of a failed download)."""
-    from moncae.model.tfquiet import import_tensorflow_quietly
+    from moncae.tfquiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras

@@ -47,7 +47,7 @@ from typing import Any
 from moncae.errors import MoncaeError, one_line
 from moncae.executors.resources import usable_cores
 from moncae.executors.worker_setup import RECYCLE_AFTER, configure_tensorflow, lost_evaluation
-from moncae.model.tfquiet import hold_off_keras_extras
+from moncae.tfquiet import hold_off_keras_extras
 
 __all__ = ["DEFAULT_RETRIES", "RECYCLE_AFTER", "ProcessExecutor", "threads_per_worker"]
 

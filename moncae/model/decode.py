@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from moncae.model.tfquiet import import_tensorflow_quietly
+from moncae.tfquiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before keras imports TensorFlow
 import keras  # noqa: E402

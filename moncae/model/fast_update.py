@@ -39,7 +39,7 @@ import hashlib
 import inspect
 from collections.abc import Callable
 
-from moncae.model.tfquiet import import_tensorflow_quietly
+from moncae.tfquiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 import keras  # noqa: E402

@@ -22,7 +22,7 @@ import numpy as np
 
 from moncae.method.genome import Genome
 from moncae.method.inheritance import InheritancePlan, inheritance_plan
-from moncae.model.tfquiet import import_tensorflow_quietly
+from moncae.tfquiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 import keras  # noqa: E402

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moncae.model.tfquiet import import_tensorflow_quietly
+from moncae.tfquiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 import keras  # noqa: E402

@@ -14,7 +14,7 @@ import numpy as np
 from moncae.method.genome import Genome
 from moncae.model.fast_update import speed_up_update
 from moncae.model.steps import loss_step, train_step
-from moncae.model.tfquiet import import_tensorflow_quietly
+from moncae.tfquiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 import keras  # noqa: E402

@@ -36,7 +36,7 @@ def collect_reconstructions(finals: pd.DataFrame, images: np.ndarray) -> dict:
     out: list[dict] = []
     if models.empty:  # nothing to draw: do not load TensorFlow for it
         return {"images": images, "models": out}
-    from moncae.model.tfquiet import import_tensorflow_quietly
+    from moncae.tfquiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras

@@ -20,7 +20,7 @@ def collect_samples(finals: pd.DataFrame, n: int = SAMPLE_DRAWS, seed: int = SAM
     out: list[dict] = []
     if models.empty:
         return {"images": None, "models": out}
-    from moncae.model.tfquiet import import_tensorflow_quietly
+    from moncae.tfquiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras

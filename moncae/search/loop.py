@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from deap import tools
 
-from moncae.config import WORKERS_AUTO, SearchConfig
+from moncae.config import WORKERS_AUTO, SearchConfig, dataset_setting
 from moncae.data import Dataset, cached_dataset
 from moncae.errors import MoncaeError, RunFolderError, RunFolderWarning, one_line
 from moncae.evaluation.records import (
@@ -146,8 +146,12 @@ def settings_differ(run: RunFolder, config: SearchConfig) -> list[str] | None:
 
 def _run_settings(payload: dict) -> dict:
     """A run's results settings from its config.json (a setting newer than the run folder is
-    absent there: the run had its default)."""
-    return {**SearchConfig().results_settings(), **payload["settings"]}
+    absent there: the run had its default; a dataset file recorded by a relative path, before
+    runs recorded absolute ones, is taken from the current folder, as this command takes it)."""
+    settings = {**SearchConfig().results_settings(), **payload["settings"]}
+    if isinstance(settings["dataset"], str):
+        settings["dataset"] = dataset_setting(settings["dataset"])
+    return settings
 
 
 def _differ(previous: dict, current: dict) -> list[str]:
