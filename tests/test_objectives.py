@@ -161,6 +161,14 @@ def test_contribution_is_leave_one_out_and_order_free(points, rnd):
     assert np.all(contrib >= 0)
 
 
+def test_a_contribution_is_not_negative_by_rounding():
+    """A front point over a point a hair above it (found by Hypothesis): its box minus that
+    point's shadow rounded to -3.6e-15."""
+    points = np.array([(2.1200392224082547, 0.0), (2.1200392224082547, 4.609153157416032e-85),
+                       (2.4193397600016247, 0.0)])
+    assert np.all(hv_contributions(points) >= 0)
+
+
 def test_3d_goes_through_the_library(monkeypatch):
     calls = []
 

@@ -115,7 +115,7 @@ def _contributions_2d(pts: np.ndarray, ref: np.ndarray) -> np.ndarray:
         shadow = others[alone & (last == j)]
         corner = np.array([upper_x[j], upper_y[j]])
         uncovered[j] = _staircase_area(shadow[_front_2d(shadow)], corner)
-    out[inside[front_local]] = box - uncovered
+    out[inside[front_local]] = np.maximum(box - uncovered, 0.0)  # not below 0 by rounding (box ~ shadow)
     return out
 
 
