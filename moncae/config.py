@@ -538,7 +538,12 @@ def without_effect(config: SearchConfig, given: Iterable[str]) -> list[str]:
              "--fidelity rungs or proxy")
     acts = {"promote": rungs, "promotion": rungs, "promote_multiple": rungs, "first_generation": rungs,
             "vae_eps": (config.model == "vae", "with an autoencoder; it acts with --model vae"),
-            "scheduler": (config.executor == "dask", "with the local executor; it acts with --executor dask")}
+            "scheduler": (config.executor == "dask", "with the local executor; it acts with --executor dask"),
+            "models_per_gpu": (config.executor == "dask" and config.scheduler is None,
+                               "outside the Dask LocalCluster (it places that cluster's workers); it acts with "
+                               "--executor dask and no --scheduler"),
+            "selection": (config.strategy == "moncae", f"with strategy {config.strategy!r} (it picks the moncae "
+                          "GA's parents); it acts with --strategy moncae")}
     return [f"--{name.replace('_', '-')} has no effect {acts[name][1]}" for name in given
             if name in acts and not acts[name][0]]
 

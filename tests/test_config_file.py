@@ -195,6 +195,12 @@ def test_a_flag_other_settings_leave_without_effect_is_warned_about(tmp_path):
         "--scheduler has no effect with the local executor; it acts with --executor dask"]
     rungs = SearchConfig(fidelity="rungs", rungs=((1, 100),), model="vae", loss="reformulated")
     assert without_effect(rungs, ["promote", "promotion", "vae_eps"]) == []
+    assert without_effect(SearchConfig(strategy="nsga2"), ["models_per_gpu", "selection"]) == [
+        "--models-per-gpu has no effect outside the Dask LocalCluster (it places that cluster's workers); it "
+        "acts with --executor dask and no --scheduler",
+        "--selection has no effect with strategy 'nsga2' (it picks the moncae GA's parents); it acts with "
+        "--strategy moncae"]
+    assert without_effect(SearchConfig(executor="dask"), ["models_per_gpu", "selection"]) == []
     result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--seed", "1", "--preset", "smoke",
                                        "--promote", "0.5", "--out", str(tmp_path), "--dry-run"])
     assert result.exit_code == 0, result.output

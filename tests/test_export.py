@@ -279,6 +279,11 @@ def test_train_ga_takes_a_genome_of_a_run_by_key(search_run, front):
     genome = models.genomes[row["genome_key"]]
     assert done.output.startswith(f"{genome.describe(models.input_shape)}: GA on 4 images")
     assert "done: 3 generations" in done.output
+    spaced = CliRunner().invoke(main, ["train-ga", "--run", str(search_run), "--key", row["id"][:10], "--images",
+                                       "4", "--generations", "1", "--space", "dense", "--max-blocks", "5"])
+    assert spaced.exit_code == 0 and spaced.output.startswith(  # the run's genome still (a helper's audit)
+        "Warning: --space/--max-blocks have no effect with --run: the genome is decoded in its run's space; they "
+        f"act with --genes\n{genome.describe(models.input_shape)}: GA on 4 images"), spaced.output
     one_line_error(["train-ga", "--run", str(search_run), "--key", row["id"][:10], "--genes", "0,1"],
                    "either as --genes")
     one_line_error(["train-ga", "--run", str(search_run), "--key", "zz"], "no model with key")

@@ -8,12 +8,14 @@ import dataclasses
 import math
 import os
 import sys
+import warnings
 
 import click
+from click.core import ParameterSource
 
 from moncae.cli.options import data_dir_option
 from moncae.config import SPACES
-from moncae.errors import MoncaeError, one_line
+from moncae.errors import MoncaeError, MoncaeWarning, one_line
 from moncae.method.genome import DOWNSAMPLINGS
 from moncae.method.weight_ga import SEED_MAX
 
@@ -130,6 +132,12 @@ def command(dataset, data_dir, genes, run_dir, key, space, downsample, max_block
     if (genes is None) == (run_dir is None) or (run_dir is None) != (key is None):
         raise MoncaeError("give the genome either as --genes G0,G1,... or as --run RUN_DIR --key KEY")
     if run_dir is not None:
+        given = [f"--{name.replace('_', '-')}" for name in ("space", "downsample", "max_blocks", "max_filters")
+                 if click.get_current_context().get_parameter_source(name) != ParameterSource.DEFAULT]
+        if given:
+            warnings.warn(MoncaeWarning(f"{'/'.join(given)} {'has' if len(given) == 1 else 'have'} no effect with "
+                                        "--run: the genome is decoded in its run's space; they act with --genes"),
+                          stacklevel=1)
         genome, spec = _run_genome(run_dir, key)  # the run's data and splits
         if dataset is not None:
             spec = DataSpec(dataset, data_dir)
