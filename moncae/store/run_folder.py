@@ -9,6 +9,7 @@ written whole, atomically (`moncae.store.atomic`). `.lock` keeps a second comman
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -301,6 +302,8 @@ class RunFolder:
                 path.unlink()
         for path in self.models.glob("rungs/*.keras"):  # promotions are over
             path.unlink()
+        with contextlib.suppress(OSError):  # the folder, once empty (a file of the user's stays)
+            (self.models / "rungs").rmdir()
         return sum(1 for r in rows if r["file"])
 
     def write_front(self, rows: Sequence[Mapping[str, Any]]) -> None:
