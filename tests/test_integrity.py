@@ -135,6 +135,13 @@ def test_a_second_command_on_a_locked_folder_exits_2_naming_the_holder(stub_conf
         assert "wait for it to finish, then pass --resume" in result.output, result.output
         with pytest.warns(ReportWarning, match="in progress"):
             collect_runs(config.run_dir.parent)
+    with pytest.raises(Crash):  # a search stopped in generation 1, then one running there
+        run_search(stub_config(tmp_path / "cut"), task_fn=crashing_after(11, with_model))
+    with RunLock(stub_config(tmp_path / "cut").run_dir, "moncae search"), pytest.warns(ReportWarning) as seen:
+        collect_runs(tmp_path / "cut")
+    notes = [str(w.message) for w in seen]
+    assert any("has done generation 1 of 4 so far" in n for n in notes), notes
+    assert not any("stopped after" in n for n in notes), notes  # not while it runs (a helper's audit)
     assert lock_holder(config.run_dir) is None
     run_search(config, resume=True, task_fn=surrogate_task)  # free again
 

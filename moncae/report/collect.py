@@ -235,8 +235,8 @@ def _read_run(path: Path) -> RunInfo | None:
         notes.append(f"ended by its time budget ({config.max_minutes:g} min) after generation {done} "
                      f"of {config.generations}")
     elif done < config.generations:
-        notes.append(f"stopped after generation {done} of {config.generations}; its last "
-                     f"generation is used as the final population")
+        notes.append(f"{'has done' if holder else 'stopped after'} generation {done} of {config.generations}"
+                     f"{' so far' if holder else ''}; its last generation is used as the final population")
     elif not finished:
         notes.append("models/index.csv is missing: the search did not finish writing models")
     finetuned = (path / "finetune.csv").exists()
