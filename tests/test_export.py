@@ -16,12 +16,13 @@ from conftest import SMOKE_SEED
 import moncae
 from moncae.cli.main import main
 from moncae.data import cached_dataset
-from moncae.errors import MoncaeError
+from moncae.errors import MoncaeError, RunFolderWarning
 from moncae.export import load_front, read_run_models
 from moncae.export.export import TFLITE_TOLERANCE
 from moncae.finetune import finetune_run
 from moncae.method.architecture import bottleneck_shape
 from moncae.method.genome import Genome
+from moncae.store import RunLock
 
 pytestmark = pytest.mark.slow  # trains real models
 
@@ -228,6 +229,9 @@ def test_fine_tuned_weights_are_exported_by_default(finetuned_run, data, tmp_pat
     row = tuned.iloc[0]
     assert row["rec_loss"] == pytest.approx(ft.loc[row["genome_key"], "rec_loss"])
 
+    with RunLock(finetuned_run, "moncae finetune"):  # a fine-tune running: said (a helper's audit)
+        with pytest.warns(RunFolderWarning, match="its fine-tune is running"):
+            load_front(finetuned_run)
     for flag, weights in (([], "finetuned"), (["--searched"], "searched")):
         out = tmp_path / weights
         result = CliRunner().invoke(main, ["export", str(finetuned_run), str(out), "--key", row["id"][:8],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,12 @@ import pandas as pd
 
 from moncae.config import SearchConfig
 from moncae.data import cached_dataset
-from moncae.errors import MoncaeError, RunFolderError
+from moncae.errors import MoncaeError, RunFolderError, RunFolderWarning
 from moncae.finetune.records import FINETUNE_CSV, FINETUNED_DIR
 from moncae.finetune.run import check_finished, read_run_config
 from moncae.method.architecture import bottleneck_shape, bottleneck_text, forward_flops
 from moncae.method.genome import Genome
-from moncae.store import RunFolder, csv_float, model_filename, read_rows
+from moncae.store import RunFolder, csv_float, lock_holder, model_filename, read_rows
 
 __all__ = ["FRONT_TABLE_COLUMNS", "RunModels", "format_front", "load_front", "read_run_models"]
 
@@ -75,6 +76,11 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
     run = RunFolder(run_dir)
     config = read_run_config(run)
     check_finished(run)
+    holder = lock_holder(run.path)
+    if holder and "moncae finetune" in holder:
+        warnings.warn(RunFolderWarning(
+            f"{run.path}: its fine-tune is running ({holder}): the models it has fine-tuned so far are "
+            "used, the searched ones elsewhere; wait for it to finish for all the fine-tuned ones"), stacklevel=2)
     if not run.front.exists():
         raise RunFolderError(f"{run.path} has no pareto_front.csv; the search did not finish "
                              f"writing its results: rerun it with {run.resume_command()}")
