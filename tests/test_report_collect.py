@@ -183,3 +183,16 @@ def test_dense_baselines_are_cached_once_per_dataset_across_settings_groups(tiny
         warnings.simplefilter("ignore")
         build.build_report(tmp_path / "r", baselines="pca,dense_ae")
     assert len(caches) == 2 and caches[0] == caches[1] == tmp_path / "r" / ".baselines" / "tiny.csv"
+
+
+def test_of_a_run_and_its_copy_the_one_where_the_search_put_it_is_kept(stub_config, tmp_path):
+    import shutil
+
+    config = stub_config(tmp_path / "R")
+    run_search(config, task_fn=surrogate_task)
+    copy = tmp_path / "R" / "a-copy" / config.run_dir.name  # sorts before the dataset's folder
+    shutil.copytree(config.run_dir, copy)
+    with pytest.warns(ReportWarning, match=f"{copy}: the same dataset, settings, strategy and seed as "
+                                           f"{config.run_dir}; left out"):
+        (kept,) = collect_runs(tmp_path / "R")
+    assert kept.path == config.run_dir

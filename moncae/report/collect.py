@@ -255,7 +255,9 @@ def collect_runs(results_dir: str | os.PathLike) -> list[RunInfo]:
     if not runs:
         raise RunFolderError(f"no run under {root} can be reported (none has finished a generation, "
                              "or none could be read: see the warnings)")
-    runs.sort(key=lambda r: (r.dataset, r.seed, str(r.path)))
+    # of copies, the folder where the search put it (DATASET/seed-SEED) first: the one kept
+    runs.sort(key=lambda r: (r.dataset, r.seed, (r.path.parent.name, r.path.name) != (r.dataset, f"seed-{r.seed}"),
+                             str(r.path)))
     return _split_settings(_drop_copies(runs))
 
 
