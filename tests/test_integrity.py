@@ -159,6 +159,28 @@ def test_reading_a_run_whose_search_still_runs_says_to_wait_not_to_resume(stub_c
     assert result.exit_code == 2 and "--resume" in result.output, result.output
 
 
+def test_a_lock_file_that_is_a_link_is_replaced_never_written_through(tmp_path):
+    """A run folder from elsewhere with `.lock -> a file of yours` (a helper's audit: the file was
+    truncated and overwritten with the lock's JSON)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").symlink_to(victim)
+    assert lock_holder(run) is None
+    with RunLock(run, "moncae finetune"):
+        assert not (run / ".lock").is_symlink() and "moncae finetune" in lock_holder(run)
+    assert victim.read_text() == "precious"
+    os.mkfifo(run / "fifo")
+    (run / ".lock").unlink()
+    (run / ".lock").symlink_to(run / "fifo")  # nor read through one (a FIFO would block)
+    assert lock_holder(run) is None
+    (run / ".lock").unlink()
+    os.mkfifo(run / ".lock")
+    with pytest.raises(RunFolderError, match="is not a plain file"):
+        RunLock(run, "moncae search").acquire()
+
+
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     code = ("import sys, time; from moncae.store import RunLock; "
             f"RunLock({str(tmp_path)!r}, 'test').acquire(); print('locked', flush=True); time.sleep(60)")

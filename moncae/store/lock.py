@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,10 +34,36 @@ def _holder_text(info: dict) -> str:
 
 def _read_info(path: Path) -> dict:
     try:
-        info = json.loads(path.read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return {}
+    try:
+        text = os.read(fd, 4096).decode("utf-8") if stat.S_ISREG(os.fstat(fd).st_mode) else ""
+        info = json.loads(text or "{}")
+    except (OSError, ValueError, RecursionError):
+        return {}
+    finally:
+        os.close(fd)
     return info if isinstance(info, dict) else {}
+
+
+def _open_lock_file(path: Path) -> int:
+    """The lock file, opened for writing, never through a link: a `.lock` symlink in a run folder
+    from elsewhere (a tarball, a shared drive) would make the lock truncate the file it names."""
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as err:
+            if err.errno != errno.ELOOP:
+                raise
+            path.unlink()  # a symlink: the lock file is moncae's own, made again as a plain file
+            continue
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)
+        break
+    raise RunFolderError(f"{path} is not a plain file (a lock file moncae did not make); remove it, then run "
+                         "this again")
 
 
 class RunLock:
@@ -50,7 +77,7 @@ class RunLock:
     def acquire(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock_file(self.path)
         except OSError as err:  # a path through a file, no permission, a read-only file system
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise  # a passing cause: the CLI says so and keeps what is there
@@ -93,7 +120,7 @@ def lock_holder(run_dir: str | os.PathLike) -> str | None:
     """Who holds the run folder's lock now (a description), or None if nobody does."""
     path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
