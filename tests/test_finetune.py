@@ -274,6 +274,17 @@ def _missing_dataset(run: Path) -> None:
     path.write_text(json.dumps(payload))
 
 
+def _rows_without_settings(run: Path, settings: str | None = None) -> None:
+    """A fine-tune's row whose finetune.json was deleted (a helper's audit: a rerun mixed settings)
+    or is nested too deep to read."""
+    from moncae.finetune.records import FINETUNE_COLUMNS
+
+    row = {c: "" for c in FINETUNE_COLUMNS} | {"individual": 0, "genome_key": "x", "status": "ok", "epochs": 1}
+    pd.DataFrame([row], columns=FINETUNE_COLUMNS).to_csv(run / "finetune.csv", index=False)
+    if settings is not None:
+        (run / "finetune.json").write_text(settings)
+
+
 def _other_settings(run: Path) -> None:
     (run / "finetune.json").write_text(json.dumps({"settings": {"epochs": 7}}))
     write_csv(run / "finetune.csv", FINETUNE_COLUMNS, [
@@ -294,6 +305,8 @@ def _other_settings(run: Path) -> None:
     (lambda run: (run / "finetune.csv").write_text("a,b\n1,2\n") and run, [], "to fine-tune again"),
     (lambda run: run, ["--epochs", "-1"], "epochs"),
     (lambda run: run, ["--classifier-epochs", "0"], "classifier-epochs"),
+    (lambda run: _rows_without_settings(run) or run, [], "has rows but finetune.json is gone"),
+    (lambda run: _rows_without_settings(run, "[" * 100_000) or run, [], "other settings"),  # too deep to read
 ])
 def test_bad_input_exits_2_with_one_line(search_run, tmp_path, make_bad, args, expected):
     run = copy_run(search_run, tmp_path / "run")

@@ -35,7 +35,7 @@ def read_finetune_json(run_dir: str | Path) -> dict | None:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep to read
         return {}
     return payload if isinstance(payload, dict) else {}
 

@@ -139,9 +139,13 @@ def _final_models(run: RunFolder, state, input_shape) -> list[FinalModel]:
 def _continued(run: RunFolder, settings: FinetuneSettings, has_rows: bool) -> dict | None:
     """finetune.json of the rows a rerun continues (None: nothing to continue); a rerun must use
     their settings (or start over), else a `RunFolderError`. Reads only."""
-    payload = read_finetune_json(run.path) if has_rows else None
-    if payload is None:
+    if not has_rows:
         return None
+    payload = read_finetune_json(run.path)
+    if payload is None:  # written before the first row: deleted since
+        raise RunFolderError(
+            f"{run.path / FINETUNE_CSV} has rows but {FINETUNE_JSON} is gone, so the settings they were made "
+            f"with are unknown; put it back, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over")
     previous = payload.get("settings") if isinstance(payload.get("settings"), dict) else {}
     current = asdict(settings)
     differ = sorted(k for k in current if previous.get(k) != current[k])
@@ -175,7 +179,7 @@ def check_finetune(run_dir, *, epochs: int | None = None, classifier_epochs: int
     run, config = check_run(run_dir)
     settings = FinetuneSettings(config.finetune_epochs if epochs is None else epochs, classifier_epochs,
                                 batch_size, patience)
-    _continued(run, settings, bool(_read_done(run.path / FINETUNE_CSV)))
+    _continued(run, settings, bool(_read_done(run.path / FINETUNE_CSV, repair=False)))  # no lock held yet
 
 
 # --------------------------------------------------------------------------- the run
@@ -274,11 +278,12 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
                           settings=settings)
 
 
-def _read_done(path: Path) -> dict[str, FinetuneRecord]:
-    """Models already fine-tuned, by genome key (a rerun skips them); a torn last row is cut."""
+def _read_done(path: Path, *, repair: bool = True) -> dict[str, FinetuneRecord]:
+    """Models already fine-tuned, by genome key (a rerun skips them); a torn last row is left out,
+    and with `repair` (the run's lock held) cut from the file."""
     hint = f"delete it (and {FINETUNED_DIR}/) to fine-tune again"
     try:
-        rows = read_rows(path, FINETUNE_COLUMNS, repair=True)
+        rows = read_rows(path, FINETUNE_COLUMNS, repair=repair)
     except RunFolderError as err:
         raise RunFolderError(f"{err}; {hint}") from None
     done: dict[str, FinetuneRecord] = {}
