@@ -671,3 +671,35 @@ def test_a_killed_writes_temporary_files_go_when_the_folder_is_next_locked(stub_
     fresh.path.mkdir()
     (fresh.path / ".config.json.a1b2c3d4.tmp").write_text("{")
     assert not fresh.has_results()
+
+
+def test_json_nested_too_deep_is_damage_not_a_traceback(stub_config, tmp_path):
+    """`[[[[...]]]]` 100,000 deep in a run's JSON files (a helper's fuzzing): one-line errors."""
+    config = stub_config(tmp_path / "r")
+    run_search(config, task_fn=with_model)
+    deep = "[" * 100_000 + "]" * 100_000
+    (config.run_dir / "checkpoint.json").write_text(deep)
+    with pytest.raises(RunFolderError, match="checkpoint.json is damaged"):
+        run_search(config, resume=True, task_fn=with_model)
+    (config.run_dir / "config.json").write_text(deep)
+    with pytest.raises(RunFolderError, match="config.json is corrupt"):
+        RunFolder(config.run_dir).read_config()
+    with pytest.warns(ReportWarning, match="not a valid moncae run configuration"), \
+            pytest.raises(RunFolderError, match="no run .* can be reported"):
+        collect_runs(tmp_path / "r")
+
+
+def test_a_model_file_too_large_or_too_deep_to_read_is_not_unpacked(tmp_path, tiny_npz):
+    import zipfile
+
+    from moncae.config import SearchConfig
+    from moncae.data import cached_dataset
+    from moncae.export.front import MAX_MODEL_CONFIG_BYTES, _input_shape
+
+    deep, bomb = tmp_path / "deep.keras", tmp_path / "bomb.keras"
+    with zipfile.ZipFile(deep, "w") as archive:
+        archive.writestr("config.json", "[" * 100_000 + "]" * 100_000)
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", " " * (MAX_MODEL_CONFIG_BYTES + 1))
+    config = SearchConfig(dataset=str(tiny_npz))
+    assert _input_shape(config, [deep, bomb]) == cached_dataset(config.data_spec()).input_shape  # the data's

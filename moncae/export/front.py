@@ -36,6 +36,7 @@ FRONT_TABLE_COLUMNS = [
     "search_rec_loss", "params", "flops", "latency_ms", "cl_acc", "generation", "on_front", "in_final",
     "searched_model", "finetuned_model",
 ]
+MAX_MODEL_CONFIG_BYTES = 64 << 20  # a model file's config.json unpacked (moncae's: tens of KB)
 
 
 @dataclass
@@ -198,11 +199,13 @@ def _input_shape(config: SearchConfig, model_files: list[Path]) -> tuple[int, in
     for path in model_files:
         try:
             with zipfile.ZipFile(path) as archive:
+                if archive.getinfo("config.json").file_size > MAX_MODEL_CONFIG_BYTES:
+                    continue  # not a model moncae wrote (a zip bomb, say): not unpacked
                 model = json.loads(archive.read("config.json"))
             shape = model["config"]["layers"][0]["config"]["batch_shape"][1:]
             if len(shape) == 3 and all(isinstance(d, int) and d > 0 for d in shape):
                 return tuple(shape)
-        except (OSError, KeyError, IndexError, TypeError, ValueError, zipfile.BadZipFile):
+        except (OSError, KeyError, IndexError, TypeError, ValueError, RecursionError, zipfile.BadZipFile):
             continue
     try:
         return cached_dataset(config.data_spec()).input_shape

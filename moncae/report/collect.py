@@ -188,8 +188,8 @@ def _read_run_config(path: Path) -> tuple[SearchConfig, dict[str, Any]]:
         payload = json.loads(config_path.read_text(encoding="utf-8"))
         data = payload.get("data", {})
         return SearchConfig.from_dict(payload["run"]), data if isinstance(data, dict) else {}
-    except (ValueError, KeyError, TypeError, AttributeError, MoncaeError) as err:
-        detail = "no 'run' entry" if isinstance(err, KeyError) else str(err).splitlines()[0][:200]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, MoncaeError) as err:
+        detail = "no 'run' entry" if isinstance(err, KeyError) else (str(err).splitlines() or [""])[0][:200]
         raise RunFolderError(f"{config_path}: not a valid moncae run configuration "
                              f"({detail})") from None
 

@@ -145,8 +145,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint | None:
         return None
     try:
         return _parse(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # Recursion: nested too deep
         raise RunFolderError(
-            f"{path} is damaged ({str(err).splitlines()[0][:120]}); delete it to resume from the "
+            f"{path} is damaged ({(str(err).splitlines() or [''])[0][:120]}); delete it to resume from the "
             "evaluations journal (every training is reused)"
         ) from None

@@ -132,7 +132,7 @@ class RunFolder:
         except FileNotFoundError:
             raise RunFolderError(f"{self.path} is not a moncae run folder (no config.json); "
                                  f"{RUN_FOLDER_HINT}") from None
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:  # Recursion: nested too deep
             raise RunFolderError(f"{self.config} is corrupt ({str(err)[:120]}); it cannot be used: restore it "
                                  "from a copy, or start the run again with another --out") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("settings"), dict) \
