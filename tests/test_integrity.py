@@ -703,3 +703,25 @@ def test_a_model_file_too_large_or_too_deep_to_read_is_not_unpacked(tmp_path, ti
         archive.writestr("config.json", " " * (MAX_MODEL_CONFIG_BYTES + 1))
     config = SearchConfig(dataset=str(tiny_npz))
     assert _input_shape(config, [deep, bomb]) == cached_dataset(config.data_spec()).input_shape  # the data's
+
+
+def test_the_model_index_file_column_never_leads_outside_the_run_folder(stub_config, tmp_path):
+    """The index names each final model's file; the tools use the name the key gives, whatever the
+    column says (a helper's audit: an absolute or ../ path there was followed)."""
+    from moncae.export.front import _model_files
+    from moncae.finetune.run import final_models
+    from moncae.store import model_filename
+
+    config = stub_config(tmp_path / "r")
+    run_search(config, task_fn=with_model)
+    run = RunFolder(config.run_dir)
+    outside = tmp_path / "outside.keras"
+    outside.write_bytes(b"not yours")
+    index = pd.read_csv(run.model_index, dtype=str, keep_default_na=False)
+    assert (index["file"] == index["genome_key"].map(model_filename)).all()  # as the search writes it
+    index["file"] = str(outside)
+    index.to_csv(run.model_index, index=False)
+    files = _model_files(run.model_index, run.models).files
+    assert files and all(path.parent == run.models for path in files.values())
+    shape = np.load(config.dataset)["x_train"].shape[1:] + (1,)
+    assert all(m.model_file.parent == run.models for m in final_models(run, shape) if m.model_file)

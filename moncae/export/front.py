@@ -188,8 +188,9 @@ def _model_files(index: Path, folder: Path) -> _Files:
         key = row["genome_key"]
         if key not in order:
             order.append(key)
-        if row["file"] and (folder / row["file"]).is_file():
-            files[key] = folder / row["file"]
+        # the file the search names for this key (never the index's text: a path from elsewhere)
+        if row["file"] and (folder / model_filename(key)).is_file():
+            files[key] = folder / model_filename(key)
     return _Files(files, order)
 
 

@@ -131,7 +131,8 @@ def _final_models(run: RunFolder, state, input_shape) -> list[FinalModel]:
             first = unique[key]
             unique[key] = dataclasses.replace(first, individuals=(*first.individuals, i))
         else:
-            model = run.models / row["file"] if row["file"] else None
+            # the file the search names for this key (never the index's text: a path from elsewhere)
+            model = run.model_path(key) if row["file"] else None
             unique[key] = FinalModel(i, genome, key, model, (i,))
     return list(unique.values())
 

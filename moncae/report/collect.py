@@ -331,7 +331,6 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
                                 "status"],
         numeric=["rec_loss", "cl_loss", "cl_acc", "finetune_seconds", "kl"])}
     index_rows = read_table(path / "models" / "index.csv", ["genome_key", "file", "status"])
-    index = {r["genome_key"]: r for r in index_rows}
     if run.finished and index_rows and all(r["genome_key"] in evaluations for r in index_rows):
         # the final population the search ended with (for survival strategies not the last
         # generation trained): models/index.csv, with each network's objectives from its training
@@ -371,8 +370,7 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
             candidates = []
             if row["source"] == "finetune":
                 candidates.append((path / "finetuned" / model_filename(key), "finetune"))
-            if key in index and index[key]["file"]:
-                candidates.append((path / "models" / index[key]["file"], "search"))
+            # the file the search names for this key (never the index's text: a path from elsewhere)
             candidates.append((path / "models" / model_filename(key), "search"))
             found = next((c for c in candidates if c[0].is_file()), None)
             if found:
