@@ -47,9 +47,11 @@ def collect_reconstructions(finals: pd.DataFrame, images: np.ndarray) -> dict:
         try:
             model = keras.models.load_model(m["model_file"], compile=False)
             recon = np.asarray(model(images.astype("float32"), training=False))
+            if recon.shape != images.shape:  # a file swapped in from elsewhere: not an autoencoder of these
+                raise ValueError(f"its output is {recon.shape[1:]}, not an image of {images.shape[1:]}")
         except Exception as err:  # noqa: BLE001 - one unreadable model must not stop the report
-            warn(f"{m['model_file']}: cannot load or run this model ({type(err).__name__}); "
-                 "left out of the reconstructions figure")
+            warn(f"{m['model_file']}: cannot load or run this model ({type(err).__name__}: "
+                 f"{str(err).splitlines()[0][:120] if str(err) else ''}); left out of the reconstructions figure")
             continue
         searched = m["model_stage"] == "search"  # the loss shown is the drawn model's own
         out.append({"genome_key": m["genome_key"],
