@@ -157,6 +157,29 @@ def test_corrupt_model_is_failed_and_the_others_complete(finetuned, tmp_path):
     assert (ft_index.loc[ft_index["genome_key"] == broken["genome_key"], "file"] == "").all()
 
 
+def test_a_fine_tuned_model_whose_file_is_gone_is_fine_tuned_again(finetuned, tmp_path):
+    """Deleted by hand: its row said ok with no file, a rerun skipped it, and `front` showed its test
+    loss beside the searched model (a helper's audit)."""
+    from moncae.export import load_front
+
+    run = copy_run(finetuned[0], tmp_path / "run")
+    rows = pd.read_csv(run / "finetune.csv").set_index("genome_key")
+    key = rows.index[rows["status"] == "ok"][0]
+    lost = run / "finetuned" / model_filename(key)
+    lost.unlink()
+    front = load_front(run, all_models=True).set_index("genome_key")
+    assert front.loc[key, "rec_loss_split"] == "val" and front.loc[key, "finetuned_model"] == ""
+    result = CliRunner().invoke(main, ["finetune", str(run), "--epochs", str(EPOCHS),
+                                       "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
+    assert result.exit_code == 0, result.output
+    assert "1 fine-tuned model(s) whose file in finetuned/ is gone are fine-tuned again" in result.output
+    assert f"1 fine-tuned now, {len(rows) - 1} skipped" in result.output and lost.is_file()
+    again = pd.read_csv(run / "finetune.csv").set_index("genome_key")
+    assert again.loc[key, "status"] == "ok" and len(again) == len(rows)
+    for column in ("rec_loss", "cl_loss", "cl_acc", "epochs"):  # reproducible on CPU
+        assert again.loc[key, column] == rows.loc[key, column], column
+
+
 def test_a_run_whose_every_model_fails_exits_1(search_run, tmp_path):
     run = copy_run(search_run, tmp_path / "run")
     for path in (run / "models").glob("*.keras"):

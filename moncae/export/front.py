@@ -138,7 +138,9 @@ def _row(key, genome, ev, on_front_row, ft, shape, run, searched, finetuned) -> 
         _check_genome(run, key, genome, shape, ev["bottleneck"])
     on_front = on_front_row is not None
     search_loss = csv_float((on_front_row or ev)["rec_loss"])
-    ft_ok = ft is not None and ft["status"] == "ok" and math.isfinite(csv_float(ft["rec_loss"]))
+    # the fine-tune's figures only with its model (a file deleted since: the searched one's stand)
+    ft_ok = ft is not None and ft["status"] == "ok" and math.isfinite(csv_float(ft["rec_loss"])) \
+        and key in finetuned
     return {
         "id": model_filename(key).removesuffix(".keras"),
         "genome_key": key,
@@ -156,7 +158,7 @@ def _row(key, genome, ev, on_front_row, ft, shape, run, searched, finetuned) -> 
         "on_front": on_front,
         "in_final": key in searched.order,
         "searched_model": str(searched.files.get(key, "")),
-        "finetuned_model": str(finetuned.get(key, "")) if ft_ok else "",
+        "finetuned_model": str(finetuned[key]) if ft_ok else "",
     }
 
 

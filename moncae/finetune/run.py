@@ -251,15 +251,21 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     done = _read_done(csv_path)
     for notice in _check_settings(run, settings, execution_record(executor), has_rows=bool(done)):
         progress.message(notice)
+    out_dir = run.path / FINETUNED_DIR
     retry = [k for k, r in done.items() if r.transient]
-    if retry:  # failed for a passing reason (memory, disk): drop the rows, train them again
-        rewrite_rows(csv_path, columns, [r.row() for k, r in done.items() if k not in retry])
-        done = {k: r for k, r in done.items() if k not in retry}
+    # fine-tuned ok, but the model file is gone (deleted by hand): fine-tuned again, as it ran
+    lost = [k for k, r in done.items() if r.status == "ok" and not (out_dir / model_filename(k)).is_file()]
+    if retry or lost:  # failed for a passing reason (memory, disk), or lost: drop the rows, train again
+        rewrite_rows(csv_path, columns, [r.row() for k, r in done.items() if k not in retry + lost])
+        done = {k: r for k, r in done.items() if k not in retry + lost}
+    if retry:
         progress.message(f"{len(retry)} model(s) that failed for a passing reason are tried again")
+    if lost:
+        progress.message(f"{len(lost)} fine-tuned model(s) whose file in {FINETUNED_DIR}/ is gone are "
+                         "fine-tuned again")
     todo = [m for m in models if m.genome_key not in done]
     progress.started(len(models), len(todo), len(models) - len(todo))
 
-    out_dir = run.path / FINETUNED_DIR
     tasks = [FinetuneTask(m, config, settings, data.input_shape, float(forward_flops(m.genome, data.input_shape)))
              for m in todo]
     for model, (record, model_bytes) in zip(todo, executor.map_ordered(run_finetune_task, tasks), strict=True):
