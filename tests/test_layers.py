@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "moncae"
 
 # Lowest first; a module may import only from its own layer or a lower one.
 LAYERS = [
-    ("errors", "_version", "presets", "tfquiet"),
+    ("errors", "_version", "presets", "tfquiet", "interrupts"),
     ("data", "method"),
     ("config", "model"),
     ("evaluation",),

@@ -22,6 +22,7 @@ import numpy as np
 from moncae.config import WORKERS_AUTO, parse_workers
 from moncae.errors import MoncaeError, MoncaeWarning
 from moncae.executors.resources import cpu_instruction_sets, training_threads, usable_cores, visible_gpus
+from moncae.interrupts import held_signals
 
 TaskFn = Callable[[Any], Any]
 AUTO_WORKERS = 2  # processes `workers = "auto"` starts on a CPU-only machine with >= 2 cores
@@ -56,7 +57,8 @@ class LocalExecutor:
         for task in tasks:
             python, numpy = random.getstate(), np.random.get_state()
             try:
-                result = fn(task)
+                with held_signals():  # a Ctrl-C acts between batches, not inside TensorFlow
+                    result = fn(task)
             finally:
                 random.setstate(python)
                 np.random.set_state(numpy)

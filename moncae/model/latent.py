@@ -24,7 +24,7 @@ import_tensorflow_quietly()
 import keras  # noqa: E402
 
 from moncae.model.fast_update import speed_up_update  # noqa: E402
-from moncae.model.training import tf_dataset  # noqa: E402
+from moncae.model.training import CheckSignals, tf_dataset  # noqa: E402
 
 CLASSIFIER_BATCH_SIZE = 64
 CLASSIFIER_LEARNING_RATE = 1e-3
@@ -132,7 +132,7 @@ def latent_classification(encoder, x_train: np.ndarray, y_train: np.ndarray, x_t
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")], jit_compile=False)
     model.fit(tf_dataset(train_x, y_train, batch_size=CLASSIFIER_BATCH_SIZE, shuffle_seed=seed),
-              epochs=epochs, verbose=0, shuffle=False)
+              epochs=epochs, verbose=0, shuffle=False, callbacks=[CheckSignals()])
     scores = model.evaluate(tf_dataset(test_x, y_test, batch_size=encode_batch_size), verbose=0,
                             return_dict=True)
     loss, accuracy = float(scores["loss"]), float(scores["acc"])

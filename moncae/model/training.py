@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from moncae.interrupts import check_signals
 from moncae.method.genome import Genome
 from moncae.model.fast_update import speed_up_update
 from moncae.model.steps import loss_step, train_step
@@ -148,6 +149,7 @@ def fit_autoencoder(
             iter(data)  # the order `fit` draws and drops at the end of each epoch
         start = time.perf_counter()
         for batch in data:
+            check_signals()  # a Ctrl-C held while training in this process (moncae.interrupts)
             finite = math.isfinite(float(step(batch)))
             now = time.perf_counter()
             fit.batch_seconds.append(now - start)
@@ -166,6 +168,14 @@ def fit_autoencoder(
     finite = [v for v in losses if math.isfinite(v)]
     fit.best, fit.epochs = (min(finite) if finite else float("nan")), len(losses)
     return fit
+
+
+class CheckSignals(keras.callbacks.Callback):
+    """For Keras' `fit`: a Ctrl-C held while training in this process acts after a batch
+    (`moncae.interrupts`); the training's numbers do not change."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        check_signals()
 
 
 def model_to_bytes(model) -> bytes:

@@ -181,11 +181,11 @@ def fit_vae(parts: VAEParts, x_train: np.ndarray, x_val: np.ndarray, *, epochs: 
             batch_size: int, patience: int, seed: int) -> VAEFit:
     """Fit with early stopping on the validation VAE loss; the best epoch's weights are restored
     (so the model matches the values returned)."""
-    from moncae.model.training import build_optimizer, tf_dataset
+    from moncae.model.training import CheckSignals, build_optimizer, tf_dataset
 
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
-        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.TerminateOnNaN(), CheckSignals(),
     ]
     build_optimizer(parts.vae)
     history = parts.vae.fit(
