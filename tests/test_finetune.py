@@ -175,6 +175,7 @@ def test_a_fine_tuned_model_whose_file_is_gone_is_fine_tuned_again(finetuned, tm
     assert "1 fine-tuned model(s) whose file in finetuned/ is gone are fine-tuned again" in result.output
     assert f"1 fine-tuned now, {len(rows) - 1} skipped" in result.output and lost.is_file()
     again = pd.read_csv(run / "finetune.csv").set_index("genome_key")
+    assert list(again.index) == list(rows.index)  # in individual order still (a helper's audit)
     assert again.loc[key, "status"] == "ok" and len(again) == len(rows)
     for column in ("rec_loss", "cl_loss", "cl_acc", "epochs"):  # reproducible on CPU
         assert again.loc[key, column] == rows.loc[key, column], column

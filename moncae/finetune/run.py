@@ -280,6 +280,8 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
         progress.model_done(record)
 
     records = [done[m.genome_key] for m in models]
+    if retry or lost:  # their rows went to the end: back in individual order, as an uninterrupted run has them
+        rewrite_rows(csv_path, columns, [r.row() for r in records])
     _write_index(out_dir, models, records)
     return FinetuneResult(run.path, records, trained=len(todo), skipped=len(models) - len(todo),
                           settings=settings)
