@@ -188,6 +188,13 @@ def test_nothing_satisfies_names_the_closest_model(search_run, front, tmp_path):
                        "--max-loc must be a number >= 0")
     one_line_error(["export", str(search_run), str(tmp_path / "o"), "--max-loss", "nan"],
                    "--max-loss must be a number >= 0")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    for out, expected in ((blocker / "o", f"output path {blocker} is a file, not a folder; pass another OUT_DIR"),
+                          (tmp_path / "link", "is a link; export into a new or empty folder")):
+        one_line_error(["export", str(search_run), str(out), "--knee"], expected)  # before any work (an audit)
     unkept = front[front["on_front"] & (front["searched_model"] == "")]
     if len(unkept):
         one_line_error(["export", str(search_run), str(tmp_path / "o"), "--key", unkept.iloc[0]["id"]],

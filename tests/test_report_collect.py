@@ -196,3 +196,14 @@ def test_of_a_run_and_its_copy_the_one_where_the_search_put_it_is_kept(stub_conf
                                            f"{config.run_dir}; left out"):
         (kept,) = collect_runs(tmp_path / "R")
     assert kept.path == config.run_dir
+
+
+def test_a_report_out_that_cannot_be_written_is_refused_before_any_work(stub_config, tmp_path):
+    from moncae.errors import RunFolderError
+    from moncae.report import build_report
+
+    run_search(stub_config(tmp_path / "R"), task_fn=surrogate_task)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RunFolderError, match=f"output path {blocker} is a file, not a folder; pass another --out"):
+        build_report(tmp_path / "R", out=blocker / "report")

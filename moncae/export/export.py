@@ -35,7 +35,7 @@ from moncae.export.front import read_run_models
 from moncae.export.select import Choice, choose
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, forward_flops
 from moncae.search.loop import package_versions
-from moncae.store import RunFolder, write_json
+from moncae.store import RunFolder, check_writable_folder, write_json
 
 __all__ = ["FORMATS", "ExportResult", "export_model"]
 
@@ -88,9 +88,12 @@ def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key:
     choice = choose(run.frame, key=key, max_loc=max_loc, max_loss=max_loss, knee=knee,
                     searched=searched)
     out = Path(out_dir)
+    if out.is_symlink():  # replaced by the export's own folder at the end: refused before any work
+        raise MoncaeError(f"{out} is a link; export into a new or empty folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         what = "is a file" if not out.is_dir() else "is not empty"
         raise MoncaeError(f"{out} {what}; export into a new or empty folder")
+    check_writable_folder(out.parent, "OUT_DIR")  # a file on the way, a read-only place
     config = run.config
     if data_dir is not None:
         config = dataclasses.replace(config, data_dir=data_dir)

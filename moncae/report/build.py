@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from moncae.data import cached_dataset
-from moncae.errors import MoncaeError, RunFolderError
+from moncae.errors import MoncaeError
 from moncae.report.baselines import (
     BASELINE_COLUMNS,
     CACHE_DIRNAME,
@@ -49,7 +49,7 @@ from moncae.report.table1 import (
     default_threshold,
     table1_columns,
 )
-from moncae.store import write_csv, write_text
+from moncae.store import check_writable_folder, write_csv, write_text
 
 __all__ = ["build_report"]
 
@@ -204,8 +204,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     root = Path(results_dir)
     out_dir = Path(out) if out is not None else root / REPORT_DIRNAME
     runs = collect_runs(root)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunFolderError(f"output path {out_dir} is a file, not a folder; pass another --out")
+    check_writable_folder(out_dir, "--out")  # a file there or on the way, a read-only place
     out_dir.mkdir(parents=True, exist_ok=True)
     datasets = sorted({r.dataset for r in runs})
     log(f"report: {len(runs)} run(s) of {', '.join(datasets)} -> {out_dir}")

@@ -12,6 +12,7 @@ from moncae.store.run_folder import (
     POPULATION_COLUMNS,
     RUN_FOLDER_HINT,
     RunFolder,
+    check_writable_folder,
     data_record,
     model_filename,
 )
@@ -19,5 +20,5 @@ from moncae.store.tables import csv_float, read_csv_rows
 
 __all__ = ["FRONT_COLUMNS", "GENERATION_COLUMNS", "MODEL_INDEX_COLUMNS", "POPULATION_COLUMNS",
            "RUN_FOLDER_HINT", "Checkpoint", "RunFolder", "RunLock", "append_rows", "atomic_open",
-           "csv_float", "data_record", "lock_holder", "model_filename", "read_csv_rows", "read_rows",
-           "rewrite_rows", "write_csv", "write_json", "write_text"]
+           "check_writable_folder", "csv_float", "data_record", "lock_holder", "model_filename", "read_csv_rows",
+           "read_rows", "rewrite_rows", "write_csv", "write_json", "write_text"]

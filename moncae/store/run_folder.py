@@ -59,6 +59,19 @@ def model_filename(genome_key: str) -> str:
     return hashlib.sha256(genome_key.encode()).hexdigest()[:16] + ".keras"
 
 
+def check_writable_folder(path: str | os.PathLike, option: str) -> None:
+    """Fail (a `RunFolderError` naming `option`, the command's way to choose another place) before
+    anything is computed if the folder `path` cannot be created or written: a file on the way, a
+    folder without write permission, a read-only file system."""
+    probe = Path(path)
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise RunFolderError(f"output path {probe} is a file, not a folder; pass another {option}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunFolderError(f"output folder {probe} is not writable; pass a writable {option}")
+
+
 class RunFolder:
     """Paths and readers/writers for one run; holds no search state itself."""
 
@@ -99,13 +112,7 @@ class RunFolder:
 
     def check_writable(self) -> None:
         """Fail before writing anything if the run folder cannot be created or written."""
-        probe = self.path
-        while not probe.exists():
-            probe = probe.parent
-        if not probe.is_dir():
-            raise RunFolderError(f"output path {probe} is a file, not a folder; pass another --out")
-        if not os.access(probe, os.W_OK | os.X_OK):
-            raise RunFolderError(f"output folder {probe} is not writable; pass a writable --out")
+        check_writable_folder(self.path, "--out")
 
     def resume_command(self) -> str:
         """The `moncae search ... --resume` that continues this run, as far as config.json tells
