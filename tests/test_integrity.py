@@ -101,6 +101,22 @@ def test_search_cli_exits_1_with_one_line_when_the_disk_is_full(tiny_npz, tmp_pa
     assert "Traceback" not in result.output
 
 
+def test_a_run_file_replaced_by_a_folder_is_bad_input_exit_2(tiny_npz, tmp_path, monkeypatch):
+    """Not the disk-full advice with exit 1 (a helper's audit)."""
+    import moncae.evaluation.train as train
+
+    monkeypatch.setattr(train, "run_task", with_model)
+    argv = ["search", "--dataset", str(tiny_npz), "--seed", "1", "--generations", "2", "--population", "4",
+            "--out", str(tmp_path), "--workers", "1"]  # in this process, where the patch is
+    assert CliRunner().invoke(main, argv).exit_code == 0
+    checkpoint = next(tmp_path.rglob("checkpoint.json"))
+    checkpoint.unlink()
+    checkpoint.mkdir()  # a folder where the checkpoint belongs
+    result = CliRunner().invoke(main, [*argv, "--resume"])
+    assert result.exit_code == 2, result.output
+    assert "a folder where a file belongs" in result.output and "Traceback" not in result.output
+
+
 def test_ctrl_c_says_how_to_go_on_and_exits_130(tmp_path, monkeypatch):
     import moncae.search as search
 
@@ -257,8 +273,8 @@ def test_a_finished_run_whose_last_row_was_torn_trains_it_again_and_says_why(stu
     heard = Messages()
     with pytest.warns(RunFolderWarning, match=r"evaluations.csv:\d+: torn last line"):
         run_search(config, resume=True, task_fn=with_model, progress=heard)
-    assert f"{config.run_dir}: 1 network(s) of the last generation lack their training in the journal (it " \
-        "failed for a passing reason, or its row was cut off); training them again" in heard.lines
+    assert f"{config.run_dir}: 1 network(s) of the last generation lack a training in the journal (one that " \
+        "failed for a passing reason, or whose row was cut off); training them again" in heard.lines
 
 
 def test_damage_in_the_middle_of_a_journal_is_an_error_naming_the_line(stub_config, tmp_path):

@@ -72,6 +72,10 @@ class MoncaeGroup(click.Group):
             except BrokenPipeError:  # `moncae front RUN | head`: the reader left; nothing to say
                 _quiet_stdout()
                 sys.exit(0)
+            except (IsADirectoryError, NotADirectoryError) as err:  # a path, not a passing cause
+                click.echo(f"Error: {one_line(err)}: a folder where a file belongs, or a file where a folder "
+                           "belongs; fix that path (a run folder's own file: restore it from a copy)", err=True)
+                sys.exit(2)
             except OSError as err:
                 click.echo(f"Error: {one_line(err)}; what was journaled before is kept: fix the cause "
                            "(e.g. free disk space) and run the same command again (search: with --resume)",

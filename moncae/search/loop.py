@@ -397,8 +397,8 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
     elif checkpoint.finished and missing:  # a training of the last generation failed for a passing
         first, logbook = checkpoint.generation, logbook[:-1]  # reason, or its row was cut: redo it
         population, strategy_state = last, checkpoint.last_strategy
-        progress.message(f"{run.path}: {len(missing)} network(s) of the last generation lack their "
-                         "training in the journal (it failed for a passing reason, or its row was cut "
+        progress.message(f"{run.path}: {len(missing)} network(s) of the last generation lack a training "
+                         "in the journal (one that failed for a passing reason, or whose row was cut "
                          "off); training them again")
     elif checkpoint.finished:
         ended = len(logbook)
