@@ -163,7 +163,8 @@ class SearchConfig:
         object.__setattr__(self, "optimizers", tuple(self.optimizers))
         unknown = [o for o in self.optimizers if o not in KNOWN_OPTIMIZERS]
         _check(bool(self.optimizers) and not unknown, "optimizers",
-               f"must be names from {', '.join(sorted(KNOWN_OPTIMIZERS))}", unknown or self.optimizers)
+               f"must be {'' if self.optimizers else 'at least one of the '}names from "
+               f"{', '.join(sorted(KNOWN_OPTIMIZERS))}", unknown or self.optimizers)
         _check(self.seed >= 0, "seed", "must be >= 0 (seeds are non-negative integers)", self.seed)
         _check(self.split_seed >= 0, "split_seed", "must be >= 0", self.split_seed)
         _check(1 <= self.generations <= MAX_GENERATIONS, "generations", f"must be in 1..{MAX_GENERATIONS}",

@@ -492,6 +492,7 @@ def _toml(tmp_path, text):
     (lambda t: _toml(t, "ref_point = [4.0, -1.0]"), "ref_point"),
     (lambda t: ["--population", "300000000"], "population"),
     (lambda t: ["--seed", "-5"], "non-negative"),
+    (lambda t: _toml(t, "optimizers = []"), "`optimizers` must be at least one of the names from adadelta"),
 ])
 def test_bad_settings_exit_2_with_one_line(tiny_npz, tmp_path, extra, expected):
     args = ["search", "--dataset", str(tiny_npz), "--preset", "smoke", "--out", str(tmp_path / "out")]
