@@ -207,9 +207,11 @@ def dataset_section(section: DatasetSection) -> str:
                   "final model of every seed; circled: the models no other final model dominates in "
                   "all objectives at once.", ""]
     parts += ["### Hypervolume per generation", "", f"![Hypervolume of {dataset}]({s.hv_png})", ""]
+    several = len({r.seed for r in s.runs}) > 1
     parts += [f"Hypervolume of each generation's population over ({', '.join(s.runs[0].config.objectives)}) "
-              f"(reference point {tuple(s.runs[0].config.ref_point)}; higher is better), per seed and its mean "
-              "over seeds.", ""]
+              f"(reference point {tuple(s.runs[0].config.ref_point)}; higher is better), per seed"
+              + (" and its mean over seeds" if several else "") + "; dashed: the all-time front's"
+              + (" (mean over seeds)" if several else "") + ", which never falls.", ""]
     parts += ["### Reconstructions", ""]
     if not s.reconstructions:
         parts += ["No reconstruction figure (no data or no saved models).", ""]

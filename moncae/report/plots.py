@@ -77,7 +77,7 @@ def plot_pareto(info: dict, *, dataset: str, loss: str, ax=None):
         ax.text(0.5, 0.5, "no successful final model", transform=ax.transAxes, ha="center")
     n = len(seeds)
     against = "baselines" if dense is not None and len(dense) else "a PCA baseline"
-    ax.set_title(f"{dataset}: final populations of {n} seed{'s' if n != 1 else ''} "
+    ax.set_title(f"{dataset}: final models of {n} seed{'s' if n != 1 else ''} "  # a population or a front
                  f"vs. {against}")
     ax.set_xlabel(LOC_LABEL)
     ax.set_ylabel(_loss_label(loss))
@@ -94,7 +94,8 @@ def _legend(ax) -> None:
 
 
 def plot_hv_history(info: dict, *, dataset: str, ax=None):
-    """Hypervolume per generation: thin line per seed, mean over seeds, min-max band."""
+    """Hypervolume per generation: thin line per seed, mean over seeds and min-max band (several
+    seeds), dashed the all-time front's (its mean over seeds)."""
     if ax is None:
         ax = Figure(figsize=(8, 4.8), layout="constrained").subplots()
     per_run, summary = info["runs"], info["summary"]
