@@ -364,9 +364,8 @@ def test_changed_data_is_refused_by_resume_and_finetune(stub_config, tmp_path):
     run_search(config, task_fn=surrogate_task)
     arrays["x_train"][0, 0, 0] ^= 1  # one pixel
     np.savez(data, **arrays)
-    from moncae.data import cached_dataset
-
-    cached_dataset.cache_clear()
+    later = data.stat().st_mtime + 1  # as a rewrite a moment later: read again, not the process's copy
+    os.utime(data, (later, later))
     with pytest.raises(RunFolderError, match="not the data .* was searched on"):
         run_search(config, resume=True, task_fn=surrogate_task)
     result = CliRunner().invoke(main, ["finetune", str(config.run_dir)])

@@ -196,6 +196,17 @@ def _user_npz_path(name: str) -> Path:
     return path
 
 
+def file_signature(name: str) -> tuple | None:
+    """A dataset file's (path, size, modification time), None for a dataset by name or a file
+    not there (its loading says why)."""
+    if canonical_name(name) in DATASET_NAMES or not looks_like_file(name):
+        return None
+    try:
+        return _stat(Path(name).expanduser().resolve())
+    except OSError:
+        return None
+
+
 def _stat(path: Path) -> tuple:
     st = path.stat()
     return ((str(path), st.st_size, st.st_mtime_ns),)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from moncae.data.core import Dataset, load_dataset
+from moncae.data.core import Dataset, file_signature, load_dataset
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,14 @@ class DataSpec:
     split_seed: int = 0
 
 
-@functools.lru_cache(maxsize=2)
 def cached_dataset(spec: DataSpec) -> Dataset:
-    """Load the dataset of `spec` once per process and reuse it."""
+    """Load the dataset of `spec` once per process and reuse it (a dataset file is read again
+    once it changed: its size and modification time are part of the key)."""
+    return _cached_dataset(spec, file_signature(spec.name))
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_dataset(spec: DataSpec, signature: tuple | None) -> Dataset:
     return load_dataset(
         spec.name, data_dir=spec.data_dir, train_size=spec.train_size, val_size=spec.val_size,
         test_size=spec.test_size, seed=spec.split_seed,
