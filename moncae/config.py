@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -419,10 +420,26 @@ def paths_as_text(settings: dict[str, Any]) -> dict[str, Any]:
             for k, v in settings.items()}
 
 
+def python_number(value: Any) -> Any:
+    """A NumPy (or other) integer or real number as Python's `int` or `float` (a notebook's
+    `np.arange` seeds), a list or tuple of them likewise; anything else as it is."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(python_number(v) for v in value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)):
+        return float(value)
+    return value
+
+
 def _check_types(cfg: SearchConfig) -> None:
     for name, value in paths_as_text({name: getattr(cfg, name) for name in PATH_SETTINGS}).items():
         object.__setattr__(cfg, name, value)
+    for f in fields(cfg):
+        object.__setattr__(cfg, f.name, python_number(getattr(cfg, f.name)))
     check_types({f.name: getattr(cfg, f.name) for f in fields(cfg)})
+    # a dataset as a run records it, however the config was made (`resolve_config`, or directly)
+    object.__setattr__(cfg, "dataset", dataset_setting(cfg.dataset))
 
 
 def _known(d: Any, where: str) -> dict[str, Any]:
@@ -558,7 +575,7 @@ def resolve_config(
     `ruled_out`): `--preset quick --strategy random` runs, it does not stop on the preset's
     `latents`."""
     from_file = read_toml(config_file) if config_file else {}
-    given = {**from_file, **paths_as_text({k: v for k, v in overrides.items() if v is not None})}
+    given = {**from_file, **paths_as_text({k: python_number(v) for k, v in overrides.items() if v is not None})}
     check_types(given)  # the file's were checked naming the file; what is left: the overrides
     in_file = preset is None and from_file.get("preset") is not None
     if in_file:

@@ -170,3 +170,23 @@ def test_a_run_that_recorded_its_dataset_file_by_a_relative_path_still_resumes(s
     assert settings_differ(RunFolder(config.run_dir), config) == []
     monkeypatch.chdir(tmp_path)  # another folder: another file
     assert settings_differ(RunFolder(config.run_dir), config) == ["dataset"]
+
+
+def test_numpy_numbers_and_configs_made_directly_are_taken_as_resolve_config_takes_them(tiny_npz, monkeypatch):
+    """A notebook's `for seed in np.arange(3)`, and `SearchConfig(...)` or `dataclasses.replace`
+    with a dataset spelled otherwise or a relative file (a helper's audit: refused, or a run
+    folder that `resume` could not find again)."""
+    import dataclasses
+
+    import numpy as np
+
+    from moncae.finetune.records import FinetuneSettings
+
+    config = moncae.resolve_config(seed=np.int64(3), population=np.int32(4), ref_point=(np.float32(4), 11))
+    assert (config.seed, config.population, config.ref_point) == (3, 4, (4.0, 11.0)) and type(config.seed) is int
+    assert FinetuneSettings(epochs=np.int64(1)).epochs == 1
+    assert moncae.SearchConfig(dataset="Fashion-MNIST").run_dir.parts[-2] == "fashion_mnist"
+    monkeypatch.chdir(tiny_npz.parent)
+    assert dataclasses.replace(config, dataset=tiny_npz.name).dataset == str(tiny_npz)
+    assert moncae.SearchConfig(dataset=tiny_npz.name).results_settings() == \
+        moncae.resolve_config(dataset=tiny_npz.name).results_settings()

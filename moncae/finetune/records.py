@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from moncae.config import python_number
 from moncae.errors import MoncaeError
 from moncae.evaluation.records import Outcome
 from moncae.method.architecture import bottleneck_shape, bottleneck_text, describe_with_bottleneck, loc_of_shape
@@ -52,7 +53,8 @@ class FinetuneSettings:
     def __post_init__(self) -> None:
         for name, low in (("epochs", 0), ("classifier_epochs", 1), ("batch_size", 1),
                           ("patience", 0)):
-            value = getattr(self, name)
+            value = python_number(getattr(self, name))  # a NumPy integer as an int
+            object.__setattr__(self, name, value)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise MoncaeError(
                     f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
