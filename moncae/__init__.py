@@ -26,6 +26,11 @@ _EXPORTS = {
     "load_front": "moncae.export",
     "load_model": "moncae.export",
     "export_model": "moncae.export",
+    "read_run_config": "moncae.finetune.run",
+    "MoncaeError": "moncae.errors",
+    "DataError": "moncae.errors",
+    "RunFolderError": "moncae.errors",
+    "MoncaeWarning": "moncae.errors",
 }
 __all__ = ["__version__", *_EXPORTS]
 

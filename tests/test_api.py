@@ -190,3 +190,24 @@ def test_numpy_numbers_and_configs_made_directly_are_taken_as_resolve_config_tak
     assert dataclasses.replace(config, dataset=tiny_npz.name).dataset == str(tiny_npz)
     assert moncae.SearchConfig(dataset=tiny_npz.name).results_settings() == \
         moncae.resolve_config(dataset=tiny_npz.name).results_settings()
+
+
+def test_errors_and_a_run_s_settings_are_public(stub_config, tmp_path):
+    """A notebook catches moncae's errors and reads a CLI-made run's settings to go on with it."""
+    import dataclasses
+
+    from moncae.evaluation.surrogate import surrogate_task
+
+    public = {"MoncaeError", "DataError", "RunFolderError", "MoncaeWarning", "read_run_config"}
+    assert public <= set(moncae.__all__)
+    assert issubclass(moncae.RunFolderError, moncae.MoncaeError)
+    config = stub_config(tmp_path / "r", generations=2)
+    run_search(config, task_fn=surrogate_task)
+    assert moncae.read_run_config(config.run_dir) == config
+    longer = run_search(dataclasses.replace(moncae.read_run_config(str(config.run_dir)), generations=3),
+                        resume=True, task_fn=surrogate_task)
+    assert len(longer.logbook) == 3
+    with pytest.raises(moncae.RunFolderError, match="not a moncae run folder"):
+        moncae.read_run_config(tmp_path)
+    with pytest.raises(moncae.MoncaeError, match="`progress` must be a moncae.FinetuneProgress.*lacks model_done"):
+        moncae.finetune_run(config.run_dir, progress=type("P", (), {"started": print, "message": print})())

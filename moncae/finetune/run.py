@@ -17,6 +17,7 @@ file.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,7 +65,11 @@ __all__ = ["check_finished", "check_run", "final_models", "finetune_executor", "
 # --------------------------------------------------------------------------- reading the run
 
 
-def read_run_config(run: RunFolder) -> SearchConfig:
+def read_run_config(run: RunFolder | str | os.PathLike) -> SearchConfig:
+    """The settings a run was made with (its config.json), e.g. to go on with it from Python:
+    `run_search(dataclasses.replace(read_run_config(RUN), generations=10), resume=True)`. A
+    `RunFolderError` naming the fix where the folder is not a run's or its config.json is damaged."""
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
     if not run.path.is_dir():
         what = "not a folder" if run.path.exists() else "no such folder"
         raise RunFolderError(f"{run.path} is not a moncae run folder ({what}); {RUN_FOLDER_HINT}")
@@ -226,6 +231,11 @@ def finetune_run(run_dir, *, epochs: int | None = None, classifier_epochs: int =
         DataError: the run's dataset cannot be loaded here.
     """
     progress = progress or FinetuneProgress()
+    missing = [name for name in ("started", "model_done", "message")
+               if not callable(getattr(progress, name, None))]
+    if missing:
+        raise MoncaeError(f"`progress` must be a moncae.FinetuneProgress (subclass it and override the hooks "
+                          f"you need); it lacks {', '.join(missing)}. Received: progress={progress!r}"[:300])
     run, config = check_run(run_dir)  # before loading any data: a quick answer for a wrong folder
     settings = FinetuneSettings(config.finetune_epochs if epochs is None else epochs, classifier_epochs,
                                 batch_size, patience)

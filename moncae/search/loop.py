@@ -96,7 +96,9 @@ _HOOKS = [name for name in vars(SearchProgress) if not name.startswith("_")]
 @dataclass
 class RunResult:
     """What `run_search` returns: the final population (`population`, with `records` and
-    `fitness` in its order), the all-time hypervolume after each generation (`hypervolumes`),
+    `fitness` in its order), the population's hypervolume after each generation (`hypervolumes`;
+    it can fall where the population loses a front network: the all-time front's is the logbook's
+    `front_hypervolume`),
     DEAP's `logbook`, the generation a resume started after (`resumed_from`) and how many of the
     final individuals have their model in `run_dir/models/` (`models_saved`)."""
 
