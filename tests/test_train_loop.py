@@ -111,3 +111,24 @@ def test_the_traced_steps_do_not_keep_a_model_alive(tiny_npz):
     training.end_session()
     gc.collect()
     assert ref() is None
+
+
+def test_a_notebook_s_dtype_policy_neither_changes_a_training_nor_is_lost(tiny_npz):
+    """A `workers=1` search trains in the notebook's process (a helper's audit: a mixed_bfloat16
+    policy changed the first training and was then reset to float32 by `clear_session`)."""
+    import keras
+
+    from moncae.evaluation.records import EvalTask, TrainSettings
+    from moncae.evaluation.train import run_task
+
+    spec = DataSpec(str(tiny_npz), train_size=32, val_size=16)
+    genome = _genome("adam", False)
+    task = EvalTask(genome, spec, TrainSettings(1, 16, "bce"), seed=5, ref_point=(4.0, 11.0))
+    plain = run_task(task).record
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = run_task(task).record
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"  # the notebook's, still
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert (mixed.status, mixed.rec_loss) == (plain.status, plain.rec_loss)

@@ -25,6 +25,7 @@ from moncae.model.proxy import freeze_encoder
 from moncae.model.training import (
     end_session,
     fit_autoencoder,
+    float32_keras,
     inference_latency_ms,
     make_loss,
     make_optimizer,
@@ -127,4 +128,5 @@ def run_task(task: EvalTask) -> EvalResult:
         data = cached_dataset(task.data)
     except Exception as err:  # noqa: BLE001
         return EvalResult(failed_record(task, f"data: {one_line(err)}", failure="io"))
-    return evaluate_genome(task, data)
+    with float32_keras():  # a notebook's dtype policy neither changes the numbers nor is lost
+        return evaluate_genome(task, data)

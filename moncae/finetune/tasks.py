@@ -25,8 +25,10 @@ def run_finetune_task(task: FinetuneTask) -> tuple[FinetuneRecord, bytes | None]
     """Fine-tune and measure `task.model`: its record and, when ok, its `.keras` bytes."""
     from moncae.data import cached_dataset
     from moncae.finetune.model import finetune_model  # loads TensorFlow
+    from moncae.model.training import float32_keras
 
-    return finetune_model(task.model, cached_dataset(task.config.data_spec()), task.config, task.settings)
+    with float32_keras():  # a notebook's dtype policy neither changes the numbers nor is lost
+        return finetune_model(task.model, cached_dataset(task.config.data_spec()), task.config, task.settings)
 
 
 def lost_finetune(task: FinetuneTask, error: str) -> tuple[FinetuneRecord, None]:

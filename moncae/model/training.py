@@ -3,10 +3,12 @@ early-stopped training loop, and a model as bytes. Every Keras training in monca
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,6 +170,21 @@ def fit_autoencoder(
     finite = [v for v in losses if math.isfinite(v)]
     fit.best, fit.epochs = (min(finite) if finite else float("nan")), len(losses)
     return fit
+
+
+@contextlib.contextmanager
+def float32_keras() -> Iterator[None]:
+    """Within: Keras' float32 defaults, which every moncae number is made with, whatever a
+    notebook set in this process (a `mixed_bfloat16` policy, `floatx` float64); put back after (a
+    training's `clear_session` would reset the policy otherwise)."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float32")
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
 
 
 class CheckSignals(keras.callbacks.Callback):
