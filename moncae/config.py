@@ -510,7 +510,7 @@ def _toml_value(value: Any) -> str:
 
 def load_preset(name: str) -> dict[str, Any]:
     files = _preset_files()
-    if name not in files:
+    if not isinstance(name, str) or name not in files:
         raise MoncaeError(f"unknown preset {name!r}; choose one of {', '.join(sorted(files))}")
     return read_toml(f"preset {name}", text=files[name].read_text(encoding="utf-8"))
 

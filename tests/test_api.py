@@ -211,3 +211,19 @@ def test_errors_and_a_run_s_settings_are_public(stub_config, tmp_path):
         moncae.read_run_config(tmp_path)
     with pytest.raises(moncae.MoncaeError, match="`progress` must be a moncae.FinetuneProgress.*lacks model_done"):
         moncae.finetune_run(config.run_dir, progress=type("P", (), {"started": print, "message": print})())
+
+
+def test_arguments_of_the_wrong_kind_are_moncae_errors(stub_config, tmp_path):
+    """Not a bare TypeError from deep inside (a helper's audit)."""
+    with pytest.raises(MoncaeError, match="a run folder is a path"):
+        moncae.load_front(None)
+    with pytest.raises(MoncaeError, match="`results_dir` and `out` are paths"):
+        moncae.build_report(None)
+    with pytest.raises(MoncaeError, match="unknown preset \\['smoke'\\]"):
+        moncae.resolve_config(preset=["smoke"])
+    config = stub_config(tmp_path / "r")
+    with pytest.raises(MoncaeError, match="`task_fn` must be a function"):
+        run_search(config, task_fn="x")
+    with pytest.raises(MoncaeError, match="`resume` must be True or False"):
+        run_search(config, resume="yes", task_fn=surrogate_task)
+    assert not (tmp_path / "r").exists()  # refused before anything is written

@@ -201,6 +201,9 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     if loc_threshold is not None and not (math.isfinite(loc_threshold) and loc_threshold > 0):
         raise MoncaeError(f"`loc_threshold` must be a positive number. "
                           f"Received: loc_threshold={loc_threshold!r}")
+    if not isinstance(results_dir, (str, os.PathLike)) or not isinstance(out, (str, os.PathLike, type(None))):
+        raise MoncaeError(f"`results_dir` and `out` are paths (a str or a pathlib.Path). Received: "
+                          f"results_dir={results_dir!r}, out={out!r}"[:200])
     root = Path(results_dir)
     out_dir = Path(out) if out is not None else root / REPORT_DIRNAME
     runs = collect_runs(root)

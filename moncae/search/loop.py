@@ -714,6 +714,11 @@ def run_search(config: SearchConfig, *, resume: bool = False, progress: SearchPr
     if not isinstance(config, SearchConfig):
         raise MoncaeError("`config` must be a moncae.SearchConfig (e.g. moncae.resolve_config(preset="
                           f"\"quick\", dataset=\"mnist_5k\", seed=46)). Received: config={config!r}"[:300])
+    if not isinstance(resume, bool):
+        raise MoncaeError(f"`resume` must be True or False. Received: resume={resume!r}"[:200])
+    if task_fn is not None and not callable(task_fn):
+        raise MoncaeError(f"`task_fn` must be a function of a training task (or None: real training). "
+                          f"Received: task_fn={task_fn!r}"[:200])
     progress = progress or SearchProgress()
     missing = [name for name in _HOOKS if not callable(getattr(progress, name, None))]
     if missing:

@@ -76,6 +76,8 @@ class RunFolder:
     """Paths and readers/writers for one run; holds no search state itself."""
 
     def __init__(self, path: str | os.PathLike) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise RunFolderError(f"a run folder is a path (a str or a pathlib.Path). Received: {path!r}"[:200])
         self.path = Path(path)
         self.config = self.path / "config.json"
         self.evaluations = self.path / "evaluations.csv"
