@@ -9,6 +9,7 @@ Usage: python bench/kill_resume.py [KILLS]   (default 10; about 5-10 minutes on 
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import signal
@@ -85,15 +86,21 @@ def main(kills: int = 10) -> None:
         bad = compare(run_ref, run_hit, SEARCH_CSVS)
         print(f"search: uninterrupted {span:.1f} s; {landed} of {kills} kills landed; "
               f"{'identical' if not bad else 'DIFFERENT: ' + ', '.join(bad)}")
+        different = bool(bad)
         span = timed(moncae("finetune", str(run_ref), *finetune))
         landed = kill_and_resume(moncae("finetune", str(run_hit), *finetune),
                                  moncae("finetune", str(run_hit), *finetune), span, kills, rng)
         bad = compare(run_ref, run_hit, FINETUNE_CSVS)
         print(f"finetune: uninterrupted {span:.1f} s; {landed} of {kills} kills landed; "
               f"{'identical' if not bad else 'DIFFERENT: ' + ', '.join(bad)}")
-        if bad:
+        if different or bad:  # either stage's files differing fails the benchmark
             raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kills", nargs="?", type=int, default=10, help="SIGKILLs per stage (default 10, >= 1)")
+    args = parser.parse_args()
+    if args.kills < 1:
+        parser.error("kills must be >= 1")
+    main(args.kills)

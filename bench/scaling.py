@@ -106,7 +106,9 @@ def real_training(preset: str, dataset: str, seed: int, **overrides: int | None)
             finally:
                 executor.close()
             ev = pd.read_csv(result.run_dir / "evaluations.csv")
-            images = int((ev["epochs"] * n_train).sum())
+            # the images each training used (a lower rung's train_images; none recorded: all of them)
+            used = ev["train_images"].fillna(n_train) if "train_images" in ev else n_train
+            images = int((ev["epochs"] * used).sum())
             if reference is None:
                 reference, same = result.run_dir, "-"
             else:

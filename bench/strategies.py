@@ -9,7 +9,7 @@ paper's protocol per seed; about 2-4 minutes on 2 CPU cores)
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import warnings
 from pathlib import Path
@@ -110,4 +110,10 @@ def main(seeds: int = 20, generations: int = 20, population: int = 20) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, default, low in (("seeds", 20, 2), ("generations", 20, 2), ("population", 20, 2)):
+        parser.add_argument(name, nargs="?", type=int, default=default, help=f"default {default}, >= {low}")
+    args = parser.parse_args()
+    if min(args.seeds, args.generations, args.population) < 2:
+        parser.error("seeds, generations and population must each be >= 2")
+    main(args.seeds, args.generations, args.population)
