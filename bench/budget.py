@@ -292,9 +292,9 @@ def compare(args, seed: int) -> list[float]:
         # kept (never reused: this is what is measured) for ratios against other curves
         keep_curve(store, curve_id(args, seed, "budgeted", budgeted), curves["(b) budgeted"])
         if args.with_inherit and not budgeted.inherit:
-            curves["(b') budgeted + inherit"] = run_for(
-                "budgeted + inherit", dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c"),
-                seconds)
+            inheriting = dataclasses.replace(budgeted, inherit=True, out=f"{tmp}/c")
+            curves["(b') budgeted + inherit"] = run_for("budgeted + inherit", inheriting, seconds)
+            keep_curve(store, curve_id(args, seed, "budgeted", inheriting), curves["(b') budgeted + inherit"])
     for label, curve in curves.items():
         print_curve(label, curve)
     goal = Target.of(curves["(a) plain"], args.tolerance)
