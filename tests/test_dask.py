@@ -286,6 +286,21 @@ def test_unreachable_scheduler_exits_2_with_one_line_and_writes_nothing(tmp_path
     assert time.perf_counter() - started < 30
 
 
+def test_a_server_that_never_answers_as_a_scheduler_is_given_up(monkeypatch):
+    """It accepts the connection and says nothing (another service on the port): Dask's connect
+    timeout does not cover the handshake, and the search hung for good (a helper's audit)."""
+    import moncae.executors.dask.executor as dask_executor
+
+    monkeypatch.setattr(dask_executor, "HANDSHAKE_GRACE", 1.0)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        started = time.perf_counter()
+        with pytest.raises(MoncaeError, match="no answer as a Dask scheduler within 2 s"):
+            DaskExecutor(scheduler=f"tcp://127.0.0.1:{server.getsockname()[1]}", connect_timeout=1)
+        assert time.perf_counter() - started < 10
+
+
 @pytest.mark.slow
 def test_each_local_worker_sees_one_gpu_and_tasks_ask_for_one(two_workers):
     with DaskExecutor(workers=3, gpus=["5", "7"]) as executor:  # no GPU needed to place them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,37 @@ __all__ = ["DEFAULT_RETRIES", "DaskExecutor"]
 DEFAULT_RETRIES = 3  # worker deaths tolerated per task (Dask's `allowed-failures` default)
 RESUME_HINT = ("the evaluations journaled so far are kept: restart the scheduler and workers, then "
                "run the same command with --resume")
+
+
+HANDSHAKE_GRACE = 15.0  # seconds beyond the connect timeout for a scheduler's first answer
+
+
+def _connect(scheduler: str, timeout):
+    """A client of the scheduler at `scheduler`, or the error of trying. Dask's connect timeout
+    does not cover its handshake: a server that accepts the connection and never answers as a
+    Dask scheduler (another service on that port) would hang the search for good, so the attempt
+    runs in a thread that is given up after the timeout plus `HANDSHAKE_GRACE`."""
+    from dask.utils import parse_timedelta
+    from distributed import Client
+
+    seconds = parse_timedelta(timeout, default="seconds")
+    box: dict = {}
+
+    def attempt() -> None:
+        try:
+            box["client"] = Client(scheduler, timeout=timeout, set_as_default=False)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            box["error"] = err
+
+    thread = threading.Thread(target=attempt, name="moncae-dask-connect", daemon=True)
+    thread.start()
+    thread.join(seconds + HANDSHAKE_GRACE)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer as a Dask scheduler within {seconds + HANDSHAKE_GRACE:g} s (another "
+                           "service on that port?)")
+    if "error" in box:
+        raise box["error"]
+    return box["client"]
 
 
 class DaskExecutor:
@@ -91,7 +123,7 @@ class DaskExecutor:
 
                 connect_timeout = dask.config.get("distributed.comm.timeouts.connect")
             try:
-                self.client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
+                self.client = _connect(scheduler, connect_timeout)
             except Exception as err:  # noqa: BLE001 - refused, timed out, bad scheme, not Dask
                 raise MoncaeError(
                     f"cannot reach the Dask scheduler at {scheduler} ({one_line(err, limit=1000)}); check "
