@@ -286,6 +286,16 @@ def test_unreachable_scheduler_exits_2_with_one_line_and_writes_nothing(tmp_path
     assert time.perf_counter() - started < 30
 
 
+@pytest.mark.parametrize("address", ["not-an-address", "tcp://", "foo://x:1", "tcp://h:"])
+def test_a_malformed_scheduler_address_is_refused_at_once(address):
+    """Before Dask tries it: a failed Client waited 60 s as it was collected, then printed a
+    traceback (a helper's audit)."""
+    started = time.perf_counter()
+    with pytest.raises(MoncaeError, match="not an address of the form tcp://HOST:PORT"):
+        DaskExecutor(scheduler=address)
+    assert time.perf_counter() - started < 5
+
+
 def test_a_server_that_never_answers_as_a_scheduler_is_given_up(monkeypatch):
     """It accepts the connection and says nothing (another service on the port): Dask's connect
     timeout does not cover the handshake, and the search hung for good (a helper's audit)."""

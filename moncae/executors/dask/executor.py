@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 import warnings
@@ -28,6 +29,7 @@ RESUME_HINT = ("the evaluations journaled so far are kept: restart the scheduler
                "run the same command with --resume")
 
 
+SCHEDULER_ADDRESS = re.compile(r"((tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}")
 HANDSHAKE_GRACE = 15.0  # seconds beyond the connect timeout for a scheduler's first answer
 
 
@@ -39,6 +41,9 @@ def _connect(scheduler: str, timeout):
     from dask.utils import parse_timedelta
     from distributed import Client
 
+    if not SCHEDULER_ADDRESS.fullmatch(scheduler):  # refused before Dask tries it (a failed Client
+        # waits 60 s as it is collected, and prints a traceback)
+        raise ValueError("not an address of the form tcp://HOST:PORT")
     seconds = parse_timedelta(timeout, default="seconds")
     box: dict = {}
 
