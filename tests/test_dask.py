@@ -301,13 +301,13 @@ def test_a_server_that_never_answers_as_a_scheduler_is_given_up(monkeypatch):
     timeout does not cover the handshake, and the search hung for good (a helper's audit)."""
     import moncae.executors.dask.executor as dask_executor
 
-    monkeypatch.setattr(dask_executor, "HANDSHAKE_GRACE", 1.0)
+    monkeypatch.setattr(dask_executor, "HANDSHAKE_GRACE", 0.3)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
         started = time.perf_counter()
-        with pytest.raises(MoncaeError, match="no answer as a Dask scheduler within 2 s"):
-            DaskExecutor(scheduler=f"tcp://127.0.0.1:{server.getsockname()[1]}", connect_timeout=1)
+        with pytest.raises(MoncaeError, match="no answer as a Dask scheduler within 0.5 s"):
+            DaskExecutor(scheduler=f"tcp://127.0.0.1:{server.getsockname()[1]}", connect_timeout=0.2)
         assert time.perf_counter() - started < 10
 
 
