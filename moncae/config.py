@@ -438,7 +438,7 @@ def _check_types(cfg: SearchConfig) -> None:
     for f in fields(cfg):
         object.__setattr__(cfg, f.name, python_number(getattr(cfg, f.name)))
     check_types({f.name: getattr(cfg, f.name) for f in fields(cfg)})
-    # a dataset as a run records it, however the config was made (`resolve_config`, or directly)
+    # a dataset as a run records it (`Fashion-MNIST` as `fashion_mnist`, a file by its absolute path)
     object.__setattr__(cfg, "dataset", dataset_setting(cfg.dataset))
 
 
@@ -592,8 +592,6 @@ def resolve_config(
     given.pop("preset", None)  # the preset that applies, or none
     from_preset = set(settings) - set(given)
     settings.update(given)
-    if isinstance(settings.get("dataset"), str):  # `Fashion-MNIST` runs in fashion_mnist/, as `fashion_mnist`
-        settings["dataset"] = dataset_setting(settings["dataset"])
     for name, rule in sorted(ruled_out(lambda s: settings.get(s, getattr(SearchConfig, s))).items()):
         if name not in from_preset:
             continue

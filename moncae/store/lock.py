@@ -50,18 +50,17 @@ def _read_info(path: Path) -> dict:
 def _open_lock_file(path: Path) -> int:
     """The lock file, opened for writing, never through a link: a `.lock` symlink in a run folder
     from elsewhere (a tarball, a shared drive) would make the lock truncate the file it names."""
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-        except OSError as err:
-            if err.errno != errno.ELOOP:
-                raise
-            path.unlink()  # a symlink: the lock file is moncae's own, made again as a plain file
-            continue
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return fd
-        os.close(fd)
-        break
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as err:
+        if err.errno != errno.ELOOP:
+            raise
+        path.unlink()  # a symlink: the lock file is moncae's own, made again as a plain file
+        fd = os.open(path, flags, 0o644)
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
     raise RunFolderError(f"{path} is not a plain file (a lock file moncae did not make); remove it, then run "
                          "this again")
 
