@@ -17,6 +17,9 @@ from moncae.model.fast_update import speed_up_update
 
 keras = pytest.importorskip("keras")
 
+# Every test here needs TensorFlow (seconds to import in each test process): none runs in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 def _genome(optimizer: str, dense: bool):
     """A 2-block genome (one with batch-norm) with a dense bottleneck (`dense`) or the paper's
@@ -35,7 +38,6 @@ def _stock(class_name: str, **config):
     return keras.optimizers.get({"class_name": class_name, "config": {"learning_rate": 3e-3, **config}})
 
 
-@pytest.mark.slow  # trains real (tiny) models
 @pytest.mark.parametrize("dense", [False, True], ids=["paper-space", "dense-space"])
 @pytest.mark.parametrize("name", ["adam", "nadam", "rmsprop"])
 def test_the_fast_update_gives_keras_weights_and_slots_to_the_bit(tiny_npz, name, dense):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
+import pytest
 
 from moncae.model.training import tf_dataset
+
+# It needs TensorFlow (seconds to import in each test process): not part of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def test_an_autoencoder_dataset_writes_no_autograph_file_to_the_temp_folder(tmp_path, monkeypatch):
