@@ -60,13 +60,13 @@ import dataclasses
 import functools
 import json
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _cli import non_negative_int, positive_int, run
 
 from moncae.config import SearchConfig, read_toml, resolve_config
 from moncae.data import cached_dataset
@@ -457,10 +457,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--minutes", type=float, default=8.0)
-    parser.add_argument("--seed", type=int, default=46)
+    parser.add_argument("--seed", type=non_negative_int, default=46)
     parser.add_argument("--seeds", default=None, help="several seeds, e.g. 46,47,48 (overrides --seed)")
     parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--generations", type=int, default=100, help="more than fit in the budget")
+    parser.add_argument("--generations", type=positive_int, default=100, help="more than fit in the budget")
     parser.add_argument("--run", type=Path, default=None, help="a finished, fine-tuned run to compare with PCA")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -502,8 +502,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except MoncaeError as err:  # a setting the search refuses: one line, nothing run
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run(main)  # a setting the search refuses: one line, nothing run

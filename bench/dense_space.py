@@ -29,6 +29,8 @@ import dataclasses
 import math
 import time
 
+from _cli import non_negative_int, positive_int, run
+
 from moncae.data import DataSpec, cached_dataset
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck
 from moncae.method.genome import DENSE_LATENT_SIZES, Genome, GenomeSpace
@@ -82,14 +84,14 @@ def use_transpose(decode) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument("--patience", type=non_negative_int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--dataset", default="mnist_5k")
-    parser.add_argument("--train-size", type=int, default=3000)
-    parser.add_argument("--val-size", type=int, default=1000)
-    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--train-size", type=positive_int, default=3000)
+    parser.add_argument("--val-size", type=positive_int, default=1000)
+    parser.add_argument("--test-size", type=positive_int, default=1000)
     parser.add_argument("--latent-activation", default=None,
                         help="override moncae.model.decode.LATENT_ACTIVATION (default: linear)")
     parser.add_argument("--sampling", choices=["pool", "strided", "transpose", "both"], default="pool",
@@ -143,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

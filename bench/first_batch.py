@@ -21,6 +21,8 @@ import argparse
 import random
 import statistics
 
+from _cli import non_negative_int, positive_int, run
+
 from moncae.config import resolve_config
 from moncae.data import cached_dataset
 from moncae.method.genome import random_genome
@@ -32,9 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--genomes", type=int, default=4)
-    parser.add_argument("--images", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--genomes", type=positive_int, default=4)
+    parser.add_argument("--images", type=positive_int, default=5000)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--lazy", action="store_true", help="let Keras build the optimizer in the trace")
     parser.add_argument("--update", choices=("fast", "stock", "both"), default="fast",
                         help="the optimizer update: moncae's fast one, Keras' own, or each in turn")
@@ -77,4 +79,4 @@ def main() -> None:
               f"mean steady-state steps {statistics.mean(steps[update]):.2f} s")
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -20,6 +20,7 @@ import argparse
 import time
 
 import numpy as np
+from _cli import non_negative_int, positive_float, positive_int, run
 
 from moncae.data import DataSpec, cached_dataset
 from moncae.method.genome import Genome, GenomeSpace
@@ -73,11 +74,11 @@ def adam(x: np.ndarray, seconds: float, seed: int, shape) -> tuple[object, list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--images", type=int, nargs="+", default=[10, 100])
-    parser.add_argument("--population", type=int, default=10)
-    parser.add_argument("--mutations", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seconds", type=positive_float, default=30.0)
+    parser.add_argument("--images", type=positive_int, nargs="+", default=[10, 100])
+    parser.add_argument("--population", type=positive_int, default=10)
+    parser.add_argument("--mutations", type=positive_int, default=10)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args()
 
     import keras
@@ -112,4 +113,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -20,6 +20,7 @@ import random
 import time
 
 import numpy as np
+from _cli import non_negative_int, positive_int, run
 from scipy.stats import kendalltau, spearmanr
 
 from moncae.data import DataSpec, cached_dataset
@@ -44,13 +45,13 @@ def bootstrap(x: np.ndarray, y: np.ndarray, stat, rng: np.random.Generator) -> t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--genomes", type=int, default=24)
-    parser.add_argument("--full-epochs", type=int, default=3)
-    parser.add_argument("--proxy-epochs", type=int, default=None, help="default: PROXY_EPOCHS")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-size", type=int, default=1000)
-    parser.add_argument("--val-size", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--genomes", type=positive_int, default=24)
+    parser.add_argument("--full-epochs", type=positive_int, default=3)
+    parser.add_argument("--proxy-epochs", type=positive_int, default=None, help="default: PROXY_EPOCHS")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--train-size", type=positive_int, default=1000)
+    parser.add_argument("--val-size", type=positive_int, default=500)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args()
 
     import keras
@@ -115,4 +116,4 @@ def main() -> None:
           f"(per epoch run: {per_epoch:.2f}; epochs run: proxy {arr[:, 6].sum():.0f}, full {arr[:, 5].sum():.0f})")
 
 if __name__ == "__main__":
-    main()
+    run(main)

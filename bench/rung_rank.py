@@ -30,6 +30,7 @@ import random
 import time
 
 import numpy as np
+from _cli import non_negative_int, positive_int, run
 from proxy import BOOTSTRAP, bootstrap  # bench/proxy.py: the same bootstrap interval
 from scipy.stats import kendalltau, spearmanr
 
@@ -81,12 +82,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--genomes", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=3, help="the full budget (default 3)")
+    parser.add_argument("--genomes", type=positive_int, default=20)
+    parser.add_argument("--epochs", type=positive_int, default=3, help="the full budget (default 3)")
     parser.add_argument("--rungs", default="1x3000,1x6000,1x10000,2x3000",
                         help="candidate rung 0s, EPOCHSxIMAGES, comma-separated")
     parser.add_argument("--promote", type=float, default=0.25)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args()
 
     from moncae.model.training import quiet_tensorflow
@@ -159,4 +160,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _cli import non_negative_int, positive_float, positive_int, run
+
 
 def simulated_evaluation(seconds: float) -> float:
     """Stands in for a training: sleeps, so N workers should give N times the throughput."""
@@ -126,15 +128,15 @@ def real_training(preset: str, dataset: str, seed: int, **overrides: int | None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sleep", type=float, default=0.5, help="seconds per simulated evaluation")
+    parser.add_argument("--sleep", type=positive_float, default=0.5, help="seconds per simulated evaluation")
     parser.add_argument("--workers", default="1,2,4,8", help="cluster sizes, comma-separated")
-    parser.add_argument("--tasks-per-worker", type=int, default=8)
+    parser.add_argument("--tasks-per-worker", type=positive_int, default=8)
     parser.add_argument("--real", action="store_true", help="real training: local vs --workers 2")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--dataset", default="mnist_5k")
-    parser.add_argument("--seed", type=int, default=46)
-    parser.add_argument("--generations", type=int, default=None, help="override the preset's")
-    parser.add_argument("--population", type=int, default=None, help="override the preset's")
+    parser.add_argument("--seed", type=non_negative_int, default=46)
+    parser.add_argument("--generations", type=positive_int, default=None, help="override the preset's")
+    parser.add_argument("--population", type=positive_int, default=None, help="override the preset's")
     args = parser.parse_args()
     if args.real:
         real_training(args.preset, args.dataset, args.seed, generations=args.generations,
@@ -144,4 +146,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # required: the workers are spawned processes
-    main()
+    run(main)

@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _cli import run
+
 from moncae.config import read_toml, resolve_config
 from moncae.data import cached_dataset
 from moncae.executors import resolve_workers
@@ -196,4 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

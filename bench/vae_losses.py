@@ -15,18 +15,20 @@ import argparse
 import random
 import time
 
+from _cli import non_negative_int, positive_int, run
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--train-size", type=int, default=3000)
-    parser.add_argument("--val-size", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--train-size", type=positive_int, default=3000)
+    parser.add_argument("--val-size", type=positive_int, default=1000)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--genome-seeds", default="0,1,2",
                         help="comma-separated: one random genome per seed, each trained with both losses")
     parser.add_argument("--space", choices=["dense", "paper"], default="dense",
                         help="dense: a dense latent gene (as the thesis's latent size 5); paper: a conv code")
-    parser.add_argument("--seed", type=int, default=1, help="seeds weights, noise and shuffling")
+    parser.add_argument("--seed", type=non_negative_int, default=1, help="seeds weights, noise and shuffling")
     parser.add_argument("--eps", type=float, default=0.01)
     args = parser.parse_args()
 
@@ -91,4 +93,4 @@ def train_both(genome, genome_seed, name, data, args, keras, build_vae, compile_
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

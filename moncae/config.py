@@ -200,6 +200,8 @@ class SearchConfig:
             value = getattr(self, name)
             _check(value is None or value >= 1, name, "must be >= 1 when given", value)
         _check(self.executor in ("local", "dask"), "executor", "must be local or dask", self.executor)
+        _check(self.scheduler is None or bool(self.scheduler.strip()), "scheduler", "must be an address such "
+               "as tcp://HOST:8786 (leave it out for a cluster on this machine)", self.scheduler)
         _check(self.models_per_gpu >= 1, "models_per_gpu", "must be >= 1", self.models_per_gpu)
         _check(self.fidelity in FIDELITIES, "fidelity", f"must be one of {', '.join(FIDELITIES)}",
                self.fidelity)

@@ -227,3 +227,28 @@ def test_arguments_of_the_wrong_kind_are_moncae_errors(stub_config, tmp_path):
     with pytest.raises(MoncaeError, match="`resume` must be True or False"):
         run_search(config, resume="yes", task_fn=surrogate_task)
     assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+def _returns_none(task):
+    return None
+
+
+def _another_trainings_record(task):
+    result = surrogate_task(task)
+    result.record.genome_key = "0" * len(task.key)
+    return result
+
+
+@pytest.mark.parametrize("task_fn, said", [
+    (_returns_none, "returned None for the training of"),
+    (_another_trainings_record, "returned a record of 0+ at rung 0 for the training of"),
+])
+def test_a_task_fn_that_returns_no_result_of_its_task_is_refused_before_it_is_journaled(
+        stub_config, tmp_path, task_fn, said):
+    config = stub_config(tmp_path / "r")
+    with pytest.raises(MoncaeError, match=said):
+        run_search(config, task_fn=task_fn, executor=LocalExecutor())
+    assert not (Path(config.run_dir) / "evaluations.csv").exists() or len(
+        (Path(config.run_dir) / "evaluations.csv").read_text().splitlines()) <= 1
+    run_search(config, resume=True, task_fn=surrogate_task)  # the run folder is as good as new
+    assert_same(config.run_dir, run_search(stub_config(tmp_path / "clean"), task_fn=surrogate_task).run_dir)

@@ -296,6 +296,34 @@ def test_a_malformed_scheduler_address_is_refused_at_once(address):
     assert time.perf_counter() - started < 5
 
 
+@pytest.mark.parametrize("address, said", [
+    (lambda: "tcp://no-such-host.invalid:8786", "the host name no-such-host.invalid does not resolve"),
+    (lambda: "127.0.0.1:70000", "port 70000 is not in 1..65535"),
+], ids=["unresolvable", "port-out-of-range"])
+def test_a_scheduler_that_cannot_be_there_is_refused_at_once_not_after_the_connect_timeout(address, said):
+    """Dask retries these until its connect timeout (30 s by default), silently."""
+    started = time.perf_counter()
+    with pytest.raises(MoncaeError, match=f"cannot reach the Dask scheduler at .*{said}"):
+        DaskExecutor(scheduler=address(), connect_timeout=20)
+    assert time.perf_counter() - started < 10
+
+
+def test_a_port_nothing_listens_on_is_said_at_once_and_waited_for_until_the_connect_timeout():
+    """A scheduler started beside the search takes seconds to listen: it is waited for, as Dask
+    does, but the wait is said, and the error names the refused port."""
+    started = time.perf_counter()
+    with pytest.warns(MoncaeWarning, match="nothing listens on port .* of 127.0.0.1 yet: waiting up to 1.5 s"):
+        with pytest.raises(MoncaeError, match=r"nothing listens on port .* \(connection refused for 1.5 s\)"):
+            DaskExecutor(scheduler=f"tcp://127.0.0.1:{_free_port()}", connect_timeout=1.5)
+    assert 1.0 < time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_scheduler_setting_is_refused_not_taken_for_none(stub_config, blank):
+    with pytest.raises(MoncaeError, match="`scheduler` must be an address such as tcp://HOST:8786"):
+        stub_config(executor="dask", scheduler=blank)
+
+
 def test_a_server_that_never_answers_as_a_scheduler_is_given_up(monkeypatch):
     """It accepts the connection and says nothing (another service on the port): Dask's connect
     timeout does not cover the handshake, and the search hung for good (a helper's audit)."""

@@ -19,7 +19,7 @@ import platform
 import random
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -550,6 +550,20 @@ def _eval_task(config: SearchConfig, run: RunFolder, genome: Genome, key: str, r
                     cost=forward_flops(genome, shape))
 
 
+def _results(executor: Executor, task_fn: TaskFn, tasks: list[EvalTask]) -> Iterator[EvalResult]:
+    """`executor.map_ordered(task_fn, tasks)`, each result checked before anything is journaled: a
+    `task_fn` of one's own that returns something else, or another training's record, is refused."""
+    for task, result in zip(tasks, executor.map_ordered(task_fn, tasks), strict=True):
+        record = getattr(result, "record", None)
+        if not (isinstance(result, EvalResult) and isinstance(record, EvalRecord)
+                and (record.genome_key, record.rung) == (task.key, task.rung)):
+            got = (f"a record of {record.genome_key} at rung {record.rung}" if isinstance(record, EvalRecord)
+                   else repr(result)[:80])
+            raise MoncaeError(f"`task_fn` returned {got} for the training of {task.key} at rung {task.rung}; "
+                              "it must return that training's `moncae.evaluation.records.EvalResult`")
+        yield result
+
+
 def _train_again(needs: dict[str, int], genomes: dict[str, Genome], config: SearchConfig, run: RunFolder,
                  cache: Trainings, executor: Executor, task_fn: TaskFn, progress: SearchProgress,
                  shape) -> None:
@@ -564,7 +578,7 @@ def _train_again(needs: dict[str, int], genomes: dict[str, Genome], config: Sear
     for rung in range(max(needs.values()) + 1):
         tasks = [_eval_task(config, run, genomes[k], k, rung, shape, {}, keep_warm=False)
                  for k, top in needs.items() if top >= rung]
-        for result in executor.map_ordered(task_fn, tasks):
+        for result in _results(executor, task_fn, tasks):
             rec, journaled = result.record, cache.at_rung(result.record.genome_key, rung)
             if journaled is None or (rec.status, rec.rec_loss) != (journaled.status, journaled.rec_loss):
                 was = "none" if journaled is None else f"{journaled.status} {journaled.rec_loss!r}"
@@ -594,7 +608,7 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
     parent_files: dict[str, bytes | None] = {}
     lower = rung < cache.top
     tasks = [_eval_task(config, run, genomes[k], k, rung, shape, parent_files, keep_warm=lower) for k in todo]
-    for result in executor.map_ordered(task_fn, tasks):
+    for result in _results(executor, task_fn, tasks):
         rec = result.record
         rec.generation = gen
         if rec.failure == "io":  # the worker could not read or write a file: stop (`StoppedOnIO`)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +33,39 @@ RESUME_HINT = ("the evaluations journaled so far are kept: restart the scheduler
 
 SCHEDULER_ADDRESS = re.compile(r"((tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}")
 HANDSHAKE_GRACE = 15.0  # seconds beyond the connect timeout for a scheduler's first answer
+PROBE_INTERVAL = 0.5  # seconds between two tries of a port that refused the connection
+
+
+def _probe(address: re.Match, seconds: float) -> None:
+    """What Dask would only say after its connect timeout (30 s by default), said at once: a host
+    name that does not resolve fails now; a port nothing listens on yet is said in a warning, then
+    tried again until the timeout (a scheduler started beside the search takes seconds to listen),
+    and named in the error if it never answers. A connection made, or a slow or silent network, is
+    left to Dask."""
+    if address.group(2) == "ucx":
+        return
+    host = address.group(3).strip("[]")
+    port = int(address.group(0).rsplit(":", 1)[1])
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is not in 1..65535")
+    deadline, warned = time.monotonic() + seconds, False
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=max(0.1, min(5.0, deadline - time.monotonic()))).close()
+            return
+        except socket.gaierror as err:
+            raise OSError(f"the host name {host} does not resolve ({err.strerror})") from None
+        except ConnectionRefusedError:
+            if time.monotonic() + PROBE_INTERVAL > deadline:
+                raise OSError(f"nothing listens on port {port} of {host} (connection refused for "
+                              f"{seconds:g} s)") from None
+            if not warned:
+                warnings.warn(MoncaeWarning(f"nothing listens on port {port} of {host} yet: waiting up to "
+                                            f"{seconds:g} s for the Dask scheduler to start"), stacklevel=2)
+                warned = True
+            time.sleep(PROBE_INTERVAL)
+        except OSError:
+            return
 
 
 def _connect(scheduler: str, timeout):
@@ -45,6 +80,7 @@ def _connect(scheduler: str, timeout):
         # waits 60 s as it is collected, and prints a traceback)
         raise ValueError("not an address of the form tcp://HOST:PORT")
     seconds = parse_timedelta(timeout, default="seconds")
+    _probe(SCHEDULER_ADDRESS.fullmatch(scheduler), seconds)
     box: dict = {}
 
     def attempt() -> None:
