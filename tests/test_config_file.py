@@ -207,3 +207,13 @@ def test_a_flag_other_settings_leave_without_effect_is_warned_about(tmp_path):
     assert [line for line in result.output.splitlines() if line.startswith("Warning:")] == [
         'Warning: --promote has no effect with fidelity "full" (one rung: nothing is promoted); it acts '
         "with --fidelity rungs or proxy"]
+
+
+def test_moncae_data_dir_gives_way_to_a_config_file_s_data_dir_and_a_flag_to_both(tmp_path, monkeypatch):
+    """The README's order, defaults < preset < file < flags: the environment variable is no flag."""
+    env, in_file, flag = (str(tmp_path / name) for name in ("from-env", "from-file", "from-flag"))
+    monkeypatch.setenv("MONCAE_DATA_DIR", env)
+    toml = f'data_dir = "{in_file}"\n'
+    assert f'data_dir = "{in_file}"' in _run(tmp_path, toml, *FLAGS).output
+    assert f'data_dir = "{flag}"' in _run(tmp_path, toml, *FLAGS, "--data-dir", flag).output
+    assert f'data_dir = "{env}"' in _run(tmp_path, "epochs = 1\n", *FLAGS).output

@@ -65,3 +65,14 @@ def test_a_dataset_name_is_spelled_as_moncae_spells_it():
     assert config.dataset == "fashion_mnist" and config.run_dir.parts[-2:] == ("fashion_mnist", "seed-1")
     path = resolve_config(dataset="data/My-Set.npz", seed=1).dataset
     assert path == os.path.abspath("data/My-Set.npz")  # a path: absolute
+
+
+def test_several_seeds_say_what_gives_way_once(tmp_path):
+    from click.testing import CliRunner
+
+    from moncae.cli.main import main
+
+    result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--preset", "quick", "--seed", "1,2,3",
+                                       "--strategy", "random", "--out", str(tmp_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("preset quick's latents = 'spread' does not apply") == 1

@@ -353,13 +353,22 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **f
 
     flags["ref_point"] = parse_ref(ref)
     from_file = read_toml(config_file) if config_file else {}
+    if "data_dir" in from_file and click.get_current_context().get_parameter_source(
+            "data_dir") is click.core.ParameterSource.ENVIRONMENT:
+        flags["data_dir"] = None  # $MONCAE_DATA_DIR gives way to the file's data_dir: flags > file > it
     for name, value, flag, line in (("dataset", dataset, "mnist_5k", '"mnist_5k"'), ("seed", seed, "46", "46")):
         if value is None and name not in from_file:
             raise MoncaeError(f"Missing option '--{name}': pass --{name} (e.g. --{name} {flag}), or set "
                               f"{name} = {line} in a --config file")
     # seed None: the file's (flags override it, preset < file < flags)
-    configs = [resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
-               for s in (seed or (None,))]
+    def resolve(s):
+        return resolve_config(preset=preset, config_file=config_file, dataset=dataset, seed=s, **flags)
+
+    seeds = list(seed or (None,))
+    configs = [resolve(seeds[0])]
+    with warnings.catch_warnings():  # the same settings but the seed: the first said it
+        warnings.simplefilter("ignore", MoncaeWarning)
+        configs += [resolve(s) for s in seeds[1:]]
     for line in without_effect(configs[0], [name for name, value in flags.items() if value is not None]):
         warnings.warn(MoncaeWarning(line), stacklevel=1)
     for config in configs:  # what the search checks before it writes: said by a dry run too

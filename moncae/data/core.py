@@ -86,7 +86,7 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
 
     Args:
         name: one of `DATASET_NAMES` (case and `-`/`_` are forgiven), or a path to a `.npz`
-            holding x_train, y_train, x_test, y_test.
+            holding x_train and x_test (y_train and y_test, the labels, are optional).
         data_dir: folder searched first; when None, `$MONCAE_DATA_DIR` is searched instead.
         train_size: cap on the training split, taken from the same permutation as val.
         val_size: validation images carved from the training set (default 10%, <= 10,000).
@@ -184,7 +184,7 @@ def _user_npz_path(name: str) -> Path:
     if not looks_like_file(name):
         raise DataError(
             f"Unknown dataset '{name}'. Use one of {', '.join(DATASET_NAMES)} or a path to a "
-            f".npz file holding x_train, y_train, x_test, y_test. Received: {name!r}"
+            f".npz file holding x_train and x_test (labels y_train, y_test optional). Received: {name!r}"
         )
     if path.is_dir():
         raise DataError(

@@ -10,8 +10,8 @@ Results go to `RUN_DIR/finetune.csv` (one row per unique genome, appended as eac
 finishes, so a rerun skips what is done) and the models to `RUN_DIR/finetuned/`. The models are
 fine-tuned by an executor (`moncae.executors`): with `workers = "auto"` two at a time in worker
 processes on a CPU-only machine with >= 2 cores, each with the cores shared out as TensorFlow
-threads (as the search trains), else one at a time in this process; this process writes every
-file.
+threads (as the search trains), else one at a time in one worker process (an explicit
+`workers = 1`: in this process); this process writes every file.
 """
 
 from __future__ import annotations
@@ -215,7 +215,8 @@ def finetune_run(run_dir, *, epochs: int | None = None, classifier_epochs: int =
         data_dir: where to find the dataset if not where the search found it.
         progress: receives `started` / `model_done` calls (for a progress bar).
         workers: models fine-tuned at once, each in its own process ("auto": 2 on a CPU-only
-            machine with >= 2 cores, else 1 = in this process). TensorFlow's CPU results depend
+            machine with >= 2 cores, else 1 in one worker process; an explicit 1: in this
+            process). TensorFlow's CPU results depend
             on its thread count (the cores shared out among the workers, or all of them in this
             process), so they may differ in the last digits between settings; each is
             reproducible.

@@ -62,7 +62,8 @@ LOGBOOK_HEADER = ["gen", "hypervolume", "front_size", "best_rec_loss", "min_loc"
 
 
 class SearchProgress:
-    """Hooks the search calls as it goes; every hook does nothing by default (like Keras callbacks)."""
+    """Hooks the search calls as it goes; every hook but `message` does nothing by default (like
+    Keras callbacks); `message` logs its line at INFO to the `moncae` logger."""
 
     def generation_started(self, generation: int, generations: int, to_train: int,
                            cache_hits: int) -> None:
@@ -114,7 +115,8 @@ class RunResult:
 
     def to_frame(self):
         """The final population as a pandas DataFrame: each individual's training record (the
-        columns of `evaluations.csv`) and its `fitness`, in population order."""
+        columns of `evaluations.csv` but the genes, `kl` included) and its `fitness`, in
+        population order."""
         import pandas as pd
 
         return pd.DataFrame([{**r.row(), "fitness": f} for r, f in zip(self.records, self.fitness)])
