@@ -110,7 +110,7 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
                     warm_models.keep(digest(model_bytes), autoencoder, start_state)
             record.rec_loss = float(loss)
             record.loc = loc_of_shape(bottleneck)
-            record.flops = forward_flops(genome, shape)
+            record.flops = forward_flops(genome, shape, task.train.model)
             if task.measure_latency:  # the `latency` objective
                 record.latency_ms = round(inference_latency_ms(autoencoder, data.x_val[0]), 4)
             record.status, record.failure = "ok", ""

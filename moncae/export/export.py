@@ -274,7 +274,7 @@ def _model_json(run, choice: Choice, genome, shape, data, checks, n_checked, fil
         "bottleneck_shape": list(bottleneck_shape(genome, shape)),
         "loc": _num(row["loc"]),
         "params": int(row["params"]),
-        "flops": forward_flops(genome, shape),
+        "flops": forward_flops(genome, shape, config.model),
         "flops_counted": "2 x multiply-adds of every Conv2D and Dense layer, one image "
                          "(moncae.method.architecture.forward_flops)",
         "metrics": {

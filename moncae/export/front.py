@@ -122,7 +122,7 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
     by_key = {r["genome_key"]: r for r in front}
     try:
         rows = [_row(key, genomes[key], evaluations[key], by_key.get(key), ft_rows.get(key), shape,
-                     run, searched, finetuned) for key in keys]
+                     run, searched, finetuned, config.model) for key in keys]
     except ValueError as err:
         raise RunFolderError(f"{run.path}: a number in its CSVs is malformed ({err})") from None
     frame = pd.DataFrame(rows, columns=FRONT_TABLE_COLUMNS)
@@ -132,7 +132,7 @@ def read_run_models(run_dir: str | os.PathLike, *, all_models: bool = False) -> 
                      (run.path / FINETUNE_CSV).exists())
 
 
-def _row(key, genome, ev, on_front_row, ft, shape, run, searched, finetuned) -> dict[str, Any]:
+def _row(key, genome, ev, on_front_row, ft, shape, run, searched, finetuned, model) -> dict[str, Any]:
     """One model's row of the table."""
     if shape is not None:
         _check_genome(run, key, genome, shape, ev["bottleneck"])
@@ -151,7 +151,7 @@ def _row(key, genome, ev, on_front_row, ft, shape, run, searched, finetuned) -> 
         "rec_loss_split": "test" if ft_ok else "val",
         "search_rec_loss": search_loss,
         "params": int(ev["params"] or 0),
-        "flops": forward_flops(genome, shape) if shape is not None else float("nan"),
+        "flops": forward_flops(genome, shape, model) if shape is not None else float("nan"),
         "latency_ms": csv_float(ev.get("latency_ms")),
         "cl_acc": csv_float(ft["cl_acc"]) if ft_ok else float("nan"),
         "generation": int((on_front_row or ev)["generation"] or 0),

@@ -125,8 +125,19 @@ def dense_macs(genome: Genome, input_shape: Sequence[int]) -> int:
     return 2 * math.prod(conv_output_shape(genome, input_shape)) * genome.latent_units
 
 
-def forward_flops(genome: Genome, input_shape: Sequence[int]) -> int:
-    """Floating-point operations of one image's forward pass through the whole autoencoder.
+def vae_head_macs(genome: Genome, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates a VAE adds to the AE of its genome, per image: its code has two heads
+    on the last conv map where the AE has none (two 1x1 Conv2D of c -> c channels) or one (a
+    second Dense(units), the log-variance's, beside the mean's)."""
+    h, w, c = conv_output_shape(genome, input_shape)
+    if genome.latent_units is None:
+        return 2 * h * w * c * c
+    return h * w * c * genome.latent_units
+
+
+def forward_flops(genome: Genome, input_shape: Sequence[int], model: str = "ae") -> int:
+    """Floating-point operations of one image's forward pass through the whole autoencoder (a
+    VAE's, `model = "vae"`, with its mean and log-variance heads: `vae_head_macs`).
 
     Counted: every Conv2D (encoder, decoder, output) and, with a dense bottleneck, its two Dense
     layers, as 2 x their multiply-accumulates (a multiply and an add per weight per output value);
@@ -136,4 +147,6 @@ def forward_flops(genome: Genome, input_shape: Sequence[int]) -> int:
     feature-map value each, against 2*k*k*in_channels per value for the conv that produces it.
     The encoder's share is the `enc*` layers of `conv_layers` (plus one of the two dense layers).
     """
-    return 2 * (sum(layer.macs for layer in conv_layers(genome, input_shape)) + dense_macs(genome, input_shape))
+    heads = vae_head_macs(genome, input_shape) if model == "vae" else 0
+    return 2 * (sum(layer.macs for layer in conv_layers(genome, input_shape)) + dense_macs(genome, input_shape)
+                + heads)

@@ -549,7 +549,7 @@ def _eval_task(config: SearchConfig, run: RunFolder, genome: Genome, key: str, r
     return EvalTask(genome, config.data_spec(), settings, evaluation_seed(config.seed, key, rung),
                     config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents,
                     measure_latency="latency" in config.objectives, keep_warm=keep_warm,
-                    cost=forward_flops(genome, shape))
+                    cost=forward_flops(genome, shape, config.model))
 
 
 def _results(executor: Executor, task_fn: TaskFn, tasks: list[EvalTask]) -> Iterator[EvalResult]:
