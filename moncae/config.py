@@ -187,7 +187,9 @@ class SearchConfig:
                       if self.loss in VAE_LOSSES else ""), self.loss)
         else:
             _check(self.loss in VAE_LOSSES, "loss",
-                   f"must be one of {', '.join(VAE_LOSSES)} with model = \"vae\"", self.loss)
+                   f"must be one of {', '.join(VAE_LOSSES)} with model = \"vae\""
+                   + (f" ({', '.join(LOSSES)} are AE losses, {LOSSES[0]} the default: pass --loss reformulated "
+                      "or --loss elbo)" if self.loss in LOSSES else ""), self.loss)
         _check(math.isfinite(self.vae_eps) and self.vae_eps > 0, "vae_eps",
                "must be a finite number > 0", self.vae_eps)
         _check(0.0 <= self.elitism < 1.0, "elitism", "must be in [0, 1)", self.elitism)

@@ -51,8 +51,9 @@ def holding_off(names: tuple[str, ...]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _stderr_parked() -> Iterator[None]:
-    """File descriptor 2 goes to a temporary file within the block, replayed if the block raises
-    (nothing is parked where there is no real fd 2, e.g. an embedded interpreter)."""
+    """File descriptor 2 goes to a temporary file within the block, replayed if the block raises an
+    error, not when a Ctrl-C or SIGTERM stops it (nothing is parked where there is no real fd 2,
+    e.g. an embedded interpreter)."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -63,7 +64,7 @@ def _stderr_parked() -> Iterator[None]:
         os.dup2(sink.fileno(), 2)
         try:
             yield
-        except BaseException:
+        except Exception:  # what TensorFlow said may explain it; a stop is no failure of the import
             os.dup2(saved, 2)
             sink.seek(0)
             sys.stderr.write(sink.read().decode(errors="replace"))

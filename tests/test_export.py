@@ -176,7 +176,7 @@ def test_load_model_gives_each_part(search_run, front, data):
         moncae.load_model(search_run, row["id"], part="classifier")
 
 
-def test_nothing_satisfies_names_the_closest_model(search_run, front, tmp_path):
+def test_nothing_satisfies_names_the_closest_model(search_run, front, tmp_path, monkeypatch):
     closest = kept_front(front).sort_values("loc").iloc[0]
     one_line_error(["export", str(search_run), str(tmp_path / "o"), "--max-loc", "0.1"],
                    f"the closest kept model is {closest['id'][:8]} (LOC {closest['loc']:.3f}, "
@@ -195,6 +195,10 @@ def test_nothing_satisfies_names_the_closest_model(search_run, front, tmp_path):
     for out, expected in ((blocker / "o", f"output path {blocker} is a file, not a folder; pass another OUT_DIR"),
                           (tmp_path / "link", "is a link; export into a new or empty folder")):
         one_line_error(["export", str(search_run), str(out), "--knee"], expected)  # before any work (an audit)
+    monkeypatch.chdir(tmp_path / "empty")  # `.` empty: it was exported into, then its rmdir failed (an audit)
+    for here in (".", "../empty", str(tmp_path)):
+        one_line_error(["export", str(search_run), here, "--knee"], "is the folder you are in (or holds it)")
+    assert list((tmp_path / "empty").iterdir()) == []
     unkept = front[front["on_front"] & (front["searched_model"] == "")]
     if len(unkept):
         one_line_error(["export", str(search_run), str(tmp_path / "o"), "--key", unkept.iloc[0]["id"]],

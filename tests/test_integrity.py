@@ -741,3 +741,21 @@ def test_the_model_index_file_column_never_leads_outside_the_run_folder(stub_con
     assert files and all(path.parent == run.models for path in files.values())
     shape = np.load(config.dataset)["x_train"].shape[1:] + (1,)
     assert all(m.model_file.parent == run.models for m in final_models(run, shape) if m.model_file)
+
+
+@pytest.mark.parametrize("command, said", [
+    ("finetune", "Stopped by Ctrl-C; the models fine-tuned before are kept: run the same command again to go on"),
+    ("export", "Stopped by Ctrl-C; nothing half-written is kept: run the same command again"),
+])
+def test_a_stop_says_how_to_go_on_for_the_command_stopped(tmp_path, monkeypatch, command, said):
+    """Not the search's journal and --resume for a command that has neither (an audit)."""
+    import moncae.cli.main as cli_main
+
+    def interrupted(self, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main.click.Command, "invoke", interrupted)
+    extra = ["out", "--knee"] if command == "export" else []
+    result = CliRunner().invoke(main, [command, str(tmp_path), *extra])
+    assert result.exit_code == 130, result.output
+    assert result.output.strip() == said

@@ -174,8 +174,8 @@ def test_resume_after_a_kill_equals_uninterrupted_run(tmp_path, reference_run, s
     assert proc.returncode == code, f"the run finished before it could be stopped: {err}"
     if sig == signal.SIGTERM:
         assert err.strip().splitlines() == [
-            "Stopped by SIGTERM; what was journaled before is kept: run the same command again to go on "
-            "(search: with --resume)"], err  # no traceback, no leaked-semaphore warning
+            "Stopped by SIGTERM; what was journaled before is kept: run the same command with --resume to go "
+            "on"], err  # no traceback, no leaked-semaphore warning
     done = subprocess.run(_cli(*args, "--resume"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stdout

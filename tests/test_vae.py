@@ -76,6 +76,7 @@ def test_vae_with_an_ae_loss_is_refused_naming_the_valid_ones(loss):
     with pytest.raises(MoncaeError, match="`loss` must be one of elbo, reformulated") as err:
         SearchConfig(model="vae", loss=loss)
     assert "\n" not in str(err.value)
+    assert "bce the default: pass --loss reformulated or --loss elbo" in str(err.value)  # `--model vae` alone
 
 
 @pytest.mark.parametrize("loss", ["elbo", "reformulated"])

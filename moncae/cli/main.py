@@ -42,8 +42,10 @@ def _terminate(signum, frame):
     raise Terminated
 
 
-INTERRUPTED = ("what was journaled before is kept: run the same command again to go on (search: "
-               "with --resume)")
+# How to go on after a stop, by command (the others write whole files or nothing: run them again).
+KEPT = {"search": "what was journaled before is kept: run the same command with --resume to go on",
+        "finetune": "the models fine-tuned before are kept: run the same command again to go on"}
+AGAIN = "nothing half-written is kept: run the same command again"
 
 
 class MoncaeGroup(click.Group):
@@ -51,6 +53,11 @@ class MoncaeGroup(click.Group):
     prints one line and exits 1; Ctrl-C and SIGTERM stop the workers, say how to go on and exit
     130 and 143 (128 + the signal, as a shell reports it); moncae's warnings print one line each.
     Never a traceback."""
+
+    def resolve_command(self, ctx: click.Context, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta["moncae.command"] = name  # what the messages below say depends on it
+        return name, command, rest
 
     def invoke(self, ctx: click.Context):
         with warnings.catch_warnings():  # restores showwarning and the filters afterwards
@@ -64,7 +71,7 @@ class MoncaeGroup(click.Group):
                 return super().invoke(ctx)
             except (KeyboardInterrupt, Terminated) as err:  # the commands' `finally` closed their workers
                 name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
-                click.echo(f"\nStopped by {name}; {INTERRUPTED}", err=True)
+                click.echo(f"\nStopped by {name}; {KEPT.get(ctx.meta.get('moncae.command'), AGAIN)}", err=True)
                 sys.exit(128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT))
             except MoncaeError as err:
                 click.echo(f"Error: {err}", err=True)
@@ -77,9 +84,10 @@ class MoncaeGroup(click.Group):
                            "belongs; fix that path (a run folder's own file: restore it from a copy)", err=True)
                 sys.exit(2)
             except OSError as err:
-                click.echo(f"Error: {one_line(err)}; what was journaled before is kept: fix the cause "
-                           "(e.g. free disk space) and run the same command again (search: with --resume)",
-                           err=True)
+                kept = KEPT.get(ctx.meta.get("moncae.command"), AGAIN).split(": run")[0]
+                again = "with --resume" if ctx.meta.get("moncae.command") == "search" else "again"
+                click.echo(f"Error: {one_line(err)}; {kept}: fix the cause (e.g. free disk space) and run the "
+                           f"same command {again}", err=True)
                 sys.exit(1)
             finally:
                 if previous is not None:

@@ -88,6 +88,10 @@ def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key:
     choice = choose(run.frame, key=key, max_loc=max_loc, max_loss=max_loss, knee=knee,
                     searched=searched)
     out = Path(out_dir)
+    if Path(os.path.abspath(out)) in (Path.cwd(), *Path.cwd().parents):  # `.`: replaced at the end
+        raise MoncaeError(f"{out_dir} is the folder you are in (or holds it); export into a new or empty "
+                          "folder, e.g. export/knee")
+    out = Path(os.path.abspath(out)) if out.name in ("", ".", "..") else out
     if out.is_symlink():  # replaced by the export's own folder at the end: refused before any work
         raise MoncaeError(f"{out} is a link; export into a new or empty folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
