@@ -198,6 +198,9 @@ def test_smoke_vae_search_completes_is_deterministic_and_resumes_identically(tmp
     assert {p.name for p in (tmp_path / "exported").iterdir()} >= {"encoder.keras", "decoder.keras"}
     metrics = json.loads((tmp_path / "exported" / "model.json").read_text())["metrics"]
     assert metrics["loss"] == "bce" and metrics["vae_training_loss"] == "reformulated"  # rec_loss's loss
+    key = json.loads((tmp_path / "exported" / "model.json").read_text())["genome_key"]
+    assert metrics["search"]["kl"] == pytest.approx(ok.loc[ok["genome_key"] == key, "kl"].iloc[-1])
+    assert metrics["finetune"]["kl"] == pytest.approx(ft.loc[ft["genome_key"] == key, "kl"].iloc[0])
 
     killed = [*ARGS, "--out", str(tmp_path / "killed")]
     proc = subprocess.Popen(_cli(*killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -259,7 +259,7 @@ def _model_json(run, choice: Choice, genome, shape, data, checks, n_checked, fil
     finetune = None
     if choice.weights == "finetuned":
         finetune = {"rec_loss": _num(row["rec_loss"]), "split": "test", "cl_acc": _num(row["cl_acc"]),
-                    "source": "finetune.csv"}
+                    **({"kl": _num(row["kl"])} if config.model == "vae" else {}), "source": "finetune.csv"}
     return {
         "format": "moncae-export-1",
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -285,7 +285,8 @@ def _model_json(run, choice: Choice, genome, shape, data, checks, n_checked, fil
             # what rec_loss measures: a VAE's is the BCE of its mean decoding, whatever it trained with
             "loss": "bce" if config.model == "vae" else config.loss,
             **({"vae_training_loss": config.loss} if config.model == "vae" else {}),
-            "search": {"rec_loss": _num(row["search_rec_loss"]), "split": "val",
+            "search": {"rec_loss": _num(row["search_rec_loss"]),
+                       **({"kl": _num(row["search_kl"])} if config.model == "vae" else {}), "split": "val",
                        "weights": "searched", "source": "pareto_front.csv / evaluations.csv"},
             "finetune": finetune,
         },

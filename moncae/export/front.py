@@ -33,7 +33,8 @@ __all__ = ["FRONT_TABLE_COLUMNS", "RunModels", "format_front", "load_front", "re
 
 FRONT_TABLE_COLUMNS = [
     "id", "genome_key", "architecture", "bottleneck", "loc", "rec_loss", "rec_loss_split",
-    "search_rec_loss", "params", "flops", "latency_ms", "cl_acc", "generation", "on_front", "in_final",
+    "search_rec_loss", "params", "flops", "latency_ms", "cl_acc", "kl", "search_kl", "generation", "on_front",
+    "in_final",
     "searched_model", "finetuned_model",
 ]
 MAX_MODEL_CONFIG_BYTES = 64 << 20  # a model file's config.json unpacked (moncae's: tens of KB)
@@ -62,7 +63,8 @@ def load_front(run_dir: str | os.PathLike, *, all_models: bool = False) -> pd.Da
     the front's own objective), `params` (the autoencoder's, from the search), `flops` (one
     image's forward pass: `moncae.method.architecture.forward_flops`), `latency_ms` (measured in
     the search when `latency` was an objective, else NaN), `cl_acc` (the fine-tune's
-    latent-classifier test accuracy, NaN if none), `generation` (first trained), `on_front`,
+    latent-classifier test accuracy, NaN if none), `kl` and `search_kl` (a VAE's KL term beside
+    `rec_loss` and `search_rec_loss`; NaN for an AE), `generation` (first trained), `on_front`,
     `in_final` (in the final population, whose models alone are kept), `searched_model` /
     `finetuned_model` (paths of the saved `.keras` files, '' where none).
 
@@ -154,6 +156,8 @@ def _row(key, genome, ev, on_front_row, ft, shape, run, searched, finetuned, mod
         "flops": forward_flops(genome, shape, model) if shape is not None else float("nan"),
         "latency_ms": csv_float(ev.get("latency_ms")),
         "cl_acc": csv_float(ft["cl_acc"]) if ft_ok else float("nan"),
+        "kl": csv_float(ft.get("kl")) if ft_ok else csv_float(ev.get("kl")),
+        "search_kl": csv_float(ev.get("kl")),
         "generation": int((on_front_row or ev)["generation"] or 0),
         "on_front": on_front,
         "in_final": key in searched.order,
