@@ -89,6 +89,9 @@ def main() -> None:
     quiet_tensorflow()
     data = cached_dataset(DataSpec("mnist_5k", val_size=500, test_size=10))
     shape, x_val = data.input_shape, data.x_val
+    most = 10 * min(int(np.sum(data.y_train == d)) for d in range(10))  # round-robin over the digits
+    if max(args.images) > most:
+        parser.error(f"--images must be <= {most} (as many of each digit as the training split has)")
     print(f"genome {GENOME.describe(shape)}; {args.seconds:g} s per method; GA population "
           f"{args.population}, {args.mutations} weights mutated per child, U(-1, 1)")
     for n in args.images:

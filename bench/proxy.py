@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--val-size", type=positive_int, default=500)
     parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args()
+    if args.genomes < 3:
+        parser.error("--genomes must be >= 3 (rank correlations and their bootstrap need several pairs)")
 
     import keras
 
@@ -60,7 +62,7 @@ def main() -> None:
     from moncae.model.proxy import PROXY_EPOCHS, train_decoder_only
     from moncae.model.training import fit_autoencoder, make_loss, make_optimizer, quiet_tensorflow
 
-    proxy_epochs = args.proxy_epochs or PROXY_EPOCHS
+    proxy_epochs = PROXY_EPOCHS if args.proxy_epochs is None else args.proxy_epochs
     quiet_tensorflow()
     data = cached_dataset(DataSpec("mnist_5k", train_size=args.train_size, val_size=args.val_size,
                                    test_size=10))

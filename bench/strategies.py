@@ -94,6 +94,10 @@ def main(seeds: int = 20, generations: int = 20, population: int = 20) -> None:
         budget = min(c["trainings_total"].iloc[-1] for cs in curves.values() for c in cs)
         print(f"surrogate, {seeds} seeds, {generations} generations x {population}; all-time front hypervolume "
               f"at {budget} trainings (the fewest any run used):")
+        first = min(len(c) and c["trainings_total"].iloc[0] for cs in curves.values() for c in cs)
+        if budget <= first:
+            print(f"  note: {budget} trainings is generation 0, the same for every strategy: no strategy has "
+                  "acted yet; give more generations")
         random_values = [hv_at(c, budget) for c in curves["random"]]
         from scipy.stats import mannwhitneyu
 

@@ -32,6 +32,9 @@ def test_every_benchmark_script_explains_itself(script):
     (["bench/search_overhead.py", "nope"], "error: unknown preset 'nope'"),
     (["bench/ga_weights.py", "--images", "-1"], "argument --images: '-1' is not an integer >= 1"),
     (["bench/proxy.py", "--genomes", "0"], "argument --genomes: '0' is not an integer >= 1"),
+    (["bench/proxy.py", "--genomes", "2"], "--genomes must be >= 3"),
+    (["bench/ga_weights.py", "--images", "5000"], "--images must be <= 3330"),
+    (["bench/ga_weights.py", "--population", "1"], "error: `population` must be an integer >= 2"),
     (["bench/scaling.py", "--sleep", "nan"], "argument --sleep: 'nan' is not a number > 0"),
     (["bench/budget.py", "--seed", "-1"], "argument --seed: '-1' is not an integer >= 0"),
 ], ids=lambda value: value[0] if isinstance(value, list) else "")

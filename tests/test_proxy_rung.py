@@ -50,3 +50,26 @@ def test_proxy_settings_are_checked(stub_config):
         stub_config(**PROXY, inherit=True)
     with pytest.raises(MoncaeError, match="use fewer in `rungs`"):
         run_search(stub_config(**{**PROXY, "rungs": [[1, 88]]}), task_fn=with_model)
+
+
+@pytest.mark.parametrize("epochs, rungs, warned", [
+    (1, [[2, 256]], True),    # the shipped example with smoke's 1 epoch: the proxy costs more
+    (2, [[2, 256]], True),    # as many image-epochs as the full budget
+    (3, [[2, 256]], False),   # experiments/proxy.toml
+    (1, [[1, 128]], False),
+])
+def test_a_proxy_rung_no_cheaper_than_the_full_budget_is_said(epochs, rungs, warned):
+    import warnings
+
+    from moncae.config import resolve_config
+    from moncae.errors import MoncaeWarning
+    from moncae.search.loop import check_rungs
+
+    config = resolve_config(preset="smoke", fidelity="proxy", rungs=rungs, epochs=epochs)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        check_rungs(config, 256)
+    shown = [str(w.message) for w in said if issubclass(w.category, MoncaeWarning)]
+    assert bool(shown) == warned, shown
+    if warned:
+        assert f"as many image-epochs as the full budget ({epochs} on 256) or more" in shown[0]

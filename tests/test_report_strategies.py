@@ -3,6 +3,7 @@ the table checked against a hand computation."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pandas as pd
@@ -79,3 +80,11 @@ def test_report_draws_the_comparison_and_never_merges_strategies(results):
     assert (table1["runs"] == len(SEEDS)).all()
     runs = pd.read_csv(folder / "runs.csv")
     assert len(runs) == 2 * len(SEEDS)
+
+
+def test_a_p_value_needs_two_runs_on_each_side():
+    """One run against one is p = 1 whatever the numbers (an audit found it printed as 1.000)."""
+    from moncae.report.strategies import _p_value
+
+    assert math.isnan(_p_value([45.0], [40.0])) and math.isnan(_p_value([45.0, 46.0], [40.0]))
+    assert math.isnan(_p_value([], [40.0, 41.0]))

@@ -37,7 +37,9 @@ def hv_at(curve: pd.DataFrame, trainings: float) -> float:
 
 
 def _p_value(x: Sequence[float], y: Sequence[float]) -> float:
-    if len(x) < 1 or len(y) < 1:
+    """Mann-Whitney's two-sided p; NaN with fewer than 2 runs on a side (one against one is p = 1
+    whatever the numbers)."""
+    if len(x) < 2 or len(y) < 2:
         return float("nan")
     from scipy.stats import mannwhitneyu
 

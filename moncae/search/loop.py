@@ -31,7 +31,7 @@ from deap import tools
 
 from moncae.config import WORKERS_AUTO, SearchConfig, dataset_setting
 from moncae.data import Dataset, cached_dataset
-from moncae.errors import MoncaeError, RunFolderError, RunFolderWarning, one_line
+from moncae.errors import MoncaeError, MoncaeWarning, RunFolderError, RunFolderWarning, one_line
 from moncae.evaluation.records import (
     VAE_COLUMNS,
     EvalRecord,
@@ -681,8 +681,17 @@ def default_executor(config: SearchConfig, task_fn: TaskFn | None = None) -> Exe
 
 def check_rungs(config: SearchConfig, train_images: int) -> None:
     """A lower rung must use fewer training images than the run has (else it is no cheaper); a
-    decoder-only (proxy) rung may use them all."""
+    decoder-only (proxy) rung may use them all, and is said when its image-epochs reach the full
+    budget's (then it saves only the encoder's share of each step)."""
+    top = config.rung_schedule()[-1]
     for rung in config.rung_schedule()[:-1]:
+        if rung.decoder_only and rung.epochs * min(rung.train_images or train_images, train_images) \
+                >= top.epochs * train_images:
+            warnings.warn(MoncaeWarning(
+                f"the decoder-only rung trains {rung.epochs} epoch(s) on {rung.train_images} images, as many "
+                f"image-epochs as the full budget ({top.epochs} on {train_images}) or more: it saves only the "
+                "encoder's share of each step; fewer epochs in `rungs`, or a larger --epochs, make it the "
+                "cheap rung"), stacklevel=2)
         if rung.train_images > train_images or (rung.train_images == train_images and not rung.decoder_only):
             raise MoncaeError(f"`rungs` trains a lower rung on {rung.train_images} images, but the run "
                               f"has {train_images} training images; use fewer in `rungs` (a --config "
