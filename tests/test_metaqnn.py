@@ -179,3 +179,25 @@ def test_the_reward_is_the_exclusive_hv_contribution_over_everything_trained():
     # dominates covers there, (0.3 - 0.2) x (12 - 3); and (4 - 0.3) x (2 - 1)
     rewards = strategy.contributions([records[k] for k in keys], keys)
     assert rewards == pytest.approx([2.0 - 0.9, 0.0, 3.7])
+
+
+def test_a_rollout_is_new_as_the_search_s_cache_tells_networks_apart():
+    """On 2x2 images one pooling leaves a 1-pixel map, so a later pool gene is no other network
+    (`key_for`): the sampler counted such rollouts as new, and the search then trained fewer
+    networks than the strategy meant (an audit). A space of few networks makes it show."""
+    space = GenomeSpace(max_blocks=3, min_filters=4, max_filters=4, kernel_sizes=(3,), activations=("relu",),
+                        dropout_rates=(0.0,), optimizers=("adam",), learning_rates=(1e-3,))
+    shape = (2, 2, 1)
+    strategy = MetaQNN(space, population=6, ref_point=(4.0, 12.0), generations=3)
+    rng = random.Random(0)
+    strategy.memory = [{"key": g.key_for(shape), "genome": g.to_config()}
+                       for g in (random_genome(space, rng) for _ in range(10))]
+    known = {m["key"] for m in strategy.memory}
+    for seed in range(20):
+        drawn = [g.key_for(shape) for g in strategy.sample(1.0, random.Random(seed), shape)]
+        assert len(set(drawn)) == len(drawn) and not known & set(drawn)
+    collided = 0
+    for seed in range(20):  # the shape-free key, as before: some rollouts repeat a network
+        drawn = [g.key_for(shape) for g in strategy.sample(1.0, random.Random(seed))]
+        collided += len(drawn) - len(set(drawn) - known)
+    assert collided > 0

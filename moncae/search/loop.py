@@ -825,7 +825,7 @@ def _search_locked(config: SearchConfig, resume: bool, progress: SearchProgress,
                                   "longest_seconds": max(run_seconds, default=0.0)})
         last_input = (state.population, state.strategy.state())
         state.population = state.strategy.advance(
-            Generation(gen, state.population, keys, records, fitness, cache.view), state.rng, last=last)
+            Generation(gen, state.population, keys, records, fitness, cache.view, shape), state.rng, last=last)
         if last and config.final == "front":  # the all-time front at full fidelity, not the strategy's
             state.population = _front_population(state.hof, space, objectives, config.population) \
                 or state.population

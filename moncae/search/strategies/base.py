@@ -34,6 +34,7 @@ class Generation:
     records: list[EvalRecord]
     fitness: list[float]  # each individual's exclusive HV contribution, per distinct network
     lookup: Callable[[str], EvalRecord]  # the record of any key trained so far in this run
+    input_shape: tuple[int, ...] | None = None  # the images' (H, W, C): `keys` are `key_for` it
 
 
 class Strategy(ABC):

@@ -81,16 +81,21 @@ class MetaQNN(Strategy):
             i = rng.randrange(len(paths))
             replay(self.q, paths[i], max(0.0, rewards[i]), LEARNING_RATE, DISCOUNT)
 
-    def sample(self, epsilon: float, rng: random.Random) -> list[Genome]:
-        """`size` epsilon-greedy rollouts, new networks where `MAX_DRAWS` allows."""
-        seen = {Genome.from_config(m["genome"]).key for m in self.memory}
+    def sample(self, epsilon: float, rng: random.Random, input_shape=None) -> list[Genome]:
+        """`size` epsilon-greedy rollouts, new networks where `MAX_DRAWS` allows: new as the
+        search's cache tells networks apart (`key_for` the input: a pool gene on a map already 1
+        wide makes no other network)."""
+        def key(genome: Genome) -> str:
+            return genome.key if input_shape is None else genome.key_for(input_shape)
+
+        seen = {key(Genome.from_config(m["genome"])) for m in self.memory}
         out: list[Genome] = []
         for _ in range(self.size):
             for _ in range(MAX_DRAWS):
                 genome = rollout(self.q, self.space, epsilon, rng)
-                if genome.key not in seen:
+                if key(genome) not in seen:
                     break
-            seen.add(genome.key)
+            seen.add(key(genome))
             out.append(genome)
         return out
 
@@ -101,7 +106,7 @@ class MetaQNN(Strategy):
             return best_by_contribution(self, pool, [m["key"] for m in self.memory], generation.lookup,
                                         self.size)
         self.learn(generation, rng, REPLAY_SAMPLES * new)
-        return self.sample(self.epsilon(generation.index + 1), rng)
+        return self.sample(self.epsilon(generation.index + 1), rng, generation.input_shape)
 
     def state(self) -> dict:
         return {"q": {s: dict(row) for s, row in self.q.items()}, "memory": list(self.memory)}
