@@ -9,11 +9,12 @@ import math
 import numbers
 import os
 import re
+import shlex
 import sys
 import types
 import typing
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -491,6 +492,40 @@ def read_toml(path: str | Path, *, text: str | None = None) -> dict[str, Any]:
     settings = _known(data, str(path))
     check_types(settings, str(path))
     return settings
+
+
+# Settings that decide a run's results and have a `moncae search` flag of their own name (dashes
+# for underscores; `ref_point` is --ref, `inherit` --inherit/--no-inherit); the rest of
+# `results_settings` takes a --config file (a resume command names them).
+FLAG_SETTINGS = ("batch_size", "downsample", "epochs", "fidelity", "final", "first_generation", "first_population",
+                 "fitness", "inherit", "initial", "latents", "loss", "max_minutes", "model", "objectives",
+                 "population", "promote", "promote_multiple", "promotion", "ref_point", "selection", "space",
+                 "strategy", "test_size", "train_size", "vae_eps", "val_size")
+
+
+def resume_flags(settings: Mapping[str, Any], preset: str | None) -> tuple[list[str], list[str]]:
+    """What a `moncae search ... --resume` must add to `--preset PRESET` to give a run's recorded
+    `settings` (config.json's): its flags, and the names of the differing settings no flag sets.
+    The dataset, seed and generations are the caller's."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            base = resolve_config(preset=preset).results_settings()
+    except MoncaeError:  # an unknown preset (a run from another moncae): name nothing
+        return [], []
+    flags, unflagged = [], []
+    for name, value in settings.items():
+        if name in ("dataset", "seed", "generations") or name not in base or value == base[name]:
+            continue
+        if name not in FLAG_SETTINGS:
+            unflagged.append(name)
+        elif name == "inherit":
+            flags.append("--inherit" if value else "--no-inherit")
+        elif isinstance(value, (list, tuple)):
+            flags.append(f"--{'ref' if name == 'ref_point' else name} {','.join(str(v) for v in value)}")
+        else:
+            flags.append(f"--{name.replace('_', '-')} {shlex.quote(str(value))}")
+    return flags, unflagged
 
 
 def settings_toml(config: SearchConfig) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,31 @@ def test_moncae_data_dir_gives_way_to_a_config_file_s_data_dir_and_a_flag_to_bot
     assert f'data_dir = "{in_file}"' in _run(tmp_path, toml, *FLAGS).output
     assert f'data_dir = "{flag}"' in _run(tmp_path, toml, *FLAGS, "--data-dir", flag).output
     assert f'data_dir = "{env}"' in _run(tmp_path, "epochs = 1\n", *FLAGS).output
+
+
+@pytest.mark.parametrize("preset, given", [
+    ("smoke", {"model": "vae", "loss": "reformulated"}),
+    ("quick", {"inherit": False, "objectives": "rec_loss,loc,params", "ref_point": (4.0, 12.0, 7.5), "epochs": 2}),
+    ("smoke", {"fidelity": "rungs", "rungs": [[1, 64]], "elitism": 0.5, "promote": 0.5}),
+])
+def test_the_resume_command_a_run_names_gives_back_its_settings(tmp_path, preset, given):
+    """What `finetune`, `export` and `front` print for an unfinished run: copied as it is, it must
+    resume the run, not be refused for settings it left out (an audit: a VAE's --model, --loss)."""
+    import shlex
+
+    from moncae.config import resume_flags
+
+    run = resolve_config(preset=preset, dataset="mnist_5k", seed=1, **given)
+    flags, unflagged = resume_flags(run.results_settings(), preset)
+    file = tmp_path / "rest.toml"
+    file.write_text("".join(f"{name} = {json_value}\n" for name, json_value in
+                            ((n, json.dumps(run.results_settings()[n])) for n in unflagged)))
+    args = ["--dataset", "mnist_5k", "--seed", "1", "--preset", preset, "--generations", str(run.generations),
+            *shlex.split(" ".join(flags))]
+    result = _run(tmp_path, file.read_text(), *args)
+    assert result.exit_code == 0, result.output
+    toml = tmp_path / "back.toml"
+    toml.write_text(result.output.split("\n\n")[0])
+    again = resolve_config(config_file=toml)
+    assert again.results_settings() == run.results_settings()
+    assert set(unflagged) == {n for n in given if n in ("rungs", "elitism")}

@@ -117,18 +117,24 @@ class RunFolder:
         check_writable_folder(self.path, "--out")
 
     def resume_command(self) -> str:
-        """The `moncae search ... --resume` that continues this run, as far as config.json tells
-        (its dataset, seed, output root, preset and generations, which a resume may change alone;
-        other settings stand as `...`: a resume with others refuses and names them)."""
+        """The `moncae search ... --resume` that continues this run, as config.json tells: its
+        dataset, seed, output root, preset and generations, and a flag for each other setting that
+        decides its results and differs from the preset's; settings no flag sets are named."""
+        from moncae.config import resume_flags
+
         try:
-            run = self.read_config()["run"]
+            payload = self.read_config()
+            run = payload["run"]
             parts = ["moncae search", f"--dataset {shlex.quote(run['dataset'])}", f"--seed {int(run['seed'])}",
                      f"--out {shlex.quote(run['out'])}"] + (
                 [f"--preset {shlex.quote(run['preset'])}"] if run.get("preset") else []) + [
                 f"--generations {int(run['generations'])}"]
-        except (RunFolderError, KeyError, TypeError, ValueError):
+            flags, unflagged = resume_flags(payload["settings"], run.get("preset"))
+        except (RunFolderError, KeyError, TypeError, ValueError, AttributeError):
             return "`moncae search ... --resume`"
-        return f"`{' '.join(parts)} --resume` (and any other settings it was started with)"
+        rest = f" (with a --config file setting {', '.join(unflagged)} as config.json records them)" \
+            if unflagged else ""
+        return f"`{' '.join([*parts, *flags])} --resume`{rest}"
 
     # -- config -------------------------------------------------------------------------------
     def write_config(self, payload: Mapping[str, Any]) -> None:
