@@ -226,8 +226,8 @@ def _dry_run(configs) -> None:
     if not status.available and status.name not in DATASET_NAMES:
         raise DataError(status.reason)  # an unknown name or a missing .npz: nothing to download
     if status.available:
-        for config in configs:
-            search_data(config)
+        for i, config in enumerate(configs):
+            search_data(config, warn=i == 0)  # the same settings but the seed: said once
     for config in configs:
         state = "new"
         if config.run_dir.exists():
@@ -409,7 +409,7 @@ def _search(configs, resume, quiet) -> None:
     from moncae.search.loop import search_data
 
     for config in configs:  # a data problem is said before any run is announced (the search reuses the data)
-        search_data(config)
+        search_data(config, warn=False)  # what it has to say, the search says
     # several seeds share one executor: its worker processes import TensorFlow once, not per seed
     executor = default_executor(configs[0]) if len(configs) > 1 else None
     try:

@@ -679,13 +679,13 @@ def default_executor(config: SearchConfig, task_fn: TaskFn | None = None) -> Exe
                          models_per_gpu=config.models_per_gpu)
 
 
-def check_rungs(config: SearchConfig, train_images: int) -> None:
+def check_rungs(config: SearchConfig, train_images: int, *, warn: bool = True) -> None:
     """A lower rung must use fewer training images than the run has (else it is no cheaper); a
-    decoder-only (proxy) rung may use them all, and is said when its image-epochs reach the full
-    budget's (then it saves only the encoder's share of each step)."""
+    decoder-only (proxy) rung may use them all, and is said (`warn`) when its image-epochs reach
+    the full budget's (then it saves only the encoder's share of each step)."""
     top = config.rung_schedule()[-1]
     for rung in config.rung_schedule()[:-1]:
-        if rung.decoder_only and rung.epochs * min(rung.train_images or train_images, train_images) \
+        if warn and rung.decoder_only and rung.epochs * min(rung.train_images or train_images, train_images) \
                 >= top.epochs * train_images:
             warnings.warn(MoncaeWarning(
                 f"the decoder-only rung trains {rung.epochs} epoch(s) on {rung.train_images} images, as many "
@@ -699,11 +699,11 @@ def check_rungs(config: SearchConfig, train_images: int) -> None:
                               "larger --train-size, or --fidelity full")
 
 
-def search_data(config: SearchConfig) -> Dataset:
+def search_data(config: SearchConfig, *, warn: bool = True) -> Dataset:
     """The run's data (loaded once per process), checked against its rungs; raises before anything
-    is written when either is unusable."""
+    is written when either is unusable (`warn`: and says a rung that is not the cheap one)."""
     data = cached_dataset(config.data_spec())
-    check_rungs(config, len(data.x_train))
+    check_rungs(config, len(data.x_train), warn=warn)
     return data
 
 
