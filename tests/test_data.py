@@ -509,7 +509,7 @@ NPZ_CASES = {
     "channels first": (dict(x_train=np.zeros((30, 3, 32, 32), np.uint8)), "channels-first"),
     "empty": (dict(x_test=np.zeros((0, 6, 5), np.uint8), y_test=np.zeros(0, int)), "no empty"),
     "string pixels": (dict(x_train=np.full((30, 6, 5), "a")), "uint8 or float"),
-    "object array": (dict(x_train=np.array([None] * 30, dtype=object)), "not a readable .npz"),
+    "object array": (dict(x_train=np.array([None] * 30, dtype=object)), "holds Python objects"),
 }
 
 
@@ -731,3 +731,41 @@ def test_an_idx_folder_named_after_the_other_dataset_is_not_taken_for_it(tmp_pat
         assert not dataset_status(not_taken, data_dir=root).available
     else:
         assert dataset_status("fashion_mnist", data_dir=root).available
+
+
+# -- an audit of the data layer (2026-12-07) ---------------------------------------------------------
+@pytest.mark.parametrize("labels, said", [
+    (np.full(30, 2**63 + 5, np.uint64),
+     "class ids up to 9223372036854775813; class ids must be 0..K-1 with K <= 65,536"),
+    (np.full(30, 1e30), "class ids up to 1e+30"),
+    (np.r_[np.zeros(29, int), 3_000_000_000], "class ids up to 3000000000"),  # each class an output
+    (np.r_[np.zeros(29, int), -1], "holds negative labels"),
+], ids=["uint64-past-int64", "float-1e30", "one-huge-id", "negative"])
+def test_labels_out_of_range_are_refused_at_load_not_in_the_fine_tune(tmp_path, labels, said):
+    write_npz(tmp_path / "d.npz", y_train=labels)
+    with pytest.raises(DataError, match=re.escape(said)):
+        load_dataset(str(tmp_path / "d.npz"))
+
+
+def test_a_npy_file_and_a_pickled_array_are_refused_in_one_line(tmp_path):
+    np.save(tmp_path / "one.npy", make_images(10))
+    with pytest.raises(DataError, match="a .npy file, which holds one array"):
+        load_dataset(str(tmp_path / "one.npy"))
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "one.npy").rename(tmp_path / "dir" / "mnist.npz")  # `moncae datasets` said a traceback
+    status = dataset_status("mnist", data_dir=tmp_path / "dir")
+    assert not status.available and "a .npy file" in status.reason
+    write_npz(tmp_path / "obj.npz", x_train=np.array([object()] * 30, dtype=object))
+    with pytest.raises(DataError, match="x_train holds Python objects .* never unpickled here; store numbers"):
+        load_dataset(str(tmp_path / "obj.npz"))
+
+
+def test_images_too_large_for_memory_are_a_data_error(tmp_path, monkeypatch):
+    write_npz(tmp_path / "d.npz")
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(core, "_split", no_memory)
+    with pytest.raises(DataError, match="its images do not fit in memory here"):
+        load_dataset(str(tmp_path / "d.npz"))

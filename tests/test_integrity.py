@@ -759,3 +759,51 @@ def test_a_stop_says_how_to_go_on_for_the_command_stopped(tmp_path, monkeypatch,
     result = CliRunner().invoke(main, [command, str(tmp_path), *extra])
     assert result.exit_code == 130, result.output
     assert result.output.strip() == said
+
+
+def test_a_dataset_file_rewritten_mid_run_stops_the_search_and_resume_refuses_it(tmp_path):
+    """The trainings after the change would have been scored on other images, silently, under the
+    fingerprint config.json keeps (an audit): they are refused, and the original file resumes."""
+    from moncae.search.loop import SearchProgress
+
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (96, 16, 16), dtype=np.uint8),
+              "x_test": rng.integers(0, 256, (32, 16, 16), dtype=np.uint8)}
+    data = tmp_path / "mine.npz"
+    np.savez(data, **arrays)
+
+    class Rewrite(SearchProgress):
+        def generation_done(self, *args, **kwargs):
+            np.savez(data, x_train=np.zeros_like(arrays["x_train"]), x_test=arrays["x_test"])
+
+    config = resolve_config(dataset=str(data), seed=3, out=str(tmp_path / "r"), generations=3, population=6,
+                            max_blocks=3, max_filters=16)
+    with pytest.raises(StoppedOnIO, match="the dataset .*mine.npz changed while the run went on"):
+        run_search(config, progress=Rewrite(), task_fn=surrogate_task)
+    journal = pd.read_csv(config.run_dir / "evaluations.csv")
+    assert (journal["status"] == "ok").all() and journal["generation"].max() == 0
+    with pytest.raises(RunFolderError, match="not the data"):
+        run_search(config, resume=True, task_fn=surrogate_task)
+    np.savez(data, **arrays)  # the original back: the run goes on as if never stopped
+    resumed = run_search(config, resume=True, task_fn=surrogate_task)
+    straight = run_search(resolve_config(dataset=str(data), seed=3, out=str(tmp_path / "s"), generations=3,
+                                         population=6, max_blocks=3, max_filters=16), task_fn=surrogate_task)
+    assert_same(straight.run_dir, resumed.run_dir)
+
+
+def test_a_dry_run_of_a_resume_says_the_data_file_changed_as_the_resume_refuses_it(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mine.npz"
+    np.savez(data, x_train=rng.integers(0, 256, (96, 16, 16), dtype=np.uint8),
+             x_test=rng.integers(0, 256, (32, 16, 16), dtype=np.uint8))
+    config = resolve_config(dataset=str(data), seed=3, out=str(tmp_path / "r"), generations=2, population=4)
+    run_search(config, task_fn=surrogate_task)
+    np.savez(data, x_train=np.zeros((96, 16, 16), np.uint8), x_test=np.zeros((32, 16, 16), np.uint8))
+    args = ["search", "--dataset", str(data), "--seed", "3", "--generations", "2", "--population", "4",
+            "--out", str(tmp_path / "r"), "--resume"]
+    dry = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "--resume would refuse" in dry.output and f"the file {data} changed since" in dry.output
+    real = CliRunner().invoke(main, args)
+    assert real.exit_code == 2
+    assert f"the file {data} changed since: put back the one the search ran on" in real.output

@@ -218,7 +218,7 @@ def _dry_run(configs) -> None:
     run downloads nothing: its settings may be meant for another machine's data)."""
     from moncae.config import settings_toml
     from moncae.data import DATASET_NAMES, dataset_status
-    from moncae.errors import DataError
+    from moncae.errors import DataError, RunFolderError
     from moncae.search.loop import lengthening_refused, search_data, settings_differ
     from moncae.store.run_folder import RunFolder
 
@@ -232,6 +232,11 @@ def _dry_run(configs) -> None:
         state = "new"
         if config.run_dir.exists():
             differ = settings_differ(RunFolder(config.run_dir), config)
+            if status.available and RunFolder(config.run_dir).config.exists():  # --resume checks the data too
+                try:
+                    RunFolder(config.run_dir).check_data(search_data(config, warn=False))
+                except RunFolderError as err:
+                    differ = [*(differ or []), f"data ({err})"]
             why = lengthening_refused(RunFolder(config.run_dir), config) if differ == ["generations"] else None
             state = ("exists: --resume continues it" if not differ else
                      f"exists: --resume continues it to {config.generations} generations"

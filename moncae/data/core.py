@@ -97,9 +97,13 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
         DataError: nothing found (names every place looked, the download error and the fix),
             a corrupt or malformed file (names the file and the problem), or a bad size.
     """
-    canonical, raw, source = _find_raw(name, data_dir, download=True)
-    return _split(canonical, raw, source, train_size=train_size, val_size=val_size,
-                  test_size=test_size, seed=seed)
+    try:
+        canonical, raw, source = _find_raw(name, data_dir, download=True)
+        return _split(canonical, raw, source, train_size=train_size, val_size=val_size,
+                      test_size=test_size, seed=seed)
+    except MemoryError:  # a file far larger unpacked than on disk, or a machine too small for it
+        raise DataError(f"dataset {name}: its images do not fit in memory here (as float32 pixels); "
+                        "use a smaller dataset file, or --train-size / --test-size") from None
 
 
 def dataset_status(name: str, *, data_dir: str | os.PathLike | None = None) -> DatasetStatus:

@@ -135,6 +135,9 @@ def _check_pixels(where: str, key: str, x: np.ndarray) -> np.ndarray:
     )
 
 
+MAX_CLASSES = 65_536  # class ids at most this many: the fine-tune's classifier has an output per class
+
+
 def _check_labels(where: str, key: str, y: Any) -> np.ndarray:
     if not isinstance(y, np.ndarray):
         y = np.asarray(y)
@@ -149,13 +152,17 @@ def _check_labels(where: str, key: str, y: Any) -> np.ndarray:
         raise DataError(f"{where}: `{key}` holds non-integer labels; labels must be class ids.")
     if y.dtype.kind not in "iuf" and y.size:
         raise DataError(f"{where}: `{key}` must hold integer labels. Received: dtype={y.dtype}.")
-    y = y.astype(np.int64)
-    if y.size and y.min() < 0:
+    if y.size and y.min() < 0:  # before the cast: a uint64 or a float beyond int64 wraps around
         raise DataError(
             f"{where}: `{key}` holds negative labels; class ids must be 0..K-1. Received: "
-            f"min={int(y.min())}."
+            f"min={y.min()}."
         )
-    return y
+    if y.size and y.max() >= MAX_CLASSES:  # the latent classifier has one output per class
+        raise DataError(
+            f"{where}: `{key}` holds class ids up to {y.max()}; class ids must be 0..K-1 with K <= "
+            f"{MAX_CLASSES:,}: number the classes from 0."
+        )
+    return y.astype(np.int64)
 
 
 def _to_unit_float(x: np.ndarray) -> np.ndarray:
@@ -246,6 +253,9 @@ def _read_maybe_gzip(path: Path) -> bytes:
 def read_npz(path: Path) -> RawData:
     """Read a Keras-layout `.npz` (x_train, y_train, x_test, y_test; the labels may be left
     out, both of them: unlabeled images); never unpickles."""
+    if not zipfile.is_zipfile(path) and _is_npy(path):  # np.load would give one array, not a set
+        raise DataError(f"{path}: a .npy file, which holds one array; a dataset needs x_train and x_test "
+                        "together: np.savez(path, x_train=..., x_test=...)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in NPZ_IMAGES if k not in npz.files]
@@ -281,6 +291,14 @@ def read_npz(path: Path) -> RawData:
     return check_arrays(str(path), *arrays)
 
 
+def _is_npy(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(6) == b"\x93NUMPY"
+    except OSError:
+        return False
+
+
 def _check_npy_size(path: Path, archive: zipfile.ZipFile, member: str) -> None:
     """An array's header must not declare more bytes than the member holds (a forged or
     damaged header would otherwise allocate e.g. 10^15 elements)."""
@@ -295,8 +313,10 @@ def _check_npy_size(path: Path, archive: zipfile.ZipFile, member: str) -> None:
         if read_header is None:
             return
         shape, _, dtype = read_header(fh)
-        if dtype.hasobject:
-            return  # pickled objects: np.load refuses them (allow_pickle=False)
+        if dtype.hasobject:  # pickled Python objects: never unpickled (data is never code here)
+            raise DataError(f"{path}: array {member[:-4]} holds Python objects (dtype {dtype}), which are "
+                            "never unpickled here; store numbers: uint8 0..255 or float 0..1 pixels, "
+                            "integer labels")
         declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
         held = info.file_size - fh.tell()
     if declared > held:

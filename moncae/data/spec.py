@@ -7,9 +7,10 @@ dataset once (`cached_dataset`) and reuses it for every task.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from moncae.data.core import Dataset, file_signature, load_dataset
+from moncae.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,20 @@ class DataSpec:
     val_size: int | None = None
     test_size: int | None = None
     split_seed: int = 0
+    # the data a run recorded (config.json's fingerprint): other data is refused, not trained on
+    fingerprint: str | None = None
 
 
 def cached_dataset(spec: DataSpec) -> Dataset:
     """Load the dataset of `spec` once per process and reuse it (a dataset file is read again
-    once it changed: its size and modification time are part of the key)."""
-    return _cached_dataset(spec, file_signature(spec.name))
+    once it changed: its size and modification time are part of the key). With a `fingerprint`,
+    data that no longer has it (a file rewritten while a run goes on) raises `DataError`."""
+    data = _cached_dataset(replace(spec, fingerprint=None), file_signature(spec.name))
+    if spec.fingerprint is not None and data.fingerprint != spec.fingerprint:
+        raise DataError(f"the dataset {spec.name} changed while the run went on (fingerprint "
+                        f"{spec.fingerprint} -> {data.fingerprint}); put the file it started with back, "
+                        "then run the same command again (search: with --resume)")
+    return data
 
 
 @functools.lru_cache(maxsize=2)

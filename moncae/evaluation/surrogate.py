@@ -66,7 +66,7 @@ def surrogate_task(task: EvalTask) -> EvalResult:
     try:
         data = cached_dataset(task.data)
     except Exception as err:  # noqa: BLE001 - same contract as run_task
-        return EvalResult(failed_record(task, f"data: {err}"))
+        return EvalResult(failed_record(task, f"data: {err}", failure="io"))
     genome, shape = task.genome, data.input_shape
     bottleneck = bottleneck_shape(genome, shape)
     params = sum(2 * b.kernel_size ** 2 * b.filters for b in genome.blocks_for(shape))

@@ -278,7 +278,8 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     progress.started(len(models), len(todo), len(models) - len(todo))
 
     tasks = [FinetuneTask(m, config, settings, data.input_shape,
-                          float(forward_flops(m.genome, data.input_shape, config.model))) for m in todo]
+                          float(forward_flops(m.genome, data.input_shape, config.model)), data.fingerprint)
+             for m in todo]
     for model, (record, model_bytes) in zip(todo, executor.map_ordered(run_finetune_task, tasks), strict=True):
         if model_bytes is not None:
             try:

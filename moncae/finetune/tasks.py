@@ -4,7 +4,7 @@ file). No TensorFlow until a task runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from moncae.config import SearchConfig
 from moncae.finetune.records import FinalModel, FinetuneRecord, FinetuneSettings, failed_finetune
@@ -19,6 +19,7 @@ class FinetuneTask:
     settings: FinetuneSettings
     input_shape: tuple[int, ...]
     cost: float = 0.0  # one image's forward-pass FLOPs: an executor starts the costliest first
+    fingerprint: str | None = None  # the run's data: a file changed since is refused, not trained on
 
 
 def run_finetune_task(task: FinetuneTask) -> tuple[FinetuneRecord, bytes | None]:
@@ -28,7 +29,8 @@ def run_finetune_task(task: FinetuneTask) -> tuple[FinetuneRecord, bytes | None]
     from moncae.model.training import float32_keras
 
     with float32_keras():  # a notebook's dtype policy neither changes the numbers nor is lost
-        return finetune_model(task.model, cached_dataset(task.config.data_spec()), task.config, task.settings)
+        spec = replace(task.config.data_spec(), fingerprint=task.fingerprint)
+        return finetune_model(task.model, cached_dataset(spec), task.config, task.settings)
 
 
 def lost_finetune(task: FinetuneTask, error: str) -> tuple[FinetuneRecord, None]:

@@ -20,7 +20,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -546,7 +546,8 @@ def _eval_task(config: SearchConfig, run: RunFolder, genome: Genome, key: str, r
     below = run.rung_model(key, rung - 1) if rung > 0 else None
     init = below.read_bytes() if below is not None and below.exists() else None
     parents = _parent_models(genome, run, shape, parent_files) if config.inherit and rung == 0 else ()
-    return EvalTask(genome, config.data_spec(), settings, evaluation_seed(config.seed, key, rung),
+    spec = replace(config.data_spec(), fingerprint=run.data_fingerprint)  # the run's data alone
+    return EvalTask(genome, spec, settings, evaluation_seed(config.seed, key, rung),
                     config.ref_point, key=key, rung=rung, init_model=init, parent_models=parents,
                     measure_latency="latency" in config.objectives, keep_warm=keep_warm,
                     cost=forward_flops(genome, shape, config.model))

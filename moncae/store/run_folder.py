@@ -10,6 +10,7 @@ written whole, atomically (`moncae.store.atomic`). `.lock` keeps a second comman
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -136,6 +137,13 @@ class RunFolder:
             if unflagged else ""
         return f"`{' '.join([*parts, *flags])} --resume`{rest}"
 
+    @functools.cached_property
+    def data_fingerprint(self) -> str | None:
+        """The fingerprint of the data config.json records (None where it records none), read once:
+        every training of the run must load that data (`moncae.data.DataSpec.fingerprint`)."""
+        data = self.read_config().get("data")
+        return data.get("fingerprint") if isinstance(data, Mapping) else None
+
     # -- config -------------------------------------------------------------------------------
     def write_config(self, payload: Mapping[str, Any]) -> None:
         write_json(self.config, payload)
@@ -165,9 +173,13 @@ class RunFolder:
                                  "moncae); it cannot be checked, so it is not reused")
         differ = sorted(k for k in current if stored.get(k) != current[k])
         if differ:
+            from moncae.data import DATASET_NAMES
+
             details = ", ".join(f"{k}: {stored.get(k)!r} -> {current[k]!r}" for k in differ)
+            fix = ("point --data-dir (or MONCAE_DATA_DIR) at the same files" if data.name in DATASET_NAMES
+                   else f"the file {data.name} changed since: put back the one the search ran on")
             raise RunFolderError(f"the data found now is not the data {self.path} was searched on "
-                                 f"({details}); point --data-dir (or MONCAE_DATA_DIR) at the same files")
+                                 f"({details}); {fix}")
 
     # -- evaluations journal ------------------------------------------------------------------
     def append_evaluation(self, record: EvalRecord, gene_columns: Sequence[str],
