@@ -98,7 +98,8 @@ def _check_images(where: str, key: str, x: Any) -> np.ndarray:
             f"{where}: `{key}` must be images shaped (N, H, W) or (N, H, W, C) with no empty "
             f"axis. Received: shape={x.shape}."
         )
-    if x.shape[1] in (1, 3) and x.shape[3] not in (1, 3, 4):
+    if x.shape[1] <= 4 and min(x.shape[2:]) >= 8:  # (N, C, H, W): a few channels before an image of
+        # at least 8x8; channels-last images (N, H, W, C) that small in H with 8 or more channels are rarer
         raise DataError(
             f"{where}: `{key}` looks channels-first (N, C, H, W); save it channels-last, e.g. "
             f"x.transpose(0, 2, 3, 1). Received: shape={x.shape}."
