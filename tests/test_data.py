@@ -510,7 +510,7 @@ NPZ_CASES = {
     "channels first, RGBA": (dict(x_train=np.zeros((30, 4, 32, 32), np.uint8)), "channels-first"),
     "channels first, two": (dict(x_train=np.zeros((30, 2, 16, 16), np.uint8)), "channels-first"),
     "empty": (dict(x_test=np.zeros((0, 6, 5), np.uint8), y_test=np.zeros(0, int)), "no empty"),
-    "string pixels": (dict(x_train=np.full((30, 6, 5), "a")), "uint8 or float"),
+    "string pixels": (dict(x_train=np.full((30, 6, 5), "a")), "float or bool pixels"),
     "object array": (dict(x_train=np.array([None] * 30, dtype=object)), "holds Python objects"),
 }
 
@@ -778,3 +778,13 @@ def test_small_channels_last_images_are_not_taken_for_channels_first(tmp_path, s
     """Refused before as "looks channels-first" with no way round it (an audit)."""
     write_npz(tmp_path / "d.npz", x_train=np.zeros(shape, np.uint8), x_test=np.zeros((10, *shape[1:]), np.uint8))
     assert load_dataset(str(tmp_path / "d.npz")).input_shape == shape[1:]
+
+
+def test_a_mask_is_taken_as_bool_refused_as_0_1_integers(tmp_path):
+    """Integer 0/1 pixels were read as 0..255: near-black images, silently (an audit)."""
+    mask = np.random.default_rng(0).random((30, 6, 5)) > 0.5
+    write_npz(tmp_path / "bool.npz", x_train=mask, x_test=mask[:10])
+    assert load_dataset(str(tmp_path / "bool.npz")).x_train.max() == 1.0
+    write_npz(tmp_path / "int.npz", x_train=mask.astype(np.int16), x_test=mask[:10].astype(np.int16))
+    with pytest.raises(DataError, match="are all 0 or 1, which as 0..255 are near-black"):
+        load_dataset(str(tmp_path / "int.npz"))

@@ -108,8 +108,8 @@ def _check_images(where: str, key: str, x: Any) -> np.ndarray:
 
 
 def _check_pixels(where: str, key: str, x: np.ndarray) -> np.ndarray:
-    if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
+    if x.dtype == np.bool_:  # a mask: 0 and 1 as float pixels
+        return x.astype(np.float32)
     if np.issubdtype(x.dtype, np.integer):
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi > 255:
@@ -117,7 +117,12 @@ def _check_pixels(where: str, key: str, x: np.ndarray) -> np.ndarray:
                 f"{where}: integer pixels in `{key}` must lie in 0..255. Received: "
                 f"min={lo}, max={hi}."
             )
-        return x.astype(np.uint8)
+        if hi == 1:  # read as 0..255, a 0/1 mask would train on near-black images
+            raise DataError(
+                f"{where}: integer pixels in `{key}` are all 0 or 1, which as 0..255 are near-black; "
+                "save a 0/1 mask as float or bool (x.astype('float32')), or scale it to 0..255."
+            )
+        return np.ascontiguousarray(x, dtype=np.uint8)
     if np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
             raise DataError(
@@ -132,7 +137,8 @@ def _check_pixels(where: str, key: str, x: np.ndarray) -> np.ndarray:
             )
         return np.ascontiguousarray(x, dtype=np.float32)
     raise DataError(
-        f"{where}: `{key}` must hold uint8 or float pixels. Received: dtype={x.dtype}."
+        f"{where}: `{key}` must hold uint8 (or other integer 0..255), float or bool pixels. "
+        f"Received: dtype={x.dtype}."
     )
 
 
