@@ -788,3 +788,16 @@ def test_a_mask_is_taken_as_bool_refused_as_0_1_integers(tmp_path):
     write_npz(tmp_path / "int.npz", x_train=mask.astype(np.int16), x_test=mask[:10].astype(np.int16))
     with pytest.raises(DataError, match="are all 0 or 1, which as 0..255 are near-black"):
         load_dataset(str(tmp_path / "int.npz"))
+
+
+def test_a_data_folder_that_is_not_there_is_refused_by_a_dry_run_too(tmp_path):
+    """A dry run said the data was "not here without a download", exit 0 (an audit)."""
+    from click.testing import CliRunner
+
+    from moncae.cli.main import main
+
+    result = CliRunner().invoke(main, ["search", "--dataset", "fashion_mnist", "--data-dir",
+                                       str(tmp_path / "nope"), "--seed", "1", "--out", str(tmp_path / "r"),
+                                       "--dry-run"])
+    assert result.exit_code == 2
+    assert f"Data folder {tmp_path / 'nope'} (from --data-dir, a --config file's data_dir or" in result.output

@@ -218,10 +218,12 @@ def _dry_run(configs) -> None:
     run downloads nothing: its settings may be meant for another machine's data)."""
     from moncae.config import settings_toml
     from moncae.data import DATASET_NAMES, dataset_status
+    from moncae.data.locate import user_data_dir
     from moncae.errors import DataError, RunFolderError
     from moncae.search.loop import lengthening_refused, search_data, settings_differ
     from moncae.store.run_folder import RunFolder
 
+    user_data_dir(configs[0].data_dir)  # a data folder that is not there: refused, as the search refuses it
     status = dataset_status(configs[0].dataset, data_dir=configs[0].data_dir)
     if not status.available and status.name not in DATASET_NAMES:
         raise DataError(status.reason)  # an unknown name or a missing .npz: nothing to download

@@ -91,8 +91,8 @@ class Candidate:
 
 def user_data_dir(data_dir: str | os.PathLike | None) -> tuple[Path | None, str]:
     """The explicit data folder (argument first, else the env var) and how it was given."""
-    if data_dir is not None and str(data_dir) != "":
-        how = "--data-dir"
+    if data_dir is not None and str(data_dir) != "":  # the command line folds the env var into it
+        how = f"--data-dir, a --config file's data_dir or ${DATA_DIR_ENV}"
     elif os.environ.get(DATA_DIR_ENV):
         data_dir, how = os.environ[DATA_DIR_ENV], f"${DATA_DIR_ENV}"
     else:
