@@ -801,3 +801,25 @@ def test_a_data_folder_that_is_not_there_is_refused_by_a_dry_run_too(tmp_path):
                                        "--dry-run"])
     assert result.exit_code == 2
     assert f"Data folder {tmp_path / 'nope'} (from --data-dir, a --config file's data_dir or" in result.output
+
+
+def test_the_other_idx_datasets_files_are_not_taken_whatever_their_folder_is_named(tmp_path, monkeypatch):
+    """MNIST's and Fashion-MNIST's files share names and shapes: a folder of Fashion-MNIST's not
+    named after it was offered as `mnist` too, and a run trained on it silently (an audit)."""
+    import hashlib
+
+    arrays = write_idx_set(tmp_path / "idx")
+    digest = hashlib.blake2b(arrays["test_labels"].astype(np.int64).tobytes(), digest_size=8).hexdigest()
+    monkeypatch.setattr(core, "TEST_LABELS", {"mnist": "0" * 16, "fashion_mnist": digest})
+    status = dataset_status("mnist", data_dir=tmp_path / "idx")
+    assert not status.available and "holds fashion_mnist's files (by their test labels)" in status.reason
+    assert dataset_status("fashion_mnist", data_dir=tmp_path / "idx").available
+
+
+@needs_shared
+def test_the_real_test_labels_tell_mnist_from_fashion_mnist(tmp_path):
+    (tmp_path / "plain").mkdir()
+    for f in (SHARED / "fashion-mnist").iterdir():
+        (tmp_path / "plain" / f.name).symlink_to(f)
+    assert not dataset_status("mnist", data_dir=tmp_path / "plain").available
+    assert dataset_status("fashion_mnist", data_dir=tmp_path / "plain").available

@@ -144,7 +144,11 @@ def _find_raw(name: str, data_dir: str | os.PathLike | None, *,
     for cand in tried:
         complete, state = cand.probe()
         if complete:
-            return canonical, _cached_read(cand.kind, cand.path, cand.signature()), str(cand.path)
+            raw = _cached_read(cand.kind, cand.path, cand.signature())
+            other = _the_other_idx_dataset(canonical, raw)
+            if other is None:
+                return canonical, raw, str(cand.path)
+            state = f"holds {other}'s files (by their test labels)"
         looked.append((cand.describe(), state))
     looked += [(c.describe(), c.probe()[1]) for c in locate.near_misses(canonical, user_dir,
                                                                          tried)]
@@ -162,6 +166,19 @@ def _find_raw(name: str, data_dir: str | os.PathLike | None, *,
     except Exception as err:  # any download failure is reported with the places looked
         raise DataError(_not_found(canonical, looked, f"failed ({type(err).__name__}: "
                                                       f"{brief(err)})")) from err
+
+
+# MNIST's and Fashion-MNIST's files have the same names and shapes; their 10,000 test labels tell
+# them apart (blake2b, 8 bytes, of y_test as int64), whatever folder or file name holds them.
+TEST_LABELS = {"mnist": "cb27785036ad5a9d", "fashion_mnist": "6ab0b8188c157c26"}
+
+
+def _the_other_idx_dataset(name: str, raw: RawData) -> str | None:
+    """The other of mnist / fashion_mnist when `raw`, found for `name`, is that one's data."""
+    if name not in TEST_LABELS or raw.y_test is None:
+        return None
+    digest = hashlib.blake2b(np.asarray(raw.y_test, np.int64).tobytes(), digest_size=8).hexdigest()
+    return next((other for other, known in TEST_LABELS.items() if other != name and digest == known), None)
 
 
 def _not_found(name: str, looked: list[tuple[str, str]], download: str) -> str:
