@@ -823,3 +823,16 @@ def test_the_real_test_labels_tell_mnist_from_fashion_mnist(tmp_path):
         (tmp_path / "plain" / f.name).symlink_to(f)
     assert not dataset_status("mnist", data_dir=tmp_path / "plain").available
     assert dataset_status("fashion_mnist", data_dir=tmp_path / "plain").available
+
+
+def test_a_spec_with_the_run_s_fingerprint_refuses_other_data(tmp_path):
+    """What every training and fine-tune task loads: the run's data or a DataError, never other images."""
+    from moncae.data import DataSpec, cached_dataset
+
+    write_npz(tmp_path / "d.npz")
+    loaded = cached_dataset(DataSpec(str(tmp_path / "d.npz")))
+    assert cached_dataset(DataSpec(str(tmp_path / "d.npz"), fingerprint=loaded.fingerprint)) is loaded
+    write_npz(tmp_path / "d.npz", x_train=make_images(30, seed=7))
+    os.utime(tmp_path / "d.npz", ns=(1, 1))  # another modification time, whatever the clock's resolution
+    with pytest.raises(DataError, match=f"changed while the run went on .fingerprint {loaded.fingerprint} -> "):
+        cached_dataset(DataSpec(str(tmp_path / "d.npz"), fingerprint=loaded.fingerprint))
