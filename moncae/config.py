@@ -530,8 +530,12 @@ def resume_flags(settings: Mapping[str, Any], preset: str | None) -> tuple[list[
 
 def settings_toml(config: SearchConfig) -> str:
     """Every setting of `config`, one `key = value` line each, as TOML that `--config` reads back
-    to the same settings; a setting left unset (None) is a comment line, TOML having no null."""
-    return "".join(f"# {key}: not set\n" if value is None else f"{key} = {_toml_value(value)}\n"
+    to the same settings; a setting left unset (None) is a comment line, TOML having no null, and
+    so is a `ref_point` that is its objectives' default (it follows them when they are edited)."""
+    default_ref = list(ObjectiveSet.default_ref(config.objectives))
+    return "".join(f"# {key}: not set\n" if value is None else
+                   f"# {key} = {_toml_value(value)}: the default for these objectives\n"
+                   if key == "ref_point" and list(value) == default_ref else f"{key} = {_toml_value(value)}\n"
                    for key, value in config.to_dict().items())
 
 

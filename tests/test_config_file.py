@@ -213,6 +213,8 @@ def test_a_flag_other_settings_leave_without_effect_is_warned_about(tmp_path):
 def test_moncae_data_dir_gives_way_to_a_config_file_s_data_dir_and_a_flag_to_both(tmp_path, monkeypatch):
     """The README's order, defaults < preset < file < flags: the environment variable is no flag."""
     env, in_file, flag = (str(tmp_path / name) for name in ("from-env", "from-file", "from-flag"))
+    for folder in (env, in_file, flag):
+        Path(folder).mkdir()  # a data folder that is not there is refused, by a dry run too
     monkeypatch.setenv("MONCAE_DATA_DIR", env)
     toml = f'data_dir = "{in_file}"\n'
     assert f'data_dir = "{in_file}"' in _run(tmp_path, toml, *FLAGS).output

@@ -76,3 +76,18 @@ def test_several_seeds_say_what_gives_way_once(tmp_path):
                                        "--strategy", "random", "--out", str(tmp_path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert result.output.count("preset quick's latents = 'spread' does not apply") == 1
+
+
+def test_an_objective_added_to_the_paper_preset_or_a_dry_run_s_file_gets_its_default_reference(tmp_path):
+    """Both pinned ref_point = [4, 12], so any added objective was refused (an audit)."""
+    from moncae.method.objective_set import ObjectiveSet
+
+    three = ("rec_loss", "loc", "params")
+    assert resolve_config(preset="paper", objectives=list(three)).ref_point == ObjectiveSet.default_ref(three)
+    written = tmp_path / "mine.toml"
+    written.write_text(settings_toml(resolve_config(preset="paper", dataset="mnist_5k", seed=1)))
+    assert "# ref_point = [4.0, 12.0]: the default for these objectives" in written.read_text()
+    again = resolve_config(config_file=written, objectives=list(three))
+    assert again.ref_point == ObjectiveSet.default_ref(three)
+    tight = resolve_config(preset="paper", ref_point=[1.0, 3.0])  # a reference of one's own is written
+    assert "\nref_point = [1.0, 3.0]\n" in settings_toml(tight)
