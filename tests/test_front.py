@@ -303,3 +303,14 @@ def test_a_front_with_no_point_inside_its_extremes_line_has_no_knee_and_gives_th
              "finetuned_model": ""} for n, loss, loc in (("a", 0.1, 3.0), ("b", 0.5, 2.9), ("c", 0.6, 0.5))]
     choice = choose(pd.DataFrame(rows), knee=True)
     assert choice.row["genome_key"] == "key-a" and "no knee" in choice.rule
+
+
+def test_a_point_beaten_on_loss_and_loc_is_no_knee_though_a_third_objective_kept_it():
+    """As the README says; it scored on the low side of the line and `--knee` could export it
+    when the point that beats it was not kept (an audit)."""
+    assert list(knee_distances([0, 1, 0.3, 0.35], [1, 0, 0.3, 0.35])[2:]) == [pytest.approx(0.2828427), 0.0]
+    frame = pd.DataFrame({"id": [c * 16 for c in "abcd"], "genome_key": list("abcd"),
+                          "search_rec_loss": [0.1, 0.5, 0.22, 0.24], "loc": [3, 1, 1.6, 1.7],
+                          "on_front": [True] * 4, "in_final": [True, True, False, True],
+                          "searched_model": ["/x/a", "/x/b", "", "/x/d"], "finetuned_model": [""] * 4})
+    assert choose(frame, knee=True).row["id"][0] != "d"

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from moncae.errors import MoncaeError
+from moncae.method.objectives import non_dominated_mask
 
 __all__ = ["Choice", "choose", "find_key", "knee_distances", "model_file"]
 
@@ -52,8 +53,8 @@ def describe(row) -> str:
 def knee_distances(loss, loc) -> np.ndarray:
     """Each point's distance from the line through the front's extremes, objectives normalised,
     on the side of low loss and low LOC (the front bulging towards both); 0 on the line or beyond
-    it, where a point is no knee but a poor trade-off (a concave stretch of the front, or a point
-    another objective kept on the front).
+    it, where a point is no knee but a poor trade-off (a concave stretch of the front), and 0 for a
+    point another point beats on both loss and LOC (a third objective kept it on the front).
 
     Both objectives are scaled to [0, 1] by their min and max over the points; the extremes are
     the lowest-loss point and the lowest-LOC point. All zeros for fewer than three points or when
@@ -72,7 +73,8 @@ def knee_distances(loss, loc) -> np.ndarray:
         return np.zeros(len(xy))
     rel = xy - a
     # a -> b runs from (0, high LOC) to (high loss, 0): the origin's side has a negative cross product
-    return np.maximum(0.0, direction[1] * rel[:, 0] - direction[0] * rel[:, 1]) / length
+    distance = np.maximum(0.0, direction[1] * rel[:, 0] - direction[0] * rel[:, 1]) / length
+    return np.where(non_dominated_mask(xy), distance, 0.0)
 
 
 def find_key(frame: pd.DataFrame, key: str) -> dict:
