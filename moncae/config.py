@@ -427,7 +427,10 @@ def paths_as_text(settings: dict[str, Any]) -> dict[str, Any]:
 
 def python_number(value: Any) -> Any:
     """A NumPy (or other) integer or real number as Python's `int` or `float` (a notebook's
-    `np.arange` seeds), a list or tuple of them likewise; anything else as it is."""
+    `np.arange` seeds), a list or tuple of them, or a NumPy array (as a list), likewise; anything
+    else as it is."""
+    if type(value).__name__ == "ndarray" and hasattr(value, "tolist"):  # NumPy's, without importing it
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         return type(value)(python_number(v) for v in value)
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):

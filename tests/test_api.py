@@ -185,6 +185,8 @@ def test_numpy_numbers_and_configs_made_directly_are_taken_as_resolve_config_tak
     config = moncae.resolve_config(seed=np.int64(3), population=np.int32(4), ref_point=(np.float32(4), 11))
     assert (config.seed, config.population, config.ref_point) == (3, 4, (4.0, 11.0)) and type(config.seed) is int
     assert FinetuneSettings(epochs=np.int64(1)).epochs == 1
+    arrays = moncae.resolve_config(ref_point=np.array([4.0, 11.0]), fidelity="rungs", rungs=np.array([[1, 64]]))
+    assert (arrays.ref_point, arrays.rungs) == ((4.0, 11.0), ((1, 64),))  # NumPy arrays too (an audit)
     assert moncae.SearchConfig(dataset="Fashion-MNIST").run_dir.parts[-2] == "fashion_mnist"
     monkeypatch.chdir(tiny_npz.parent)
     assert dataclasses.replace(config, dataset=tiny_npz.name).dataset == str(tiny_npz)
