@@ -36,8 +36,8 @@ test: $(STAMP)
 	$(PYTEST)
 
 # Everything but the tests marked `slow` (those train real models, import TensorFlow or build a wheel), with
-# os.fsync a no-op (no test can see it; tests/test_atomic.py checks the calls): 30-33 s here, 1,138 tests
-# (target: < 30 s, not reliably met).
+# os.fsync a no-op (no test can see it; tests/test_atomic.py checks the calls): 25-28 s here with nothing
+# else running, 32-34 s beside other work, 1,160 tests (target: < 30 s).
 test-fast: $(STAMP)
 	MONCAE_TEST_NO_FSYNC=1 $(PYTEST) -m "not slow"
 
