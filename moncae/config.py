@@ -316,6 +316,8 @@ def parse_ref(value: Any) -> tuple[float, ...] | None:
     if value is None or isinstance(value, (list, tuple)):
         return value
     try:
+        if "_" in str(value):  # Python's float reads 4_0 as 40: a typo, not a number here
+            raise ValueError(value)
         return tuple(float(part) for part in str(value).split(","))
     except ValueError:
         raise MoncaeError(f"`--ref` must be numbers separated by commas, one per objective (e.g. "

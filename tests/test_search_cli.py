@@ -42,6 +42,7 @@ def _config(tmp_path, text: str) -> str:
         ([*BASE, "--objectives", "rec_loss,loc,flops", "--ref", "4,12"], "one value per objective"),
         ([*BASE, "--ref", "4,nan"], "finite positive"),
         ([*BASE, "--ref", "4;12"], "--ref"),
+        ([*BASE, "--ref", "4_0,12"], "must be numbers separated by commas"),  # Python's float: 40
         (lambda tmp: [*BASE, "--config", _config(tmp, 'ref_point = [4, "x"]')], "ref_point"),
         (lambda tmp: [*BASE, "--config", _config(tmp, 'space = "wide"')], "space"),
         (lambda tmp: [*BASE, "--config", _config(tmp, "space = 2")], "space"),
