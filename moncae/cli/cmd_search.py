@@ -227,19 +227,19 @@ def _dry_run(configs) -> None:
     status = dataset_status(configs[0].dataset, data_dir=configs[0].data_dir)
     if not status.available and status.name not in DATASET_NAMES:
         raise DataError(status.reason)  # an unknown name or a missing .npz: nothing to download
-    if status.available:
-        for i, config in enumerate(configs):
-            search_data(config, warn=i == 0)  # the same settings but the seed: said once
-    for config in configs:
+    # the same settings but the seed: a warning is said once
+    datas = [search_data(config, warn=i == 0) if status.available else None for i, config in enumerate(configs)]
+    for config, data in zip(configs, datas):
         state = "new"
         if config.run_dir.exists():
-            differ = settings_differ(RunFolder(config.run_dir), config)
-            if status.available and RunFolder(config.run_dir).config.exists():  # --resume checks the data too
+            run = RunFolder(config.run_dir)
+            differ = settings_differ(run, config)
+            if data is not None and run.config.exists():  # --resume checks the data too
                 try:
-                    RunFolder(config.run_dir).check_data(search_data(config, warn=False))
+                    run.check_data(data)
                 except RunFolderError as err:
                     differ = [*(differ or []), f"data ({err})"]
-            why = lengthening_refused(RunFolder(config.run_dir), config) if differ == ["generations"] else None
+            why = lengthening_refused(run, config) if differ == ["generations"] else None
             state = ("exists: --resume continues it" if not differ else
                      f"exists: --resume continues it to {config.generations} generations"
                      if differ == ["generations"] and not why else

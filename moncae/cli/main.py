@@ -42,10 +42,11 @@ def _terminate(signum, frame):
     raise Terminated
 
 
-# How to go on after a stop, by command (the others write whole files or nothing: run them again).
-KEPT = {"search": "what was journaled before is kept: run the same command with --resume to go on",
-        "finetune": "the models fine-tuned before are kept: run the same command again to go on"}
-AGAIN = "nothing half-written is kept: run the same command again"
+# What a stopped command keeps and how it goes on, by command (the others write whole files or
+# nothing: run them again).
+KEPT = {"search": ("what was journaled before is kept", "with --resume"),
+        "finetune": ("the models fine-tuned before are kept", "again")}
+AGAIN = ("nothing half-written is kept", "again")
 
 
 class MoncaeGroup(click.Group):
@@ -71,7 +72,10 @@ class MoncaeGroup(click.Group):
                 return super().invoke(ctx)
             except (KeyboardInterrupt, Terminated) as err:  # the commands' `finally` closed their workers
                 name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
-                click.echo(f"\nStopped by {name}; {KEPT.get(ctx.meta.get('moncae.command'), AGAIN)}", err=True)
+                command = ctx.meta.get("moncae.command")
+                kept, how = KEPT.get(command, AGAIN)
+                click.echo(f"\nStopped by {name}; {kept}: run the same command {how}"
+                           + (" to go on" if command in KEPT else ""), err=True)
                 sys.exit(128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT))
             except MoncaeError as err:
                 click.echo(f"Error: {err}", err=True)
@@ -84,10 +88,9 @@ class MoncaeGroup(click.Group):
                            "belongs; fix that path (a run folder's own file: restore it from a copy)", err=True)
                 sys.exit(2)
             except OSError as err:
-                kept = KEPT.get(ctx.meta.get("moncae.command"), AGAIN).split(": run")[0]
-                again = "with --resume" if ctx.meta.get("moncae.command") == "search" else "again"
+                kept, how = KEPT.get(ctx.meta.get("moncae.command"), AGAIN)
                 click.echo(f"Error: {one_line(err)}; {kept}: fix the cause (e.g. free disk space) and run the "
-                           f"same command {again}", err=True)
+                           f"same command {how}", err=True)
                 sys.exit(1)
             finally:
                 if previous is not None:

@@ -267,8 +267,9 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     # fine-tuned ok, but the model file is gone (deleted by hand): fine-tuned again, as it ran
     lost = [k for k, r in done.items() if r.status == "ok" and not (out_dir / model_filename(k)).is_file()]
     if retry or lost:  # failed for a passing reason (memory, disk), or lost: drop the rows, train again
-        rewrite_rows(csv_path, columns, [r.row() for k, r in done.items() if k not in retry + lost])
-        done = {k: r for k, r in done.items() if k not in retry + lost}
+        dropped = {*retry, *lost}
+        done = {k: r for k, r in done.items() if k not in dropped}
+        rewrite_rows(csv_path, columns, [r.row() for r in done.values()])
     if retry:
         progress.message(f"{len(retry)} model(s) that failed for a passing reason are tried again")
     if lost:

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from moncae.config import resume_flags
+from moncae.data import DATASET_NAMES
 from moncae.errors import RunFolderError, RunFolderWarning
 from moncae.evaluation.records import EVAL_COLUMNS, FAILURE_KINDS, NEW_EVAL_COLUMNS, EvalRecord
 from moncae.store.atomic import atomic_open, is_temporary, write_csv, write_json
@@ -121,8 +123,6 @@ class RunFolder:
         """The `moncae search ... --resume` that continues this run, as config.json tells: its
         dataset, seed, output root, preset and generations, and a flag for each other setting that
         decides its results and differs from the preset's; settings no flag sets are named."""
-        from moncae.config import resume_flags
-
         try:
             payload = self.read_config()
             run = payload["run"]
@@ -173,8 +173,6 @@ class RunFolder:
                                  "moncae); it cannot be checked, so it is not reused")
         differ = sorted(k for k in current if stored.get(k) != current[k])
         if differ:
-            from moncae.data import DATASET_NAMES
-
             details = ", ".join(f"{k}: {stored.get(k)!r} -> {current[k]!r}" for k in differ)
             fix = ("point --data-dir (or MONCAE_DATA_DIR) at the same files" if data.name in DATASET_NAMES
                    else f"the file {data.name} changed since: put back the one the search ran on")
