@@ -175,6 +175,32 @@ def test_reading_a_run_whose_search_still_runs_says_to_wait_not_to_resume(stub_c
     assert result.exit_code == 2 and "--resume" in result.output, result.output
 
 
+def test_the_resume_hint_of_a_moved_run_resumes_it_where_it_is_now(stub_config, tmp_path):
+    """A run copied elsewhere (results from a cluster) was told to resume with its old --out, which
+    would change the original run (a helper's audit); one renamed cannot be resumed where it is."""
+    config = stub_config(out=tmp_path / "orig", generations=2)
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing_after(10))
+    moved = tmp_path / "copy" / config.run_dir.parent.name / config.run_dir.name
+    shutil.copytree(config.run_dir, moved)
+    hint = RunFolder(moved).resume_command()
+    assert f"--out {tmp_path / 'copy'} " in hint and str(tmp_path / "orig") not in hint, hint
+    result = CliRunner().invoke(main, ["front", str(moved)])
+    assert result.exit_code == 2 and f"--out {tmp_path / 'copy'} " in result.output, result.output
+    renamed = tmp_path / "elsewhere" / "b"
+    shutil.copytree(config.run_dir, renamed)
+    hint = RunFolder(renamed).resume_command()
+    assert f"--out {tmp_path / 'orig'} " in hint and f"after moving {renamed} to " in hint, hint
+    # followed, the hint resumes the copy and leaves the original as it was
+    before = {p.name: p.read_bytes() for p in config.run_dir.iterdir() if p.is_file()}
+    copy = resolve_config(dataset=config.dataset, seed=config.seed, out=str(tmp_path / "copy"),
+                          **{k: getattr(config, k) for k in ("generations", "population", "max_blocks",
+                                                              "max_filters", "elitism")})
+    run_search(copy, resume=True, task_fn=surrogate_task)
+    assert (moved / "models" / "index.csv").exists()
+    assert {p.name: p.read_bytes() for p in config.run_dir.iterdir() if p.is_file()} == before
+
+
 def test_a_lock_file_that_is_a_link_is_replaced_never_written_through(tmp_path):
     """A run folder from elsewhere with `.lock -> a file of yours` (a helper's audit: the file was
     truncated and overwritten with the lock's JSON)."""

@@ -207,3 +207,126 @@ def test_a_report_out_that_cannot_be_written_is_refused_before_any_work(stub_con
     blocker.write_text("x")
     with pytest.raises(RunFolderError, match=f"output path {blocker} is a file, not a folder; pass another --out"):
         build_report(tmp_path / "R", out=blocker / "report")
+
+
+def test_a_run_with_a_damaged_file_is_left_out_and_the_others_reported(stub_config, tmp_path):
+    """A damaged middle line of one run's evaluations.csv stopped the whole report (a helper's audit);
+    such a run is left out with a warning naming the file and line, as an unreadable run is."""
+    import pandas as pd
+
+    from moncae.report import build_report
+
+    configs = [stub_config(tmp_path / "R", seed=seed, generations=2) for seed in (1, 2)]
+    for config in configs:
+        run_search(config, task_fn=surrogate_task)
+    path = configs[1].run_dir / "evaluations.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3] = "garbage\n"
+    path.write_text("".join(lines))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        report = build_report(tmp_path / "R")
+    messages = [str(w.message) for w in seen]
+    assert any(f"{configs[1].run_dir}: left out" in m and "evaluations.csv:4" in m for m in messages), messages
+    runs = pd.read_csv(report.parent / "runs.csv")
+    assert list(runs["seed"]) == [1]
+    lines = path.read_text().splitlines(keepends=True)
+    (configs[0].run_dir / "evaluations.csv").write_text("".join(lines))  # both damaged: nothing left
+    with pytest.warns(ReportWarning), pytest.raises(Exception, match="none could be read"):
+        build_report(tmp_path / "R")
+
+
+def _fine_tuned(run, keys, epochs=20):
+    """finetune.csv with an ok row for each of `keys`, and its finetune.json."""
+    import json
+
+    from moncae.finetune.records import FINETUNE_COLUMNS
+    from moncae.store import write_csv
+
+    (run / "finetune.json").write_text(json.dumps({"settings": {"epochs": epochs, "classifier_epochs": 20,
+                                                                "batch_size": 256, "patience": 3}}))
+    write_csv(run / "finetune.csv", FINETUNE_COLUMNS, [
+        {**dict.fromkeys(FINETUNE_COLUMNS, ""), "individual": i, "genome_key": key, "rec_loss": 0.1 + i,
+         "cl_loss": 1.0, "cl_acc": 0.5, "epochs": epochs, "finetune_seconds": 2.0, "status": "ok"}
+        for i, key in enumerate(keys)])
+
+
+def test_a_fine_tune_stopped_part_way_is_not_counted_as_a_fine_tune(stub_config, tmp_path):
+    """A partly fine-tuned run (or one whose finetune.csv holds only its header) counted as fine-tuned,
+    its Table 1 means mixing test and validation losses under the wrong mark (a helper's audit)."""
+    from moncae.report.markdown import table1_markdown
+    from moncae.report.table1 import collect_runs_table
+
+    configs = [stub_config(tmp_path / "R", seed=seed, generations=2) for seed in (1, 2, 3)]
+    for config in configs:
+        run_search(config, task_fn=surrogate_task)
+    keys = {c.seed: list(dict.fromkeys(pd.read_csv(c.run_dir / "models" / "index.csv")["genome_key"]))
+            for c in configs}
+    _fine_tuned(configs[0].run_dir, keys[1])
+    _fine_tuned(configs[1].run_dir, keys[2][:-1])  # stopped before its last model
+    _fine_tuned(configs[2].run_dir, [])  # header only
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        runs = collect_runs(tmp_path / "R")
+        finals = pd.concat([collect_final_models(r) for r in runs], ignore_index=True)
+        table = collect_runs_table(runs, finals, {runs[0].dataset: 10.0}).set_index("seed")
+        row = collect_table1(runs, finals, {runs[0].dataset: 10.0}).iloc[0]
+    messages = [str(w.message) for w in seen]
+    assert any(f"{configs[1].run_dir}: fine-tuned in part ({len(keys[2]) - 1} of {len(keys[2])}" in m
+               and "moncae finetune" in m for m in messages), messages
+    assert table["finetuned"].to_dict() == {1: True, 2: False, 3: False}
+    assert table["finetuned_models"].to_dict() == {1: len(keys[1]), 2: len(keys[2]) - 1, 3: 0}
+    assert table.loc[1, "finetune_seconds"] == 2.0 * len(keys[1]) and table.loc[2:, "finetune_seconds"].isna().all()
+    assert row["finetuned_runs"] == 1 and row["source"] == "mixed" and row["cl_runs"] == 2
+    assert "| 1.000 ± 0.000 (2 of 3 runs) |" in table1_markdown(pd.DataFrame([row]))
+
+
+def test_runs_fine_tuned_with_other_settings_are_said_to_be_averaged_together(stub_config, tmp_path):
+    configs = [stub_config(tmp_path / "R", seed=seed, generations=2) for seed in (1, 2)]
+    for config, epochs in zip(configs, (20, 2)):
+        run_search(config, task_fn=surrogate_task)
+        _fine_tuned(config.run_dir, list(pd.read_csv(config.run_dir / "models" / "index.csv")["genome_key"]),
+                    epochs)
+    runs = collect_runs(tmp_path / "R")
+    finals = pd.concat([collect_final_models(r) for r in runs], ignore_index=True)
+    with pytest.warns(ReportWarning, match=r"fine-tuned with different settings \(epochs: 2, 20\)"):
+        collect_table1(runs, finals, {runs[0].dataset: 10.0})
+
+
+@pytest.mark.slow  # three whole reports (matplotlib)
+def test_a_report_replaces_the_earlier_one_whole_and_a_stopped_one_leaves_it(stub_config, tmp_path, monkeypatch):
+    """Files of an earlier report stayed beside a new one (a strategy no longer in the results), and
+    a report stopped part way left new tables beside the old report.md (a helper's audit)."""
+    import shutil
+
+    import moncae.report.build as build
+    from moncae.report import build_report
+
+    for name, settings in (("a", {}), ("b", {"strategy": "random"})):
+        run_search(stub_config(tmp_path / "R" / name, generations=2, **settings), task_fn=surrogate_task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = build_report(tmp_path / "R")
+    folder = report.parent
+    assert (folder / "strategies.csv").exists()
+    (folder / "notes.txt").write_text("mine")
+    (folder / ".partial-report-999999999-x").mkdir()  # left by a report killed with SIGKILL
+    shutil.rmtree(tmp_path / "R" / "b")
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "report_markdown", stop)
+    with warnings.catch_warnings(), pytest.raises(KeyboardInterrupt):
+        warnings.simplefilter("ignore")
+        build_report(tmp_path / "R")
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert [p.name for p in folder.iterdir() if p.is_dir()] == []  # nor a staging folder left
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build_report(tmp_path / "R")
+    names = {p.name for p in folder.iterdir()}
+    assert not any(n.startswith("strategies") for n in names), names
+    assert "notes.txt" in names and "report.md" in names and not any(n.startswith(".") for n in names)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from moncae.data import cached_dataset
-from moncae.errors import MoncaeError
+from moncae.errors import MoncaeError, RunFolderError
 from moncae.report.baselines import (
     BASELINE_COLUMNS,
     CACHE_DIRNAME,
@@ -38,6 +38,7 @@ from moncae.report.collect import (
     warn,
 )
 from moncae.report.markdown import DatasetSection, dataset_section, report_markdown, table1_markdown
+from moncae.report.output import staged_report
 from moncae.report.pca import PCA_COLUMNS, baseline_ks, max_components, pca_baseline
 from moncae.report.strategies import STRATEGY_COLUMNS, collect_strategies, strategies_markdown
 from moncae.report.table1 import (
@@ -172,6 +173,23 @@ def _sample_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame,
     return pngs
 
 
+def _final_models(root: Path, runs: Sequence[RunInfo]) -> tuple[list[RunInfo], pd.DataFrame]:
+    """The runs whose final models can be read, and those models; a run with a damaged file is
+    left out with a warning naming the file and line, as an unreadable run is (`collect_runs`)."""
+    kept, frames = [], []
+    for run in runs:
+        try:
+            frames.append(collect_final_models(run))
+        except RunFolderError as err:
+            warn(f"{run.path}: left out, it cannot be read ({err}; restore the file from a copy of the run, "
+                 "or, for finetune.csv, delete the damaged line and run `moncae finetune` again)")
+            continue
+        kept.append(run)
+    if not kept:
+        raise RunFolderError(f"no run under {root} can be reported (none could be read: see the warnings)")
+    return kept, pd.concat(frames, ignore_index=True)
+
+
 def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | None = None,
                  loc_threshold: float | None = None,
                  log: Callable[[str], None] | None = None,
@@ -188,14 +206,15 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
             separated string or a sequence; default `pca` only). See `moncae.report.baselines`.
 
     Returns:
-        The path of `report.md`.
+        The path of `report.md`. The report is written into a hidden folder inside `out` and moved
+        into place at the end, replacing the files of an earlier report there (those it does not
+        write again are removed; other files are left as they are): a report stopped part way
+        leaves the earlier one whole.
 
     Raises:
         RunFolderError: no such folder, no run in it, or a malformed run file (named, with
             its line). Unfinished runs and missing data are warnings (`ReportWarning`).
     """
-    from moncae.report import plots
-
     log = log or (lambda _text: None)
     kinds = parse_baselines(baselines)
     if loc_threshold is not None and not (math.isfinite(loc_threshold) and loc_threshold > 0):
@@ -209,10 +228,19 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     runs = collect_runs(root)
     check_writable_folder(out_dir, "--out")  # a file there or on the way, a read-only place
     out_dir.mkdir(parents=True, exist_ok=True)
+    runs, finals = _final_models(root, runs)
     datasets = sorted({r.dataset for r in runs})
     log(f"report: {len(runs)} run(s) of {', '.join(datasets)} -> {out_dir}")
+    with staged_report(out_dir) as staging:  # out_dir's earlier report is replaced only at the end
+        _write_report(root, runs, finals, datasets, staging, kinds, loc_threshold, log)
+    return out_dir / "report.md"
 
-    finals = pd.concat([collect_final_models(r) for r in runs], ignore_index=True)
+
+def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, datasets: list[str], out_dir: Path,
+                  kinds: Sequence[str], loc_threshold: float | None, log: Callable[[str], None]) -> None:
+    """Every file of the report, into `out_dir`."""
+    from moncae.report import plots
+
     by_dataset = {d: [r for r in runs if r.dataset == d] for d in datasets}
     data: dict[str, _DatasetData | None] = {}
     thresholds: dict[str, float] = {}
@@ -294,9 +322,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
             projections_png=projections_png, versus_pca=versus)))
 
     sections += _strategy_sections(runs, out_dir, log)
-    report = out_dir / "report.md"
-    write_text(report, report_markdown(root, runs, table, sections, versus_by_dataset))
-    return report
+    write_text(out_dir / "report.md", report_markdown(root, runs, table, sections, versus_by_dataset))
 
 
 def _strategy_sections(runs: Sequence[RunInfo], out_dir: Path, log: Callable[[str], None]) -> list[str]:

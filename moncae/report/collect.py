@@ -121,6 +121,7 @@ class RunInfo:
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # config.json's record of the data searched on
     classifier_epochs: int | None = None  # its fine-tune's latent classifier (finetune.json)
+    finetune_settings: dict[str, Any] = field(default_factory=dict)  # finetune.json's settings
 
     @property
     def label(self) -> str:
@@ -194,11 +195,16 @@ def _read_run_config(path: Path) -> tuple[SearchConfig, dict[str, Any]]:
                              f"({detail})") from None
 
 
-def _classifier_epochs(path: Path) -> int | None:
-    """The epochs the fine-tune trained its latent classifier for (`finetune.json`); None where
-    that file is missing or does not say."""
+def _finetune_settings(path: Path) -> dict[str, Any]:
+    """The settings the fine-tune was made with (`finetune.json`); {} where that file is missing
+    or does not say."""
     settings = (read_finetune_json(path) or {}).get("settings")
-    value = settings.get("classifier_epochs") if isinstance(settings, dict) else None
+    return settings if isinstance(settings, dict) else {}
+
+
+def _classifier_epochs(settings: dict[str, Any]) -> int | None:
+    """The epochs the fine-tune trained its latent classifier for; None where not said."""
+    value = settings.get("classifier_epochs")
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -239,10 +245,12 @@ def _read_run(path: Path) -> RunInfo | None:
                      f"{' so far' if holder else ''}; its last generation is used as the final population")
     elif not finished:
         notes.append("models/index.csv is missing: the search did not finish writing models")
+    # fine-tuned as far as finetune.csv exists; `collect_final_models` checks every final model has a row
     finetuned = (path / "finetune.csv").exists()
+    settings = _finetune_settings(path) if finetuned else {}
     run = RunInfo(path, dataset, config.seed, config, done, config.generations, finished,
                   finetuned, sum(seconds) / 60.0 if seconds else float("nan"), notes, data,
-                  classifier_epochs=_classifier_epochs(path) if finetuned else None)
+                  classifier_epochs=_classifier_epochs(settings), finetune_settings=settings)
     for note in notes:
         warn(f"{path}: {note}")
     return run
@@ -341,7 +349,7 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
     for r in final:
         counts[r["genome_key"]] = counts.get(r["genome_key"], 0) + 1
     rows = []
-    missing_finetune = 0
+    missing_finetune = no_row = 0
     for key, n in counts.items():
         pop = next(r for r in final if r["genome_key"] == key)
         ev = evaluations.get(key, {})
@@ -366,6 +374,7 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
                        cl_acc=ft["cl_acc"], kl=ft["kl"])
         elif ok and run.finetuned:
             missing_finetune += 1
+            no_row += ft is None
         if ok:
             candidates = []
             if row["source"] == "finetune":
@@ -376,9 +385,14 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
             if found:
                 row["model_file"], row["model_stage"] = str(found[0]), found[1]
         rows.append(row)
-    if missing_finetune:
-        warn(f"{path}: finetune.csv has no usable result for {missing_finetune} of the final "
-              "models; their search values are used")
+    if no_row:  # a fine-tune stopped part way (or every row so far failed for a passing reason)
+        tuned = sum(1 for r in rows if r["status"] == "ok") - no_row
+        warn(f"{path}: fine-tuned in part ({tuned} of {tuned + no_row} final models); the others' search "
+             f"values are used, and the run does not count as fine-tuned: run `moncae finetune {path}` "
+             "to finish")
+    if missing_finetune > no_row:
+        warn(f"{path}: finetune.csv has no usable result for {missing_finetune - no_row} of the final "
+              "models (failed); their search values are used")
     return pd.DataFrame(rows, columns=FINAL_COLUMNS)
 
 

@@ -41,6 +41,12 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 _SOURCE_MARK = {"finetune": "", "search": " †", "mixed": " ‡", "": ""}
 
 
+def _of_runs(r: pd.Series) -> str:
+    """The note " (k of n runs)" where the classification columns average fewer runs than the row holds."""
+    n = int(r.get("cl_runs", 0) or 0)
+    return f" ({n} of {r['runs']} runs)" if 0 < n < r["runs"] else ""
+
+
 def table1_markdown(table: pd.DataFrame) -> str:
     """Table 1 as a GitHub markdown table (mean ± std over seeds) with its footnotes."""
     rows = []
@@ -48,8 +54,8 @@ def table1_markdown(table: pd.DataFrame) -> str:
         mark = _SOURCE_MARK.get(r["source"], "")
         rows.append([
             f"{r['dataset']}", _pm(r["rec_loss"], r["rec_loss_std"], 3) + mark,
-            _pm(r["loc"], r["loc_std"], 3), _pm(r["cl_loss"], r["cl_loss_std"], 3),
-            _pm(r["cl_acc"], r["cl_acc_std"], 3),
+            _pm(r["loc"], r["loc_std"], 3), _pm(r["cl_loss"], r["cl_loss_std"], 3) + _of_runs(r),
+            _pm(r["cl_acc"], r["cl_acc_std"], 3) + _of_runs(r),
             _pm(r["search_minutes"], r["search_minutes_std"], 2),
             _pm(r["finetune_seconds"], r["finetune_seconds_std"], 0)
             + (f" ({r['finetuned_runs']} of {r['runs']} runs)"
@@ -65,7 +71,9 @@ def table1_markdown(table: pd.DataFrame) -> str:
         "final models (models/index.csv: the final population, or the all-time front with "
         "final = \"front\") with LOC below the threshold (failed models left out).",
         "Rec loss after fine-tuning, on the test split. † not fine-tuned: the search's "
-        "validation loss, and no classification columns. ‡ some runs fine-tuned, some not.",
+        "validation loss, and no classification columns. ‡ mixed: some models' test losses after "
+        "fine-tuning, the others' validation losses (a run not fine-tuned, or fine-tuned in part); "
+        "(k of n runs) beside the classification columns: the runs they average.",
         "Search time: sum of the generation times in generations.csv. Fine-tune: a run's "
         "models' fine-tune seconds summed (two at a time by default: the command took less). "
         "–: no value.",
@@ -86,7 +94,10 @@ def _runs_markdown(runs_table: pd.DataFrame, threshold: float) -> str:
             f"**unfinished** ({r['generations_done']}/{r['generations']} generations)"
         rows.append([f"seed-{r['seed']}", status, f"{r['final_models']}",
                      f"{r['failed_models']}", f"{r['models_below_threshold']}",
-                     _fmt(r["search_minutes"], 2), "yes" if r["finetuned"] else "no",
+                     _fmt(r["search_minutes"], 2),
+                     "yes" if r["finetuned"] else
+                     f"in part ({r['finetuned_models']} of {r['final_models'] - r['failed_models']})"
+                     if r["finetuned_models"] else "no",
                      _fmt(r["finetune_seconds"], 0)])
     header = ["Run", "Search", "Distinct final models", "Failed", f"LOC < {threshold:g}",
               "Search (min)", "Fine-tuned", "Fine-tune (s)"]

@@ -19,6 +19,7 @@ What Table 1 averages, per dataset (like the paper's Table 1):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import zipfile
@@ -38,11 +39,12 @@ TABLE1_COLUMNS = [
     "dataset", "loc_threshold", "runs", "unfinished_runs", "finetuned_runs", "models", "source",
     "rec_loss", "rec_loss_std", "loc", "loc_std", "cl_loss", "cl_loss_std", "cl_acc", "cl_acc_std",
     "search_minutes", "search_minutes_std", "finetune_seconds", "finetune_seconds_std", "classifier_epochs",
+    "cl_runs",
 ]
 RUN_COLUMNS = [
     "dataset", "seed", "path", "generations_done", "generations", "finished", "finetuned",
-    "final_models", "failed_models", "models_below_threshold", "search_minutes", "finetune_seconds",
-    "classifier_epochs",
+    "finetuned_models", "final_models", "failed_models", "models_below_threshold", "search_minutes",
+    "finetune_seconds", "classifier_epochs",
 ]
 _MEANED = ("rec_loss", "loc", "cl_loss", "cl_acc")
 # With VAE runs, Table 1 adds the prior KL per latent dimension (fine-tuned: test split; else the
@@ -85,13 +87,16 @@ def collect_runs_table(runs: Sequence[RunInfo], finals: pd.DataFrame,
         ok = mine[mine["status"] == "ok"]
         below = ok[ok["loc"] < thresholds[run.dataset]]
         ft = mine["finetune_seconds"].dropna()
+        # a fine-tune counts once every working final model has its row (one stopped part way does not)
+        tuned = int(ok["finetune_seconds"].notna().sum()) if run.finetuned else 0
+        finetuned = run.finetuned and tuned == len(ok)
         rows.append({
             "dataset": run.dataset, "seed": run.seed, "path": str(run.path),
             "generations_done": run.generations_done, "generations": run.generations,
-            "finished": run.finished, "finetuned": run.finetuned, "final_models": len(mine),
-            "failed_models": int((mine["status"] != "ok").sum()),
+            "finished": run.finished, "finetuned": finetuned, "finetuned_models": tuned,
+            "final_models": len(mine), "failed_models": int((mine["status"] != "ok").sum()),
             "models_below_threshold": len(below), "search_minutes": run.search_minutes,
-            "finetune_seconds": float(ft.sum()) if run.finetuned else float("nan"),
+            "finetune_seconds": float(ft.sum()) if finetuned else float("nan"),
             "classifier_epochs": run.classifier_epochs if run.classifier_epochs is not None else "",
         })
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -103,6 +108,21 @@ def _mean_std(values: Iterable[float]) -> tuple[float, float]:
         return float("nan"), float("nan")
     std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
     return float(arr.mean()), std
+
+
+def _warn_mixed_finetunes(dataset: str, runs: Sequence[RunInfo], seeds: set) -> None:
+    """Said when the fine-tuned runs averaged in one row were fine-tuned with other epochs, batch
+    size or patience (the classifier's epochs are shown as a range instead)."""
+    values: dict[str, set] = {}
+    for run in runs:
+        if run.seed in seeds:
+            for name in ("epochs", "batch_size", "patience"):
+                values.setdefault(name, set()).add(json.dumps(run.finetune_settings.get(name)))
+    differ = {name: sorted(v) for name, v in values.items() if len(v) > 1}
+    if differ:
+        warn(f"{dataset}: its runs were fine-tuned with different settings ("
+             + "; ".join(f"{name}: {', '.join(v)}" for name, v in differ.items())
+             + "); Table 1 averages them together (fine-tune them alike to compare)")
 
 
 def collect_table1(runs: Sequence[RunInfo], finals: pd.DataFrame,
@@ -130,6 +150,9 @@ def collect_table1(runs: Sequence[RunInfo], finals: pd.DataFrame,
                 (float("nan"), float("nan"))
         row["search_minutes"], row["search_minutes_std"] = _mean_std(group["search_minutes"])
         row["finetune_seconds"], row["finetune_seconds_std"] = _mean_std(group["finetune_seconds"])
+        row["cl_runs"] = int(per_seed["cl_acc"].notna().sum()) if len(per_seed) else 0
+        _warn_mixed_finetunes(dataset, [r for r in runs if r.dataset == dataset],
+                              set(group.loc[group["finetuned"].astype(bool), "seed"]))
         epochs = sorted({int(e) for e in group["classifier_epochs"] if e != ""})
         row["classifier_epochs"] = "" if not epochs else str(epochs[0]) if len(epochs) == 1 else \
             f"{epochs[0]}-{epochs[-1]}"

@@ -126,8 +126,16 @@ class RunFolder:
         try:
             payload = self.read_config()
             run = payload["run"]
-            parts = ["moncae search", f"--dataset {shlex.quote(run['dataset'])}", f"--seed {int(run['seed'])}",
-                     f"--out {shlex.quote(run['out'])}"] + (
+            dataset, seed = str(run["dataset"]), int(run["seed"])
+            # --out is where this folder is now (a run copied or moved keeps its old --out in
+            # config.json, and resuming that would touch the original); a folder renamed from
+            # OUT/DATASET/seed-N cannot be found by a search at all
+            name = dataset if dataset in DATASET_NAMES else Path(dataset).stem
+            here = self.path if self.path.name not in ("", ".", "..") else Path(os.path.abspath(self.path))
+            placed = (here.parent.name, here.name) == (name, f"seed-{seed}")
+            out = str(here.parent.parent) if placed else str(run["out"])
+            parts = ["moncae search", f"--dataset {shlex.quote(dataset)}", f"--seed {seed}",
+                     f"--out {shlex.quote(out)}"] + (
                 [f"--preset {shlex.quote(run['preset'])}"] if run.get("preset") else []) + [
                 f"--generations {int(run['generations'])}"]
             flags, unflagged = resume_flags(payload["settings"], run.get("preset"))
@@ -135,6 +143,9 @@ class RunFolder:
             return "`moncae search ... --resume`"
         rest = f" (with a --config file setting {', '.join(unflagged)} as config.json records them)" \
             if unflagged else ""
+        if not placed:
+            rest += (f" after moving {self.path} to {Path(out) / name / f'seed-{seed}'} (a search finds a run "
+                     "only at OUT/DATASET/seed-N)")
         return f"`{' '.join([*parts, *flags])} --resume`{rest}"
 
     @functools.cached_property

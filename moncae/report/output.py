@@ -1,0 +1,62 @@
+"""Where a report is written: a hidden folder inside the output folder, whose files replace the
+earlier report's at the end, so that a report stopped part way (Ctrl-C, an error, SIGKILL) leaves
+the earlier one whole, and files of an earlier report that this one does not write (a group or a
+strategy no longer in the results) do not stay behind beside it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["REPORT_FILE", "staged_report"]
+
+# The names a report writes (`build_report`); only such files of an earlier report are removed.
+REPORT_FILE = re.compile(
+    r"(report\.md|table1\.(csv|md)|runs\.csv|strategies\.(csv|md)"
+    r"|(pca_baseline|versus_pca|baselines)_.+\.csv"
+    r"|(pareto|hv_history|projections|reconstructions|samples|strategies)_.+\.png)")
+STAGING_PREFIX = ".partial-report-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process: alive
+        return True
+    return True
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Staging folders of reports whose process is gone (killed by SIGKILL)."""
+    for path in out_dir.glob(f"{STAGING_PREFIX}*"):
+        pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_report(out_dir: Path) -> Iterator[Path]:
+    """A fresh hidden folder inside `out_dir` to write the report into. On leaving without an
+    error, the earlier report's files that the new one does not have are removed and the new
+    files moved in, `report.md` last; on an error (or Ctrl-C) the folder is removed and `out_dir`
+    is as it was."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
+    try:
+        yield staging
+        new = sorted(p.name for p in staging.iterdir())
+        for old in out_dir.iterdir():
+            if old.is_file() and REPORT_FILE.fullmatch(old.name) and old.name not in new:
+                old.unlink()
+        for name in sorted(new, key=lambda n: n == "report.md"):  # report.md last
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
