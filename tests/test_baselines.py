@@ -86,3 +86,26 @@ def test_a_cache_damaged_in_the_middle_is_one_error_saying_it_can_be_deleted(tmp
     with pytest.raises(MoncaeError, match="damaged in the middle.*delete it and they are trained again"):
         dense_baselines(("dense_ae",), [2], SimpleNamespace(), fingerprint="x", loss="bce", vae_loss="elbo",
                         vae_eps=0.1, cache=cache)
+
+
+def test_a_results_folder_that_cannot_be_written_trains_the_dense_baselines_without_a_cache(tmp_path, monkeypatch):
+    """`--baselines dense_ae` on a read-only results tree failed after the training with a traceback-
+    less exit 1 and a partial report (a helper's audit); it now trains without caching, and says so."""
+    import os
+
+    from moncae.report import ReportWarning
+    from moncae.report.build import _baseline_cache
+
+    assert _baseline_cache(tmp_path, "d") == tmp_path / ".baselines" / "d.csv"
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path).startswith(str(tmp_path))
+                        else real_access(path, mode, **kw))  # as for a user without write permission
+    with pytest.warns(ReportWarning, match="cannot be written; the dense baselines are trained but not cached"):
+        assert _baseline_cache(tmp_path, "d") is None
+    rng = np.random.default_rng(0)
+    data = SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
+                           x_test=rng.random((5, 4, 4, 1)))
+    out = dense_baselines(("dense_ae",), [2], data, fingerprint="abc", loss="bce", vae_loss="elbo", vae_eps=0.01,
+                          cache=None, train=lambda kind, k, x_train, x_val, x_test, **kw: SimpleNamespace(
+                              reconstructions=np.full_like(x_test, 0.5), kl=float("nan"), epochs=1, seconds=0.0))
+    assert len(out) == 1 and not any(tmp_path.iterdir())

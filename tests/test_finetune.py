@@ -310,7 +310,8 @@ def _rows_without_settings(run: Path, settings: str | None = None) -> None:
 
 
 def _other_settings(run: Path) -> None:
-    (run / "finetune.json").write_text(json.dumps({"settings": {"epochs": 7}}))
+    (run / "finetune.json").write_text(json.dumps({"settings": {"epochs": 7, "classifier_epochs": 20,
+                                                                "batch_size": 256, "patience": 3}}))
     write_csv(run / "finetune.csv", FINETUNE_COLUMNS, [
         {"individual": 0, "genome_key": "x", "status": "ok", "epochs": 7}])
 
@@ -330,7 +331,12 @@ def _other_settings(run: Path) -> None:
     (lambda run: run, ["--epochs", "-1"], "epochs"),
     (lambda run: run, ["--classifier-epochs", "0"], "classifier-epochs"),
     (lambda run: _rows_without_settings(run) or run, [], "has rows but finetune.json is gone"),
-    (lambda run: _rows_without_settings(run, "[" * 100_000) or run, [], "other settings"),  # too deep to read
+    (lambda run: _rows_without_settings(run, "[" * 100_000) or run, [], "finetune.json is damaged"),  # too deep
+    (lambda run: _rows_without_settings(run, "garbage{") or run, [], "finetune.json is damaged"),
+    (lambda run: _rows_without_settings(run, '{"settings": [1, 2]}') or run, [], "finetune.json is damaged"),
+    (lambda run: _other_settings(run) or run, [], "rerun with --epochs 7, or delete"),
+    (lambda run: [p.unlink() for p in (run / "models").glob("*.keras")] and run, [],
+     "is missing; restore the run's models/ folder from a copy of the run"),
 ])
 def test_bad_input_exits_2_with_one_line(search_run, tmp_path, make_bad, args, expected):
     run = copy_run(search_run, tmp_path / "run")

@@ -276,7 +276,8 @@ def test_a_fine_tune_stopped_part_way_is_not_counted_as_a_fine_tune(stub_config,
                and "moncae finetune" in m for m in messages), messages
     assert table["finetuned"].to_dict() == {1: True, 2: False, 3: False}
     assert table["finetuned_models"].to_dict() == {1: len(keys[1]), 2: len(keys[2]) - 1, 3: 0}
-    assert table.loc[1, "finetune_seconds"] == 2.0 * len(keys[1]) and table.loc[2:, "finetune_seconds"].isna().all()
+    assert table.loc[1, "finetune_seconds"] == 2.0 * len(keys[1])
+    assert table.loc[2:, "finetune_seconds"].isna().all()
     assert row["finetuned_runs"] == 1 and row["source"] == "mixed" and row["cl_runs"] == 2
     assert "| 1.000 ± 0.000 (2 of 3 runs) |" in table1_markdown(pd.DataFrame([row]))
 
@@ -330,3 +331,34 @@ def test_a_report_replaces_the_earlier_one_whole_and_a_stopped_one_leaves_it(stu
     names = {p.name for p in folder.iterdir()}
     assert not any(n.startswith("strategies") for n in names), names
     assert "notes.txt" in names and "report.md" in names and not any(n.startswith(".") for n in names)
+
+
+def test_the_data_of_a_moved_run_is_found_with_data_dir(tmp_path, monkeypatch):
+    """A run whose recorded data folder is gone (copied from another machine): the report could not
+    find its data, and had no --data-dir (a helper's audit)."""
+    from click.testing import CliRunner
+
+    import moncae.report.build as build
+    from moncae.cli.main import main
+    from tests.test_data import write_idx_set
+
+    write_idx_set(tmp_path / "there" / "mnist", n_train=120, n_test=40, hw=(16, 16))
+    run_search(resolve_config(dataset="mnist", data_dir=str(tmp_path / "there"), seed=1, out=str(tmp_path / "R"),
+                              train_size=80, val_size=40, test_size=40, generations=1, population=4),
+               task_fn=surrogate_task)
+    (tmp_path / "there").rename(tmp_path / "here")
+    from moncae.data.spec import _cached_dataset
+
+    _cached_dataset.cache_clear()  # the search loaded it in this process
+    runs = collect_runs(tmp_path / "R")
+    with pytest.warns(ReportWarning, match=f"cannot load the data from {tmp_path / 'there'} .*pass --data-dir"):
+        assert build._load_dataset_for(runs) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = build._load_dataset_for(runs, tmp_path / "here")
+    assert data is not None and len(data.x_test) == 40
+    seen = []
+    monkeypatch.setattr(build, "_load_dataset_for", lambda runs, data_dir=None: seen.append(data_dir))
+    monkeypatch.delenv("MONCAE_DATA_DIR", raising=False)
+    CliRunner().invoke(main, ["report", str(tmp_path / "R"), "--data-dir", str(tmp_path / "here"), "--quiet"])
+    assert seen == [str(tmp_path / "here")]

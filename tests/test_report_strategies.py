@@ -88,3 +88,28 @@ def test_a_p_value_needs_two_runs_on_each_side():
 
     assert math.isnan(_p_value([45.0], [40.0])) and math.isnan(_p_value([45.0, 46.0], [40.0]))
     assert math.isnan(_p_value([], [40.0, 41.0]))
+
+
+def test_an_unfinished_run_is_left_out_of_the_comparison_not_setting_its_budget(runs, tiny_npz, tmp_path):
+    """A run stopped after its first generation set every strategy's budget at its few trainings
+    (a helper's audit)."""
+    import shutil
+
+    from tests.runs import Crash, crashing_after
+
+    out = tmp_path / "R"
+    shutil.copytree(runs, out, ignore=shutil.ignore_patterns("report"))
+    with pytest.raises(Crash):
+        run_search(resolve_config(dataset=str(tiny_npz), seed=9, out=str(out / "moncae"), generations=4,
+                                  population=8, max_blocks=4, max_filters=32, elitism=0.25),
+                   task_fn=crashing_after(10))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        all_runs = collect_runs(out)
+        (compared,) = collect_strategies(all_runs).values()
+    assert any("seed-9: unfinished; left out of the comparison" in str(w.message) for w in seen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (before,) = collect_strategies(collect_runs(runs)).values()
+    assert compared["budget"] == before["budget"] and compared["fewest"] == before["fewest"]
+    pd.testing.assert_frame_equal(compared["table"], before["table"])

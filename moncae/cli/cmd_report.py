@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from moncae.cli.options import data_dir_option
+
 
 @click.command("report")
 @click.argument("results_dir", type=click.Path(path_type=Path))
@@ -17,15 +19,17 @@ import click
 @click.option("--baselines", default=None, metavar="LIST",
               help="Baseline fronts, comma-separated: pca, dense_ae, dense_vae (default pca; none "
                    "for no baseline). Dense ones are trained once and cached in RESULTS_DIR/.baselines/.")
+@data_dir_option
 @click.option("--quiet", is_flag=True, help="Print only warnings and the path of report.md.")
-def command(results_dir, out, loc_threshold, quiet, baselines):
+def command(results_dir, out, loc_threshold, quiet, baselines, data_dir):
     """Summarise every run under RESULTS_DIR (DATASET/seed-N/ folders): table1.csv/.md,
     pareto_DATASET.png, hv_history_DATASET.png, reconstructions_DATASET_seed-N.png,
     versus_pca_DATASET.csv (each final model against PCA at its latent size) and a report.md
-    that embeds them. Prints the path of report.md last."""
+    that embeds them. The data (for PCA and the figures) is looked for where each run found it,
+    or in --data-dir. Prints the path of report.md last."""
     from moncae.report import build_report
 
     log = None if quiet else (lambda text: click.echo(text, err=True))
     report = build_report(results_dir, out=out, loc_threshold=loc_threshold, log=log,
-                          baselines=baselines)
+                          baselines=baselines, data_dir=data_dir)
     click.echo(str(report))

@@ -152,14 +152,20 @@ def _continued(run: RunFolder, settings: FinetuneSettings, has_rows: bool) -> di
         raise RunFolderError(
             f"{run.path / FINETUNE_CSV} has rows but {FINETUNE_JSON} is gone, so the settings they were made "
             f"with are unknown; put it back, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over")
-    previous = payload.get("settings") if isinstance(payload.get("settings"), dict) else {}
+    previous = payload.get("settings")
     current = asdict(settings)
-    differ = sorted(k for k in current if previous.get(k) != current[k])
+    if not isinstance(previous, dict) or not all(isinstance(previous.get(k), int) for k in current):
+        raise RunFolderError(
+            f"{run.path / FINETUNE_JSON} is damaged (it does not give the settings the rows of {FINETUNE_CSV} "
+            f"were made with); put it back from a copy of the run, or delete {FINETUNE_CSV} and "
+            f"{FINETUNED_DIR}/ to start over")
+    differ = sorted(k for k in current if previous[k] != current[k])
     if differ:
-        details = ", ".join(f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in differ)
+        details = ", ".join(f"{k}: {previous[k]!r} -> {current[k]!r}" for k in differ)
+        flags = " ".join(f"--{k.replace('_', '-')} {previous[k]}" for k in differ)
         raise RunFolderError(
             f"{run.path / FINETUNE_CSV} was made with other settings ({details}); rerun with "
-            f"those, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over"
+            f"{flags}, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over"
         )
     return payload
 
@@ -260,12 +266,19 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     columns = FINETUNE_COLUMNS + (FINETUNE_VAE_COLUMNS if config.model == "vae" else [])
     csv_path = run.path / FINETUNE_CSV
     done = _read_done(csv_path)
-    for notice in _check_settings(run, settings, execution_record(executor), has_rows=bool(done)):
-        progress.message(notice)
     out_dir = run.path / FINETUNED_DIR
     retry = [k for k, r in done.items() if r.transient]
     # fine-tuned ok, but the model file is gone (deleted by hand): fine-tuned again, as it ran
     lost = [k for k, r in done.items() if r.status == "ok" and not (out_dir / model_filename(k)).is_file()]
+    gone = [m for m in models if m.model_file is not None and not m.model_file.is_file()
+            and (m.genome_key not in done or m.genome_key in {*retry, *lost})]
+    if gone:  # a damaged run folder, not a passing failure: said before anything is written
+        raise RunFolderError(
+            f"{gone[0].model_file} (the search's model of individual {gone[0].individual}"
+            f"{f', and {len(gone) - 1} more' if len(gone) > 1 else ''}) is missing; restore the run's "
+            f"{gone[0].model_file.parent.name}/ folder from a copy of the run")
+    for notice in _check_settings(run, settings, execution_record(executor), has_rows=bool(done)):
+        progress.message(notice)
     if retry or lost:  # failed for a passing reason (memory, disk), or lost: drop the rows, train again
         dropped = {*retry, *lost}
         done = {k: r for k, r in done.items() if k not in dropped}

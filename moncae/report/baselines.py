@@ -77,19 +77,19 @@ def _cached_row(kind: str, k: int, r: dict | None) -> dict | None:
 
 
 def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerprint: str, loss: str,
-                    vae_loss: str, vae_eps: float, cache: Path,
+                    vae_loss: str, vae_eps: float, cache: Path | None,
                     log: Callable[[str], None] = lambda _t: None, train=None) -> pd.DataFrame:
     """BASELINE_COLUMNS rows for each dense kind in `kinds` and k in `sizes`: from `cache`, or
-    trained now (and appended to it). `data` has x_train, x_val, x_test; `loss` is the run's
-    reconstruction loss (bce or mse), `vae_loss`/`vae_eps` what the dense VAE trains with.
-    `train` (tests) replaces `moncae.model.dense_baseline.train_dense_baseline`."""
+    trained now (and appended to it; `cache` None: nothing is read or kept). `data` has x_train,
+    x_val, x_test; `loss` is the run's reconstruction loss (bce or mse), `vae_loss`/`vae_eps`
+    what the dense VAE trains with. `train` (tests) replaces `moncae.model.dense_baseline.train_dense_baseline`."""
     kinds = [k for k in kinds if k != "pca"]
     rows: list[dict] = []
     if not kinds:
         return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
     # a report killed mid-append left a torn last row: left out and cut before the next append
     try:
-        cached = {r.get("key"): r for r in read_rows(cache, repair=True)}
+        cached = {} if cache is None else {r.get("key"): r for r in read_rows(cache, repair=True)}
     except RunFolderError as err:  # damaged in the middle (edited): only a cache
         raise MoncaeError(f"{err} (a cache of the dense baselines: delete it and they are trained "
                           "again)") from None
@@ -112,7 +112,8 @@ def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerp
             rec = float(pixel_loss(data.x_test, score.reconstructions, loss).mean())
             row = {"kind": kind, "k": int(k), "loc": math.log10(k), "rec_loss": rec, "kl": score.kl,
                    "epochs": score.epochs, "seconds": score.seconds}
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            append_rows(cache, _CACHE_COLUMNS, [{"key": key, **row}])
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                append_rows(cache, _CACHE_COLUMNS, [{"key": key, **row}])
             rows.append(row)
     return pd.DataFrame(rows, columns=BASELINE_COLUMNS)

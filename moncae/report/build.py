@@ -76,8 +76,9 @@ def objective_loss(config) -> str:
     return "bce" if getattr(config, "model", "ae") == "vae" else config.loss
 
 
-def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
-    """The splits of the dataset's first run (by seed); None with a warning if unavailable."""
+def _load_dataset_for(runs: Sequence[RunInfo], data_dir: str | os.PathLike | None = None) -> _DatasetData | None:
+    """The splits of the dataset's first run (by seed), from `data_dir` if given, else where the
+    run found them; None with a warning if unavailable."""
     run = runs[0]
     # the split settings; where the files were found (`data_dir`) is no part of a split: the same
     # files found elsewhere give the same splits, and other files are caught by the fingerprint below
@@ -85,17 +86,28 @@ def _load_dataset_for(runs: Sequence[RunInfo]) -> _DatasetData | None:
     if len(specs) > 1:
         warn(f"{run.dataset}: runs use different data splits; the PCA baseline and "
              f"reconstructions use those of {run.path}")
-    try:
-        data = cached_dataset(run.config.data_spec())
-    except Exception as err:  # noqa: BLE001 - the report works without the data
-        warn(f"{run.dataset}: cannot load the data ({str(err).splitlines()[0][:200]}); the PCA "
-             "baseline and reconstruction figures are left out")
-        return None
+    # where the run found its data first, then `data_dir` (the files' fingerprint is checked below)
+    specs = [run.config.data_spec()]
+    if data_dir is not None and str(data_dir) != "" and str(data_dir) != specs[0].data_dir:
+        specs.append(replace(specs[0], data_dir=str(data_dir)))
+    for n, spec in enumerate(specs, start=1):
+        try:
+            data = cached_dataset(spec)
+            break
+        except Exception as err:  # noqa: BLE001 - the report works without the data
+            if n < len(specs):
+                continue
+            tried = " or ".join(str(s.data_dir) for s in specs if s.data_dir)
+            warn(f"{run.dataset}: cannot load the data{f' from {tried}' if tried else ''} "
+                 f"({(str(err).splitlines() or [''])[0][:400]}); the PCA baseline and reconstruction figures are "
+                 "left out (pass --data-dir with the dataset's folder)")
+            return None
     differ = [r for r in runs if r.data.get("fingerprint") not in (None, data.fingerprint)]
     if differ:
         warn(f"{run.dataset}: the data found now is not the data {differ[0].path} was searched on "
              f"(fingerprint {differ[0].data.get('fingerprint')} != {data.fingerprint}); the PCA "
-             "baseline and reconstruction figures are left out (set MONCAE_DATA_DIR to the same files)")
+             "baseline and reconstruction figures are left out (pass --data-dir, or set MONCAE_DATA_DIR, with the "
+             "same files)")
         return None
     desc = (f"{len(data.x_train)} training / {len(data.x_test)} test images of "
             f"{'x'.join(str(d) for d in data.input_shape)}")
@@ -173,6 +185,22 @@ def _sample_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame,
     return pngs
 
 
+def _baseline_cache(root: Path, dataset: str) -> Path | None:
+    """Where the dense baselines of `dataset` are cached: RESULTS/.baselines/DATASET.csv; None
+    (trained, not kept) with a warning where the results folder cannot be written."""
+    cache = root / CACHE_DIRNAME / f"{dataset}.csv"
+    try:
+        check_writable_folder(cache.parent, "--out")
+    except RunFolderError:
+        warn(f"{cache.parent} cannot be written; the dense baselines are trained but not cached (a next "
+             "report trains them again)")
+        return None
+    if cache.exists() and not os.access(cache, os.W_OK):
+        warn(f"{cache} cannot be written; the dense baselines it lacks are trained but not cached")
+        return None
+    return cache
+
+
 def _final_models(root: Path, runs: Sequence[RunInfo]) -> tuple[list[RunInfo], pd.DataFrame]:
     """The runs whose final models can be read, and those models; a run with a damaged file is
     left out with a warning naming the file and line, as an unreadable run is (`collect_runs`)."""
@@ -193,7 +221,8 @@ def _final_models(root: Path, runs: Sequence[RunInfo]) -> tuple[list[RunInfo], p
 def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | None = None,
                  loc_threshold: float | None = None,
                  log: Callable[[str], None] | None = None,
-                 baselines: str | Sequence[str] | None = None) -> Path:
+                 baselines: str | Sequence[str] | None = None,
+                 data_dir: str | os.PathLike | None = None) -> Path:
     """Write Table 1, the figures and `report.md` for every run under `results_dir`.
 
     Args:
@@ -204,6 +233,8 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
         log: called with a line of progress now and then (the CLI echoes it).
         baselines: the baseline fronts, names from `pca`, `dense_ae`, `dense_vae` (a comma-
             separated string or a sequence; default `pca` only). See `moncae.report.baselines`.
+        data_dir: the folder of the datasets' files (for the PCA baseline and the figures), when
+            not where the runs found them (a run folder copied from another machine).
 
     Returns:
         The path of `report.md`. The report is written into a hidden folder inside `out` and moved
@@ -232,12 +263,13 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     datasets = sorted({r.dataset for r in runs})
     log(f"report: {len(runs)} run(s) of {', '.join(datasets)} -> {out_dir}")
     with staged_report(out_dir) as staging:  # out_dir's earlier report is replaced only at the end
-        _write_report(root, runs, finals, datasets, staging, kinds, loc_threshold, log)
+        _write_report(root, runs, finals, datasets, staging, kinds, loc_threshold, log, data_dir)
     return out_dir / "report.md"
 
 
 def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, datasets: list[str], out_dir: Path,
-                  kinds: Sequence[str], loc_threshold: float | None, log: Callable[[str], None]) -> None:
+                  kinds: Sequence[str], loc_threshold: float | None, log: Callable[[str], None],
+                  data_dir: str | os.PathLike | None) -> None:
     """Every file of the report, into `out_dir`."""
     from moncae.report import plots
 
@@ -249,7 +281,7 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
         if len(losses) > 1:
             warn(f"{dataset}: runs use different losses ({', '.join(sorted(losses))}); their "
                  "rec losses are not comparable")
-        data[dataset] = _load_dataset_for(ds_runs)
+        data[dataset] = _load_dataset_for(ds_runs, data_dir)
         thresholds[dataset] = _threshold(dataset, ds_runs, data[dataset], finals, loc_threshold)
 
     table = collect_table1(runs, finals, thresholds)
@@ -285,7 +317,7 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
                 vae_eps=getattr(config, "vae_eps", 0.01),
                 # one cache per dataset, whatever the runs' settings group: its rows are keyed by all
                 # that decides a baseline (the data's fingerprint among it), so groups share them
-                cache=root / CACHE_DIRNAME / f"{config.run_dir.parent.name}.csv",
+                cache=_baseline_cache(root, config.run_dir.parent.name),
                 log=log)
         if d is not None and set(kinds) - {"pca"}:  # the default (pca only) writes what it did
             pca_rows = [] if pca is None else [{"kind": "pca", **r} for r in pca.to_dict("records")]
@@ -344,7 +376,8 @@ def _strategy_sections(runs: Sequence[RunInfo], out_dir: Path, log: Callable[[st
         sections.append("\n".join([
             f"## Strategies: {family}", "", table_md,
             f"Each run's all-time front hypervolume (validation) once it had used at most "
-            f"{int(info['budget'])} trainings (the fewest any run of this comparison used), mean ± "
+            f"{int(info['budget'])} trainings (the fewest any finished run of this comparison used: "
+            f"{info['fewest']}), mean ± "
             "standard deviation over seeds; p: two-sided Mann-Whitney U test against `random`. "
             "As CSV: [strategies.csv](strategies.csv).", "",
             f"![Strategies of {family}]({png})", ""]))

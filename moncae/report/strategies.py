@@ -2,8 +2,9 @@
 against cumulative trainings, per strategy, over seeds (pure pandas; scipy for the test).
 
 For each family (one dataset and settings, several strategies), the budget compared is the
-smallest number of trainings any of its runs used, T; each run's value is its all-time front
-hypervolume after the last generation with at most T trainings. Per strategy: mean and standard
+smallest number of trainings any of its finished runs used, T (unfinished runs are left out);
+each run's value is its all-time front hypervolume after the last generation with at most T
+trainings. Per strategy: mean and standard
 deviation over seeds, and a two-sided Mann-Whitney U p-value against `random` at that T.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from moncae.report.collect import RunInfo, read_table
+from moncae.report.collect import RunInfo, read_table, warn
 
 __all__ = ["STRATEGY_COLUMNS", "collect_strategies", "hv_at", "strategies_markdown"]
 
@@ -54,11 +55,18 @@ def collect_strategies(runs: Sequence[RunInfo]) -> dict[str, dict]:
         mine = [r for r in runs if r.family == family]
         if len({r.strategy for r in mine}) < 2:
             continue
+        for run in mine:  # a run stopped early would set everyone's budget at its few trainings
+            if not run.finished:
+                warn(f"{run.path}: unfinished; left out of the comparison of strategies")
+        mine = [r for r in mine if r.finished]
+        if len({r.strategy for r in mine}) < 2:
+            continue
         curves = {id(r): _curve(r) for r in mine}
-        used = [float(c["trainings_total"].iloc[-1]) for c in curves.values() if len(c)]
+        used = {id(r): float(c["trainings_total"].iloc[-1]) for r in mine if len(c := curves[id(r)])}
         if not used:
             continue
-        budget = min(used)
+        budget = min(used.values())
+        fewest = next(r for r in mine if used.get(id(r)) == budget)
         values: dict[str, list[float]] = {}
         trainings: dict[str, list[float]] = {}
         for run in mine:
@@ -79,7 +87,8 @@ def collect_strategies(runs: Sequence[RunInfo]) -> dict[str, dict]:
         curve_rows = [{"strategy": r.strategy, "seed": r.seed, **row}
                       for r in mine for row in curves[id(r)].to_dict("records")]
         out[family] = {"table": pd.DataFrame(rows, columns=STRATEGY_COLUMNS),
-                       "curves": pd.DataFrame(curve_rows), "budget": budget}
+                       "curves": pd.DataFrame(curve_rows), "budget": budget,
+                       "fewest": f"{fewest.strategy} {fewest.label}"}
     return out
 
 
