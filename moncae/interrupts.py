@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 __all__ = ["check_signals", "held_signals"]
 
-HELD = (signal.SIGINT, signal.SIGTERM)
+HELD = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 _pending: list[tuple[int, Callable]] = []  # the signal noted and the handler it would have run
 
 

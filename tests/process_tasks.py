@@ -89,5 +89,7 @@ if __name__ == "__main__":  # `python process_tasks.py SETTINGS_JSON [--resume]`
 
 
 def report_sigint(queue) -> None:
-    """Put this process's SIGINT disposition (as Python found it at start) on `queue`."""
-    queue.put(int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+    """Put whether this process started with SIGINT ignored or blocked on `queue`."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    blocked = hasattr(signal, "pthread_sigmask") and signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    queue.put(int(ignored or blocked))

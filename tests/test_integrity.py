@@ -131,6 +131,48 @@ def test_ctrl_c_says_how_to_go_on_and_exits_130(tmp_path, monkeypatch):
     assert "Traceback" not in result.output and "Aborted" not in result.output
 
 
+def test_sighup_stops_as_sigterm_does_but_not_under_nohup(tmp_path, monkeypatch):
+    """A closed terminal or ssh session (SIGHUP) killed the command, workers' semaphores leaked, with
+    no word on how to go on (a helper's audit); under `nohup` (SIGHUP ignored) it goes on."""
+    import signal
+
+    import moncae.search as search
+
+    def hung_up(*args, **kwargs):
+        signal.raise_signal(signal.SIGHUP)
+        raise AssertionError("went on after SIGHUP")
+
+    monkeypatch.setattr(search, "run_search", hung_up)
+    args = ["search", "--dataset", "mnist_5k", "--seed", "1", "--preset", "smoke", "--out", str(tmp_path),
+            "--workers", "1"]
+    before = signal.getsignal(signal.SIGHUP)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 129, result.output
+    assert "Stopped by SIGHUP" in result.output and "--resume" in result.output
+    assert signal.getsignal(signal.SIGHUP) is before
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+    try:
+        result = CliRunner().invoke(main, args)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert isinstance(result.exception, AssertionError), result.output  # the signal was ignored: it went on
+
+
+def test_a_ctrl_c_while_the_commands_load_exits_130_without_a_traceback():
+    """The console script's first ~0.2 s import the commands (NumPy, pandas, Click); a Ctrl-C then
+    printed Python's traceback (a helper's audit)."""
+    code = ("import sys\n"
+            "class Stop:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'moncae.cli.main':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Stop())\n"
+            "from moncae.cli.entry import run\n"
+            "run()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 130 and done.stderr == "" and done.stdout == "", done
+
+
 # -- 2. a lock per run folder -------------------------------------------------------------------
 def test_a_second_command_on_a_locked_folder_exits_2_naming_the_holder(stub_config, tmp_path):
     config = stub_config()
@@ -691,6 +733,18 @@ def test_a_resume_within_generation_0_says_what_it_reuses(stub_config):
     heard = Messages()
     run_search(config, resume=True, task_fn=with_model, progress=heard)
     assert f"resuming {config.run_dir} from its journal (3 trainings reused)" in heard.lines
+
+
+def test_a_resume_counts_generations_from_1_as_the_progress_lines_do(stub_config):
+    """It said "after generation 2" of a run whose progress had shown gen 3/4 done (a helper's audit)."""
+    config = stub_config()
+    with pytest.raises(Crash):
+        run_search(config, task_fn=crashing_after(12, with_model))
+    done = len(pd.read_csv(config.run_dir / "generations.csv"))
+    heard = Messages()
+    run_search(config, resume=True, task_fn=with_model, progress=heard)
+    assert any(line.startswith(f"resuming {config.run_dir} after generation {done} (") for line in heard.lines), \
+        (done, heard.lines)
 
 
 def test_a_killed_writes_temporary_files_go_when_the_folder_is_next_locked(stub_config, tmp_path):

@@ -178,11 +178,15 @@ class BarProgress:
     def population_rungs(self, below_top):
         self.below_top = below_top
 
-    def generation_done(self, row):
-        self.announce()
+    def close(self) -> None:
+        """End the generation's bar (click hides the terminal's cursor while one is open)."""
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+
+    def generation_done(self, row):
+        self.announce()
+        self.close()
         self.hv = row["hypervolume"]
         self.seconds[row["generation"]] = row["seconds"]
         if "search_seconds" in row:
@@ -424,7 +428,10 @@ def _search(configs, resume, quiet) -> None:
             of = f" ({i} of {len(configs)})" if len(configs) > 1 else ""
             header = f"search {config.dataset} seed {config.seed}{of} -> {config.run_dir}"
             progress = BarProgress(quiet, header=header, max_minutes=config.max_minutes)
-            result = run_search(config, resume=resume, progress=progress, executor=executor)
+            try:
+                result = run_search(config, resume=resume, progress=progress, executor=executor)
+            finally:  # a stop (Ctrl-C) or an error mid-generation: the bar gives the terminal's cursor back
+                progress.close()
             progress.announce()
             ok = sum(r.ok for r in result.records)
             click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "

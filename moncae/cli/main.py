@@ -33,13 +33,22 @@ def _quiet_stdout() -> None:
 
 
 class Terminated(BaseException):
-    """SIGTERM (`kill PID`, a batch scheduler's time limit) arrived: unwind as Ctrl-C does (a
-    `BaseException`, as `KeyboardInterrupt`: a training in this process, `--workers 1`, that
-    records its own errors as a failed training must not catch it)."""
+    """SIGTERM (`kill PID`, a batch scheduler's time limit) or SIGHUP (the terminal or ssh session
+    closed) arrived: unwind as Ctrl-C does (a `BaseException`, as `KeyboardInterrupt`: a training
+    in this process, `--workers 1`, that records its own errors as a failed training must not
+    catch it)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _terminate(signum, frame):
-    raise Terminated
+    raise Terminated(signum)
+
+
+# Signals that stop a command as Ctrl-C does; SIGHUP only where it is not ignored (`nohup`).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 # What a stopped command keeps and how it goes on, by command (the others write whole files or
@@ -51,8 +60,8 @@ AGAIN = ("nothing half-written is kept", "again")
 
 class MoncaeGroup(click.Group):
     """User errors (`MoncaeError`) print one line and exit 2; an OS error (disk full, permission)
-    prints one line and exits 1; Ctrl-C and SIGTERM stop the workers, say how to go on and exit
-    130 and 143 (128 + the signal, as a shell reports it); moncae's warnings print one line each.
+    prints one line and exits 1; Ctrl-C, SIGTERM and SIGHUP stop the workers, say how to go on and
+    exit 130, 143 and 129 (128 + the signal, as a shell reports it); moncae's warnings print one line each.
     Never a traceback."""
 
     def resolve_command(self, ctx: click.Context, args):
@@ -64,19 +73,26 @@ class MoncaeGroup(click.Group):
         with warnings.catch_warnings():  # restores showwarning and the filters afterwards
             warnings.simplefilter("always", MoncaeWarning)
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
-            try:
-                previous = signal.signal(signal.SIGTERM, _terminate)
-            except ValueError:  # not the main thread (a notebook's helper thread): left as it is
-                previous = None
+            previous = {}
+            for signum in STOP_SIGNALS:
+                try:
+                    if signal.getsignal(signum) is not signal.SIG_IGN:  # `nohup moncae ...` keeps SIGHUP off
+                        previous[signum] = signal.signal(signum, _terminate)
+                except ValueError:  # not the main thread (a notebook's helper thread): left as it is
+                    break
             try:
                 return super().invoke(ctx)
             except (KeyboardInterrupt, Terminated) as err:  # the commands' `finally` closed their workers
-                name = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
+                signum = err.signum if isinstance(err, Terminated) else signal.SIGINT
+                name = signal.Signals(signum).name if isinstance(err, Terminated) else "Ctrl-C"
                 command = ctx.meta.get("moncae.command")
                 kept, how = KEPT.get(command, AGAIN)
-                click.echo(f"\nStopped by {name}; {kept}: run the same command {how}"
-                           + (" to go on" if command in KEPT else ""), err=True)
-                sys.exit(128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT))
+                try:  # after SIGHUP the terminal may be gone
+                    click.echo(f"\nStopped by {name}; {kept}: run the same command {how}"
+                               + (" to go on" if command in KEPT else ""), err=True)
+                except OSError:
+                    pass
+                sys.exit(128 + signum)
             except MoncaeError as err:
                 click.echo(f"Error: {err}", err=True)
                 sys.exit(2)
@@ -93,8 +109,8 @@ class MoncaeGroup(click.Group):
                            f"same command {how}", err=True)
                 sys.exit(1)
             finally:
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
 
 
 @click.group(cls=MoncaeGroup, context_settings={"help_option_names": ["-h", "--help"]})

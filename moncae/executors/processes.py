@@ -79,19 +79,29 @@ def _die_with_parent(parent: int) -> None:
 def _init_worker(intra_threads: int, inter_threads: int, parent: int) -> None:
     """Runs first in each worker process, before any task (and so before TensorFlow loads)."""
     _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle (one pending: dropped)
+    if hasattr(signal, "pthread_sigmask"):  # started with it blocked (`_sigint_held`)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     configure_tensorflow(intra_threads, inter_threads)
     hold_off_keras_extras()  # this process only trains: Keras loads without pandas & co (~1.5 s)
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored in this process meanwhile (main thread only), so that a worker process it
-    starts ignores it from its first instruction: Python installs its KeyboardInterrupt handler
-    only where the parent left SIGINT alone, and a Ctrl-C while a worker still imports
-    (before `_init_worker`) printed that worker's traceback. Ctrl-C is the driver's to handle."""
+def _sigint_held() -> Iterator[None]:
+    """SIGINT held back in this thread meanwhile (blocked: a Ctrl-C now is delivered once it ends,
+    never lost), so that a worker process started now begins with it blocked and never sees it:
+    a Ctrl-C while a worker still imports (before `_init_worker`, which ignores SIGINT, then
+    unblocks it) printed that worker's traceback. Ctrl-C is the driver's to handle. Where signals
+    cannot be blocked (Windows), SIGINT is ignored meanwhile instead."""
     if threading.current_thread() is not threading.main_thread():
         yield
+        return
+    if hasattr(signal, "pthread_sigmask"):
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:  # a Ctrl-C that came meanwhile is delivered here
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -176,7 +186,7 @@ class ProcessExecutor:
         pool.shutdown(wait=True)
 
     def _submit(self, k: int, fn: Callable[[Any], Any], task: Any) -> Future:
-        with _sigint_ignored():  # a worker starting now inherits it (see `_sigint_ignored`)
+        with _sigint_held():  # a worker starting now inherits it (see `_sigint_held`)
             try:
                 return self._slot(k).submit(fn, task)
             except BrokenProcessPool:  # worker k died while idle: start another

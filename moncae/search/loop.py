@@ -369,6 +369,10 @@ def _next_keys(checkpoint: Checkpoint, shape) -> set[str]:
     return {Genome.from_config(c).key_for(shape) for c in genomes}
 
 
+def _trainings(n: int) -> str:
+    return f"{n} training{'' if n == 1 else 's'}"
+
+
 def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, checkpoint: Checkpoint | None,
                    cache: Trainings, shape, progress: SearchProgress, lengthened: bool) -> _State:
     """Where the loop starts. `lengthened`: a finished run made longer, which takes its last
@@ -377,7 +381,7 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         rng = random.Random(config.seed)
         population = strategy.initial(rng)
         if cache.journaled():  # stopped in generation 0, or its checkpoint deleted: the journal replays
-            progress.message(f"resuming {run.path} from its journal ({cache.journaled()} trainings reused)")
+            progress.message(f"resuming {run.path} from its journal ({_trainings(cache.journaled())} reused)")
         seconds = run.drop_generations_after(-1)
         return _State(population, rng, 0, _logbook([]), _hall_of_fame([]), strategy, seconds)
     rng = random.Random()
@@ -397,7 +401,7 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
         first, logbook = checkpoint.generation, logbook[:-1]
         population, strategy_state, hof = last, checkpoint.last_strategy, checkpoint.last_halloffame
         progress.message(f"{run.path}: its last generation ({first + 1}) runs again as an ordinary one "
-                         f"({cache.journaled()} trainings reused)")
+                         f"({_trainings(cache.journaled())} reused)")
     elif checkpoint.finished and missing:  # a training of the last generation failed for a passing
         first, logbook = checkpoint.generation, logbook[:-1]  # reason, or its row was cut: redo it
         population, strategy_state = last, checkpoint.last_strategy
@@ -410,8 +414,8 @@ def _initial_state(config: SearchConfig, strategy: Strategy, run: RunFolder, che
                          + (f" of {config.generations}: its time budget ended it)"
                             if ended < config.generations else ")"))
     else:
-        progress.message(f"resuming {run.path} after generation {checkpoint.generation} "
-                         f"({cache.journaled()} trainings reused)")
+        progress.message(f"resuming {run.path} after generation {checkpoint.generation + 1} "
+                         f"({_trainings(cache.journaled())} reused)")
     strategy.load_state(strategy_state)
     # a generation whose row was written but not its checkpoint runs again from the journal alone
     # (as does a lengthened run's old last generation): it keeps the seconds it took
