@@ -735,6 +735,26 @@ def test_a_resume_within_generation_0_says_what_it_reuses(stub_config):
     assert f"resuming {config.run_dir} from its journal (3 trainings reused)" in heard.lines
 
 
+def test_a_training_lost_with_its_worker_is_said_not_only_journaled(stub_config):
+    """Trainings whose worker died each time were recorded failed in silence, and the run said
+    "done" (a helper's audit)."""
+    config = stub_config(generations=1)
+    first = []
+
+    def task(t):
+        if not first:
+            first.append(t.key)
+            return EvalResult(failed_record(t, "its worker process died each time it ran this evaluation "
+                                               "(2 times; killed by SIGKILL): ...", failure="lost"))
+        return with_model(t)
+
+    heard = Messages()
+    run_search(config, task_fn=task, progress=heard)
+    assert [line for line in heard.lines if "recorded failed" in line] == [
+        f"{first[0]} (generation 1, rung 0) is recorded failed: its worker process died each time it ran this "
+        "evaluation (2 times; killed by SIGKILL): ... (a --resume of this run trains it again where it meets it)"]
+
+
 def test_a_resume_counts_generations_from_1_as_the_progress_lines_do(stub_config):
     """It said "after generation 2" of a run whose progress had shown gen 3/4 done (a helper's audit)."""
     config = stub_config()

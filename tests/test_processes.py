@@ -69,7 +69,7 @@ def test_a_worker_that_dies_costs_only_its_own_task():
     with ProcessExecutor(2, threads=1, on_lost=lambda task, why: lost.append(why) or ("lost", task)
                          ) as executor:
         assert list(executor.map_ordered(die_on_two, [0, 1, 2, 3, 4])) == [0, -1, ("lost", 2), -3, -4]
-        assert len(lost) == 1 and "2 times" in lost[0]
+        assert len(lost) == 1 and "2 times; killed by SIGKILL" in lost[0]
         assert list(executor.map_ordered(die_on_two, [5, 6])) == [-5, -6]  # new workers took over
 
 

@@ -182,7 +182,7 @@ def test_dry_run_prints_settings_that_config_reads_back_and_writes_nothing(tmp_p
 def test_the_progress_bar_shows_the_last_generations_hypervolume_once_there_is_one():
     from moncae.cli.cmd_search import BarProgress
 
-    progress = BarProgress(quiet=False)
+    progress = BarProgress(quiet=False, bar=True)
     progress.generation_started(0, 2, 3, 0)
     assert progress.bar.item_show_func(None) == "cache hits 0"  # no "HV nan"
     progress.generation_done({"generation": 0, "hypervolume": 30.48031, "front_size": 2, "best_rec_loss": 0.5,
@@ -198,7 +198,7 @@ def test_the_progress_bar_goes_on_when_promotions_lengthen_it():
 
     from moncae.cli.cmd_search import BarProgress
 
-    progress = BarProgress(quiet=False)
+    progress = BarProgress(quiet=False, bar=True)
     progress.generation_started(0, 2, 2, 0)
     for _ in range(2):
         progress.evaluation_done(SimpleNamespace(generation=0, rung=0, seconds=1.0))
@@ -230,6 +230,19 @@ def test_quiet_promotion_lines_only_for_a_rung_with_candidates(capsys):
     assert capsys.readouterr().out == "  rung 1: 1 of 3 promoted\n"
     progress.promotion(3, 1, 3, 2, 0)  # a resume's replay: their trainings are in the journal
     assert capsys.readouterr().out == "  rung 1: 2 of 3 promoted (2 trained before)\n"
+
+
+def test_in_a_log_a_generation_says_what_it_trains_and_each_rung_what_it_promoted(capsys):
+    """With stderr not a terminal, click's bar printed its label once and nothing more: a long
+    generation gave no sign of life in a log (a helper's audit)."""
+    from moncae.cli.cmd_search import BarProgress
+
+    progress = BarProgress(quiet=False)  # stderr here is not a terminal
+    assert not progress.show_bar
+    progress.generation_started(2, 4, 8, 1)
+    progress.promotion(2, 1, 8, 3, 3)
+    assert capsys.readouterr().err == "gen 3/4: 8 to train, 1 cached\n  rung 1: 3 of 8 promoted\n"
+    assert progress.bar is None
 
 
 def test_the_summary_line_says_about_how_long_the_rest_takes():

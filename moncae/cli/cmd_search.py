@@ -112,8 +112,11 @@ class BarProgress:
     `header` (the run's `search ... -> RUN` line) is printed before the first thing the search
     says, so a refusal found while it starts (a resume's settings, a lock) comes alone."""
 
-    def __init__(self, quiet: bool, header: str | None = None, max_minutes: float = 0.0) -> None:
+    def __init__(self, quiet: bool, header: str | None = None, max_minutes: float = 0.0,
+                 bar: bool | None = None) -> None:
         self.quiet = quiet
+        # the bar where stderr is a terminal (`bar` None); in a log, a line per generation and rung instead
+        self.show_bar = not quiet and (sys.stderr.isatty() if bar is None else bar)
         self.header = header
         self.max_minutes = max_minutes  # the search's time budget (0: none), for the time left
         self.run_seconds: tuple[float, float] | None = None  # the whole run's seconds so far, longest
@@ -131,10 +134,12 @@ class BarProgress:
         self.announce()
         self.generation, self.generations = generation, generations
         self.trained, self.hits = 0, cache_hits
+        if not self.quiet and not self.show_bar:
+            click.echo(f"gen {generation + 1}/{generations}: {to_train} to train, {cache_hits} cached", err=True)
         self._open_bar(to_train)
 
     def _open_bar(self, to_train):
-        if not self.quiet and to_train:
+        if self.show_bar and to_train:
             generation = self.generation
             self.bar = click.progressbar(
                 length=to_train, label=f"gen {generation + 1}/{self.generations}", file=sys.stderr,
@@ -165,9 +170,9 @@ class BarProgress:
             self.bar.finished = self.bar.pos >= self.bar.length  # click's flag, set once pos reached it
         else:
             self._open_bar(to_train)
-        if self.quiet and candidates:  # no candidates: every genome of the generation was cached
+        if not self.show_bar and candidates:  # no candidates: every genome of the generation was cached
             reused = f" ({promoted - to_train} trained before)" if promoted > to_train else ""
-            click.echo(f"  rung {rung}: {promoted} of {candidates} promoted{reused}")
+            click.echo(f"  rung {rung}: {promoted} of {candidates} promoted{reused}", err=not self.quiet)
 
     def announce(self) -> None:
         """Print the header, once."""

@@ -110,6 +110,13 @@ def _sigint_held() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def _processes(pool: ProcessPoolExecutor | None) -> list:
     """A pool's worker processes (CPython internals; none where they are not there)."""
     return list((getattr(pool, "_processes", None) or {}).values())
@@ -268,8 +275,9 @@ class ProcessExecutor:
             deaths[i] += 1
             if deaths[i] <= self.retries:
                 return _AGAIN
+            how = f"killed by {_signal_name(-code)}" if code is not None and code < 0 else "out of memory?"
             return self.on_lost(task, f"its worker process died each time it ran this evaluation "
-                                          f"({deaths[i]} times; out of memory?): "
+                                          f"({deaths[i]} times; {how}): "
                                           f"{one_line(err, limit=300)}")
         except Exception as err:  # noqa: BLE001 - the task's own error, raised in turn
             return _Raised(err)

@@ -630,6 +630,9 @@ def _train_rung(gen: int, rung: int, todo: list[str], genomes: dict[str, Genome]
                               VAE_COLUMNS if config.model == "vae" else ())
         cache.add(rec)
         progress.evaluation_done(rec)
+        if rec.failure == "lost":
+            progress.message(f"{rec.genome_key} (generation {gen + 1}, rung {rung}) is recorded failed: "
+                             f"{rec.error[:200]} (a --resume of this run trains it again where it meets it)")
 
 
 def _record_generation(gen: int, keys: list[str], records: list[EvalRecord], points: np.ndarray,
