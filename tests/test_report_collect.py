@@ -362,3 +362,15 @@ def test_the_data_of_a_moved_run_is_found_with_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("MONCAE_DATA_DIR", raising=False)
     CliRunner().invoke(main, ["report", str(tmp_path / "R"), "--data-dir", str(tmp_path / "here"), "--quiet"])
     assert seen == [str(tmp_path / "here")]
+
+
+def test_a_report_out_inside_a_run_folder_is_refused(stub_config, tmp_path):
+    from moncae.errors import RunFolderError
+    from moncae.report import build_report
+
+    config = stub_config(tmp_path / "R", generations=1)
+    run_search(config, task_fn=surrogate_task)
+    for out in (config.run_dir, config.run_dir / "models" / "report"):
+        with pytest.raises(RunFolderError, match=f"is inside the run folder {config.run_dir}; pass a folder"):
+            build_report(tmp_path / "R", out=out)
+    assert not (config.run_dir / "models" / "report").exists()

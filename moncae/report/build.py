@@ -257,6 +257,10 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     root = Path(results_dir)
     out_dir = Path(out) if out is not None else root / REPORT_DIRNAME
     runs = collect_runs(root)
+    inside = next((r.path for r in runs if Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(r.path))),
+                  None)
+    if inside is not None:  # the report's files would mix with a run's own
+        raise RunFolderError(f"--out {out_dir} is inside the run folder {inside}; pass a folder outside the runs")
     check_writable_folder(out_dir, "--out")  # a file there or on the way, a read-only place
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, finals = _final_models(root, runs)
