@@ -88,8 +88,9 @@ def _init_worker(intra_threads: int, inter_threads: int, parent: int) -> None:
 
 @contextlib.contextmanager
 def _sigint_held() -> Iterator[None]:
-    """SIGINT held back in this thread meanwhile (blocked: a Ctrl-C now is delivered once it ends,
-    never lost), so that a worker process started now begins with it blocked and never sees it:
+    """SIGINT blocked in this thread meanwhile (a Ctrl-C now is never lost: another thread of the
+    process takes it at once, or this one once it ends), so that a worker process started now
+    begins with it blocked and never sees it:
     a Ctrl-C while a worker still imports (before `_init_worker`, which ignores SIGINT, then
     unblocks it) printed that worker's traceback. Ctrl-C is the driver's to handle. Where signals
     cannot be blocked (Windows), SIGINT is ignored meanwhile instead."""
