@@ -117,7 +117,7 @@ def command(dataset, data_dir, genes, run_dir, key, space, downsample, max_block
     them get U(-1, 1) added (the study's operator); the best agent is kept. Prints the best loss
     on the training images every --log-every generations, and the loss on the validation split
     at the end. The study found it does not scale beyond a handful of images; see
-    bench/ga_weights.py for a comparison with Adam.
+    bench/ga_weights.py (in the source repository) for a comparison with Adam.
     """
     from moncae.data import DataSpec, cached_dataset
     from moncae.method.genome import Genome, GenomeSpace
