@@ -292,6 +292,23 @@ def test_results_failed_for_a_passing_reason_exit_1_with_the_first_reason_and_th
         "(e.g. free memory) and run the same command with --resume to train them again\n")
 
 
+def test_a_search_whose_every_final_model_failed_exits_1_naming_the_error(tmp_path, monkeypatch):
+    """With an unsupported Keras every training failed with a TypeError, and the search said
+    "done: 0/4 final models trained" and exited 0 (a helper's audit)."""
+    from types import SimpleNamespace
+
+    import moncae.search as search
+
+    failed = [SimpleNamespace(ok=False, error="TypeError: compute_loss() got an unexpected keyword argument")] * 4
+    monkeypatch.setattr(search, "run_search", lambda *a, **k: SimpleNamespace(
+        records=failed, models_saved=0, run_dir=tmp_path / "run", unsaved=[]))
+    result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--seed", "1", "--preset", "smoke",
+                                       "--out", str(tmp_path), "--workers", "1", "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert ("Error: every final model's training failed (1 distinct error(s); the first: TypeError: "
+            "compute_loss() got an unexpected keyword argument); see the `error` column of") in result.output
+
+
 def test_the_time_left_counts_the_last_generation_promoting_the_whole_population():
     from types import SimpleNamespace
 

@@ -445,6 +445,12 @@ def _search(configs, resume, quiet) -> None:
             # or a worker that kept dying
             exit_if_unsaved(result.unsaved, "final model(s)", "with --resume to train them again",
                             "e.g. free memory, or fewer --workers")
+            if result.records and not ok:  # nothing worth finding: say why, not "done"
+                errors = sorted({r.error for r in result.records if r.error})
+                click.echo(f"Error: every final model's training failed ({len(errors)} distinct error(s); the "
+                           f"first: {errors[0] if errors else 'none recorded'}); see the `error` column of "
+                           f"{result.run_dir / 'evaluations.csv'}", err=True)
+                sys.exit(1)
     finally:
         if executor is not None:
             executor.close()
