@@ -374,3 +374,12 @@ def test_a_report_out_inside_a_run_folder_is_refused(stub_config, tmp_path):
         with pytest.raises(RunFolderError, match=f"is inside the run folder {config.run_dir}; pass a folder"):
             build_report(tmp_path / "R", out=out)
     assert not (config.run_dir / "models" / "report").exists()
+
+
+def test_a_folder_named_as_a_run_but_without_one_is_said_to_be_left_out(stub_config, tmp_path):
+    config = stub_config(tmp_path / "R", generations=1)
+    run_search(config, task_fn=surrogate_task)
+    empty = config.run_dir.parent / "seed-8"
+    (empty / "models").mkdir(parents=True)
+    with pytest.warns(ReportWarning, match=f"{empty}: left out, it holds no config.json or evaluations.csv"):
+        assert [r.seed for r in collect_runs(tmp_path / "R")] == [config.seed]

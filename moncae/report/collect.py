@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,9 @@ def _find_run_dirs(root: Path) -> list[Path]:
             found.append(Path(dirpath))
             dirnames[:] = []
         else:
+            if re.fullmatch(r"seed-\d+", Path(dirpath).name):  # named as a run but none: said, not skipped
+                warn(f"{dirpath}: left out, it holds no config.json or evaluations.csv (a search that never "
+                     "started, or not a run folder)")
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
     if not found:
         raise RunFolderError(f"no run folders under {root}: expected DATASET/seed-N/ folders "
