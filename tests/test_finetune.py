@@ -120,6 +120,12 @@ def test_several_runs_one_after_another_each_checked_first(search_run, finetuned
                                        "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
     assert result.exit_code == 2 and "was made with other settings" in result.output, result.output
     assert not (fresh / "finetune.csv").exists()
+    gone = copy_run(search_run, tmp_path / "gone")
+    _missing_dataset(gone)  # its data file moved away: said before the first run is fine-tuned (an audit)
+    result = CliRunner().invoke(main, ["finetune", str(fresh), str(gone), "--epochs", str(EPOCHS),
+                                       "--classifier-epochs", str(CLASSIFIER_EPOCHS)])
+    assert result.exit_code == 2 and "moved-away.npz" in result.output, result.output
+    assert not (fresh / "finetune.csv").exists()
 
     a, b = copy_run(finetuned[0], tmp_path / "a"), copy_run(finetuned[0], tmp_path / "b")
     result = CliRunner().invoke(main, ["finetune", str(a), str(b), str(a), "--epochs", str(EPOCHS),

@@ -77,7 +77,7 @@ def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir,
     if len(run_dirs) > 1:
         for run_dir in run_dirs:
             check_finetune(run_dir, epochs=epochs, classifier_epochs=classifier_epochs, batch_size=batch_size,
-                           patience=patience)
+                           patience=patience, data_dir=data_dir)
     unsaved, none_ok = [], []
     with finetune_executor(workers) as executor:  # the runs share its workers, started once
         for i, run_dir in enumerate(run_dirs, 1):

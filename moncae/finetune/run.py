@@ -23,8 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from moncae.config import WORKERS_AUTO, SearchConfig
-from moncae.data import cached_dataset
-from moncae.errors import MoncaeError, RunFolderError, one_line
+from moncae.data import DATASET_NAMES, cached_dataset, dataset_status
+from moncae.data.locate import user_data_dir
+from moncae.errors import DataError, MoncaeError, RunFolderError, one_line
 from moncae.executors import Executor, execution_notices, execution_record, make_executor
 from moncae.finetune.records import (
     FINETUNE_COLUMNS,
@@ -184,14 +185,21 @@ def _check_settings(run: RunFolder, settings: FinetuneSettings, execution: dict,
 
 
 def check_finetune(run_dir, *, epochs: int | None = None, classifier_epochs: int = 20, batch_size: int = 256,
-                   patience: int = 3) -> None:
-    """What `finetune_run` checks before it trains, reading only (no data): a finished search's
-    run folder (`check_run`), and rows already fine-tuned made with these settings. `moncae
+                   patience: int = 3, data_dir: str | None = None) -> None:
+    """What `finetune_run` checks before it trains, reading only: a finished search's run folder
+    (`check_run`), rows already fine-tuned made with these settings, and that its data is there (a
+    data folder, a dataset file; a named dataset that may be downloaded is not fetched). `moncae
     finetune A B ...` checks every folder so before fine-tuning any."""
     run, config = check_run(run_dir)
     settings = FinetuneSettings(config.finetune_epochs if epochs is None else epochs, classifier_epochs,
                                 batch_size, patience)
     _continued(run, settings, bool(_read_done(run.path / FINETUNE_CSV, repair=False)))  # no lock held yet
+    folder = data_dir if data_dir is not None else config.data_dir
+    user_data_dir(folder)  # a data folder that is not there: a DataError naming it
+    if config.dataset not in DATASET_NAMES:  # a user's file: nothing to download
+        status = dataset_status(config.dataset, data_dir=folder)
+        if not status.available:
+            raise DataError(f"{run.path}: {status.reason}")
 
 
 # --------------------------------------------------------------------------- the run
