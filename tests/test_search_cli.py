@@ -205,6 +205,7 @@ def test_the_progress_bar_goes_on_when_promotions_lengthen_it():
     assert progress.bar.finished  # click's: its length reached
     progress.promotion(0, 1, 2, 2, 2)  # two more: not finished (a full bar without its time left)
     assert (progress.bar.pos, progress.bar.length, progress.bar.finished) == (2, 4, False)
+    assert progress.bar.label == "gen 1/2 rung 1"  # why the count grew (a helper's audit: 8/8, then 9/11)
 
 
 def test_the_summary_line_shows_the_all_time_front_hypervolume_where_the_population_lost_some(capsys):

@@ -64,6 +64,14 @@ def clock(monkeypatch):
     monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=perf_counter))
 
 
+def test_the_budget_says_whether_it_is_used_up_or_another_generation_would_not_fit(stub_config, tmp_path, clock):
+    heard = Messages()
+    run_search(stub_config(tmp_path / "b", generations=8, max_minutes=2.2), task_fn=with_model, progress=heard)
+    assert [m for m in heard.lines if m.startswith("time budget")] == [
+        "time budget: generation 5 is the last of 8 (2.00 of 2.2 min used; another generation as long "
+        "as the longest so far would not fit)"]
+
+
 @pytest.mark.parametrize("settings", SETTINGS)
 def test_the_budget_ends_the_search_as_a_run_of_that_many_generations(stub_config, tmp_path, clock, settings):
     heard = Messages()
@@ -72,8 +80,8 @@ def test_the_budget_ends_the_search_as_a_run_of_that_many_generations(stub_confi
     # after 4 generations (2 minutes), a fifth of 30 s does not fit: the fifth is the last
     assert len(budgeted.logbook) == 5 and len(budgeted.hypervolumes) == 5
     assert [m for m in heard.lines if m.startswith("time budget")] == [
-        "time budget: generation 5 is the last of 8 (2.00 of 2 min used; another generation as long "
-        "as the longest so far would not fit)"]
+        "time budget: generation 5 is the last of 8 (2.00 of 2 min used; the budget is used up; this one "
+        "ends the run)"]
     plain = run_search(stub_config(tmp_path / "p", generations=5, **settings), task_fn=with_model)
     assert_same(plain.run_dir, budgeted.run_dir, names=WITH_INDEX)
     assert budgeted.models_saved == plain.models_saved > 0

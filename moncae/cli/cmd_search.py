@@ -165,9 +165,11 @@ class BarProgress:
 
     def promotion(self, generation, rung, candidates, promoted, to_train):
         self.announce()
-        if self.bar is not None:  # the bar grows by the promoted trainings
+        if self.bar is not None:  # the bar grows by the promoted trainings, and says which rung it is at
             self.bar.length += to_train
             self.bar.finished = self.bar.pos >= self.bar.length  # click's flag, set once pos reached it
+            if to_train:
+                self.bar.label = f"gen {generation + 1}/{self.generations} rung {rung}"
         else:
             self._open_bar(to_train)
         if not self.show_bar and candidates:  # no candidates: every genome of the generation was cached

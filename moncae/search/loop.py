@@ -436,10 +436,12 @@ def _out_of_time(gen: int, logbook, config: SearchConfig, progress: SearchProgre
     seconds = [row.get("seconds") for row in logbook]
     if not budget_ends(seconds, config.max_minutes):
         return False
+    used = used_minutes(seconds)
+    why = ("the budget is used up; this one ends the run" if used >= config.max_minutes else
+           "another generation as long as the longest so far would not fit")
+    digits = 1 if config.max_minutes >= 10 else 2
     progress.message(f"time budget: generation {gen + 1} is the last of {config.generations} "
-                     f"({used_minutes(seconds):.{1 if config.max_minutes >= 10 else 2}f} of "
-                     f"{config.max_minutes:g} min used; another "
-                     f"generation as long as the longest so far would not fit)")
+                     f"({used:.{digits}f} of {config.max_minutes:g} min used; {why})")
     return True
 
 
