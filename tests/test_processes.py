@@ -219,6 +219,13 @@ def test_the_run_records_its_threads_and_a_resume_with_others_says_so(stub_confi
         f"note: {config.run_dir} started with {execution['threads']} TensorFlow thread(s) per "
         "training, this resume trains with 99 (1 worker(s)): new trainings may differ in the "
         "numbers from an uninterrupted run (use the first run's --workers 1 to avoid it)"]
+    # and the run's record says so (an audit: it kept only the first way its trainings ran)
+    payload = json.loads((config.run_dir / "config.json").read_text())
+    assert payload["execution"] == execution
+    assert [e["threads"] for e in payload["later_executions"]] == [99]
+    run_search(config, resume=True, task_fn=surrogate_task, executor=_OtherThreads())  # recorded once
+    again = json.loads((config.run_dir / "config.json").read_text())
+    assert again["later_executions"] == payload["later_executions"]
 
 
 def test_a_resume_on_another_cpu_says_so(stub_config, monkeypatch):

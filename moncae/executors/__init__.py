@@ -161,3 +161,17 @@ def execution_notices(path: Path, previous: Any, current: dict[str, Any], doing:
             "TensorFlow's CPU kernels follow the instruction set, so new trainings may differ in the "
             "numbers from an uninterrupted run on the first machine")
     return notices
+
+
+def with_later_execution(payload: dict[str, Any], current: dict[str, Any],
+                         notices: list[str]) -> dict[str, Any] | None:
+    """`payload` (a run's config.json, or its finetune.json) with `current` added to its
+    `later_executions`, where the trainings now run differently from its first ones (`notices`
+    from `execution_notices` are not empty) and `current` is not recorded there yet; None when
+    there is nothing to add. So a run's record says every way its trainings ran, not only the first."""
+    later = payload.get("later_executions")
+    later = list(later) if isinstance(later, list) else []
+    if not notices or current in later:
+        return None
+    return {**payload, "later_executions": [*later, current]}
+

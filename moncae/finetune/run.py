@@ -26,7 +26,7 @@ from moncae.config import WORKERS_AUTO, SearchConfig
 from moncae.data import DATASET_NAMES, cached_dataset, dataset_status
 from moncae.data.locate import user_data_dir
 from moncae.errors import DataError, MoncaeError, RunFolderError, one_line
-from moncae.executors import Executor, execution_notices, execution_record, make_executor
+from moncae.executors import Executor, execution_notices, execution_record, make_executor, with_later_execution
 from moncae.finetune.records import (
     FINETUNE_COLUMNS,
     FINETUNE_CSV,
@@ -177,8 +177,11 @@ def _check_settings(run: RunFolder, settings: FinetuneSettings, execution: dict,
     lines returned) when it trains with another thread count or CPU than those rows were."""
     payload = _continued(run, settings, has_rows)
     if payload is not None:
-        return execution_notices(run.path / FINETUNE_CSV, payload.get("execution"), execution,
-                                 "this fine-tune")
+        notices = execution_notices(run.path / FINETUNE_CSV, payload.get("execution"), execution,
+                                    "this fine-tune")
+        if (recorded := with_later_execution(payload, execution, notices)) is not None:
+            write_json(run.path / FINETUNE_JSON, recorded)  # every way its rows were made
+        return notices
     write_json(run.path / FINETUNE_JSON, {"settings": asdict(settings), "execution": execution,
                                           "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return []

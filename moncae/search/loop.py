@@ -40,7 +40,14 @@ from moncae.evaluation.records import (
     TrainSettings,
     evaluation_seed,
 )
-from moncae.executors import Executor, LocalExecutor, execution_notices, execution_record, make_executor
+from moncae.executors import (
+    Executor,
+    LocalExecutor,
+    execution_notices,
+    execution_record,
+    make_executor,
+    with_later_execution,
+)
 from moncae.method.architecture import forward_flops
 from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.fidelity import Rung, promoted
@@ -202,7 +209,8 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool, e
             _check_same(run, "settings", previous, config.results_settings(),
                         preset if isinstance(preset, str) and preset != config.preset else None)
         run.check_data(data, stored=payload.get("data"))
-        for notice in execution_notices(run.path, payload.get("execution"), execution, "this resume"):
+        notices = execution_notices(run.path, payload.get("execution"), execution, "this resume")
+        for notice in notices:
             progress.message(notice)
         checkpoint = run.load_checkpoint()
         why = _lengthening_refused(run, config, previous["generations"], checkpoint) if lengthen else None
@@ -210,6 +218,8 @@ def _start_or_resume(run: RunFolder, config: SearchConfig, data, resume: bool, e
             raise RunFolderError(f"cannot resume {run.path} with {config.generations} generations instead of "
                                  f"{previous['generations']}: {why}; use --generations {previous['generations']}, "
                                  f"or start a run of {config.generations} generations with another --out")
+        if (recorded := with_later_execution(payload, execution, notices)) is not None:
+            run.write_config(recorded)  # config.json says every way the run's trainings ran
         return checkpoint, previous["generations"] if lengthen else None
     if run.has_journals():
         raise RunFolderError(f"{run.path} has search results but no config.json, so its settings "
