@@ -249,6 +249,8 @@ def test_two_workers_fine_tune_as_one_worker_with_their_threads_does(search_run,
         f"note: {two / 'finetune.csv'} started with 1 TensorFlow thread(s) per training, this fine-tune "
         "trains with 99 (1 worker(s)): new trainings may differ in the numbers from an uninterrupted "
         "run (use the first run's --workers 2 to avoid it)"]
+    recorded = json.loads((two / "finetune.json").read_text())
+    assert recorded["execution"]["threads"] == 1 and [e["threads"] for e in recorded["later_executions"]] == [99]
 
 
 def test_a_fine_tune_whose_worker_keeps_dying_is_failed_and_tried_again_later(search_run, tmp_path):
