@@ -174,4 +174,3 @@ def with_later_execution(payload: dict[str, Any], current: dict[str, Any],
     if not notices or current in later:
         return None
     return {**payload, "later_executions": [*later, current]}
-
