@@ -193,7 +193,8 @@ def test_nothing_satisfies_names_the_closest_model(search_run, front, tmp_path, 
     (tmp_path / "empty").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "empty")
     for out, expected in ((blocker / "o", f"output path {blocker} is a file, not a folder; pass another OUT_DIR"),
-                          (tmp_path / "link", "is a link; export into a new or empty folder")):
+                          (tmp_path / "link", "is a link; export into a new or empty folder"),
+                          (search_run / "exp", f"is inside the run folder {search_run}")):
         one_line_error(["export", str(search_run), str(out), "--knee"], expected)  # before any work (an audit)
     monkeypatch.chdir(tmp_path / "empty")  # `.` empty: it was exported into, then its rmdir failed (an audit)
     for here in (".", "../empty", str(tmp_path)):
@@ -204,6 +205,26 @@ def test_nothing_satisfies_names_the_closest_model(search_run, front, tmp_path, 
         one_line_error(["export", str(search_run), str(tmp_path / "o"), "--key", unkept.iloc[0]["id"]],
                        "not in the final population")
     assert not (tmp_path / "o").exists()
+
+
+def test_an_out_filled_by_another_export_meanwhile_is_one_line_and_left_as_it_is(search_run, tmp_path,
+                                                                                  monkeypatch):
+    """Two exports into one OUT: the second exited 1 with the disk-full advice (a helper's audit)."""
+    import moncae.export.export as export
+
+    out, real = tmp_path / "o", export._check
+
+    def other_export_finishes_first(*args, **kwargs):
+        out.mkdir()
+        (out / "model.json").write_text("the other export's")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export, "_check", other_export_finishes_first)
+    result = CliRunner().invoke(main, ["export", str(search_run), str(out), "--knee"])
+    assert result.exit_code == 2, result.output
+    assert f"{out} was filled by another command meanwhile" in result.output and "Traceback" not in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]  # no hidden folder of this export left
+    assert (out / "model.json").read_text() == "the other export's"
 
 
 def test_corrupt_or_missing_model_file_is_one_line_and_writes_nothing(search_run, front, tmp_path):

@@ -265,6 +265,21 @@ def test_a_lock_file_that_is_a_link_is_replaced_never_written_through(tmp_path):
         RunLock(run, "moncae search").acquire()
 
 
+def test_a_reader_looking_who_holds_the_lock_does_not_refuse_a_command_starting(tmp_path):
+    """`lock_holder` (report, front, export) takes a shared lock for a moment; a command starting
+    then was refused in the name of a process long ended (a helper's audit)."""
+    import fcntl
+    import threading
+
+    with RunLock(tmp_path, "moncae search"):  # a process that ended: its info stays in the file
+        pass
+    fd = os.open(tmp_path / ".lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a reader, right now
+    threading.Timer(0.1, os.close, [fd]).start()
+    with RunLock(tmp_path, "moncae finetune"):  # waits the reader out
+        assert lock_holder(tmp_path) is not None
+
+
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     code = ("import sys, time; from moncae.store import RunLock; "
             f"RunLock({str(tmp_path)!r}, 'test').acquire(); print('locked', flush=True); time.sleep(60)")

@@ -3,6 +3,7 @@ computation, and a whole report built from them."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
@@ -330,7 +331,8 @@ def test_a_report_replaces_the_earlier_one_whole_and_a_stopped_one_leaves_it(stu
         build_report(tmp_path / "R")
     names = {p.name for p in folder.iterdir()}
     assert not any(n.startswith("strategies") for n in names), names
-    assert "notes.txt" in names and "report.md" in names and not any(n.startswith(".") for n in names)
+    assert "notes.txt" in names and "report.md" in names
+    assert {n for n in names if n.startswith(".")} == {".report.lock"}  # no staging folder left
 
 
 def test_the_data_of_a_moved_run_is_found_with_data_dir(tmp_path, monkeypatch):
@@ -383,3 +385,34 @@ def test_a_folder_named_as_a_run_but_without_one_is_said_to_be_left_out(stub_con
     (empty / "models").mkdir(parents=True)
     with pytest.warns(ReportWarning, match=f"{empty}: left out, it holds no config.json or evaluations.csv"):
         assert [r.seed for r in collect_runs(tmp_path / "R")] == [config.seed]
+
+
+def test_two_reports_into_one_folder_swap_in_turn_and_a_file_already_gone_is_no_error(tmp_path):
+    """Two reports' moves interleaved left a mix of both, and the one that lost exited 1 on a
+    FileNotFoundError (a helper's audit)."""
+    import fcntl
+    import threading
+
+    from moncae.report.output import LOCK_NAME, staged_report
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pca_baseline_a.csv").write_text("old")  # an earlier report's, not written again
+    (out / "report.md").write_text("old")
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another report moving its files in right now
+    done = []
+
+    def other_report():
+        with staged_report(out) as staging:
+            (staging / "report.md").write_text("new")
+        done.append(True)
+
+    thread = threading.Thread(target=other_report)
+    thread.start()
+    thread.join(0.3)
+    assert not done and (out / "report.md").read_text() == "old"  # it waits for the lock
+    (out / "pca_baseline_a.csv").unlink()  # the other report removed it meanwhile
+    os.close(fd)
+    thread.join(10)
+    assert done and (out / "report.md").read_text() == "new"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import os
 import shutil
@@ -92,6 +93,8 @@ def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key:
         raise MoncaeError(f"{out_dir} is the folder you are in (or holds it); export into a new or empty "
                           "folder, e.g. export/knee")
     out = Path(os.path.abspath(out)) if out.name in ("", ".", "..") else out
+    if Path(os.path.abspath(out)).is_relative_to(os.path.abspath(run_dir)):  # its commands clean it
+        raise MoncaeError(f"{out_dir} is inside the run folder {run_dir}; export to a folder outside it")
     if out.is_symlink():  # replaced by the export's own folder at the end: refused before any work
         raise MoncaeError(f"{out} is a link; export into a new or empty folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -124,9 +127,15 @@ def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key:
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp made it private
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        tmp.rename(out)
+        try:
+            if out.exists():
+                out.rmdir()  # empty, checked above
+            tmp.rename(out)
+        except OSError as err:  # filled meanwhile (another export into it): nothing of it is touched
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise MoncaeError(f"{out} was filled by another command meanwhile (another export?); nothing of "
+                              "this export was kept: export into a new or empty folder") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

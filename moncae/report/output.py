@@ -21,6 +21,7 @@ REPORT_FILE = re.compile(
     r"|(pca_baseline|versus_pca|baselines)_.+\.csv"
     r"|(pareto|hv_history|projections|reconstructions|samples|strategies)_.+\.png)")
 STAGING_PREFIX = ".partial-report-"
+LOCK_NAME = ".report.lock"
 
 
 def _alive(pid: int) -> bool:
@@ -44,19 +45,36 @@ def _remove_leftovers(out_dir: Path) -> None:
 @contextlib.contextmanager
 def staged_report(out_dir: Path) -> Iterator[Path]:
     """A fresh hidden folder inside `out_dir` to write the report into. On leaving without an
-    error, the earlier report's files that the new one does not have are removed and the new
-    files moved in, `report.md` last; on an error (or Ctrl-C) the folder is removed and `out_dir`
-    is as it was."""
+    error, the new files are moved in, `report.md` last, and then the earlier report's files that
+    the new one does not have are removed, under a lock that another report into `out_dir` waits
+    for; on an error (or Ctrl-C) the folder is removed and `out_dir` is as it was."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
     try:
         yield staging
         new = sorted(p.name for p in staging.iterdir())
-        for old in out_dir.iterdir():
-            if old.is_file() and REPORT_FILE.fullmatch(old.name) and old.name not in new:
-                old.unlink()
-        for name in sorted(new, key=lambda n: n == "report.md"):  # report.md last
-            os.replace(staging / name, out_dir / name)
+        with _swap_lock(out_dir):  # two reports into one folder: one whole report, never a mix of both
+            for name in sorted(new, key=lambda n: n == "report.md"):  # report.md last
+                os.replace(staging / name, out_dir / name)
+            for old in out_dir.iterdir():  # then the earlier report's files this one has not
+                if old.is_file() and REPORT_FILE.fullmatch(old.name) and old.name not in new:
+                    old.unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _swap_lock(out_dir: Path) -> Iterator[None]:
+    """An OS lock (`flock`, waited for) on OUT/.report.lock while files are moved into `out_dir`."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    fd = os.open(out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -14,6 +14,7 @@ import os
 import socket
 import stat
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,6 +66,25 @@ def _open_lock_file(path: Path) -> int:
                          "this again")
 
 
+# A reader (`lock_holder`: report, front, export) holds a shared lock for microseconds; a command
+# starting then waits this long for it rather than being refused in the name of an ended process.
+READER_WAIT_SECONDS = 0.5
+
+
+def _flock_soon(fd: int) -> None:
+    """The exclusive lock on `fd`, tried again for READER_WAIT_SECONDS while it is held (OSError
+    EWOULDBLOCK after that: someone holds it)."""
+    deadline = time.monotonic() + READER_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EACCES) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class RunLock:
     """`with RunLock(run_dir, "search"):` holds the run folder's lock or raises at once."""
 
@@ -85,7 +105,7 @@ class RunLock:
                 "write to (search: --out DIR; a run folder from a read-only place: copy it first)"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_soon(fd)
         except OSError as err:
             os.close(fd)
             if err.errno not in (errno.EWOULDBLOCK, errno.EACCES):
