@@ -109,3 +109,38 @@ def test_a_results_folder_that_cannot_be_written_trains_the_dense_baselines_with
                           cache=None, train=lambda kind, k, x_train, x_val, x_test, **kw: SimpleNamespace(
                               reconstructions=np.full_like(x_test, 0.5), kl=float("nan"), epochs=1, seconds=0.0))
     assert len(out) == 1 and not any(tmp_path.iterdir())
+
+
+def test_two_reports_at_once_train_each_dense_baseline_once(tmp_path):
+    """Both trained every baseline and the cache held each row twice (a helper's audit): the second
+    now waits for the first's lock on the cache, then reads its rows."""
+    import threading
+
+    from moncae.store.lock import exclusive
+
+    rng = np.random.default_rng(0)
+    data = SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
+                           x_test=rng.random((5, 4, 4, 1)))
+    calls = []
+
+    def fake_train(kind, k, x_train, x_val, x_test, **kwargs):
+        calls.append(k)
+        return SimpleNamespace(reconstructions=np.full_like(x_test, 0.5), kl=float("nan"), epochs=1, seconds=0.0)
+
+    cache = tmp_path / ".baselines" / "d.csv"
+    kwargs = dict(fingerprint="abc", loss="bce", vae_loss="elbo", vae_eps=0.01, cache=cache, train=fake_train)
+    cache.parent.mkdir()
+    with exclusive(cache.with_name("d.csv.lock")):  # the first report, training
+        second = threading.Thread(target=dense_baselines, args=(("dense_ae",), [2, 4], data), kwargs=kwargs)
+        second.start()
+        second.join(0.3)
+        assert second.is_alive() and calls == []  # it waits
+        from moncae.report.baselines import _CACHE_COLUMNS, _key
+        from moncae.store.journal import append_rows
+        for k in (2, 4):
+            append_rows(cache, _CACHE_COLUMNS, [{"key": _key("dense_ae", k, {"data": "abc", "loss": "bce"}),
+                                                 "kind": "dense_ae", "k": k, "loc": 0.3, "rec_loss": 0.69,
+                                                 "kl": "", "epochs": 1, "seconds": 0.0}])
+    second.join(10)
+    assert calls == []  # the second found both rows
+    assert len(cache.read_text().splitlines()) == 3

@@ -25,6 +25,7 @@ from moncae.errors import MoncaeError, RunFolderError
 from moncae.method.dense_baselines import SETTINGS as TRAINING
 from moncae.report.pca import pixel_loss
 from moncae.store.journal import append_rows, read_rows
+from moncae.store.lock import exclusive
 
 __all__ = ["BASELINE_COLUMNS", "BASELINE_KINDS", "BASELINE_SEED", "CACHE_DIRNAME", "DEFAULT_BASELINES",
            "DENSE_SIZES", "MAX_RUN_LATENT", "dense_baselines", "dense_sizes", "parse_baselines"]
@@ -84,9 +85,20 @@ def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerp
     x_val, x_test; `loss` is the run's reconstruction loss (bce or mse), `vae_loss`/`vae_eps`
     what the dense VAE trains with. `train` (tests) replaces `moncae.model.dense_baseline.train_dense_baseline`."""
     kinds = [k for k in kinds if k != "pca"]
-    rows: list[dict] = []
     if not kinds:
-        return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
+        return pd.DataFrame([], columns=BASELINE_COLUMNS)
+    if cache is None:
+        return _dense_baselines(kinds, sizes, data, fingerprint, loss, vae_loss, vae_eps, None, log, train)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # two reports at once: the second waits, then finds the first one's rows (trained once, each row once)
+    with exclusive(cache.with_name(cache.name + ".lock")):
+        return _dense_baselines(kinds, sizes, data, fingerprint, loss, vae_loss, vae_eps, cache, log, train)
+
+
+def _dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, fingerprint: str, loss: str,
+                     vae_loss: str, vae_eps: float, cache: Path | None, log: Callable[[str], None],
+                     train) -> pd.DataFrame:
+    rows: list[dict] = []
     # a report killed mid-append left a torn last row: left out and cut before the next append
     try:
         cached = {} if cache is None else {r.get("key"): r for r in read_rows(cache, repair=True)}
@@ -113,7 +125,6 @@ def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerp
             row = {"kind": kind, "k": int(k), "loc": math.log10(k), "rec_loss": rec, "kl": score.kl,
                    "epochs": score.epochs, "seconds": score.seconds}
             if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
                 append_rows(cache, _CACHE_COLUMNS, [{"key": key, **row}])
             rows.append(row)
     return pd.DataFrame(rows, columns=BASELINE_COLUMNS)

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from moncae.store.lock import exclusive
+
 __all__ = ["REPORT_FILE", "staged_report"]
 
 # The names a report writes (`build_report`); only such files of an earlier report are removed.
@@ -54,7 +56,7 @@ def staged_report(out_dir: Path) -> Iterator[Path]:
     try:
         yield staging
         new = sorted(p.name for p in staging.iterdir())
-        with _swap_lock(out_dir):  # two reports into one folder: one whole report, never a mix of both
+        with exclusive(out_dir / LOCK_NAME):  # two reports into one folder: one whole report, not a mix
             for name in sorted(new, key=lambda n: n == "report.md"):  # report.md last
                 os.replace(staging / name, out_dir / name)
             for old in out_dir.iterdir():  # then the earlier report's files this one has not
@@ -62,19 +64,3 @@ def staged_report(out_dir: Path) -> Iterator[Path]:
                     old.unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _swap_lock(out_dir: Path) -> Iterator[None]:
-    """An OS lock (`flock`, waited for) on OUT/.report.lock while files are moved into `out_dir`."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    fd = os.open(out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -7,6 +7,7 @@ process ends, however it ends, so a lock can never go stale. The file records wh
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -15,13 +16,14 @@ import socket
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 from moncae.errors import RunFolderError
 from moncae.store.atomic import remove_temporaries
 
-__all__ = ["LOCK_NAME", "RunLock", "lock_holder"]
+__all__ = ["LOCK_NAME", "RunLock", "exclusive", "lock_holder"]
 
 LOCK_NAME = ".lock"
 
@@ -149,3 +151,16 @@ def lock_holder(run_dir: str | os.PathLike) -> str | None:
     finally:
         os.close(fd)
     return None
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike) -> Iterator[None]:
+    """An OS lock (`flock`) on the file `path` (made if missing), waited for, held meanwhile: for
+    what several commands write at once outside a run folder (a report's files, a cache)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
