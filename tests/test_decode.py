@@ -222,3 +222,27 @@ def test_seeded_build_ignores_the_global_rng():
     same_a, same_b, other = weights(7, 1), weights(7, 999), weights(8, 1)
     assert all(np.array_equal(a, b) for a, b in zip(same_a, same_b))
     assert not all(np.array_equal(a, b) for a, b in zip(same_a, other))
+
+
+def test_a_keras_config_with_channels_first_changes_nothing():
+    """A `keras.json` with `image_data_format: channels_first` made every training fail (an audit):
+    every image layer says its layout."""
+    import random
+
+    import keras
+
+    from moncae.method.genome import GenomeSpace, random_genome
+    from moncae.model.decode import build_autoencoder
+    from moncae.model.vae import build_vae
+
+    rng = random.Random(2)
+    genomes = [random_genome(GenomeSpace(max_blocks=3, max_filters=8, latent_sizes=(4,)), rng) for _ in range(3)]
+    genomes += [random_genome(GenomeSpace(max_blocks=3, max_filters=8), rng) for _ in range(3)]
+    keras.config.set_image_data_format("channels_first")
+    try:
+        for genome in genomes:
+            ae, _ = build_autoencoder(genome, (9, 31, 2), seed=1)
+            assert ae.output_shape == (None, 9, 31, 2)
+            assert build_vae(genome, (9, 31, 2), seed=1).vae.output_shape == (None, 9, 31, 2)
+    finally:
+        keras.config.set_image_data_format("channels_last")

@@ -33,6 +33,9 @@ __all__ = ["LATENT_ACTIVATION", "build_autoencoder"]
 # The dense bottleneck's code is linear (like PCA's): bench/dense_space.py measured it against
 # the last block's activation (see the README).
 LATENT_ACTIVATION = "linear"
+# Every image layer says its layout: a `keras.json` with `image_data_format: channels_first` (Keras'
+# default for layers that do not say) made every training fail (an audit).
+IMAGES = "channels_last"
 
 
 def _seeds(seed: int | None, offset: int) -> dict:
@@ -45,7 +48,7 @@ def _seeds(seed: int | None, offset: int) -> dict:
 
 def _encoder_block(x, block: Block, i: int, seed: int | None = None):
     x = layers.Conv2D(block.filters, block.kernel_size, strides=2 if block.strided else 1,
-                      padding="same", name=f"enc{i}_conv", **_seeds(seed, 2 * i))(x)
+                      padding="same", data_format=IMAGES, name=f"enc{i}_conv", **_seeds(seed, 2 * i))(x)
     if block.batch_norm:
         x = layers.BatchNormalization(name=f"enc{i}_bn")(x)
     x = layers.Activation(block.activation, name=f"enc{i}_act")(x)
@@ -53,22 +56,22 @@ def _encoder_block(x, block: Block, i: int, seed: int | None = None):
         x = layers.Dropout(block.dropout, name=f"enc{i}_dropout",
                            seed=None if seed is None else seed + 2 * i + 1)(x)
     if block.pool and not block.strided:
-        x = layers.MaxPooling2D(pool_size=2, padding="same", name=f"enc{i}_pool")(x)
+        x = layers.MaxPooling2D(pool_size=2, padding="same", data_format=IMAGES, name=f"enc{i}_pool")(x)
     return x
 
 
 def _decoder_block(x, block: Block, i: int, target: tuple[int, int], seed: int | None = None):
     """Mirror of encoder block `i`; `target` is the (h, w) the encoder had before pooling."""
-    x = layers.Conv2D(block.filters, block.kernel_size, padding="same",
+    x = layers.Conv2D(block.filters, block.kernel_size, padding="same", data_format=IMAGES,
                       activation=block.activation, name=f"dec{i}_conv",
                       **_seeds(seed, 1000 + i))(x)
     if block.pool:
-        x = layers.UpSampling2D(size=2, name=f"dec{i}_up")(x)
+        x = layers.UpSampling2D(size=2, data_format=IMAGES, name=f"dec{i}_up")(x)
         (height, width) = target
         extra_h, extra_w = 2 * pooled_size(height) - height, 2 * pooled_size(width) - width
         if extra_h or extra_w:
             # 'same' max-pooling pads at the bottom/right, so the surplus is cropped there.
-            x = layers.Cropping2D(((0, extra_h), (0, extra_w)), name=f"dec{i}_crop")(x)
+            x = layers.Cropping2D(((0, extra_h), (0, extra_w)), data_format=IMAGES, name=f"dec{i}_crop")(x)
     return x
 
 
@@ -98,7 +101,7 @@ def _decode(x, blocks: list[Block], sizes: list[tuple[int, int]], conv_shape: tu
     for i in reversed(range(len(blocks))):
         x = _decoder_block(x, blocks[i], i, sizes[i], seed)
     return layers.Conv2D(channels, OUTPUT_KERNEL_SIZE, padding="same", activation="sigmoid",
-                         name="reconstruction", **_seeds(seed, 2000))(x)
+                         data_format=IMAGES, name="reconstruction", **_seeds(seed, 2000))(x)
 
 
 def build_autoencoder(genome: Genome, input_shape: Sequence[int], seed: int | None = None
@@ -113,7 +116,7 @@ def build_autoencoder(genome: Genome, input_shape: Sequence[int], seed: int | No
     bottleneck = x
     units = genome.latent_units
     if units is not None:
-        x = layers.Flatten(name="latent_flatten")(x)
+        x = layers.Flatten(data_format=IMAGES, name="latent_flatten")(x)
         bottleneck = x = layers.Dense(units, activation=LATENT_ACTIVATION, name="latent",
                                       **_seeds(seed, 500))(x)
     outputs = _decode(x, blocks, sizes, conv_shape, input_shape[-1], dense=units is not None, seed=seed)

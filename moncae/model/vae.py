@@ -36,7 +36,7 @@ from moncae.method.vae_loss import (  # noqa: E402
     LOG_VAR_LIMIT,
     VARIANCE_FLOOR,
 )
-from moncae.model.decode import LATENT_ACTIVATION, _decode, _encode, _seeds  # noqa: E402
+from moncae.model.decode import IMAGES, LATENT_ACTIVATION, _decode, _encode, _seeds  # noqa: E402
 
 __all__ = ["GaussianSample", "ReformulatedReconstruction", "VAEFit", "VAEParts", "build_vae",
            "compile_vae", "decode_prior_samples", "evaluate_vae", "fit_vae", "kl_prior_op",
@@ -126,11 +126,12 @@ def build_vae(genome: Genome, input_shape: Sequence[int], seed: int | None = Non
     inputs, x, sizes, conv_shape = _encode(blocks, input_shape, seed)
     units = genome.latent_units
     if units is None:
-        mu = layers.Conv2D(conv_shape[2], 1, name="latent_mean", **_seeds(seed, 500))(x)
-        log_var = layers.Conv2D(conv_shape[2], 1, name="latent_log_var", **_seeds(seed, 501))(x)
+        mu = layers.Conv2D(conv_shape[2], 1, data_format=IMAGES, name="latent_mean", **_seeds(seed, 500))(x)
+        log_var = layers.Conv2D(conv_shape[2], 1, data_format=IMAGES, name="latent_log_var",
+                                **_seeds(seed, 501))(x)
         code_shape = conv_shape
     else:
-        x = layers.Flatten(name="latent_flatten")(x)
+        x = layers.Flatten(data_format=IMAGES, name="latent_flatten")(x)
         mu = layers.Dense(units, activation=LATENT_ACTIVATION, name="latent", **_seeds(seed, 500))(x)
         log_var = layers.Dense(units, name="latent_log_var", **_seeds(seed, 501))(x)
         code_shape = (units,)
