@@ -235,9 +235,10 @@ def test_the_resume_hint_of_a_moved_run_resumes_it_where_it_is_now(stub_config, 
     assert f"--out {tmp_path / 'orig'} " in hint and f"after moving {renamed} to " in hint, hint
     # followed, the hint resumes the copy and leaves the original as it was
     before = {p.name: p.read_bytes() for p in config.run_dir.iterdir() if p.is_file()}
-    copy = resolve_config(dataset=config.dataset, seed=config.seed, out=str(tmp_path / "copy"),
-                          **{k: getattr(config, k) for k in ("generations", "population", "max_blocks",
-                                                              "max_filters", "elitism")})
+    from moncae import read_run_config
+
+    copy = read_run_config(moved)  # the README's recipe from Python: the copy's settings, where it is now
+    assert copy.out == str(tmp_path / "copy") and read_run_config(renamed).out == config.out
     run_search(copy, resume=True, task_fn=surrogate_task)
     assert (moved / "models" / "index.csv").exists()
     assert {p.name: p.read_bytes() for p in config.run_dir.iterdir() if p.is_file()} == before

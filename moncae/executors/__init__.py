@@ -11,6 +11,7 @@ so the driver writes the same CSV rows in the same order whichever executor runs
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -122,6 +123,11 @@ def make_executor(name: str = "local", *, workers: Any = None, scheduler: str | 
     raise MoncaeError(f"unknown executor {name!r}; choose local or dask")
 
 
+# Environment variables that change TensorFlow's CPU numbers (oneDNN's code path) without
+# changing the instruction sets `cpu` reads: recorded where set (a helper's audit).
+NUMERICS_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS")
+
+
 def execution_record(executor: Executor) -> dict[str, Any]:
     """How the trainings run: executor, worker processes, TF intra-op threads per training and
     the CPUs' instruction-set extensions (TF's CPU results depend on both, see the README): this
@@ -135,7 +141,10 @@ def execution_record(executor: Executor) -> dict[str, Any]:
         cpu = cpu_instruction_sets()
     else:
         cpu = executor.worker_cpus() if hasattr(executor, "worker_cpus") else None
-    return {"executor": name, "workers": workers, "threads": getattr(executor, "threads", None), "cpu": cpu}
+    record = {"executor": name, "workers": workers, "threads": getattr(executor, "threads", None), "cpu": cpu}
+    env = {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ} if name == "local" else {}
+    return {**record, "env": env} if env else record
+
 
 
 def execution_notices(path: Path, previous: Any, current: dict[str, Any], doing: str) -> list[str]:
@@ -155,6 +164,11 @@ def execution_notices(path: Path, previous: Any, current: dict[str, Any], doing:
             "may differ in the numbers from an uninterrupted run (use the first run's "
             + (f"--executor {before['executor']} " if before.get("executor") not in (None, "local") else "")
             + f"--workers{'' if before.get('workers') is None else ' ' + str(before['workers'])} to avoid it)")
+    if (before.get("env") or {}) != (current.get("env") or {}) and current.get("cpu") is not None:
+        notices.append(
+            f"note: {path} started with {before.get('env') or 'none'} of {', '.join(NUMERICS_ENV)} set, this one "
+            f"has {current.get('env') or 'none'}: they choose TensorFlow's CPU code path, so new trainings may "
+            "differ in the numbers from an uninterrupted run")
     if changed("cpu"):
         notices.append(
             f"note: {path} started on a CPU with {before['cpu']!r}, this one has {current['cpu']!r}: "

@@ -68,7 +68,8 @@ __all__ = ["check_finished", "check_run", "final_models", "finetune_executor", "
 
 def read_run_config(run: RunFolder | str | os.PathLike) -> SearchConfig:
     """The settings a run was made with (its config.json), e.g. to go on with it from Python:
-    `run_search(dataclasses.replace(read_run_config(RUN), generations=10), resume=True)`. A
+    `run_search(dataclasses.replace(read_run_config(RUN), generations=10), resume=True)`; `out` is
+    where RUN is now, where it was moved or copied as OUT/DATASET/seed-N. A
     `RunFolderError` naming the fix where the folder is not a run's or its config.json is damaged."""
     run = run if isinstance(run, RunFolder) else RunFolder(run)
     if not run.path.is_dir():
@@ -76,9 +77,13 @@ def read_run_config(run: RunFolder | str | os.PathLike) -> SearchConfig:
         raise RunFolderError(f"{run.path} is not a moncae run folder ({what}); {RUN_FOLDER_HINT}")
     payload = run.read_config()  # its errors name the folder and what is wrong with it
     try:
-        return SearchConfig.from_dict(payload["run"])
+        config = SearchConfig.from_dict(payload["run"])
     except MoncaeError as err:
         raise RunFolderError(f"{run.config}: not a valid run configuration ({err})") from None
+    # `out` where the folder is now (copied or moved: config.json keeps the old --out, and a resume
+    # there would go on with the original run), where a search finds it
+    out = run.out_root(config.dataset, config.seed)
+    return config if out is None or out == Path(config.out) else dataclasses.replace(config, out=str(out))
 
 
 def check_finished(run: RunFolder):

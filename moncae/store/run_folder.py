@@ -131,9 +131,9 @@ class RunFolder:
             # config.json, and resuming that would touch the original); a folder renamed from
             # OUT/DATASET/seed-N cannot be found by a search at all
             name = dataset if dataset in DATASET_NAMES else Path(dataset).stem
-            here = self.path if self.path.name not in ("", ".", "..") else Path(os.path.abspath(self.path))
-            placed = (here.parent.name, here.name) == (name, f"seed-{seed}")
-            out = str(here.parent.parent) if placed else str(run["out"])
+            here = self.out_root(dataset, seed)
+            placed = here is not None
+            out = str(here) if placed else str(run["out"])
             parts = ["moncae search", f"--dataset {shlex.quote(dataset)}", f"--seed {seed}",
                      f"--out {shlex.quote(out)}"] + (
                 [f"--preset {shlex.quote(run['preset'])}"] if run.get("preset") else []) + [
@@ -147,6 +147,13 @@ class RunFolder:
             rest += (f" after moving {self.path} to {Path(out) / name / f'seed-{seed}'} (a search finds a run "
                      "only at OUT/DATASET/seed-N)")
         return f"`{' '.join([*parts, *flags])} --resume`{rest}"
+
+    def out_root(self, dataset: str, seed: int) -> Path | None:
+        """The --out under which a search of `dataset` and `seed` finds this folder (its parent's
+        parent, where it is OUT/DATASET/seed-N); None where it was renamed."""
+        name = dataset if dataset in DATASET_NAMES else Path(dataset).stem
+        here = self.path if self.path.name not in ("", ".", "..") else Path(os.path.abspath(self.path))
+        return here.parent.parent if (here.parent.name, here.name) == (name, f"seed-{seed}") else None
 
     @functools.cached_property
     def data_fingerprint(self) -> str | None:
