@@ -18,6 +18,7 @@ from moncae.report import ReportWarning
 from moncae.report.collect import (
     FINAL_COLUMNS,
     collect_final_models,
+    collect_pareto,
     collect_runs,
     collect_versus_pca,
     versus_pca_counts,
@@ -416,3 +417,19 @@ def test_two_reports_into_one_folder_swap_in_turn_and_a_file_already_gone_is_no_
     os.close(fd)
     thread.join(10)
     assert done and (out / "report.md").read_text() == "new"
+
+
+def test_the_pareto_title_names_a_pca_baseline_only_where_one_is_drawn():
+    """With `--baselines none` it said "vs. a PCA baseline" above a figure with none (a helper's audit)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from moncae.report.plots import plot_pareto
+
+    finals = pd.DataFrame([{**dict.fromkeys(FINAL_COLUMNS, float("nan")), "seed": 1, "genome_key": "a",
+                            "loc": 1.0, "rec_loss": 0.2, "source": "search", "status": "ok"}])
+    pca = pd.DataFrame({"k": [8], "loc": [0.9], "rec_loss": [0.25]})
+    assert plot_pareto(collect_pareto(finals, None, 2.5), dataset="d", loss="bce").get_title() == \
+        "d: final models of 1 seed"
+    assert plot_pareto(collect_pareto(finals, pca, 2.5), dataset="d", loss="bce").get_title() == \
+        "d: final models of 1 seed vs. a PCA baseline"

@@ -310,6 +310,28 @@ def test_a_search_whose_every_final_model_failed_exits_1_naming_the_error(tmp_pa
             "compute_loss() got an unexpected keyword argument); see the `error` column of") in result.output
 
 
+def test_a_later_seed_refused_says_to_resume_for_the_seeds_done(tmp_path, monkeypatch):
+    """`--seed 31,32` with seed 32 in use: "run this again" then failed on seed 31's results (an audit)."""
+    from types import SimpleNamespace
+
+    import moncae.search as search
+    from moncae.errors import RunFolderError
+
+    def one_seed(config, **kwargs):
+        if config.seed == 2:
+            raise RunFolderError(f"{config.run_dir} is in use by PID 1; wait for it, then run this again")
+        return SimpleNamespace(records=[SimpleNamespace(ok=True, error="")], models_saved=1,
+                               run_dir=config.run_dir, unsaved=[])
+
+    monkeypatch.setattr(search, "run_search", one_seed)
+    monkeypatch.setattr(search, "default_executor", lambda config: SimpleNamespace(close=lambda: None))
+    result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--seed", "1,2", "--preset", "smoke",
+                                       "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert ("wait for it, then run this again (seed(s) 1 of this command are done: add --resume when you "
+            "run it again)") in result.output
+
+
 def test_the_time_left_counts_the_last_generation_promoting_the_whole_population():
     from types import SimpleNamespace
 

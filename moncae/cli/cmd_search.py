@@ -437,6 +437,12 @@ def _search(configs, resume, quiet) -> None:
             progress = BarProgress(quiet, header=header, max_minutes=config.max_minutes)
             try:
                 result = run_search(config, resume=resume, progress=progress, executor=executor)
+            except MoncaeError as err:  # e.g. a seed's folder in use: the seeds done so far are not lost
+                if i == 1 or resume:
+                    raise
+                done = ", ".join(str(c.seed) for c in configs[:i - 1])
+                raise MoncaeError(f"{err} (seed(s) {done} of this command are done: add --resume when you run "
+                                  "it again)") from None
             finally:  # a stop (Ctrl-C) or an error mid-generation: the bar gives the terminal's cursor back
                 progress.close()
             progress.announce()

@@ -76,9 +76,9 @@ def plot_pareto(info: dict, *, dataset: str, loss: str, ax=None):
     if not len(points):
         ax.text(0.5, 0.5, "no successful final model", transform=ax.transAxes, ha="center")
     n = len(seeds)
-    against = "baselines" if dense is not None and len(dense) else "a PCA baseline"
-    ax.set_title(f"{dataset}: final models of {n} seed{'s' if n != 1 else ''} "  # a population or a front
-                 f"vs. {against}")
+    # what the figure holds: no "vs." where no baseline was drawn (`--baselines none`, no data)
+    against = " vs. baselines" if dense is not None and len(dense) else " vs. a PCA baseline" if len(pca) else ""
+    ax.set_title(f"{dataset}: final models of {n} seed{'s' if n != 1 else ''}{against}")  # a population or a front
     ax.set_xlabel(LOC_LABEL)
     ax.set_ylabel(_loss_label(loss))
     ax.grid(alpha=0.3)
