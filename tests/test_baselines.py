@@ -27,10 +27,20 @@ def test_dense_sizes_add_the_runs_small_latent_sizes():
     assert dense_sizes([50], 32) == [2, 4, 8, 16, 32]
 
 
-def test_dense_baselines_are_scored_like_pca_and_cached(tmp_path):
+def _scored(x_test) -> SimpleNamespace:
+    """A stand-in training's score: every pixel reconstructed as 0.5."""
+    return SimpleNamespace(reconstructions=np.full_like(x_test, 0.5), kl=float("nan"), epochs=1, seconds=0.0)
+
+
+def _data() -> SimpleNamespace:
+    """Tiny random train / validation / test images for the stand-in trainer."""
     rng = np.random.default_rng(0)
-    data = SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
+    return SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
                            x_test=rng.random((5, 4, 4, 1)))
+
+
+def test_dense_baselines_are_scored_like_pca_and_cached(tmp_path):
+    data = _data()
     calls = []
 
     def fake_train(kind, k, x_train, x_val, x_test, **kwargs):
@@ -56,9 +66,7 @@ def test_dense_baselines_are_scored_like_pca_and_cached(tmp_path):
 def test_a_torn_or_unreadable_cache_row_is_trained_again_and_the_file_stays_readable(tmp_path):
     """A report killed mid-append leaves a torn last row: it was read as a value (a cut number)
     or glued to the next row, and every later report failed."""
-    rng = np.random.default_rng(0)
-    data = SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
-                           x_test=rng.random((5, 4, 4, 1)))
+    data = _data()
     calls = []
 
     def fake_train(kind, k, x_train, x_val, x_test, **kwargs):
@@ -102,12 +110,9 @@ def test_a_results_folder_that_cannot_be_written_trains_the_dense_baselines_with
                         else real_access(path, mode, **kw))  # as for a user without write permission
     with pytest.warns(ReportWarning, match="cannot be written; the dense baselines are trained but not cached"):
         assert _baseline_cache(tmp_path, "d") is None
-    rng = np.random.default_rng(0)
-    data = SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
-                           x_test=rng.random((5, 4, 4, 1)))
+    data = _data()
     out = dense_baselines(("dense_ae",), [2], data, fingerprint="abc", loss="bce", vae_loss="elbo", vae_eps=0.01,
-                          cache=None, train=lambda kind, k, x_train, x_val, x_test, **kw: SimpleNamespace(
-                              reconstructions=np.full_like(x_test, 0.5), kl=float("nan"), epochs=1, seconds=0.0))
+                          cache=None, train=lambda kind, k, x_train, x_val, x_test, **kw: _scored(x_test))
     assert len(out) == 1 and not any(tmp_path.iterdir())
 
 
@@ -118,14 +123,12 @@ def test_two_reports_at_once_train_each_dense_baseline_once(tmp_path):
 
     from moncae.store.lock import exclusive
 
-    rng = np.random.default_rng(0)
-    data = SimpleNamespace(x_train=rng.random((8, 4, 4, 1)), x_val=rng.random((4, 4, 4, 1)),
-                           x_test=rng.random((5, 4, 4, 1)))
+    data = _data()
     calls = []
 
     def fake_train(kind, k, x_train, x_val, x_test, **kwargs):
         calls.append(k)
-        return SimpleNamespace(reconstructions=np.full_like(x_test, 0.5), kl=float("nan"), epochs=1, seconds=0.0)
+        return _scored(x_test)
 
     cache = tmp_path / ".baselines" / "d.csv"
     kwargs = dict(fingerprint="abc", loss="bce", vae_loss="elbo", vae_eps=0.01, cache=cache, train=fake_train)
