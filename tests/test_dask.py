@@ -409,5 +409,19 @@ def test_a_worker_running_several_tasks_at_once_is_refused():
 
 @pytest.mark.parametrize("env, expected", [("0,2", ["0", "2"]), ("", []), ("-1", []), ("3", ["3"])])
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, env, expected):
+    from moncae.executors import resources
+
+    monkeypatch.setattr(resources, "_nvidia_present", lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", env)
     assert visible_gpus() == expected
+
+
+def test_a_stale_cuda_visible_devices_on_a_machine_without_nvidia_is_said_and_ignored(monkeypatch):
+    """It made `--workers auto` train one at a time, with other numbers, silently (an audit)."""
+    from moncae.errors import MoncaeWarning
+    from moncae.executors import resources
+
+    monkeypatch.setattr(resources, "_nvidia_present", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.warns(MoncaeWarning, match="CUDA_VISIBLE_DEVICES=0 names GPUs, but this machine has no NVIDIA"):
+        assert visible_gpus() == []

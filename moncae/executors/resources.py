@@ -8,6 +8,9 @@ import platform
 import shutil
 import subprocess
 import sys
+import warnings
+
+from moncae.errors import MoncaeWarning
 
 __all__ = ["cpu_instruction_sets", "gpu_assignment", "instruction_sets", "training_threads", "usable_cores",
            "visible_gpus"]
@@ -64,11 +67,26 @@ def cpu_instruction_sets() -> str | None:
     return machine or None
 
 
+# Where an NVIDIA driver shows itself (Linux, a container given GPUs, WSL2)
+NVIDIA_PATHS = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg")
+
+
+def _nvidia_present() -> bool:
+    return any(os.path.exists(p) for p in NVIDIA_PATHS) or shutil.which("nvidia-smi") is not None
+
+
 def visible_gpus() -> list[str]:
-    """GPU ids this process may use: `CUDA_VISIBLE_DEVICES` when set, else what nvidia-smi lists."""
+    """GPU ids this process may use: `CUDA_VISIBLE_DEVICES` when set (on a machine with an NVIDIA
+    driver: a stale value on a CPU-only machine made `--workers auto` train one at a time, with
+    other numbers, an audit found), else what nvidia-smi lists."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+        ids = [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+        if ids and not _nvidia_present():
+            warnings.warn(f"CUDA_VISIBLE_DEVICES={env} names GPUs, but this machine has no NVIDIA driver: "
+                          "trainings run on the CPU, as on a machine without GPUs", MoncaeWarning, stacklevel=2)
+            return []
+        return ids
     smi = shutil.which("nvidia-smi")
     if not smi:
         return []
