@@ -228,18 +228,27 @@ def test_the_run_records_its_threads_and_a_resume_with_others_says_so(stub_confi
     assert again["later_executions"] == payload["later_executions"]
 
 
+def _execution(config) -> dict:
+    """The run's record of how its trainings ran (config.json)."""
+    return json.loads((config.run_dir / "config.json").read_text())["execution"]
+
+
+def _notes_on_resume(config, word: str, **kwargs) -> list[str]:
+    """The lines a resume of `config`'s run says that hold `word`."""
+    heard = Messages()
+    run_search(config, resume=True, task_fn=surrogate_task, progress=heard, **kwargs)
+    return [line for line in heard.lines if word in line]
+
+
 def test_a_resume_under_other_onednn_variables_says_so(stub_config, monkeypatch):
     """ONEDNN_MAX_CPU_ISA and TF_ENABLE_ONEDNN_OPTS change the numbers (0.639 against 0.568 for a
     smoke run's best loss) but not the instruction sets `cpu` reads: neither recorded nor said (an audit)."""
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     config = stub_config(generations=2)
     run_search(config, task_fn=surrogate_task)
-    assert json.loads((config.run_dir / "config.json").read_text())["execution"]["env"] == {
-        "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert _execution(config)["env"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
-    heard = Messages()
-    run_search(config, resume=True, task_fn=surrogate_task, progress=heard)
-    assert [line for line in heard.lines if "ONEDNN" in line] == [
+    assert _notes_on_resume(config, "ONEDNN") == [
         f"note: {config.run_dir} started with {{'ONEDNN_MAX_CPU_ISA': 'AVX2'}} of ONEDNN_MAX_CPU_ISA, "
         "DNNL_MAX_CPU_ISA, TF_ENABLE_ONEDNN_OPTS set, this one has none: they choose TensorFlow's CPU code path, "
         "so new trainings may differ in the numbers from an uninterrupted run"]
@@ -248,16 +257,14 @@ def test_a_resume_under_other_onednn_variables_says_so(stub_config, monkeypatch)
 def test_a_resume_on_another_cpu_says_so(stub_config, monkeypatch):
     config = stub_config(generations=2)
     run_search(config, task_fn=surrogate_task)
-    started = json.loads((config.run_dir / "config.json").read_text())["execution"]["cpu"]
+    started = _execution(config)["cpu"]
     monkeypatch.setattr("moncae.executors.cpu_instruction_sets", lambda: "x86_64: avx avx2 fma")
-    moved = Messages()
-    run_search(config, resume=True, task_fn=surrogate_task, progress=moved)
-    assert [line for line in moved.lines if "CPU" in line] == [
+    assert _notes_on_resume(config, "CPU") == [
         f"note: {config.run_dir} started on a CPU with {started!r}, this one has 'x86_64: avx avx2 fma': "
         "TensorFlow's CPU kernels follow the instruction set, so new trainings may differ in the "
         "numbers from an uninterrupted run on the first machine"]
     # what the run folder records is still the machine it started on
-    assert json.loads((config.run_dir / "config.json").read_text())["execution"]["cpu"] == started
+    assert _execution(config)["cpu"] == started
 
 
 def test_instruction_sets_keep_the_extensions_tensorflow_kernels_choose_by():

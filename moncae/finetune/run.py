@@ -286,8 +286,9 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     retry = [k for k, r in done.items() if r.transient]
     # fine-tuned ok, but the model file is gone (deleted by hand): fine-tuned again, as it ran
     lost = [k for k, r in done.items() if r.status == "ok" and not (out_dir / model_filename(k)).is_file()]
+    again = {*retry, *lost}  # trained again, from the searched model
     gone = [m for m in models if m.model_file is not None and not m.model_file.is_file()
-            and (m.genome_key not in done or m.genome_key in {*retry, *lost})]
+            and (m.genome_key not in done or m.genome_key in again)]
     if gone:  # a damaged run folder, not a passing failure: said before anything is written
         raise RunFolderError(
             f"{gone[0].model_file} (the search's model of individual {gone[0].individual}"
@@ -295,9 +296,8 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
             f"{gone[0].model_file.parent.name}/ folder from a copy of the run")
     for notice in _check_settings(run, settings, execution_record(executor), has_rows=bool(done)):
         progress.message(notice)
-    if retry or lost:  # failed for a passing reason (memory, disk), or lost: drop the rows, train again
-        dropped = {*retry, *lost}
-        done = {k: r for k, r in done.items() if k not in dropped}
+    if again:  # failed for a passing reason (memory, disk), or lost: drop the rows, train again
+        done = {k: r for k, r in done.items() if k not in again}
         rewrite_rows(csv_path, columns, [r.row() for r in done.values()])
     if retry:
         progress.message(f"{len(retry)} model(s) that failed for a passing reason are tried again")

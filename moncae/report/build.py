@@ -87,17 +87,17 @@ def _load_dataset_for(runs: Sequence[RunInfo], data_dir: str | os.PathLike | Non
         warn(f"{run.dataset}: runs use different data splits; the PCA baseline and "
              f"reconstructions use those of {run.path}")
     # where the run found its data first, then `data_dir` (the files' fingerprint is checked below)
-    specs = [run.config.data_spec()]
-    if data_dir is not None and str(data_dir) != "" and str(data_dir) != specs[0].data_dir:
-        specs.append(replace(specs[0], data_dir=str(data_dir)))
-    for n, spec in enumerate(specs, start=1):
+    tries = [run.config.data_spec()]
+    if data_dir is not None and str(data_dir) != "" and str(data_dir) != tries[0].data_dir:
+        tries.append(replace(tries[0], data_dir=str(data_dir)))
+    for n, spec in enumerate(tries, start=1):
         try:
             data = cached_dataset(spec)
             break
         except Exception as err:  # noqa: BLE001 - the report works without the data
-            if n < len(specs):
+            if n < len(tries):
                 continue
-            tried = " or ".join(str(s.data_dir) for s in specs if s.data_dir)
+            tried = " or ".join(str(s.data_dir) for s in tries if s.data_dir)
             warn(f"{run.dataset}: cannot load the data{f' from {tried}' if tried else ''} "
                  f"({(str(err).splitlines() or [''])[0][:400]}); the PCA baseline and reconstruction figures are "
                  "left out (pass --data-dir with the dataset's folder)")
