@@ -227,6 +227,25 @@ def test_an_out_filled_by_another_export_meanwhile_is_one_line_and_left_as_it_is
     assert (out / "model.json").read_text() == "the other export's"
 
 
+def test_an_export_removes_what_a_killed_export_left_beside_it(search_run, tmp_path):
+    """An export killed by SIGKILL left its hidden `.OUT.xxxx/` folder for good (a helper's audit)."""
+    import subprocess
+    import sys
+
+    from moncae.store.staging import _host
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    killed = tmp_path / f".a.partial-export-{process.pid}-{_host()}-x1"  # its process has ended
+    elsewhere = tmp_path / f".b.partial-export-{process.pid}-another.host-x1"  # maybe running there
+    for folder in (killed, elsewhere):
+        folder.mkdir()
+        (folder / "encoder.keras").write_text("part")
+    result = CliRunner().invoke(main, ["export", str(search_run), str(tmp_path / "o"), "--knee"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [elsewhere.name, "o"]
+
+
 def test_corrupt_or_missing_model_file_is_one_line_and_writes_nothing(search_run, front, tmp_path):
     run = Path(shutil.copytree(search_run, tmp_path / "run"))
     row = kept_front(front).iloc[0]

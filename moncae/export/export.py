@@ -9,7 +9,8 @@ UpSampling2D with a free batch size needs TF Select ops, which the plain TFLite 
 
 Everything is written to a temporary folder beside OUT_DIR, reloaded and checked there (encoder
 then decoder must reproduce the autoencoder's output on test images), and only then renamed to
-OUT_DIR: a failed export leaves nothing behind.
+OUT_DIR: a failed export leaves nothing behind, and the temporary folder of an export killed
+outright (SIGKILL) is removed by the next export beside it (`moncae.store.staging`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from moncae.export.select import Choice, choose
 from moncae.method.architecture import bottleneck_shape, describe_with_bottleneck, forward_flops
 from moncae.search.loop import package_versions
 from moncae.store import RunFolder, check_writable_folder, write_json
+from moncae.store.staging import remove_leftovers, staging_folder
 
 __all__ = ["FORMATS", "ExportResult", "export_model"]
 
@@ -44,6 +46,7 @@ FORMATS = ("savedmodel", "tflite")
 CHECK_IMAGES = 8
 KERAS_TOLERANCE = 1e-5  # reloaded .keras / SavedModel: the same kernels, expect exactly 0
 TFLITE_TOLERANCE = 1e-4  # TFLite's own kernels (XNNPACK) sum in another order
+STAGING_MARKER = ".partial-export-"  # .OUT.partial-export-PID-HOST-XXXX beside OUT while it is written
 
 
 @dataclass
@@ -116,7 +119,8 @@ def export_model(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, key:
 
     parts = build_parts(choice.file, genome, shape, config.model)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    remove_leftovers(out.parent, STAGING_MARKER)  # of exports killed by SIGKILL
+    tmp = staging_folder(out.parent, STAGING_MARKER, name=f".{out.name}")
     try:
         files = _write(parts, tmp, formats)
         x = data.x_test[:check_images]

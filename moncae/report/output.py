@@ -9,11 +9,11 @@ import contextlib
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from moncae.store.lock import exclusive
+from moncae.store.staging import remove_leftovers, staging_folder
 
 __all__ = ["REPORT_FILE", "staged_report"]
 
@@ -26,24 +26,6 @@ STAGING_PREFIX = ".partial-report-"
 LOCK_NAME = ".report.lock"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process: alive
-        return True
-    return True
-
-
-def _remove_leftovers(out_dir: Path) -> None:
-    """Staging folders of reports whose process is gone (killed by SIGKILL)."""
-    for path in out_dir.glob(f"{STAGING_PREFIX}*"):
-        pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def staged_report(out_dir: Path) -> Iterator[Path]:
     """A fresh hidden folder inside `out_dir` to write the report into. On leaving without an
@@ -51,8 +33,8 @@ def staged_report(out_dir: Path) -> Iterator[Path]:
     the new one does not have are removed, under a lock that another report into `out_dir` waits
     for; on an error (or Ctrl-C) the folder is removed and `out_dir` is as it was."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
+    remove_leftovers(out_dir, STAGING_PREFIX)  # of reports killed by SIGKILL
+    staging = staging_folder(out_dir, STAGING_PREFIX)
     try:
         yield staging
         new = sorted(p.name for p in staging.iterdir())
