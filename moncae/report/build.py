@@ -39,7 +39,7 @@ from moncae.report.collect import (
 )
 from moncae.report.markdown import DatasetSection, dataset_section, report_markdown, table1_markdown
 from moncae.report.output import staged_report
-from moncae.report.pca import PCA_COLUMNS, baseline_ks, max_components, pca_baseline
+from moncae.report.pca import PCA_COLUMNS, PcaFit, baseline_ks, fit_pca, max_components, pca_baseline
 from moncae.report.strategies import STRATEGY_COLUMNS, collect_strategies, strategies_markdown
 from moncae.report.table1 import (
     DEFAULT_LOC_THRESHOLDS,
@@ -68,6 +68,21 @@ class _DatasetData:
     description: str
     x_val: np.ndarray | None = None
     fingerprint: str = ""
+
+
+class _PcaFits:
+    """The PCA fitted on each training split of this report, by the array (`cached_dataset`
+    gives every group with the same split the same array; the arrays are kept here, so that an
+    id is never one of another array): settings groups on one dataset fit it once."""
+
+    def __init__(self) -> None:
+        self._fits: dict[int, tuple[np.ndarray, PcaFit]] = {}
+
+    def of(self, x_train: np.ndarray, n_components: int) -> PcaFit:
+        kept = self._fits.get(id(x_train))
+        if kept is None or kept[0] is not x_train or len(kept[1].components) < n_components:
+            kept = self._fits[id(x_train)] = (x_train, fit_pca(x_train, n_components))
+        return kept[1]
 
 
 def objective_loss(config) -> str:
@@ -296,6 +311,7 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
 
     sections = []
     versus_by_dataset: dict[str, pd.DataFrame] = {}  # dataset -> its models against PCA
+    pca_fits = _PcaFits()  # groups of one dataset split share its PCA fit (seconds to minutes)
     used_names: set[str] = set()
     for dataset, ds_runs in by_dataset.items():
         loss = objective_loss(ds_runs[0].config)
@@ -308,7 +324,7 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
             log(f"{dataset}: PCA baseline on {d.description}")
             ks = baseline_ks(sizes.astype(int),
                              max_components(len(d.x_train), int(np.prod(d.x_train.shape[1:]))))
-            pca = pca_baseline(d.x_train, d.x_test, ks, loss)
+            pca = pca_baseline(d.x_train, d.x_test, ks, loss, fit=pca_fits.of(d.x_train, max(ks)))
             write_csv(out_dir / f"pca_baseline_{dataset}.csv", PCA_COLUMNS, pca.to_dict("records"))
         if d is not None and set(kinds) - {"pca"}:
             log(f"{dataset}: dense baselines ({', '.join(k for k in kinds if k != 'pca')}) on "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -53,16 +54,38 @@ def max_components(n_train: int, n_pixels: int) -> int:
     return max(1, min(n_train - 1, n_pixels))
 
 
+@dataclass(frozen=True)
+class PcaFit:
+    """A PCA fitted on a training split: its mean and components (rows, by decreasing variance)."""
+
+    mean: np.ndarray  # float64, (pixels,)
+    components: np.ndarray  # float64, (n, pixels)
+
+
+def fit_pca(x_train: np.ndarray, n_components: int) -> PcaFit:
+    """PCA of the flattened training images, `n_components` components."""
+    from sklearn.decomposition import PCA
+
+    train = np.asarray(x_train).reshape(len(x_train), -1)
+    # covariance_eigh (scikit-learn >= 1.5) is exact and fast when images outnumber pixels
+    solver = "covariance_eigh" if len(train) >= train.shape[1] else "full"
+    try:
+        pca = PCA(n_components=n_components, svd_solver=solver).fit(train)
+    except ValueError:  # older scikit-learn without covariance_eigh
+        pca = PCA(n_components=n_components, svd_solver="full").fit(train)
+    return PcaFit(pca.mean_.astype(np.float64), pca.components_.astype(np.float64))
+
+
 def pca_baseline(x_train: np.ndarray, x_test: np.ndarray, ks: Iterable[int], loss: str, *,
-                 batch_size: int = 2048) -> pd.DataFrame:
+                 batch_size: int = 2048, fit: PcaFit | None = None) -> pd.DataFrame:
     """Test reconstruction loss of a PCA with k components, for each k (fitted once).
 
     PCA components are nested (the first k of a larger fit are the k-component fit), so one
-    fit with the largest k serves every k. Returns columns `k, loc, rec_loss`, sorted by k;
-    values of k above `max_components` (training images - 1, or pixels) are dropped.
+    fit with the largest k serves every k; `fit`, a `fit_pca` of these training images with at
+    least that many components, is used instead of fitting again (a report's settings groups on
+    one dataset share it). Returns columns `k, loc, rec_loss`, sorted by k; values of k above
+    `max_components` (training images - 1, or pixels) are dropped.
     """
-    from sklearn.decomposition import PCA
-
     train = np.asarray(x_train).reshape(len(x_train), -1)
     test = np.asarray(x_test).reshape(len(x_test), -1)
     if train.shape[1] != test.shape[1] or len(train) < 2 or len(test) < 1:
@@ -72,18 +95,13 @@ def pca_baseline(x_train: np.ndarray, x_test: np.ndarray, ks: Iterable[int], los
     ks = sorted({int(k) for k in ks if 1 <= int(k) <= max_k})
     if not ks:
         return pd.DataFrame(columns=PCA_COLUMNS)
-    # covariance_eigh (scikit-learn >= 1.5) is exact and fast when images outnumber pixels
-    solver = "covariance_eigh" if len(train) >= train.shape[1] else "full"
-    try:
-        pca = PCA(n_components=ks[-1], svd_solver=solver).fit(train)
-    except ValueError:  # older scikit-learn without covariance_eigh
-        pca = PCA(n_components=ks[-1], svd_solver="full").fit(train)
-    components = pca.components_.astype(np.float64)
-    mean = pca.mean_.astype(np.float64)
+    if fit is None or len(fit.components) < ks[-1]:
+        fit = fit_pca(train, ks[-1])
+    components, mean = fit.components, fit.mean
     totals = np.zeros(len(ks))
     for start in range(0, len(test), batch_size):
         x = test[start:start + batch_size].astype(np.float64)
-        codes = (x - mean) @ components.T
+        codes = (x - mean) @ components[:ks[-1]].T
         for i, k in enumerate(ks):
             x_hat = codes[:, :k] @ components[:k] + mean
             totals[i] += pixel_loss(x, x_hat, loss).sum()
