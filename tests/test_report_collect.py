@@ -458,3 +458,22 @@ def test_settings_groups_on_one_dataset_fit_its_pca_once_with_the_same_numbers(s
         rows = pd.read_csv(table)
         alone = pca_baseline(data.x_train, data.x_test, rows["k"], "bce")
         np.testing.assert_array_equal(rows["rec_loss"].to_numpy(), alone["rec_loss"].to_numpy())
+
+
+def test_the_pareto_legend_names_each_seed_up_to_ten_and_then_them_all_at_once():
+    """With 200 seeds the legend listed one entry per seed and ran off the figure after ~26 (a
+    helper's audit)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from moncae.report.plots import plot_pareto
+
+    def labels(seeds: int) -> list[str]:
+        finals = pd.DataFrame([{**dict.fromkeys(FINAL_COLUMNS, float("nan")), "seed": s, "genome_key": f"g{s}",
+                                "loc": 1.0 + s / 100, "rec_loss": 0.2, "source": "search", "status": "ok"}
+                               for s in range(seeds)])
+        ax = plot_pareto(collect_pareto(finals, None, 2.5), dataset="d", loss="bce")
+        return [t.get_text() for t in ax.get_legend().get_texts()]
+
+    assert [t for t in labels(10) if t.startswith("seed")] == [f"seed {s}" for s in range(10)]
+    assert [t for t in labels(11) if "seed" in t and "front" not in t] == ["final models of 11 seeds"]

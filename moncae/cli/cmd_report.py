@@ -9,6 +9,18 @@ import click
 from moncae.cli.options import data_dir_option
 
 
+def _run_figures(ctx, param, value: str) -> int | None:
+    if value.strip().lower() == "all":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise click.BadParameter(f"{value!r} is not an integer >= 0 or all", ctx, param)
+    return number
+
+
 @click.command("report")
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -20,8 +32,12 @@ from moncae.cli.options import data_dir_option
               help="Baseline fronts, comma-separated: pca, dense_ae, dense_vae (default pca; none "
                    "for no baseline). Dense ones are trained once and cached in RESULTS_DIR/.baselines/.")
 @data_dir_option
+@click.option("--run-figures", default="10", show_default=True, metavar="N|all", callback=_run_figures,
+              help="Draw each run's own figures (reconstructions; a VAE's samples) for at most N runs of "
+                   "each dataset, the lowest seeds; all: every run; 0: none. Each loads every final "
+                   "model of its run (seconds a run).")
 @click.option("--quiet", is_flag=True, help="Print only warnings and the path of report.md.")
-def command(results_dir, out, loc_threshold, quiet, baselines, data_dir):
+def command(results_dir, out, loc_threshold, quiet, baselines, data_dir, run_figures):
     """Summarise every run under RESULTS_DIR (DATASET/seed-N/ folders): table1.csv/.md,
     pareto_DATASET.png, hv_history_DATASET.png, reconstructions_DATASET_seed-N.png,
     versus_pca_DATASET.csv (each final model against PCA at its latent size) and a report.md
@@ -31,5 +47,5 @@ def command(results_dir, out, loc_threshold, quiet, baselines, data_dir):
 
     log = None if quiet else (lambda text: click.echo(text, err=True))
     report = build_report(results_dir, out=out, loc_threshold=loc_threshold, log=log,
-                          baselines=baselines, data_dir=data_dir)
+                          baselines=baselines, data_dir=data_dir, run_figures=run_figures)
     click.echo(str(report))

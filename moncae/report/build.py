@@ -57,6 +57,7 @@ __all__ = ["build_report"]
 KNOWN_CHANNELS = {"mnist": 1, "mnist_5k": 1, "fashion_mnist": 1, "cifar10": 3}
 REPORT_DIRNAME = "report"
 RECONSTRUCTION_IMAGES = 4
+RUN_FIGURES = 10  # runs per dataset with figures of their own (the paper's 10 seeds)
 
 
 @dataclass
@@ -237,7 +238,8 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
                  loc_threshold: float | None = None,
                  log: Callable[[str], None] | None = None,
                  baselines: str | Sequence[str] | None = None,
-                 data_dir: str | os.PathLike | None = None) -> Path:
+                 data_dir: str | os.PathLike | None = None,
+                 run_figures: int | None = RUN_FIGURES) -> Path:
     """Write Table 1, the figures and `report.md` for every run under `results_dir`.
 
     Args:
@@ -250,6 +252,9 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
             separated string or a sequence; default `pca` only). See `moncae.report.baselines`.
         data_dir: the folder of the datasets' files (for the PCA baseline and the figures), when
             not where the runs found them (a run folder copied from another machine).
+        run_figures: the figures drawn for each run (its reconstructions; a VAE's samples) are
+            drawn for at most this many runs of each dataset, the lowest seeds (None: every run;
+            0: none). Each loads and runs every final model of its run: seconds a run.
 
     Returns:
         The path of `report.md`. The report is written into a hidden folder inside `out` and moved
@@ -263,6 +268,10 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     """
     log = log or (lambda _text: None)
     kinds = parse_baselines(baselines)
+    if run_figures is not None and (isinstance(run_figures, bool) or not isinstance(run_figures, int)
+                                    or run_figures < 0):
+        raise MoncaeError(f"`run_figures` must be an integer >= 0 or None (every run). "
+                          f"Received: run_figures={run_figures!r}")
     if loc_threshold is not None and not (math.isfinite(loc_threshold) and loc_threshold > 0):
         raise MoncaeError(f"`loc_threshold` must be a positive number. "
                           f"Received: loc_threshold={loc_threshold!r}")
@@ -282,13 +291,13 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
     datasets = sorted({r.dataset for r in runs})
     log(f"report: {len(runs)} run(s) of {', '.join(datasets)} -> {out_dir}")
     with staged_report(out_dir) as staging:  # out_dir's earlier report is replaced only at the end
-        _write_report(root, runs, finals, datasets, staging, kinds, loc_threshold, log, data_dir)
+        _write_report(root, runs, finals, datasets, staging, kinds, loc_threshold, log, data_dir, run_figures)
     return out_dir / "report.md"
 
 
 def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, datasets: list[str], out_dir: Path,
                   kinds: Sequence[str], loc_threshold: float | None, log: Callable[[str], None],
-                  data_dir: str | os.PathLike | None) -> None:
+                  data_dir: str | os.PathLike | None, run_figures: int | None = RUN_FIGURES) -> None:
     """Every file of the report, into `out_dir`."""
     from moncae.report import plots
 
@@ -365,12 +374,15 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
             projections_png = f"projections_{dataset}.png"
             plots.save_figure(plots.plot_projections(collect_projections(ds_finals, objectives),
                                                      dataset=dataset), out_dir / projections_png)
+        drawn = ds_runs if run_figures is None else sorted(ds_runs, key=lambda r: r.seed)[:run_figures]
+        if len(drawn) < len(ds_runs):
+            log(f"{dataset}: figures of each run drawn for {len(drawn)} of {len(ds_runs)} runs (--run-figures)")
         recon_pngs = [] if d is None else _reconstruction_figures(
-            dataset, ds_runs, ds_finals, d, loss, out_dir, used_names, log)
-        sample_pngs = _sample_figures(dataset, ds_runs, ds_finals, loss, out_dir, used_names, log)
+            dataset, drawn, ds_finals, d, loss, out_dir, used_names, log)
+        sample_pngs = _sample_figures(dataset, drawn, ds_finals, loss, out_dir, used_names, log)
         sections.append(dataset_section(DatasetSection(
             dataset, ds_runs, runs_table, table, pareto, loss, pareto_png, hv_png,
-            None if d is None else d.description, recon_pngs, sample_pngs,
+            None if d is None else d.description, recon_pngs, sample_pngs, runs_drawn=len(drawn),
             projections_png=projections_png, versus_pca=versus)))
 
     sections += _strategy_sections(runs, out_dir, log)

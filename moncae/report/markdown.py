@@ -125,6 +125,7 @@ class DatasetSection:
     samples: list[tuple[RunInfo, str, int]] = field(default_factory=list)  # VAE runs: (run, png, models)
     projections_png: str | None = None  # runs with more than two objectives
     versus_pca: pd.DataFrame | None = None  # `collect_versus_pca`'s rows; None: no PCA baseline
+    runs_drawn: int | None = None  # runs with reconstruction / sample figures (None: every run)
 
 
 VERSUS_PCA_ROWS = 24  # at most this many models listed in the Markdown (all of them in the CSV)
@@ -224,8 +225,13 @@ def dataset_section(section: DatasetSection) -> str:
               + (" and its mean over seeds" if several else "") + "; dashed: the all-time front's"
               + (" (mean over seeds)" if several else "") + ", which never falls.", ""]
     parts += ["### Reconstructions", ""]
+    if s.runs_drawn is not None and s.runs_drawn < len(s.runs):
+        parts += [f"Figures of each run (reconstructions{', samples' if s.samples else ''}) for "
+                  f"{s.runs_drawn} of the {len(s.runs)} runs, the lowest seeds (`moncae report "
+                  "--run-figures all` draws every run's).", ""]
     if not s.reconstructions:
-        parts += ["No reconstruction figure (no data or no saved models).", ""]
+        parts += ["No reconstruction figure (no data or no saved models)." if s.runs_drawn != 0 else
+                  "No reconstruction figure (`--run-figures 0`).", ""]
     if s.data_description and s.reconstructions:
         parts += [f"Test images (left column) and their reconstructions by each final model of "
                   f"the run, most compressed first; above each column its rec loss and LOC. "

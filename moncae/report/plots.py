@@ -21,6 +21,7 @@ from moncae.store.atomic import atomic_open
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 LOSS_LABELS = {"bce": "binary cross-entropy", "mse": "mean squared error"}
 LOC_LABEL = "Level of compression, LOC = log10(latent values)"
+MAX_SEEDS_NAMED = 10  # more seeds: one legend entry for them all
 
 
 def _loss_label(loss: str) -> str:
@@ -41,11 +42,14 @@ def plot_pareto(info: dict, *, dataset: str, loss: str, ax=None):
     seeds = sorted(points["seed"].unique())
     colors = cycle(f"C{i}" for i in range(10))
     markers = cycle(MARKERS)
-    for seed in seeds:
+    many = len(seeds) > MAX_SEEDS_NAMED  # a legend entry per seed would run off the figure
+    for i, seed in enumerate(seeds):
         mine = points[points["seed"] == seed]
-        tuned = " (fine-tuned)" if set(mine["source"]) == {"finetune"} else ""
+        tuned = " (fine-tuned)" if set((points if many else mine)["source"]) == {"finetune"} else ""
+        label = f"seed {seed}{tuned}" if not many else (f"final models of {len(seeds)} seeds{tuned}" if i == 0
+                                                       else None)
         ax.scatter(mine["loc"], mine["rec_loss"], s=36, marker=next(markers), color=next(colors),
-                   alpha=0.8, edgecolors="none", label=f"seed {seed}{tuned}", zorder=3)
+                   alpha=0.8, edgecolors="none", label=label, zorder=3)
     if len(front):  # the attained region's edge, carried on to the right of the last point
         right = max([*points["loc"], *pca["loc"]])
         xs = [*front["loc"], max(right, front["loc"].iloc[-1])]
@@ -103,7 +107,7 @@ def plot_hv_history(info: dict, *, dataset: str, ax=None):
     for i, seed in enumerate(seeds):
         mine = per_run[per_run["seed"] == seed].sort_values("generation")
         ax.plot(mine["generation"] + 1, mine["hypervolume"], lw=1, alpha=0.6, color=f"C{i % 10}",
-                marker=".", label=f"seed {seed}" if len(seeds) <= 10 else None)
+                marker=".", label=f"seed {seed}" if len(seeds) <= MAX_SEEDS_NAMED else None)
     if len(seeds) > 1 and len(summary):
         gen = summary["generation"] + 1
         ax.fill_between(gen, summary["min"], summary["max"], color="0.5", alpha=0.15,
