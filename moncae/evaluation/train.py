@@ -105,7 +105,7 @@ def evaluate_genome(task: EvalTask, data: Dataset) -> EvalResult:
             record.error, record.failure = "loss is NaN or infinite", "nan"
         else:
             if task.keep_model:  # ok only once the model exists: a failed save is a failure
-                model_bytes = model_to_bytes(autoencoder)
+                model_bytes = model_to_bytes(autoencoder, optimizer=vae is not None)
                 if keep_warm:
                     warm_models.keep(digest(model_bytes), autoencoder, start_state)
             record.rec_loss = float(loss)

@@ -73,7 +73,7 @@ def finetune_model(model: FinalModel, data, config: SearchConfig,
         if not math.isfinite(rec_loss):
             raise FloatingPointError("test reconstruction loss is NaN or infinite")
         record.rec_loss = rec_loss
-        saved = model_to_bytes(autoencoder)
+        saved = model_to_bytes(autoencoder, optimizer=vae is not None)
         if data.labeled:  # unlabeled images: no classifier, cl_loss and cl_acc stay NaN
             score = latent_classification(
                 encoder, data.x_train, data.y_train, data.x_test, data.y_test,

@@ -213,8 +213,16 @@ class CheckSignals(keras.callbacks.Callback):
         check_signals()
 
 
-def model_to_bytes(model) -> bytes:
-    """The model as a `.keras` file's bytes (what a worker sends back to the driver)."""
+def model_to_bytes(model, *, optimizer: bool = True) -> bytes:
+    """The model as a `.keras` file's bytes (what a worker sends back to the driver).
+
+    `optimizer=False` (a functional model): the network and its weights, uncompiled, without the
+    optimizer's state, which no reader loads (a promotion rewinds its optimizer, inheritance,
+    the fine-tune and export take the weights alone): a `quick` model's file 1.1 MB against
+    3.3 MB (Adam keeps two slots a weight) and saved in 64 ms against 117 ms. The weights are the
+    same; a twin over the same layers is saved, so the model itself is left as it is."""
+    if not optimizer:
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         model.save(path)
