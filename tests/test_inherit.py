@@ -134,3 +134,42 @@ def test_a_parent_loads_from_bytes_or_a_file_rebuilt_or_deserialised(tmp_path):
     other = genome_of([(1, 0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0)])
     with pytest.raises(Exception):  # noqa: B017 - whatever Keras raises for another genome's file
         load_parent_model(data, other, SHAPE)
+
+
+def saved_groups(model_bytes: bytes) -> list[str]:
+    """The top-level groups of a `.keras` file's weights."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive, archive.open("model.weights.h5") as fh, \
+            h5py.File(io.BytesIO(fh.read()), "r") as weights:
+        return sorted(weights)
+
+
+def test_a_saved_autoencoder_without_its_optimizer_keeps_its_weights_and_input_structure(tmp_path):
+    """Search and fine-tune save a plain autoencoder without the optimizer's state (a third of
+    the bytes); the weights load as before, and Keras' own loader gives a model called on one
+    tensor, as the built one is (a twin built on `inputs`, a list, warned at every call)."""
+    import warnings
+
+    import keras
+
+    from moncae.model.training import build_optimizer, make_loss, make_optimizer
+
+    genome = genome_of([(1, 2, 0, 1), (1, 1, 0, 1), (0, 0, 0, 0)], DENSE, latent=3)
+    model = trained(genome, 4)
+    model.compile(optimizer=make_optimizer(genome), loss=make_loss("bce"))
+    build_optimizer(model)
+    full, lean = model_to_bytes(model), model_to_bytes(model, optimizer=False)
+    assert len(lean) < len(full) and saved_groups(full) == ["layers", "optimizer", "vars"]
+    assert saved_groups(lean) == ["layers", "vars"]
+    assert same(load_parent_model(lean, genome, SHAPE).get_weights(), model.get_weights())
+    (tmp_path / "m.keras").write_bytes(lean)
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    assert same(loaded.get_weights(), model.get_weights()) and getattr(loaded, "optimizer", None) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = loaded(np.zeros((2, *SHAPE), np.float32))
+    assert tuple(out.shape) == (2, *SHAPE) and model.optimizer.built  # the model itself is as it was
