@@ -300,3 +300,16 @@ def test_the_progress_hears_how_many_of_the_population_are_below_the_top_rung(st
     full = Heard()
     run_search(stub_config(tmp_path / "full"), task_fn=with_model, progress=full)
     assert full.counts == []  # one rung: nothing to promote
+
+
+def test_two_equal_rungs_are_refused():
+    with pytest.raises(MoncaeError, match="must grow"):
+        rung_schedule([[2, 100], [2, 100]], 10)
+
+
+def test_promotion_ties_in_both_contributions_go_to_the_lower_loss():
+    ref = (4.0, 12.0)
+    points = {"x": (0.1, 1.0),  # an earlier network that dominates every candidate: overall 0 each
+              "c0": (0.2, 2.0), "c1": (0.5, 5.0), "c2": (0.3, 5.5)}  # c0 dominates c1, c2: own 0 each
+    # 2 of 3: c0 (own front) then, of the tied c1 and c2, the lower loss c2
+    assert promoted(["c1", "c2", "c0"], points, ref, 0.5) == ["c2", "c0"]

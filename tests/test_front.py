@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from deap import tools
 
 from moncae.cli.main import main
 from moncae.config import SearchConfig, resolve_config
@@ -22,6 +23,7 @@ from moncae.errors import MoncaeError
 from moncae.evaluation.surrogate import surrogate_task
 from moncae.export import FRONT_TABLE_COLUMNS, choose, knee_distances, load_front
 from moncae.method.architecture import forward_flops
+from moncae.method.evolution import pareto_individual, same_key
 from moncae.method.genome import Genome
 from moncae.method.objectives import non_dominated_mask
 from moncae.search.loop import run_search
@@ -314,3 +316,12 @@ def test_a_point_beaten_on_loss_and_loc_is_no_knee_though_a_third_objective_kept
                           "on_front": [True] * 4, "in_final": [True, True, False, True],
                           "searched_model": ["/x/a", "/x/b", "", "/x/d"], "finetuned_model": [""] * 4})
     assert choose(frame, knee=True).row["id"][0] != "d"
+
+
+def test_the_hall_of_fame_keeps_the_minimised_front_once_per_network():
+    hof = tools.ParetoFront(similar=same_key)
+    hof.update([pareto_individual([1, 0, 0], "a", (0.10, 2.0)),   # front
+                pareto_individual([1, 0, 1], "b", (0.20, 3.0)),   # dominated by a
+                pareto_individual([1, 1, 1], "c", (0.30, 1.0)),   # front
+                pareto_individual([1, 1, 0], "a", (0.10, 2.0))])  # other genes, the same network as a
+    assert sorted(ind.key for ind in hof) == ["a", "c"]

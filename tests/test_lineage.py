@@ -198,3 +198,20 @@ def test_a_search_checkpoint_holds_the_next_generation_with_its_lineage(stub_con
     assert bred, "generation 1 holds crossover children"
     for child in bred:
         assert len(child.parents()) == 2 and inheritance_plan(child).blocks[0].layer == 0
+
+
+SPACE = GenomeSpace(max_blocks=4, max_filters=16)
+
+
+def active_genome_of(actives, filters=0):
+    genes = []
+    for active in actives:
+        genes += [int(active), filters, 0, 0, 0, 0, 0]
+    return Genome(tuple(genes + [0, 0]), SPACE)
+
+
+def test_a_child_with_an_inactive_block_between_numbers_its_layers_by_active_blocks():
+    a, b = active_genome_of([1, 1, 1, 1]), active_genome_of([1, 0, 1, 1], filters=1)
+    child = Genome(b.genes, SPACE, Lineage((a.genes, b.genes), GENES_PER_BLOCK))  # blocks 1-3 from b
+    assert inheritance_plan(child).blocks == (
+        BlockSource(0, 0, 0, 0), BlockSource(1, 2, 1, 1), BlockSource(2, 3, 1, 2))

@@ -91,3 +91,67 @@ def test_breed_with_the_real_operators_is_deterministic_and_valid():
     b = breed(population, fitness, [0.2] * 10, 4, random.Random(11), toolbox, 0.2)
     assert a == b and len(a) == 10
     assert all(g.space == SPACE and g.genes[0] == 1 for g in a)
+
+
+SPACE = GenomeSpace(max_blocks=3, max_filters=32)
+
+
+def test_the_search_elite_puts_the_lowest_loss_network_first_whatever_its_fitness():
+    # the documented rule with `keys`: lowest loss first (ties: higher fitness), then by fitness
+    assert elite_indices([0.9, 0.1, 0.5], [0.3, 0.1, 0.2], 2, ["a", "b", "c"]) == [1, 0]
+    assert elite_indices([0.1, 0.5, 0.9], [0.1, 0.1, 0.3], 3, ["a", "b", "c"]) == [1, 2, 0]
+    # without keys (plain fitness order) the rule does not apply
+    assert elite_indices([0.9, 0.1, 0.5], [0.3, 0.1, 0.2], 2) == [0, 2]
+
+
+def test_elite_count_rounds_to_nearest():
+    assert elite_count(0.15, 10) == 2  # round(1.5) == 2 (floor would keep 1)
+    assert elite_count(0.26, 10) == 3
+
+
+def test_tournament_draws_three_aspirants_by_default():
+    class Counting(random.Random):
+        calls = 0
+
+        def randrange(self, *args, **kwargs):
+            Counting.calls += 1
+            return super().randrange(*args, **kwargs)
+
+    select_tournament([0.1, 0.2, 0.3, 0.4], 5, Counting(0))
+    assert Counting.calls == 15
+
+
+def _recording_toolbox(picks):
+    seen = {"mate": [], "mutate": []}
+    toolbox = base.Toolbox()
+    toolbox.register("select", lambda fitness, k, rng: list(picks.pop(0)))
+
+    def mate(a, b, rng):
+        seen["mate"].append((a, b))
+        return a, b
+
+    def mutate(child, rng, generation):
+        seen["mutate"].append(generation)
+        return child
+
+    toolbox.register("mate", mate)
+    toolbox.register("mutate", mutate)
+    return toolbox, seen
+
+
+def test_breed_crosses_both_selected_parents_and_mutates_at_this_generation():
+    rng = random.Random(0)
+    population = [random_genome(SPACE, rng) for _ in range(4)]
+    toolbox, seen = _recording_toolbox([(0, 1), (2, 3), (3, 0), (1, 2)])
+    out = breed(population, [0.0] * 4, [0.5] * 4, 7, rng, toolbox, 0.0)
+    assert len(out) == 4
+    assert seen["mate"] == [(population[0], population[1]), (population[2], population[3]),
+                            (population[3], population[0]), (population[1], population[2])]
+    assert seen["mutate"] == [7, 7, 7, 7]  # DEvol's schedule grows with the generation
+
+
+def test_breed_makes_a_generation_of_the_size_asked():
+    rng = random.Random(0)
+    population = [random_genome(SPACE, rng) for _ in range(4)]
+    toolbox, _ = _recording_toolbox([(0, 1)] * 10)
+    assert len(breed(population, [0.0] * 4, [0.5] * 4, 1, rng, toolbox, 0.0, size=6)) == 6
