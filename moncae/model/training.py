@@ -70,7 +70,7 @@ def tf_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
     themselves filled tf.data's buffer with a second whole copy of them for every training (+356
     MB on full Fashion-MNIST, +1.8 GB on 20k 64x64x3 images, a helper's audit); a seeded shuffle's
     order does not depend on what it shuffles, so the batches are the same to the bit
-    (`tests/test_train_loop.py`).
+    (`tests/test_tf_dataset.py`).
     """
     import tensorflow as tf
 
