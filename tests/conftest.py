@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("MONCAE_TEST_NO_FSYNC") == "1":  # `make test-fast`: no test can see a durable write,
     os.fsync = lambda fd: None  # and this machine's fsyncs took ~12 s of its ~42 s (tests/test_atomic.py)
+# A test run started with SIGINT or SIGHUP ignored (a background job of a script, `nohup`) would
+# pass that on to every process it starts; the tests of Ctrl-C and of a closed terminal check the
+# usual case, so they start from it (a helper's audit: five of them failed there).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if SHARED_DATA.is_dir():
     os.environ.setdefault("MONCAE_DATA_DIR", str(SHARED_DATA))
