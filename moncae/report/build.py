@@ -297,7 +297,7 @@ def build_report(results_dir: str | os.PathLike, *, out: str | os.PathLike | Non
 
 def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, datasets: list[str], out_dir: Path,
                   kinds: Sequence[str], loc_threshold: float | None, log: Callable[[str], None],
-                  data_dir: str | os.PathLike | None, run_figures: int | None = RUN_FIGURES) -> None:
+                  data_dir: str | os.PathLike | None, run_figures: int | None) -> None:
     """Every file of the report, into `out_dir`."""
     from moncae.report import plots
 
