@@ -38,7 +38,7 @@ def test_zero_or_the_population_is_the_default(stub_config, tmp_path):
 
 
 def test_the_next_generation_is_bred_from_all_of_the_wide_one(stub_config, tmp_path):
-    from moncae.method.selection import elite_indices
+    from tests.by_hand import elite_keys
 
     result = run_search(stub_config(tmp_path, first_population=24, generations=2, elitism=0.25),
                         task_fn=surrogate_task)
@@ -46,9 +46,9 @@ def test_the_next_generation_is_bred_from_all_of_the_wide_one(stub_config, tmp_p
     first, second = pop[pop["generation"] == 0], pop[pop["generation"] == 1]
     # the elite (2 of 8, first in the next generation) are the best of all 24
     keys = first["genome_key"].tolist()
-    elite = elite_indices(first["fitness"].tolist(), first["rec_loss"].tolist(), 2, keys)
-    assert second["genome_key"].tolist()[:2] == [keys[i] for i in elite]
-    assert max(elite) >= 8  # with this seed one of them was drawn after the first 8 (index 20)
+    elite = elite_keys(first, 2)
+    assert second["genome_key"].tolist()[:2] == elite
+    assert max(keys.index(k) for k in elite) >= 8  # with this seed one was drawn after the first 8 (index 20)
 
 
 def test_with_rungs_every_extra_genome_costs_one_rung_0_training(stub_config, tmp_path):

@@ -65,11 +65,11 @@ def test_run_writes_every_file_with_its_columns(reference_run):
 
 
 def test_fitness_is_the_exclusive_hypervolume_contribution(reference_run):
-    from moncae.method.objectives import unique_contributions
+    from tests.by_hand import exclusive_by_network
 
     pop = pd.read_csv(reference_run.run_dir / "population.csv")
     for _, group in pop.groupby("generation"):
-        expected = unique_contributions(group[["rec_loss", "loc"]].to_numpy(), list(group["genome_key"]),
+        expected = exclusive_by_network(group[["rec_loss", "loc"]].to_numpy(), list(group["genome_key"]),
                                         (4.0, 12.0))
         assert group["fitness"].to_numpy() == pytest.approx(expected)
 
