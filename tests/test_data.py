@@ -694,6 +694,20 @@ def test_raw_arrays_cached_but_splits_never_shared(tmp_path):
     assert not np.shares_memory(a.x_val, b.x_val)
 
 
+def test_splits_are_made_on_first_use_from_the_decoded_rows(tmp_path):
+    """Sizes, shape and fingerprint need no float32 copy (a search's driver holds none)."""
+    write_idx_set(tmp_path / "mnist")
+    d = load_dataset("mnist", data_dir=tmp_path, test_size=7, seed=2)
+    assert d.sizes == {"train": 27, "val": 3, "test": 7} and d.input_shape == (6, 5, 1)
+    assert "train=(27, 6, 5, 1)" in repr(d) and d.labeled
+    assert not {"x_train", "x_val", "x_test"} & set(vars(d))
+    by_hand = d.raw.x_train[d.val_rows].astype(np.float64) / 255
+    np.testing.assert_array_equal(d.x_val, by_hand.astype(np.float32))
+    assert d.x_val.dtype == np.float32 and d.x_val is d.x_val  # made once, then kept
+    assert len(d.x_train) == 27 and len(d.x_test) == 7 and len(d.y_test) == 7
+    np.testing.assert_array_equal(d.y_train, d.raw.y_train[d.train_rows])
+
+
 def test_changed_file_is_reread(tmp_path):
     write_idx_set(tmp_path / "mnist", n_train=30)
     assert len(load_dataset("mnist", data_dir=tmp_path).x_train) == 27

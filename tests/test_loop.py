@@ -33,6 +33,17 @@ def test_loop_writes_every_table_and_fitness_is_the_exclusive_contribution(stub_
     assert ev["genome_key"].is_unique and (ev["status"] == "ok").all()
 
 
+def test_the_driver_never_makes_float_copies_of_the_images(stub_config):
+    """Searching needs the data's sizes, shape and fingerprint only: the trainings (here the
+    surrogate, in-process) make the splits they train on, in their own process."""
+    from moncae.data.spec import cached_dataset
+
+    config = stub_config()
+    run_search(config, task_fn=surrogate_task)
+    data = cached_dataset(config.data_spec())
+    assert data.sizes["train"] > 0 and not {"x_train", "x_val", "x_test"} & set(vars(data))
+
+
 def test_cache_never_retrains_a_key_and_counts_match(stub_config):
     seen: list[str] = []
 

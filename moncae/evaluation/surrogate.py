@@ -77,7 +77,7 @@ def surrogate_task(task: EvalTask) -> EvalResult:
         rec_loss=surrogate_loss(task, shape), loc=loc_of_shape(bottleneck),
         bottleneck=bottleneck_text(bottleneck), params=params, epochs=task.train.epochs,
         fit_seconds=0.0, seconds=0.0, status="ok", rung=task.rung,
-        train_images=len(data.x_train[:task.train.train_images]),
+        train_images=min(data.sizes["train"], task.train.train_images or data.sizes["train"]),
         flops=forward_flops(genome, shape, task.train.model),
     )
     if task.measure_latency:  # a made-up latency: fixed overhead plus time proportional to FLOPs

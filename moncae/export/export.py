@@ -285,7 +285,7 @@ def _model_json(run, choice: Choice, genome, shape, data, checks, n_checked, fil
         "weights": choice.weights,
         "source_file": str(Path(choice.file).resolve()),
         "dataset": {"name": config.dataset, "fingerprint": data.fingerprint, "source": data.source,
-                    "train": len(data.x_train), "val": len(data.x_val), "test": len(data.x_test),
+                    **data.sizes,
                     "split_seed": config.split_seed},
         "input_shape": list(shape),
         "bottleneck_shape": list(bottleneck_shape(genome, shape)),

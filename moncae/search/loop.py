@@ -723,7 +723,7 @@ def search_data(config: SearchConfig, *, warn: bool = True) -> Dataset:
     """The run's data (loaded once per process), checked against its rungs; raises before anything
     is written when either is unusable (`warn`: and says a rung that is not the cheap one)."""
     data = cached_dataset(config.data_spec())
-    check_rungs(config, len(data.x_train), warn=warn)
+    check_rungs(config, data.sizes["train"], warn=warn)
     return data
 
 

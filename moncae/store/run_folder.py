@@ -55,7 +55,7 @@ FINETUNED_DIR = "finetuned"
 def data_record(data) -> dict[str, Any]:
     """What config.json keeps of the data a run searched on (a `moncae.data.Dataset`)."""
     return {"fingerprint": data.fingerprint, "input_shape": list(data.input_shape),
-            "train": len(data.x_train), "val": len(data.x_val), "test": len(data.x_test)}
+            **data.sizes}
 
 
 def model_filename(genome_key: str) -> str:
