@@ -26,7 +26,7 @@ import keras  # noqa: E402
 from moncae.model.fast_update import speed_up_update  # noqa: E402
 from moncae.model.training import CheckSignals, tf_dataset  # noqa: E402
 
-CLASSIFIER_BATCH_SIZE = 64
+CLASSIFIER_BATCH_SIZE = 256  # the paper: "in all training stages, if not otherwise specified, ... 256"
 CLASSIFIER_LEARNING_RATE = 1e-3
 CODE_MEMORY_BUDGET = 1 << 30  # bytes of float32 codes (train + test) kept in memory
 
