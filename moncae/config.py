@@ -121,6 +121,9 @@ class SearchConfig:
     # how a block with the pool gene halves its map: MaxPool (`pool`, the paper) or a stride-2
     # conv (`strided`), see moncae.method.genome.DOWNSAMPLINGS
     downsample: str = "pool"
+    # a block halves its map only while both sides are at least this: 3 (the MONCAE authors'
+    # code: never below 2x2); 2 lets maps reach 1x1, as moncae did before 2026-12-07
+    min_pool_side: int = 3
     fidelity: str = "full"
     rungs: tuple[tuple[int, int], ...] = ()  # the lower rungs, [epochs, train_images] each
     promote: float = 0.34  # at most this fraction of a rung's candidates goes on to the next
@@ -232,6 +235,8 @@ class SearchConfig:
         _check(self.space in SPACES, "space", f"must be one of {', '.join(SPACES)}", self.space)
         _check(self.downsample in DOWNSAMPLINGS, "downsample", f"must be one of {', '.join(DOWNSAMPLINGS)}",
                self.downsample)
+        _check(self.min_pool_side >= 2, "min_pool_side", "must be at least 2 (3: maps never below 2x2, the MONCAE "
+               "authors' rule; 2: down to 1x1)", self.min_pool_side)
         _check(self.initial in INITIALS, "initial", f"must be one of {', '.join(INITIALS)}", self.initial)
         _check(self.latents in LATENTS, "latents", f"must be one of {', '.join(LATENTS)}", self.latents)
         _check(self.fitness in FITNESS_RULES, "fitness", f"must be one of {', '.join(FITNESS_RULES)}",
@@ -263,7 +268,7 @@ class SearchConfig:
         `downsample`: how blocks halve their maps)."""
         return GenomeSpace(max_blocks=self.max_blocks, max_filters=self.max_filters,
                            optimizers=tuple(self.optimizers), latent_sizes=SPACES[self.space],
-                           downsample=self.downsample)
+                           downsample=self.downsample, min_pool_side=self.min_pool_side)
 
     def objective_set(self) -> ObjectiveSet:
         """The objectives minimised and the hypervolume's reference point."""
@@ -292,7 +297,14 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
-        return cls(**_known(d, "config.json"))
+        """Settings from a run's config.json (a setting it lacks: `ABSENT_IN_OLD_RUNS`, else its
+        default)."""
+        return cls(**{**ABSENT_IN_OLD_RUNS, **_known(d, "config.json")})
+
+
+# Results settings whose default changed when they were added: a config.json written before
+# them had the value here (its genomes were decoded by it), not today's default.
+ABSENT_IN_OLD_RUNS: dict[str, Any] = {"min_pool_side": 2}
 
 
 def parse_workers(value: Any) -> int | str:
@@ -519,7 +531,7 @@ def resume_flags(settings: Mapping[str, Any], preset: str | None) -> tuple[list[
     except MoncaeError:  # an unknown preset (a run from another moncae): name nothing
         return [], []
     flags, unflagged = [], []
-    for name, value in settings.items():
+    for name, value in {**ABSENT_IN_OLD_RUNS, **settings}.items():
         if name in ("dataset", "seed", "generations") or name not in base or value == base[name]:
             continue
         if name not in FLAG_SETTINGS:
@@ -542,6 +554,11 @@ def settings_toml(config: SearchConfig) -> str:
                    f"# {key} = {_toml_value(value)}: the default for these objectives\n"
                    if key == "ref_point" and list(value) == default_ref else f"{key} = {_toml_value(value)}\n"
                    for key, value in config.to_dict().items())
+
+
+def toml_line(name: str, value: Any) -> str:
+    """`name = value` as a --config file writes it."""
+    return f"{name} = {_toml_value(value)}"
 
 
 def _toml_value(value: Any) -> str:

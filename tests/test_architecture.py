@@ -70,26 +70,53 @@ def test_loc_of_shape_rejects_empty_and_zero_sizes():
             loc_of_shape(bad)
 
 
+LEGACY = GenomeSpace(max_filters=64, min_pool_side=2)  # moncae before 2026-12-07: down to 1x1
+
+
+@pytest.mark.parametrize("input_shape, chain", [
+    ((28, 28, 1), [28, 14, 7, 4, 2, 2, 2]),  # the MONCAE authors' code: 28 -> 14 -> 7 -> 4 -> 2
+    ((32, 32, 3), [32, 16, 8, 4, 2, 2, 2]),
+    ((8, 8, 1), [8, 4, 2, 2, 2, 2, 2]),
+    ((5, 5, 1), [5, 3, 2, 2, 2, 2, 2]),
+])
+def test_repeated_pooling_halves_with_ceiling_and_stops_at_two(input_shape, chain):
+    for n, side in enumerate(chain):
+        assert bottleneck_shape(pooled_blocks(n or 1, pool=int(n > 0)), input_shape)[:2] \
+            == (side, side)
+    assert level_of_compression(pooled_blocks(4), (28, 28, 1)) == pytest.approx(math.log10(16))
+    assert level_of_compression(pooled_blocks(6), (28, 28, 1)) == pytest.approx(math.log10(16))
+
+
 @pytest.mark.parametrize("input_shape, chain", [
     ((28, 28, 1), [28, 14, 7, 4, 2, 1, 1]),
     ((32, 32, 3), [32, 16, 8, 4, 2, 1, 1]),
     ((8, 8, 1), [8, 4, 2, 1, 1, 1, 1]),
 ])
-def test_repeated_pooling_halves_with_ceiling_and_stops_at_one(input_shape, chain):
+def test_min_pool_side_2_halves_down_to_one_as_before(input_shape, chain):
     for n, side in enumerate(chain):
-        assert bottleneck_shape(pooled_blocks(n or 1, pool=int(n > 0)), input_shape)[:2] \
+        assert bottleneck_shape(pooled_blocks(n or 1, pool=int(n > 0), space=LEGACY), input_shape)[:2] \
             == (side, side)
-    assert level_of_compression(pooled_blocks(4), (28, 28, 1)) == pytest.approx(math.log10(16))
 
 
-def test_odd_shapes_stop_pooling_once_a_side_reaches_one():
+def test_odd_shapes_stop_pooling_once_a_side_is_below_three():
     sides = [bottleneck_shape(pooled_blocks(n), (13, 17, 5))[:2] for n in range(1, 7)]
-    assert sides == [(7, 9), (4, 5), (2, 3), (1, 2), (1, 2), (1, 2)]
+    assert sides == [(7, 9), (4, 5), (2, 3), (2, 3), (2, 3), (2, 3)]
+    legacy = [bottleneck_shape(pooled_blocks(n, space=LEGACY), (13, 17, 5))[:2] for n in range(1, 7)]
+    assert legacy == [(7, 9), (4, 5), (2, 3), (1, 2), (1, 2), (1, 2)]
+
+
+def test_a_space_saved_without_min_pool_side_decodes_as_before():
+    saved = {k: v for k, v in LEGACY.to_config().items()}
+    assert "min_pool_side" not in saved  # written as before the field existed
+    assert GenomeSpace.from_config(saved) == LEGACY
+    assert GenomeSpace.from_config(SPACE.to_config()) == SPACE and SPACE.to_config()["min_pool_side"] == 3
+    with pytest.raises(MoncaeError, match="min_pool_side"):
+        GenomeSpace(min_pool_side=1)
 
 
 def test_describe_with_bottleneck_drops_absent_pooling():
     text = describe_with_bottleneck(pooled_blocks(4), (8, 8, 1))
-    assert text == ("C4k3-relu-pool | C4k3-relu-pool | C4k3-relu-pool | C4k3-relu -> 1x1x4"
+    assert text == ("C4k3-relu-pool | C4k3-relu-pool | C4k3-relu | C4k3-relu -> 2x2x4"
                     " | adam lr=1e-4")
 
 

@@ -20,7 +20,7 @@ BASE = ["search", *FLAGS]
 
 INT_KEYS = {"seed", "generations", "population", "epochs", "batch_size", "patience", "train_size", "val_size",
             "test_size", "split_seed", "max_blocks", "max_filters", "models_per_gpu", "first_population",
-            "promote_multiple", "finetune_epochs"}
+            "promote_multiple", "finetune_epochs", "min_pool_side"}
 NUMBER_KEYS = {"elitism", "promote", "vae_eps", "max_minutes"}
 STR_KEYS = {"dataset", "loss", "selection", "strategy", "out", "executor", "space", "downsample", "fidelity",
             "final", "model", "promotion", "first_generation", "initial", "fitness", "latents", "data_dir",
@@ -248,3 +248,13 @@ def test_the_resume_command_a_run_names_gives_back_its_settings(tmp_path, preset
     again = resolve_config(config_file=toml)
     assert again.results_settings() == run.results_settings()
     assert set(unflagged) == {n for n in given if n in ("rungs", "elitism")}
+
+
+def test_a_run_recorded_before_min_pool_side_is_told_to_set_its_old_value():
+    from moncae.config import resume_flags
+
+    old = resolve_config(preset="smoke", dataset="mnist_5k", seed=1).results_settings()
+    del old["min_pool_side"]  # config.json before the setting: its maps went down to 1x1
+    assert resume_flags(old, "smoke") == ([], ["min_pool_side"])
+    assert SearchConfig.from_dict({**old, "seed": 1}).min_pool_side == 2
+    assert resolve_config(preset="paper").min_pool_side == 3

@@ -171,7 +171,7 @@ def test_a_run_finished_before_the_front_was_kept_is_not_lengthened(stub_config,
 def test_other_settings_changed_with_the_length_are_refused_as_before(stub_config, tmp_path):
     run_search(stub_config(tmp_path / "r", generations=3), task_fn=with_model)
     with pytest.raises(RunFolderError, match=r"with different settings \(elitism: 0.25 -> 0.5, generations: 3 -> "
-                                             r"6\)"):
+                                             r"6; a --config file sets the run's: elitism = 0.25\)"):
         run_search(stub_config(tmp_path / "r", generations=6, elitism=0.5), resume=True, task_fn=no_training)
 
 

@@ -36,8 +36,9 @@ def test_loop_writes_every_table_and_fitness_is_the_exclusive_contribution(stub_
 def test_the_driver_never_makes_float_copies_of_the_images(stub_config):
     """Searching needs the data's sizes, shape and fingerprint only: the trainings (here the
     surrogate, in-process) make the splits they train on, in their own process."""
-    from moncae.data.spec import cached_dataset
+    from moncae.data.spec import _cached_dataset, cached_dataset
 
+    _cached_dataset.cache_clear()  # another test in this process may have trained on the same file
     config = stub_config()
     run_search(config, task_fn=surrogate_task)
     data = cached_dataset(config.data_spec())
@@ -111,9 +112,9 @@ def best_lost(config) -> int:
 
 def test_without_elitism_the_fittest_are_lost(stub_config, tmp_path):
     """The elitism test above has teeth: with elitism off, the same runs lose their best."""
-    on = sum(best_lost(stub_config(tmp_path / f"on{s}", seed=s, generations=10)) for s in range(4))
-    off = sum(best_lost(stub_config(tmp_path / f"off{s}", seed=s, generations=10, elitism=0.0))
-              for s in range(4))
+    wide = {"generations": 10, "max_filters": 64}  # a space wide enough that the best is a rare network
+    on = sum(best_lost(stub_config(tmp_path / f"on{s}", seed=s, **wide)) for s in range(4))
+    off = sum(best_lost(stub_config(tmp_path / f"off{s}", seed=s, elitism=0.0, **wide)) for s in range(4))
     assert on == 0 and off > 0
 
 
@@ -198,3 +199,26 @@ def test_finetune_epochs_is_not_a_search_setting(stub_config):
     again = run_search(stub_config(generations=2, finetune_epochs=7), resume=True, task_fn=surrogate_task)
     assert [g.genes for g in again.population] == [g.genes for g in reference.population]
     assert RunFolder(config.run_dir).read_config()["run"]["finetune_epochs"] == 2
+
+
+def test_a_run_from_before_min_pool_side_resumes_with_its_own_rule(stub_config, tmp_path):
+    """A config.json without `min_pool_side` was made with 2 (maps down to 1x1): a resume at today's
+    default (3) is refused, naming the --config line; with that line it resumes as the run would have gone."""
+    import json
+
+    from moncae.config import SearchConfig
+
+    legacy = {"min_pool_side": 2}
+    reference = run_search(stub_config(tmp_path / "ref", generations=3, **legacy), task_fn=surrogate_task)
+    old = run_search(stub_config(tmp_path / "old", generations=2, **legacy), task_fn=surrogate_task).run_dir
+    path = old / "config.json"
+    payload = json.loads(path.read_text())
+    for part in ("run", "settings"):
+        del payload[part]["min_pool_side"]
+    path.write_text(json.dumps(payload))  # as written before the setting existed
+    assert SearchConfig.from_dict(payload["run"]).min_pool_side == 2
+    refusal = r"min_pool_side: 2 -> 3; a --config file sets the run's: min_pool_side = 2"
+    with pytest.raises(RunFolderError, match=refusal):
+        run_search(stub_config(tmp_path / "old", generations=3), resume=True, task_fn=surrogate_task)
+    run_search(stub_config(tmp_path / "old", generations=3, **legacy), resume=True, task_fn=surrogate_task)
+    assert_same(reference.run_dir, old)

@@ -130,6 +130,10 @@ class GenomeSpace:
     after the blocks: 0 keeps the conv bottleneck, `i` picks a dense bottleneck of
     `latent_sizes[i - 1]` units. `downsample` (one of `DOWNSAMPLINGS`) is how a block whose
     pool gene is on halves its map: `pool` (the paper's MaxPool) or `strided` (a stride-2 conv).
+    A block halves its map only while both sides are at least `min_pool_side`: 3, the MONCAE
+    authors' code, so a map never shrinks below 2x2 (the paper's smallest bottleneck is 2x2x4);
+    DEvol's is 5; 2 (down to 1x1) is the rule of moncae before 2026-12-07, and of a saved space
+    without the field.
     """
 
     max_blocks: int = 6
@@ -142,6 +146,7 @@ class GenomeSpace:
     learning_rates: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
     latent_sizes: tuple[int, ...] = ()
     downsample: str = "pool"
+    min_pool_side: int = 3
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -164,6 +169,10 @@ class GenomeSpace:
         set_(self, "latent_sizes", self._latent_sizes())
         if self.downsample not in DOWNSAMPLINGS:
             raise _fail("downsample", f"must be one of {', '.join(DOWNSAMPLINGS)}", self.downsample)
+        set_(self, "min_pool_side", _as_int(self.min_pool_side, "min_pool_side"))
+        if self.min_pool_side < 2:
+            raise _fail("min_pool_side", "must be at least 2 (a 1-pixel side cannot be halved)",
+                        self.min_pool_side)
 
     def _kernel_sizes(self) -> tuple[int, ...]:
         sizes = tuple(_as_int(k, "kernel_sizes") for k in _as_tuple(self.kernel_sizes,
@@ -236,26 +245,27 @@ class GenomeSpace:
     def to_config(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_config` of it gives an equal space.
 
-        An empty `latent_sizes` (the paper's space) and `downsample = "pool"` are left out, so
-        such spaces serialise exactly as they did before those fields existed.
+        An empty `latent_sizes` (the paper's space), `downsample = "pool"` and `min_pool_side = 2`
+        are left out, so such spaces serialise exactly as they did before those fields existed.
         """
         config = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if (field.name, value) in (("latent_sizes", ()), ("downsample", "pool")):
+            if (field.name, value) in (("latent_sizes", ()), ("downsample", "pool"), ("min_pool_side", 2)):
                 continue
             config[field.name] = list(value) if isinstance(value, tuple) else value
         return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> GenomeSpace:
-        """Rebuild a space from `to_config()`; missing keys take their defaults."""
+        """Rebuild a space from `to_config()`; missing keys take their defaults, but a missing
+        `min_pool_side` is 2 (a space saved before the field: its genomes decode as they did)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
             raise _fail("config", f"has unknown keys {unknown}; expected some of {sorted(known)}",
                         dict(config))
-        return cls(**config)
+        return cls(**{"min_pool_side": 2, **config})
 
 
 @dataclass(frozen=True)
@@ -410,15 +420,17 @@ class Genome:
         return out
 
     def blocks_for(self, input_shape: Sequence[int]) -> list[Block]:
-        """`blocks` with `pool` turned off where the map is already smaller than 2x2.
+        """`blocks` with `pool` turned off where a side of the map is below the space's
+        `min_pool_side`.
 
         This is what the decoder builds: a block halves its map (MaxPool or stride 2) only while
-        both sides are >= 2.
+        both sides are >= `min_pool_side` (3: never below 2x2).
         """
         height, width, _ = check_input_shape(input_shape)
+        smallest = self.space.min_pool_side
         out = []
         for block in self.blocks:
-            pool = block.pool and height >= 2 and width >= 2
+            pool = block.pool and height >= smallest and width >= smallest
             if pool:
                 height, width = pooled_size(height), pooled_size(width)
             out.append(dataclasses.replace(block, pool=pool, strided=block.strided and pool))

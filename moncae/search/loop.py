@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from deap import tools
 
-from moncae.config import WORKERS_AUTO, SearchConfig, dataset_setting
+from moncae.config import ABSENT_IN_OLD_RUNS, FLAG_SETTINGS, WORKERS_AUTO, SearchConfig, dataset_setting, toml_line
 from moncae.data import Dataset, cached_dataset
 from moncae.errors import MoncaeError, MoncaeWarning, RunFolderError, RunFolderWarning, one_line
 from moncae.evaluation.records import (
@@ -157,9 +157,10 @@ def settings_differ(run: RunFolder, config: SearchConfig) -> list[str] | None:
 
 def _run_settings(payload: dict) -> dict:
     """A run's results settings from its config.json (a setting newer than the run folder is
-    absent there: the run had its default; a dataset file recorded by a relative path, before
-    runs recorded absolute ones, is taken from the current folder, as this command takes it)."""
-    settings = {**SearchConfig().results_settings(), **payload["settings"]}
+    absent there: the run had its default, or its `ABSENT_IN_OLD_RUNS` value; a dataset file recorded
+    by a relative path, before runs recorded absolute ones, is taken from the current folder, as this
+    command takes it)."""
+    settings = {**SearchConfig().results_settings(), **ABSENT_IN_OLD_RUNS, **payload["settings"]}
     if isinstance(settings["dataset"], str):
         settings["dataset"] = dataset_setting(settings["dataset"])
     return settings
@@ -174,6 +175,10 @@ def _check_same(run: RunFolder, what: str, previous: dict, current: dict, preset
     differ = _differ(previous, current)
     if differ:
         details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in differ)
+        unflagged = [toml_line(k, previous[k]) for k in differ if k in previous and k not in FLAG_SETTINGS
+                     and k not in ("dataset", "seed", "generations") and previous[k] is not None]
+        if unflagged:  # settings only a --config file sets: say the lines that give the run's
+            details += f"; a --config file sets the run's: {'; '.join(unflagged)}"
         if preset:
             raise RunFolderError(f"cannot resume {run.path} with different {what}: it was made with --preset "
                                  f"{preset} ({details}); pass --preset {preset} and the run's other settings "
