@@ -107,6 +107,20 @@ def test_without_epochs_the_run_s_own_finetune_epochs_setting_is_used(search_run
     assert result.exit_code == 2 and "epochs: 0 -> 1" in result.output, result.output
 
 
+def test_patience_off_trains_every_epoch_and_keeps_the_last_weights(search_run, tmp_path):
+    """`--patience off`, the paper's "extra 20 epochs": every model trains every epoch, and its
+    fine-tuned weights stand even where the searched ones scored better on validation."""
+    run = copy_run(search_run, tmp_path / "run")
+    result = CliRunner().invoke(main, ["finetune", str(run), "--epochs", "3", "--patience", "off",
+                                       "--classifier-epochs", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "finetune.json").read_text())["settings"]["patience"] is None
+    df = pd.read_csv(run / "finetune.csv", dtype={"error": str}).fillna({"error": ""})
+    assert (df["status"] == "ok").all() and (df["epochs"] == 3).all()
+    again = CliRunner().invoke(main, ["finetune", str(run), "--epochs", "3", "--classifier-epochs", "1"])
+    assert again.exit_code == 2 and "patience: off -> 3); rerun with --patience off" in again.output, again.output
+
+
 def test_several_runs_one_after_another_each_checked_first(search_run, finetuned, tmp_path):
     """`moncae finetune A B`: a wrong folder among them stops the command before any is trained;
     otherwise each is done in turn (here: both already fine-tuned, so both skip everything)."""

@@ -141,6 +141,19 @@ def test_training_samples_and_seeded_noise_is_reproducible():
     assert np.array_equal(s1[0], s2[0])
 
 
+def test_fit_vae_without_patience_runs_every_epoch_and_reports_the_last():
+    from moncae.model.vae import fit_vae
+
+    genome = random_genome(GenomeSpace(max_blocks=2, max_filters=8), random.Random(5))
+    x = np.random.default_rng(0).random((48, 12, 12, 1)).astype("float32")
+    keras.backend.clear_session()
+    parts = build_vae(genome, (12, 12, 1), seed=1)
+    compile_vae(parts, make_optimizer(genome), "reformulated")
+    fit = fit_vae(parts, x[:32], x[32:], epochs=4, batch_size=8, patience=None, seed=1)
+    assert fit.epochs == 4
+    assert fit.val_loss == pytest.approx(evaluate_vae(parts, x[32:], batch_size=8)[0], rel=1e-5)  # last weights
+
+
 # --- a real smoke VAE search ------------------------------------------------------------------
 
 SEED = 1

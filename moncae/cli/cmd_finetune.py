@@ -41,6 +41,25 @@ class BarProgress:
         click.echo(text)
 
 
+class Patience(click.ParamType):
+    """A non-negative integer, or `off` (None: no early stopping)."""
+
+    name = "patience"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        text = str(value).strip().lower()
+        if text in ("off", "none"):
+            return None
+        if text.isdigit():
+            return int(text)
+        self.fail(f"{value!r} is neither a whole number >= 0 nor 'off'", param, ctx)
+
+
+PATIENCE = Patience()
+
+
 def _num(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else "-"
 
@@ -53,8 +72,9 @@ def _num(value: float, digits: int) -> str:
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=20, show_default=True,
               help="Training epochs of the softmax classifier on the frozen latent codes.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Early-stopping patience (epochs without a better validation loss).")
+@click.option("--patience", type=PATIENCE, default="3", show_default=True, metavar="N|off",
+              help="Early-stopping patience (epochs without a better validation loss); off: every "
+                   "epoch and the last epoch's weights, as the paper's extra 20 epochs.")
 @data_dir_option
 @click.option("--workers", default="auto", show_default=True, metavar="auto|N",
               help="Models fine-tuned at once, each in its own process with the cores shared out as "

@@ -67,7 +67,7 @@ def finetune_model(model: FinalModel, data, config: SearchConfig,
                 patience=settings.patience, seed=seed,
             )
             best_val, record.epochs = fit.best, fit.epochs
-            if not math.isfinite(best_val) or best_val > searched_val:
+            if settings.patience is not None and (not math.isfinite(best_val) or best_val > searched_val):
                 autoencoder.set_weights(searched_weights)  # fine-tuning never made it better
         rec_loss = evaluate_loss(autoencoder, data.x_test, bs) if vae is None else record.rec_loss
         if not math.isfinite(rec_loss):
@@ -101,6 +101,6 @@ def _finetune_vae(vae, data, settings: FinetuneSettings, seed: int, record: Fine
         fit = fit_vae(vae, data.x_train, data.x_val, epochs=settings.epochs, batch_size=bs,
                       patience=settings.patience, seed=seed)
         record.epochs = fit.epochs
-        if not math.isfinite(fit.val_loss) or fit.val_loss > searched_val:
+        if settings.patience is not None and (not math.isfinite(fit.val_loss) or fit.val_loss > searched_val):
             vae.vae.set_weights(searched_weights)
     _, record.rec_loss, record.kl = evaluate_vae(vae, data.x_test, bs)

@@ -48,16 +48,21 @@ class FinetuneSettings:
     epochs: int = 20
     classifier_epochs: int = 20
     batch_size: int = 256
-    patience: int = 3
+    # early stopping's patience in epochs; None: none (the paper's "extra 20 epochs": every epoch,
+    # the last epoch's weights, never the searched ones instead)
+    patience: int | None = 3
 
     def __post_init__(self) -> None:
         for name, low in (("epochs", 0), ("classifier_epochs", 1), ("batch_size", 1),
                           ("patience", 0)):
+            if name == "patience" and self.patience is None:
+                continue
             value = python_number(getattr(self, name))  # a NumPy integer as an int
             object.__setattr__(self, name, value)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                none = " (or None: no early stopping)" if name == "patience" else ""
                 raise MoncaeError(
-                    f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+                    f"`{name}` must be an integer >= {low}{none}. Received: {name}={value!r}")
 
 
 @dataclass

@@ -160,15 +160,19 @@ def _continued(run: RunFolder, settings: FinetuneSettings, has_rows: bool) -> di
             f"with are unknown; put it back, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over")
     previous = payload.get("settings")
     current = asdict(settings)
-    if not isinstance(previous, dict) or not all(isinstance(previous.get(k), int) for k in current):
+    if not isinstance(previous, dict) or not all(
+            isinstance(previous.get(k), int) or (k == "patience" and previous.get(k, 0) is None) for k in current):
         raise RunFolderError(
             f"{run.path / FINETUNE_JSON} is damaged (it does not give the settings the rows of {FINETUNE_CSV} "
             f"were made with); put it back from a copy of the run, or delete {FINETUNE_CSV} and "
             f"{FINETUNED_DIR}/ to start over")
     differ = sorted(k for k in current if previous[k] != current[k])
     if differ:
-        details = ", ".join(f"{k}: {previous[k]!r} -> {current[k]!r}" for k in differ)
-        flags = " ".join(f"--{k.replace('_', '-')} {previous[k]}" for k in differ)
+        def said(value):  # as the flag takes it: no early stopping is `--patience off`
+            return "off" if value is None else value
+
+        details = ", ".join(f"{k}: {said(previous[k])} -> {said(current[k])}" for k in differ)
+        flags = " ".join(f"--{k.replace('_', '-')} {said(previous[k])}" for k in differ)
         raise RunFolderError(
             f"{run.path / FINETUNE_CSV} was made with other settings ({details}); rerun with "
             f"{flags}, or delete {FINETUNE_CSV} and {FINETUNED_DIR}/ to start over"
@@ -193,7 +197,7 @@ def _check_settings(run: RunFolder, settings: FinetuneSettings, execution: dict,
 
 
 def check_finetune(run_dir, *, epochs: int | None = None, classifier_epochs: int = 20, batch_size: int = 256,
-                   patience: int = 3, data_dir: str | None = None) -> None:
+                   patience: int | None = 3, data_dir: str | None = None) -> None:
     """What `finetune_run` checks before it trains, reading only: a finished search's run folder
     (`check_run`), rows already fine-tuned made with these settings, and that its data is there (a
     data folder, a dataset file; a named dataset that may be downloaded is not fetched). `moncae
@@ -220,7 +224,7 @@ def finetune_executor(workers=WORKERS_AUTO) -> Executor:
 
 
 def finetune_run(run_dir, *, epochs: int | None = None, classifier_epochs: int = 20, batch_size: int = 256,
-                 patience: int = 3, data_dir: str | None = None,
+                 patience: int | None = 3, data_dir: str | None = None,
                  progress: FinetuneProgress | None = None, workers=WORKERS_AUTO,
                  executor: Executor | None = None) -> FinetuneResult:
     """Fine-tune every unique genome of a finished run's final population and measure it.
@@ -233,7 +237,8 @@ def finetune_run(run_dir, *, epochs: int | None = None, classifier_epochs: int =
             setting (20, the default; a preset may set fewer, e.g. `cpu`).
         classifier_epochs: training epochs of the latent softmax classifier.
         batch_size: fine-tuning batch size (and images per encoder call).
-        patience: early-stopping patience, in epochs without a better validation loss.
+        patience: early-stopping patience, in epochs without a better validation loss; None: no
+            early stopping (every epoch, and the last epoch's weights, as the paper).
         data_dir: where to find the dataset if not where the search found it.
         progress: receives `started` / `model_done` calls (for a progress bar).
         workers: models fine-tuned at once, each in its own process ("auto": 2 on a CPU-only

@@ -137,11 +137,12 @@ class Fit:
 
 def fit_autoencoder(
     model, x_train: np.ndarray, x_val: np.ndarray, *, epochs: int, batch_size: int,
-    patience: int, seed: int,
+    patience: int | None, seed: int,
 ) -> Fit:
     """Train `model` (compiled) to reconstruct `x_train` for up to `epochs` epochs, stopping
     early on the loss on the fixed validation split and restoring the best epoch's weights, so the
-    model matches the loss returned.
+    model matches the loss returned. `patience=None`: no early stopping, all `epochs` (a batch
+    whose loss is not finite still stops), and the last epoch's weights and loss.
 
     The same training as Keras' `fit` with `EarlyStopping(restore_best_weights=True)` and
     `TerminateOnNaN` on a seeded `tf_dataset`, to the bit, without `fit` around its step: one
@@ -158,9 +159,11 @@ def fit_autoencoder(
     build_optimizer(model)
     step = train_step(model, tuple(x_train.shape[1:]))
     data = tf_dataset(x_train, batch_size=batch_size, shuffle_seed=seed)
-    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    stopping.set_model(model)
-    stopping.on_train_begin()
+    stopping = None if patience is None else keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True)
+    if stopping is not None:
+        stopping.set_model(model)
+        stopping.on_train_begin()
     model.stop_training = False
     fit = Fit(float("nan"), 0)
     losses = []
@@ -181,12 +184,17 @@ def fit_autoencoder(
         loss = evaluate_loss(model, x_val, batch_size)
         fit.validation_seconds.append(time.perf_counter() - start)
         losses.append(loss)
-        stopping.on_epoch_end(epoch, {"val_loss": loss})
+        if stopping is not None:
+            stopping.on_epoch_end(epoch, {"val_loss": loss})
         if model.stop_training:
             break
+    fit.epochs = len(losses)
+    if stopping is None:  # the weights are the last epoch's
+        fit.best = losses[-1] if losses and math.isfinite(losses[-1]) else float("nan")
+        return fit
     stopping.on_train_end()
     finite = [v for v in losses if math.isfinite(v)]
-    fit.best, fit.epochs = (min(finite) if finite else float("nan")), len(losses)
+    fit.best = min(finite) if finite else float("nan")
     return fit
 
 

@@ -164,7 +164,8 @@ def vae_kl(stats: keras.Model, x: np.ndarray, batch_size: int) -> float:
 
 @dataclass(frozen=True)
 class VAEFit:
-    """What `fit_vae` measured at the best epoch (lowest validation VAE loss)."""
+    """What `fit_vae` measured at the best epoch (lowest validation VAE loss; the last one without
+    early stopping)."""
 
     val_loss: float  # the validation VAE loss (reconstruction term + prior KL)
     bce: float  # the validation per-pixel BCE of the mean decoding: the search's objective
@@ -179,15 +180,16 @@ def compile_vae(parts: VAEParts, optimizer, loss: str, eps: float = DEFAULT_VAE_
 
 
 def fit_vae(parts: VAEParts, x_train: np.ndarray, x_val: np.ndarray, *, epochs: int,
-            batch_size: int, patience: int, seed: int) -> VAEFit:
+            batch_size: int, patience: int | None, seed: int) -> VAEFit:
     """Fit with early stopping on the validation VAE loss; the best epoch's weights are restored
-    (so the model matches the values returned)."""
+    (so the model matches the values returned). `patience=None`: all `epochs`, the last epoch's
+    weights and values."""
     from moncae.model.training import CheckSignals, build_optimizer, tf_dataset
 
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
-        keras.callbacks.TerminateOnNaN(), CheckSignals(),
-    ]
+    callbacks = [keras.callbacks.TerminateOnNaN(), CheckSignals()]
+    if patience is not None:
+        callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                                          restore_best_weights=True))
     build_optimizer(parts.vae)
     history = parts.vae.fit(
         tf_dataset(x_train, batch_size=batch_size, shuffle_seed=seed, autoencoder=True),
@@ -198,6 +200,8 @@ def fit_vae(parts: VAEParts, x_train: np.ndarray, x_val: np.ndarray, *, epochs: 
     bces = np.array(history.get("val_bce", []), dtype=float)
     epochs_run = len(history.get("loss", []))
     ok = np.isfinite(losses) & np.isfinite(bces[:len(losses)])
+    if patience is None:  # the last epoch's weights
+        ok[:-1] = False
     if not ok.any():
         return VAEFit(float("nan"), float("nan"), epochs_run)
     best = int(np.flatnonzero(ok)[np.argmin(losses[ok])])
