@@ -182,17 +182,17 @@ def test_the_reward_is_the_exclusive_hv_contribution_over_everything_trained():
 
 
 def test_a_rollout_is_new_as_the_search_s_cache_tells_networks_apart():
-    """On 2x2 images one pooling leaves a 1-pixel map, so a later pool gene is no other network
-    (`key_for`): the sampler counted such rollouts as new, and the search then trained fewer
+    """On 2x2 images no block can pool (a side below `min_pool_side`), so a pool gene makes no
+    other network (`key_for`): the sampler counted such rollouts as new, and the search then trained fewer
     networks than the strategy meant (an audit). A space of few networks makes it show."""
     space = GenomeSpace(max_blocks=3, min_filters=4, max_filters=4, kernel_sizes=(3,), activations=("relu",),
                         dropout_rates=(0.0,), optimizers=("adam",), learning_rates=(1e-3,))
     shape = (2, 2, 1)
     strategy = MetaQNN(space, population=6, ref_point=(4.0, 12.0), generations=3)
     rng = random.Random(0)
-    strategy.memory = [{"key": g.key_for(shape), "genome": g.to_config()}
-                       for g in (random_genome(space, rng) for _ in range(10))]
-    known = {m["key"] for m in strategy.memory}
+    genomes = [random_genome(space, rng) for _ in range(10)]
+    strategy.memory.add(genomes, [g.key_for(shape) for g in genomes])
+    known = set(strategy.memory.keys)
     for seed in range(20):
         drawn = [g.key_for(shape) for g in strategy.sample(1.0, random.Random(seed), shape)]
         assert len(set(drawn)) == len(drawn) and not known & set(drawn)
@@ -201,3 +201,24 @@ def test_a_rollout_is_new_as_the_search_s_cache_tells_networks_apart():
         drawn = [g.key_for(shape) for g in strategy.sample(1.0, random.Random(seed))]
         collided += len(drawn) - len(set(drawn) - known)
     assert collided > 0
+
+
+@pytest.mark.parametrize("strategy", ["metaqnn", "random"])
+def test_the_checkpoint_keeps_genes_and_reads_an_older_one_of_whole_configs(stub_config, strategy):
+    """The strategy's memory of trained networks is saved as keys and genes (not a genome config
+    repeating the space per network); a checkpoint written before, with whole configs, loads to the
+    same memory and the run resumes as if uninterrupted."""
+    from moncae.search.strategies import make_strategy
+    from moncae.store.checkpoint import load_checkpoint
+
+    config = stub_config(strategy=strategy, generations=3)
+    run = run_search(config, task_fn=surrogate_task).run_dir
+    state = load_checkpoint(run / "checkpoint.json").strategy
+    entries = state["memory" if strategy == "metaqnn" else "seen"]
+    assert entries and all(set(e) == {"key", "genes"} for e in entries)
+    older = [{"key": e["key"], "genome": {"genes": e["genes"], "space": config.genome_space().to_config()}}
+             for e in entries]
+    fresh = make_strategy(config, config.genome_space())
+    fresh.load_state({**state, ("memory" if strategy == "metaqnn" else "seen"): older})
+    memory = fresh.memory if strategy == "metaqnn" else fresh.seen
+    assert memory.to_state() == entries

@@ -38,6 +38,7 @@ from moncae.method.qlearning import (
 )
 from moncae.search.strategies.base import Generation, Strategy
 from moncae.search.strategies.survival import best_by_contribution
+from moncae.search.strategies.trained import TrainedNetworks
 
 MAX_DRAWS = 50  # rollouts tried per slot before a repeat is accepted
 
@@ -49,7 +50,7 @@ class MetaQNN(Strategy):
         super().__init__(*args, **kwargs)
         self.epsilons = epsilon_schedule(generations)
         self.q: QTable = {}
-        self.memory: list[dict] = []  # {"key", "genome"} of every distinct network trained
+        self.memory = TrainedNetworks(self.space)  # every distinct network trained
 
     @classmethod
     def run_settings(cls, config) -> dict[str, Any]:
@@ -60,21 +61,13 @@ class MetaQNN(Strategy):
 
     def remember(self, generation: Generation) -> int:
         """Add the generation's new networks to the memory; how many there were."""
-        known = {m["key"] for m in self.memory}
-        new = 0
-        for genome, key in zip(generation.population, generation.keys):
-            if key not in known:
-                self.memory.append({"key": key, "genome": genome.to_config()})
-                known.add(key)
-                new += 1
-        return new
+        return self.memory.add(generation.population, generation.keys)
 
     def learn(self, generation: Generation, rng: random.Random, samples: int) -> None:
         """Replay `samples` trajectories of the memory with their current rewards."""
-        if not self.memory or samples <= 0:
+        if not len(self.memory) or samples <= 0:
             return
-        genomes = [Genome.from_config(m["genome"]) for m in self.memory]
-        keys = [m["key"] for m in self.memory]
+        genomes, keys = self.memory.genomes, self.memory.keys
         rewards = self.contributions([generation.lookup(k) for k in keys], keys)
         paths = [trajectory(g) for g in genomes]
         for _ in range(samples):
@@ -83,12 +76,12 @@ class MetaQNN(Strategy):
 
     def sample(self, epsilon: float, rng: random.Random, input_shape=None) -> list[Genome]:
         """`size` epsilon-greedy rollouts, new networks where `MAX_DRAWS` allows: new as the
-        search's cache tells networks apart (`key_for` the input: a pool gene on a map already 1
-        wide makes no other network)."""
+        search's cache tells networks apart (`key_for` the input: a pool gene on a map too small to
+        halve makes no other network)."""
         def key(genome: Genome) -> str:
             return genome.key if input_shape is None else genome.key_for(input_shape)
 
-        seen = {key(Genome.from_config(m["genome"])) for m in self.memory}
+        seen = {key(genome) for genome in self.memory.genomes}
         out: list[Genome] = []
         for _ in range(self.size):
             for _ in range(MAX_DRAWS):
@@ -102,15 +95,14 @@ class MetaQNN(Strategy):
     def advance(self, generation: Generation, rng: random.Random, *, last: bool) -> list[Genome]:
         new = self.remember(generation)
         if last:
-            pool = [Genome.from_config(m["genome"]) for m in self.memory]
-            return best_by_contribution(self, pool, [m["key"] for m in self.memory], generation.lookup,
-                                        self.size)
+            return best_by_contribution(self, list(self.memory.genomes), list(self.memory.keys),
+                                        generation.lookup, self.size)
         self.learn(generation, rng, REPLAY_SAMPLES * new)
         return self.sample(self.epsilon(generation.index + 1), rng, generation.input_shape)
 
     def state(self) -> dict:
-        return {"q": {s: dict(row) for s, row in self.q.items()}, "memory": list(self.memory)}
+        return {"q": {s: dict(row) for s, row in self.q.items()}, "memory": self.memory.to_state()}
 
     def load_state(self, state: dict) -> None:
         self.q = {s: dict(row) for s, row in state.get("q", {}).items()}
-        self.memory = list(state.get("memory", []))
+        self.memory.load(state.get("memory", []))
