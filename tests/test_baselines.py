@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from moncae.errors import MoncaeError, RunFolderWarning
-from moncae.report.baselines import BASELINE_COLUMNS, dense_baselines, dense_sizes, parse_baselines
+from moncae.report.baselines import BASELINE_COLUMNS, cached_pca, dense_baselines, dense_sizes, parse_baselines
 
 
 def test_baseline_names():
@@ -91,7 +91,7 @@ def test_a_torn_or_unreadable_cache_row_is_trained_again_and_the_file_stays_read
 def test_a_cache_damaged_in_the_middle_is_one_error_saying_it_can_be_deleted(tmp_path):
     cache = tmp_path / "d.csv"
     cache.write_text("key,kind\na,b,c\nd,e\n")
-    with pytest.raises(MoncaeError, match="damaged in the middle.*delete it and they are trained again"):
+    with pytest.raises(MoncaeError, match="damaged in the middle.*delete it and they are computed again"):
         dense_baselines(("dense_ae",), [2], SimpleNamespace(), fingerprint="x", loss="bce", vae_loss="elbo",
                         vae_eps=0.1, cache=cache)
 
@@ -147,3 +147,26 @@ def test_two_reports_at_once_train_each_dense_baseline_once(tmp_path):
     second.join(10)
     assert calls == []  # the second found both rows
     assert len(cache.read_text().splitlines()) == 3
+
+
+def test_pca_losses_are_cached_by_data_and_loss_and_only_the_missing_ks_computed(tmp_path):
+    import pandas as pd
+
+    calls = []
+
+    def compute(ks):  # a stand-in for pca_baseline: a loss made from k
+        calls.append(list(ks))
+        return pd.DataFrame({"k": ks, "loc": [math.log10(k) for k in ks], "rec_loss": [1 / k for k in ks]})
+
+    cache = tmp_path / ".baselines" / "d.csv"
+    first = cached_pca([4, 2, 8], fingerprint="f", loss="bce", cache=cache, compute=compute)
+    assert calls == [[2, 4, 8]] and list(first["k"]) == [2, 4, 8]
+    again = cached_pca([2, 4, 8], fingerprint="f", loss="bce", cache=cache, compute=compute)
+    assert calls == [[2, 4, 8]] and again.equals(first)  # read back, nothing computed
+    more = cached_pca([2, 16], fingerprint="f", loss="bce", cache=cache, compute=compute)
+    assert calls[-1] == [16] and list(more["rec_loss"]) == [0.5, 1 / 16]
+    cached_pca([2], fingerprint="other data", loss="bce", cache=cache, compute=compute)
+    cached_pca([2], fingerprint="f", loss="mse", cache=cache, compute=compute)
+    assert calls[-2:] == [[2], [2]]
+    assert cached_pca([2], fingerprint="f", loss="bce", cache=None, compute=compute).equals(first[:1])
+    assert calls[-1] == [2]

@@ -187,6 +187,21 @@ def test_dense_baselines_are_cached_once_per_dataset_across_settings_groups(tiny
     assert len(caches) == 2 and caches[0] == caches[1] == tmp_path / "r" / ".baselines" / "tiny.csv"
 
 
+def test_a_second_report_reads_pca_from_the_cache_and_fits_nothing(tiny_npz, tmp_path, monkeypatch):
+    import moncae.report.build as build
+
+    run_search(resolve_config(dataset=str(tiny_npz), seed=1, out=str(tmp_path / "r"), generations=1, population=4),
+               task_fn=surrogate_task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = build.build_report(tmp_path / "r", out=tmp_path / "a").parent
+        monkeypatch.setattr(build, "pca_baseline", lambda *a, **k: pytest.fail("PCA fitted again"))
+        second = build.build_report(tmp_path / "r", out=tmp_path / "b").parent
+    name = "pca_baseline_tiny.csv"
+    assert (first / name).read_bytes() == (second / name).read_bytes()
+    assert len(pd.read_csv(first / name)) > 0
+
+
 def test_of_a_run_and_its_copy_the_one_where_the_search_put_it_is_kept(stub_config, tmp_path):
     import shutil
 

@@ -7,6 +7,7 @@ draws, `markdown` only writes text; this module puts them together.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from moncae.errors import MoncaeError, RunFolderError
 from moncae.report.baselines import (
     BASELINE_COLUMNS,
     CACHE_DIRNAME,
+    cached_pca,
     dense_baselines,
     dense_sizes,
     parse_baselines,
@@ -201,18 +203,26 @@ def _sample_figures(dataset: str, runs: Sequence[RunInfo], finals: pd.DataFrame,
     return pngs
 
 
-def _baseline_cache(root: Path, dataset: str) -> Path | None:
-    """Where the dense baselines of `dataset` are cached: RESULTS/.baselines/DATASET.csv; None
-    (trained, not kept) with a warning where the results folder cannot be written."""
+def _pca_rows(data: _DatasetData, loss: str, fits: _PcaFits, components: int, ks: list[int]) -> pd.DataFrame:
+    """PCA's test losses at `ks` from a fit of `components` (shared with the report's other groups)."""
+    return pca_baseline(data.x_train, data.x_test, ks, loss, fit=fits.of(data.x_train, components))
+
+
+def _baseline_cache(root: Path, dataset: str, *, say: bool = True) -> Path | None:
+    """Where the baselines of `dataset` are cached: RESULTS/.baselines/DATASET.csv; None
+    (computed, not kept) where the results folder cannot be written, with a warning if `say`
+    (the dense baselines: minutes of training each time; PCA alone is said nothing)."""
     cache = root / CACHE_DIRNAME / f"{dataset}.csv"
     try:
         check_writable_folder(cache.parent, "--out")
     except RunFolderError:
-        warn(f"{cache.parent} cannot be written; the dense baselines are trained but not cached (a next "
-             "report trains them again)")
+        if say:
+            warn(f"{cache.parent} cannot be written; the dense baselines are trained but not cached (a next "
+                 "report trains them again)")
         return None
     if cache.exists() and not os.access(cache, os.W_OK):
-        warn(f"{cache} cannot be written; the dense baselines it lacks are trained but not cached")
+        if say:
+            warn(f"{cache} cannot be written; the dense baselines it lacks are trained but not cached")
         return None
     return cache
 
@@ -329,11 +339,16 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
         pca = None
         dense = pd.DataFrame(columns=BASELINE_COLUMNS)
         sizes = ds_finals.loc[ds_finals["status"] == "ok", "latent_size"].dropna()
+        # one cache per dataset, whatever the runs' settings group: its rows are keyed by all that
+        # decides a baseline (the data's fingerprint among it), so groups share them
+        cache = None if d is None or not kinds else _baseline_cache(
+            root, ds_runs[0].config.run_dir.parent.name, say=bool(set(kinds) - {"pca"}))
         if d is not None and "pca" in kinds:
             log(f"{dataset}: PCA baseline on {d.description}")
             ks = baseline_ks(sizes.astype(int),
                              max_components(len(d.x_train), int(np.prod(d.x_train.shape[1:]))))
-            pca = pca_baseline(d.x_train, d.x_test, ks, loss, fit=pca_fits.of(d.x_train, max(ks)))
+            pca = cached_pca(ks, fingerprint=d.fingerprint, loss=loss, cache=cache,
+                             compute=functools.partial(_pca_rows, d, loss, pca_fits, max(ks)))
             write_csv(out_dir / f"pca_baseline_{dataset}.csv", PCA_COLUMNS, pca.to_dict("records"))
         if d is not None and set(kinds) - {"pca"}:
             log(f"{dataset}: dense baselines ({', '.join(k for k in kinds if k != 'pca')}) on "
@@ -343,11 +358,7 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
             dense = dense_baselines(
                 kinds, dense_sizes(sizes.astype(int), int(np.prod(d.x_train.shape[1:]))), d,
                 fingerprint=d.fingerprint, loss=loss, vae_loss=config.loss if vae_run else "elbo",
-                vae_eps=getattr(config, "vae_eps", 0.01),
-                # one cache per dataset, whatever the runs' settings group: its rows are keyed by all
-                # that decides a baseline (the data's fingerprint among it), so groups share them
-                cache=_baseline_cache(root, config.run_dir.parent.name),
-                log=log)
+                vae_eps=getattr(config, "vae_eps", 0.01), cache=cache, log=log)
         if d is not None and set(kinds) - {"pca"}:  # the default (pca only) writes what it did
             pca_rows = [] if pca is None else [{"kind": "pca", **r} for r in pca.to_dict("records")]
             write_csv(out_dir / f"baselines_{dataset}.csv", BASELINE_COLUMNS,
