@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from moncae.report.pca import baseline_ks, max_components, pca_baseline, pixel_loss
+from moncae.report.pca import CLIP_GRID, baseline_ks, fit_clip, max_components, pca_baseline, pixel_loss
 
 
 def test_pixel_loss_clips_as_keras_does():
@@ -33,11 +33,38 @@ def test_pca_baseline_is_the_mean_per_pixel_loss_of_a_k_component_reconstruction
     mean = flat.mean(axis=0)
     _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
     expected = []
+
+    def bce(x, p, clip):
+        p = np.clip(p, clip, 1 - clip)
+        return float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p))))
+
     for k in (1, 3, 9):
-        p = np.clip((x - mean) @ vt[:k].T @ vt[:k] + mean, 1e-7, 1 - 1e-7)
-        expected.append(float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p)))))
+        on_train, on_test = ((a - mean) @ vt[:k].T @ vt[:k] + mean for a in (flat, x))
+        # the clip with the lowest BCE on the (40 < CLIP_IMAGES) training images, then on test
+        clip = min(CLIP_GRID, key=lambda c: (bce(flat, on_train, c), CLIP_GRID.index(c)))  # noqa: B023
+        expected.append(bce(x, on_test, clip))
     assert list(got["k"]) == [1, 3, 9]
     assert list(got["loc"]) == pytest.approx(np.log10([1, 3, 9]))
     assert list(got["rec_loss"]) == pytest.approx(expected, rel=1e-6)
     full = pca_baseline(train, test, [9], "mse")  # every direction: exact reconstruction
     assert full["rec_loss"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_clip_is_the_one_with_the_lowest_bce():
+    half = np.full(10, 0.5)
+    assert fit_clip(half, np.full(10, -1.0)) == max(CLIP_GRID)  # nearest 0.5 the grid goes: 0.2
+    assert fit_clip(half, half) == min(CLIP_GRID) == 1e-7  # nothing to clip: Keras' eps
+    x = np.array([0.0, 1.0, 0.0, 1.0])
+    assert fit_clip(x, np.array([-0.2, 1.3, 0.1, 0.9])) == 1e-7  # every pixel on its side: the sharpest
+
+
+def test_the_fitted_clip_never_scores_pca_worse_on_the_training_images():
+    rng = np.random.default_rng(1)
+    train = rng.random((60, 4, 4, 1)) ** 3  # skewed towards 0, as image pixels are
+    for k in (1, 2, 4):
+        fitted = pca_baseline(train, train, [k], "bce")["rec_loss"].iloc[0]
+        flat = train.reshape(60, -1)
+        mean = flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+        keras_eps = pixel_loss(flat, (flat - mean) @ vt[:k].T @ vt[:k] + mean, "bce").mean()
+        assert fitted <= keras_eps + 1e-12
