@@ -25,7 +25,7 @@ from moncae.evaluation.surrogate import surrogate_task
 from moncae.method.evolution import breed, make_toolbox
 from moncae.method.objectives import hv_contributions
 from moncae.method.selection import STRATEGY_NAMES
-from moncae.report.strategies import hv_at
+from moncae.report.strategies import hv_at, p_value
 from moncae.search.strategies import STRATEGIES, MoncaeGA
 
 
@@ -98,14 +98,13 @@ def main(seeds: int = 20, generations: int = 20, population: int = 20) -> None:
         if budget <= first:
             print(f"  note: {budget} trainings is generation 0, the same for every strategy: no strategy has "
                   "acted yet; give more generations")
-        random_values = [hv_at(c, budget) for c in curves["random"]]
-        from scipy.stats import mannwhitneyu
-
+        random_values = {seed: hv_at(c, budget) for seed, c in enumerate(curves["random"])}
         for name, cs in curves.items():
-            values = np.array([hv_at(c, budget) for c in cs])
+            by_seed = {seed: hv_at(c, budget) for seed, c in enumerate(cs)}  # seed i is range(seeds)[i]
+            values = np.array(list(by_seed.values()))
             used = np.mean([c["trainings_total"].iloc[-1] for c in cs])
-            p = "" if name == "random" else \
-                f"  p vs random {mannwhitneyu(values, random_values, alternative='two-sided').pvalue:.3g}"
+            # paired by seed, exact (moncae.report.strategies.p_value): with n seeds, p >= 2 / 2**n
+            p = "" if name == "random" else f"  p vs random {p_value(by_seed, random_values):.3g}"
             print(f"  {name:<42} {values.mean():.4f} +- {values.std(ddof=1):.4f}  (trainings used {used:.0f}){p}")
         for name in ("moncae (per-individual fitness, before)", "moncae", "moncae, fitness = front"):
             lost = np.array([best_lost(d) for d in dirs[name]]).sum(axis=0)

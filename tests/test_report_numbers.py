@@ -41,6 +41,12 @@ def test_table1_counts_only_ok_models_strictly_below_the_threshold():
     assert row["unfinished_runs"] == 1 and row["classifier_epochs"] == "10-20"
     assert table["models_below_threshold"].to_dict() == {1: 1, 2: 1, 3: 0}
     assert table["failed_models"].to_dict() == {1: 1, 2: 0, 3: 0}
+    assert row["runs"] == 3 and row["rec_runs"] == 2  # r3 has no model below the threshold
+    from moncae.report.markdown import table1_markdown
+
+    line = next(ln for ln in table1_markdown(collect_table1(runs, finals, {"d": 2.5})).splitlines()
+                if ln.startswith("| d "))
+    assert "0.200 ± 0.141 † (2 of 3 runs)" in line and "1.500 ± 0.707 (2 of 3 runs)" in line, line
 
 
 def test_default_thresholds_are_the_papers():
@@ -50,7 +56,8 @@ def test_default_thresholds_are_the_papers():
 def test_hv_at_is_a_step_function_of_trainings():
     curve = pd.DataFrame({"generation": [0, 1, 2], "trainings_total": [8, 16, 24],
                           "front_hypervolume": [1.0, 2.0, 3.0]})
-    assert [hv_at(curve, t) for t in (4, 8, 16, 20, 99)] == [0.0, 1.0, 2.0, 2.0, 3.0]
+    assert [hv_at(curve, t) for t in (8, 16, 20, 99)] == [1.0, 2.0, 2.0, 3.0]
+    assert math.isnan(hv_at(curve, 4))  # before its first generation ended: no value
 
 
 def _generations(folder: Path, rows):
@@ -60,9 +67,17 @@ def _generations(folder: Path, rows):
     return folder
 
 
-def test_strategies_are_compared_at_the_fewest_trainings_of_a_finished_run(tmp_path):
-    from scipy.stats import mannwhitneyu
+def _sign_flip_p(differences) -> float:
+    """The exact two-sided paired permutation p, by enumerating every sign pattern."""
+    import itertools
 
+    observed = abs(np.mean(differences))
+    flips = [abs(np.mean(np.multiply(differences, signs))) >= observed - 1e-12
+             for signs in itertools.product((1, -1), repeat=len(differences))]
+    return sum(flips) / len(flips)
+
+
+def test_strategies_are_compared_at_the_fewest_trainings_of_a_finished_run(tmp_path):
     g = [(0, 8, 1.0), (1, 16, 2.0), (2, 24, 3.0)]
     runs = [
         _run(_generations(tmp_path / "m1", [g[1], g[2], g[0]]), 1),  # rows out of order
@@ -82,8 +97,10 @@ def test_strategies_are_compared_at_the_fewest_trainings_of_a_finished_run(tmp_p
     assert table.loc["moncae", "front_hv"] == pytest.approx(np.mean(moncae))
     assert table.loc["moncae", "front_hv_std"] == pytest.approx(np.std(moncae, ddof=1))
     assert table.loc["random", "trainings_used"] == pytest.approx(np.mean([16, 20, 22]))
-    assert table.loc["moncae", "p_vs_random"] == pytest.approx(
-        mannwhitneyu(moncae, rnd, alternative="two-sided").pvalue)
+    # seeds 1-3 on both sides: paired; every difference > 0, so only all-plus and all-minus are as
+    # extreme: 2 of 8 sign patterns
+    assert table.loc["moncae", "p_vs_random"] == pytest.approx(_sign_flip_p(np.subtract(moncae, rnd))) \
+        == pytest.approx(0.25)
     assert math.isnan(table.loc["random", "p_vs_random"])
 
 
@@ -100,3 +117,27 @@ def test_the_pareto_data_holds_the_non_dominated_ok_models_only():
     pareto = collect_pareto(finals, None, 2.5)
     assert pareto["front"].values.tolist() == [[1.0, 0.3], [2.0, 0.1]]
     assert len(pareto["points"]) == 3 and pareto["failed"] == 1
+
+
+def test_the_p_value_is_exact_and_unpaired_where_the_seeds_differ():
+    import itertools
+
+    from moncae.report.strategies import p_value
+
+    x, y = {1: 3.0, 2: 4.0, 3: 5.0}, {4: 1.0, 5: 2.0}
+    pooled, observed = [3.0, 4.0, 5.0, 1.0, 2.0], 4.0 - 1.5
+    extreme = [abs(np.mean([pooled[i] for i in pick]) - np.mean([pooled[i] for i in range(5) if i not in pick]))
+               >= observed - 1e-12 for pick in itertools.combinations(range(5), 3)]
+    assert p_value(x, y) == pytest.approx(sum(extreme) / len(extreme)) == pytest.approx(0.2)
+    assert math.isnan(p_value({1: 1.0}, {1: 2.0, 2: 3.0}))
+    assert p_value({1: 1.0, 2: 1.0, 3: 1.0}, {1: 2.0, 2: 2.0, 3: 2.0}) == pytest.approx(0.25)  # ties: exact
+
+
+def test_strategies_compared_within_a_first_generation_are_warned_about(tmp_path):
+    from moncae.report.collect import ReportWarning
+
+    runs = [_run(_generations(tmp_path / f"m{s}", [(0, 8, 1.0 + s), (1, 16, 2.0 + s)]), s) for s in (1, 2)] + [
+        _run(_generations(tmp_path / f"r{s}", [(0, 8, 1.0 + s)]), s, strategy="random") for s in (1, 2)]
+    with pytest.warns(ReportWarning, match="compared at 8 trainings, within a run's first generation"):
+        (compared,) = collect_strategies(runs).values()
+    assert compared["table"].set_index("strategy").loc["moncae", "front_hv"] == pytest.approx(2.5)

@@ -41,7 +41,7 @@ def results(runs):
 def hv_at(run_dir, budget):
     gens = pd.read_csv(run_dir / "generations.csv")
     done = gens[gens["trainings_total"] <= budget]
-    return done["front_hypervolume"].iloc[-1] if len(done) else 0.0
+    return done["front_hypervolume"].iloc[-1] if len(done) else math.nan
 
 
 @pytest.mark.slow  # scipy alone takes 1.5 s to import; six surrogate runs
@@ -61,9 +61,10 @@ def test_strategies_table_matches_a_hand_computation(runs):
         assert row["trainings"] == budget and row["runs"] == len(SEEDS)
         assert row["front_hv"] == pytest.approx(pd.Series(v).mean())
         assert row["front_hv_std"] == pytest.approx(pd.Series(v).std())
-    from scipy.stats import mannwhitneyu
+    from tests.test_report_numbers import _sign_flip_p
 
-    expected_p = mannwhitneyu(values["moncae"], values["random"], alternative="two-sided").pvalue
+    # the same seeds for both strategies: paired, exact (3 seeds: 8 sign patterns)
+    expected_p = _sign_flip_p([m - r for m, r in zip(values["moncae"], values["random"], strict=True)])
     assert table.loc["moncae", "p_vs_random"] == pytest.approx(expected_p)
     assert pd.isna(table.loc["random", "p_vs_random"])
 
@@ -84,10 +85,10 @@ def test_report_draws_the_comparison_and_never_merges_strategies(results):
 
 def test_a_p_value_needs_two_runs_on_each_side():
     """One run against one is p = 1 whatever the numbers (an audit found it printed as 1.000)."""
-    from moncae.report.strategies import _p_value
+    from moncae.report.strategies import p_value
 
-    assert math.isnan(_p_value([45.0], [40.0])) and math.isnan(_p_value([45.0, 46.0], [40.0]))
-    assert math.isnan(_p_value([], [40.0, 41.0]))
+    assert math.isnan(p_value({1: 45.0}, {1: 40.0})) and math.isnan(p_value({1: 45.0, 2: 46.0}, {1: 40.0}))
+    assert math.isnan(p_value({}, {1: 40.0, 2: 41.0}))
 
 
 def test_an_unfinished_run_is_left_out_of_the_comparison_not_setting_its_budget(runs, tiny_npz, tmp_path):

@@ -421,7 +421,9 @@ def _strategy_sections(runs: Sequence[RunInfo], out_dir: Path, log: Callable[[st
             f"Each run's all-time front hypervolume (validation) once it had used at most "
             f"{int(info['budget'])} trainings (the fewest any finished run of this comparison used: "
             f"{info['fewest']}), mean ± "
-            "standard deviation over seeds; p: two-sided Mann-Whitney U test against `random`. "
+            "standard deviation over seeds; p: two-sided exact permutation test against `random`, paired "
+            "by seed where both ran the same seeds (then with n seeds no p is below 2/2^n), not adjusted "
+            "for the strategies compared with `random`. "
             "As CSV: [strategies.csv](strategies.csv).", "",
             f"![Strategies of {family}]({png})", ""]))
     write_text(out_dir / "strategies.md", "\n".join(text))

@@ -41,9 +41,10 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 _SOURCE_MARK = {"finetune": "", "search": " †", "mixed": " ‡", "": ""}
 
 
-def _of_runs(r: pd.Series) -> str:
-    """The note " (k of n runs)" where the classification columns average fewer runs than the row holds."""
-    n = int(r.get("cl_runs", 0) or 0)
+def _of_runs(r: pd.Series, column: str = "cl_runs") -> str:
+    """The note " (k of n runs)" where a column averages fewer runs than the row holds (`cl_runs`:
+    the classification columns; `rec_runs`: the runs with a model below the LOC threshold)."""
+    n = int(r.get(column, 0) or 0)
     return f" ({n} of {r['runs']} runs)" if 0 < n < r["runs"] else ""
 
 
@@ -53,8 +54,9 @@ def table1_markdown(table: pd.DataFrame) -> str:
     for _, r in table.iterrows():
         mark = _SOURCE_MARK.get(r["source"], "")
         rows.append([
-            f"{r['dataset']}", _pm(r["rec_loss"], r["rec_loss_std"], 3) + mark,
-            _pm(r["loc"], r["loc_std"], 3), _pm(r["cl_loss"], r["cl_loss_std"], 3) + _of_runs(r),
+            f"{r['dataset']}", _pm(r["rec_loss"], r["rec_loss_std"], 3) + mark + _of_runs(r, "rec_runs"),
+            _pm(r["loc"], r["loc_std"], 3) + _of_runs(r, "rec_runs"),
+            _pm(r["cl_loss"], r["cl_loss_std"], 3) + _of_runs(r),
             _pm(r["cl_acc"], r["cl_acc_std"], 3) + _of_runs(r),
             _pm(r["search_minutes"], r["search_minutes_std"], 2),
             _pm(r["finetune_seconds"], r["finetune_seconds_std"], 0)

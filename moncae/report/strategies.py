@@ -4,8 +4,11 @@ against cumulative trainings, per strategy, over seeds (pure pandas; scipy for t
 For each family (one dataset and settings, several strategies), the budget compared is the
 smallest number of trainings any of its finished runs used, T (unfinished runs are left out);
 each run's value is its all-time front hypervolume after the last generation with at most T
-trainings. Per strategy: mean and standard
-deviation over seeds, and a two-sided Mann-Whitney U p-value against `random` at that T.
+trainings (a run with no generation that cheap is left out, and said). Per strategy: mean and
+standard deviation over seeds, and a two-sided exact permutation test against `random` at that T
+(`p_value`): paired by seed where both ran the same seeds (a seed's first generation is the same
+draw for every strategy), so with n seeds no p is below 2 / 2**n; not adjusted for comparing
+several strategies with `random`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 
 from moncae.report.collect import RunInfo, read_table, warn
 
-__all__ = ["STRATEGY_COLUMNS", "collect_strategies", "hv_at", "strategies_markdown"]
+__all__ = ["STRATEGY_COLUMNS", "collect_strategies", "hv_at", "p_value", "strategies_markdown"]
 
 STRATEGY_COLUMNS = ["family", "strategy", "runs", "trainings", "front_hv", "front_hv_std", "p_vs_random",
                     "trainings_used"]
@@ -32,19 +35,37 @@ def _curve(run: RunInfo) -> pd.DataFrame:
 
 
 def hv_at(curve: pd.DataFrame, trainings: float) -> float:
-    """A run's all-time front hypervolume once it had used at most `trainings` (step function)."""
+    """A run's all-time front hypervolume once it had used at most `trainings` (step function);
+    NaN before its first generation ended."""
     done = curve[curve["trainings_total"] <= trainings]
-    return float(done["front_hypervolume"].iloc[-1]) if len(done) else 0.0
+    return float(done["front_hypervolume"].iloc[-1]) if len(done) else math.nan
 
 
-def _p_value(x: Sequence[float], y: Sequence[float]) -> float:
-    """Mann-Whitney's two-sided p; NaN with fewer than 2 runs on a side (one against one is p = 1
-    whatever the numbers)."""
+EXACT_UP_TO = 20_000  # permutations enumerated; beyond, 9,999 seeded random ones
+
+
+def p_value(x: dict[int, float], y: dict[int, float]) -> float:
+    """Two-sided permutation test of a difference in mean between two strategies' values by seed:
+    with the same seeds on both sides, paired (the signs of the seeds' differences flipped);
+    else unpaired (the runs' labels permuted). Exact where the permutations are few (always
+    here: a study's seeds), seeded otherwise. NaN with fewer than 2 runs on a side."""
     if len(x) < 2 or len(y) < 2:
         return float("nan")
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import permutation_test
 
-    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    if set(x) == set(y):
+        data = (np.array([x[s] - y[s] for s in sorted(x)]),)
+        kind, count = "samples", 2 ** len(x)
+        statistic = np.mean
+    else:
+        data = (np.array(list(x.values())), np.array(list(y.values())))
+        kind, count = "independent", math.comb(len(x) + len(y), len(x))
+
+        def statistic(a, b, axis=-1):
+            return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+    result = permutation_test(data, statistic, permutation_type=kind, alternative="two-sided", vectorized=True,
+                              n_resamples=np.inf if count <= EXACT_UP_TO else 9_999, random_state=0)
+    return float(result.pvalue)
 
 
 def collect_strategies(runs: Sequence[RunInfo]) -> dict[str, dict]:
@@ -67,21 +88,31 @@ def collect_strategies(runs: Sequence[RunInfo]) -> dict[str, dict]:
             continue
         budget = min(used.values())
         fewest = next(r for r in mine if used.get(id(r)) == budget)
-        values: dict[str, list[float]] = {}
+        firsts = [float(c["trainings_total"].iloc[0]) for c in curves.values() if len(c)]
+        if budget <= max(firsts):
+            warn(f"{family}: the strategies are compared at {budget:g} trainings, within a run's first "
+                 "generation (the same random draws for every strategy of a seed): no strategy has acted "
+                 "yet there; run them for more generations")
+        values: dict[str, dict[int, float]] = {}
         trainings: dict[str, list[float]] = {}
         for run in mine:
             curve = curves[id(run)]
-            values.setdefault(run.strategy, []).append(hv_at(curve, budget))
+            value = hv_at(curve, budget)
+            if math.isnan(value):
+                warn(f"{run.path}: its first generation took more than the {budget:g} trainings compared; "
+                     "left out of the comparison of strategies")
+                continue
+            values.setdefault(run.strategy, {})[run.seed] = value
             trainings.setdefault(run.strategy, []).append(
                 float(curve["trainings_total"].iloc[-1]) if len(curve) else math.nan)
         rows = []
         for strategy in sorted(values):
-            v = np.array(values[strategy])
+            v = np.array(list(values[strategy].values()))
             rows.append({
                 "family": family, "strategy": strategy, "runs": len(v), "trainings": budget,
                 "front_hv": float(v.mean()), "front_hv_std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
                 "p_vs_random": (math.nan if strategy == "random" or "random" not in values
-                                else _p_value(values[strategy], values["random"])),
+                                else p_value(values[strategy], values["random"])),
                 "trainings_used": float(np.nanmean(trainings[strategy])),
             })
         curve_rows = [{"strategy": r.strategy, "seed": r.seed, **row}

@@ -8,7 +8,8 @@ What Table 1 averages, per dataset (like the paper's Table 1):
   three-channel ones);
 - rec loss and classification loss/accuracy from `finetune.csv` when the run was fine-tuned
   (test split), else the search's validation loss with the fine-tune columns empty;
-- per seed the mean over its models, then the mean and standard deviation over seeds;
+- per seed the mean over its models, then the mean and standard deviation over the seeds that
+  have such a model (`rec_runs` of them; the table says "k of n runs" where that is not all);
 - `search_minutes`: the sum of `generations.csv` `seconds` of a run, / 60 (training and
   bookkeeping time of the generations, not start-up); `finetune_seconds`: the sum of
   `finetune.csv` `finetune_seconds` of a run (its whole final population: summed over models,
@@ -36,7 +37,7 @@ __all__ = ["DEFAULT_LOC_THRESHOLDS", "KL_COLUMNS", "RUN_COLUMNS", "TABLE1_COLUMN
 
 DEFAULT_LOC_THRESHOLDS = {1: 2.5, 3: 3.1}  # input channels -> LOC threshold (paper)
 TABLE1_COLUMNS = [
-    "dataset", "loc_threshold", "runs", "unfinished_runs", "finetuned_runs", "models", "source",
+    "dataset", "loc_threshold", "runs", "unfinished_runs", "finetuned_runs", "models", "rec_runs", "source",
     "rec_loss", "rec_loss_std", "loc", "loc_std", "cl_loss", "cl_loss_std", "cl_acc", "cl_acc_std",
     "search_minutes", "search_minutes_std", "finetune_seconds", "finetune_seconds_std", "classifier_epochs",
     "cl_runs",
@@ -139,6 +140,7 @@ def collect_table1(runs: Sequence[RunInfo], finals: pd.DataFrame,
             "dataset": dataset, "loc_threshold": threshold, "runs": len(group),
             "unfinished_runs": int((~group["finished"].astype(bool)).sum()),
             "finetuned_runs": int(group["finetuned"].astype(bool).sum()), "models": len(models),
+            "rec_runs": len(per_seed),  # the seeds the means are over: those with a model below the threshold
         }
         row["source"] = combined_source(models["source"])
         for col in _MEANED:
