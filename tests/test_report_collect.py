@@ -129,7 +129,7 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
     # larger than the largest PCA (16): beside it; g is above it (so above any PCA), d below (unknown)
     assert versus.set_index("genome_key")["pca_k"].to_dict() == {"b": 2, "e": 4, "a": 8, "c": 16, "g": 16, "d": 16}
     counts = versus_pca_counts(versus)
-    assert counts == {"compared": 4, "below": 2, "capped": 1, "no_pca": 1, "not_finetuned": 1}
+    assert counts == {"compared": 4, "below": 2, "narrow": 0, "capped": 1, "no_pca": 1, "not_finetuned": 1}
     text = "\n".join(versus_pca_section("tiny", versus, "bce"))
     assert "**2 of 4 fine-tuned final models lie below PCA" in text
     assert "1 of them has more latent values than PCA can have components here" in text
@@ -147,6 +147,12 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
     assert summary[2:] == [
         "- tiny: **2 of 9** fine-tuned final models below PCA at their latent size (test split)", ""]
     assert versus_pca_summary({"other": collect_versus_pca(finals, None)}) == []  # nothing compared: no lines
+    assert "within the test split's noise" not in text
+    a_close = finals["rec_loss"].where(finals["genome_key"] != "a", 0.2485)
+    close = collect_versus_pca(finals.assign(rec_loss=a_close), pca)
+    assert versus_pca_counts(close)["narrow"] == 1  # a: 0.0015 below PCA's 0.25
+    assert "1 of those below is below by less than 0.002, within the test split's noise" in "\n".join(
+        versus_pca_section("tiny", close, "bce"))
 
 
 def test_runs_whose_data_was_found_in_other_folders_share_their_splits(tiny_npz, tmp_path):

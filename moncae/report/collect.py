@@ -461,9 +461,17 @@ def pca_sizes(versus: pd.DataFrame) -> pd.Series:
     return pd.to_numeric(versus["pca_k"], errors="coerce")
 
 
+# A model below PCA by less than this is said to be within the test split's noise: the standard
+# error of a mean per-pixel BCE over 1,000-10,000 test images is ~0.0005-0.002 on these datasets
+# (per-image BCE's standard deviation ~0.09 on Fashion-MNIST), and the difference of two such means
+# is noisier still.
+NARROW_MARGIN = 0.002
+
+
 def versus_pca_counts(versus: pd.DataFrame) -> dict[str, int]:
     """Of `collect_versus_pca`'s rows: `compared` (fine-tuned, beside PCA of their size, or above
-    the largest PCA here while larger than it), `below` (of those, below PCA), `capped` (of those,
+    the largest PCA here while larger than it), `below` (of those, below PCA), `narrow` (of those,
+    by less than NARROW_MARGIN), `capped` (of those,
     larger than the largest PCA), `no_pca` (fine-tuned, no PCA to tell: larger than the largest
     and below it, or no PCA at all) and `not_finetuned` (validation losses: not compared with
     PCA's test losses)."""
@@ -471,6 +479,7 @@ def versus_pca_counts(versus: pd.DataFrame) -> dict[str, int]:
     larger = pca_sizes(tuned) < tuned["latent_size"]
     compared = tuned[tuned["pca_rec_loss"].notna() & (~larger | (tuned["difference"] >= 0))]
     return {"compared": len(compared), "below": int((compared["difference"] < 0).sum()),
+            "narrow": int(((compared["difference"] < 0) & (compared["difference"] > -NARROW_MARGIN)).sum()),
             "capped": int((pca_sizes(compared) < compared["latent_size"]).sum()),
             "no_pca": len(tuned) - len(compared), "not_finetuned": len(versus) - len(tuned)}
 
