@@ -187,17 +187,19 @@ def versus_pca(run_dir: Path) -> None:
     """The report's comparison (`moncae.report.collect.collect_versus_pca`) for one run's
     fine-tuned final models, printed."""
     from moncae.data import cached_dataset
+    from moncae.report.build import objective_loss
     from moncae.report.collect import collect_final_models, collect_runs, collect_versus_pca, versus_pca_counts
     from moncae.report.pca import max_components, pca_baseline
 
     (run,) = collect_runs(run_dir)
+    loss = objective_loss(run.config)  # a VAE's is the BCE of its mean decoding
     finals = collect_final_models(run)
     data = cached_dataset(run.config.data_spec())
     top = max_components(len(data.x_train), int(np.prod(data.x_train.shape[1:])))
     ks = sorted({int(k) for k in finals["latent_size"].dropna()} | {top})  # the largest PCA: for larger codes
-    versus = collect_versus_pca(finals, pca_baseline(data.x_train, data.x_test, ks, run.config.loss))
+    versus = collect_versus_pca(finals, pca_baseline(data.x_train, data.x_test, ks, loss))
     versus = versus[versus["source"] == "finetune"]
-    print(f"{run_dir}: fine-tuned final models, test {run.config.loss} minus PCA's at the same latent size")
+    print(f"{run_dir}: fine-tuned final models, test {loss} minus PCA's at the same latent size")
     for _, row in versus.iterrows():
         k = int(row["latent_size"])
         if pd.isna(row["pca_rec_loss"]):
