@@ -20,7 +20,7 @@ from moncae.config import resolve_config
 from moncae.data import cached_dataset
 from moncae.report import TABLE1_COLUMNS, ReportWarning, build_report
 from moncae.report.collect import collect_final_models, collect_pareto, collect_runs
-from moncae.report.pca import EPSILON, pca_baseline
+from moncae.report.pca import pca_baseline
 from moncae.report.table1 import channels_from_model, collect_table1, default_threshold
 from moncae.search.loop import run_search
 
@@ -243,16 +243,27 @@ def test_default_threshold_follows_the_input_channels(results):
 
 
 def numpy_pca_losses(x_train, x_test, ks, loss):
+    """PCA's test losses by numpy's SVD; under BCE each k clipped at the grid value with the lowest
+    BCE on the training images (all of them: fewer than CLIP_IMAGES here)."""
+    from moncae.report.pca import CLIP_GRID, CLIP_IMAGES
+
+    assert len(x_train) <= CLIP_IMAGES
     x = x_train.reshape(len(x_train), -1).astype(np.float64)
     t = x_test.reshape(len(x_test), -1).astype(np.float64)
     mean = x.mean(axis=0)
     _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+
+    def bce(target, r, clip):
+        p = np.clip(r, clip, 1 - clip)
+        return float(np.mean(-(target * np.log(p) + (1 - target) * np.log(1 - p))))
+
     out = []
     for k in ks:
         r = (t - mean) @ vt[:k].T @ vt[:k] + mean
         if loss == "bce":
-            p = np.clip(r, EPSILON, 1 - EPSILON)
-            out.append(float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p)))))
+            on_train = (x - mean) @ vt[:k].T @ vt[:k] + mean
+            clip = min(CLIP_GRID, key=lambda c: bce(x, on_train, c))  # noqa: B023 (used at once)
+            out.append(bce(t, r, clip))
         else:
             out.append(float(np.mean((t - np.clip(r, 0, 1)) ** 2)))
     return out
