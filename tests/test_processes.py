@@ -258,9 +258,11 @@ def test_a_resume_on_another_cpu_says_so(stub_config, monkeypatch):
     config = stub_config(generations=2)
     run_search(config, task_fn=surrogate_task)
     started = _execution(config)["cpu"]
-    monkeypatch.setattr("moncae.executors.cpu_instruction_sets", lambda: "x86_64: avx avx2 fma")
+    # another machine's instruction sets, whichever machine runs the test (an AVX2-only one too)
+    other = "x86_64: avx avx2 fma" if started != "x86_64: avx avx2 fma" else "x86_64: avx avx2 avx512f fma"
+    monkeypatch.setattr("moncae.executors.cpu_instruction_sets", lambda: other)
     assert _notes_on_resume(config, "CPU") == [
-        f"note: {config.run_dir} started on a CPU with {started!r}, this one has 'x86_64: avx avx2 fma': "
+        f"note: {config.run_dir} started on a CPU with {started!r}, this one has {other!r}: "
         "TensorFlow's CPU kernels follow the instruction set, so new trainings may differ in the "
         "numbers from an uninterrupted run on the first machine"]
     # what the run folder records is still the machine it started on
