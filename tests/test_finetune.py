@@ -16,7 +16,7 @@ from conftest import SMOKE_SEED
 from moncae.cli.main import main
 from moncae.finetune import FINETUNE_COLUMNS, FinetuneProgress, finetune_run
 from moncae.finetune import run as finetune
-from moncae.store import MODEL_INDEX_COLUMNS, RunFolder, model_filename, write_csv
+from moncae.store import MODEL_INDEX_COLUMNS, RunFolder, image_losses_filename, model_filename, write_csv
 
 pytestmark = pytest.mark.slow  # trains real models
 
@@ -62,6 +62,28 @@ def test_csv_has_one_row_per_unique_final_genome(search_run, finetuned):
     assert list(ft_index.columns) == MODEL_INDEX_COLUMNS
     assert list(ft_index["genome_key"]) == list(index["genome_key"])  # every individual mapped
     assert result.to_frame()["genome_key"].tolist() == df["genome_key"].tolist()
+
+
+def test_each_model_keeps_its_test_images_losses_beside_it(finetuned):
+    """One loss per test image, in the split's order: their mean is the row's test loss, and
+    they are the model's own reconstructions scored (not a copy of one number)."""
+    import keras
+
+    from moncae.data import cached_dataset
+    from moncae.finetune.run import read_run_config
+    from moncae.method.image_loss import image_losses
+
+    run, result = finetuned
+    data = cached_dataset(read_run_config(run).data_spec())
+    for record in result.records:
+        losses = np.load(run / "finetuned" / image_losses_filename(record.genome_key), allow_pickle=False)
+        assert losses.shape == (len(data.x_test),) and losses.dtype == np.float64
+        assert losses.mean() == pytest.approx(record.rec_loss, abs=1e-4)  # Keras: BCE from the logits
+        assert losses.std() > 0
+        model = keras.saving.load_model(run / "finetuned" / model_filename(record.genome_key), compile=False)
+        first = data.x_test[:5]
+        expected = image_losses(first, np.asarray(model(first)), read_run_config(run).loss)
+        assert losses[:5] == pytest.approx(expected, rel=1e-6)
 
 
 def test_latent_accuracy_is_real_and_beats_chance(finetuned):
@@ -271,8 +293,9 @@ def test_a_fine_tune_whose_worker_keeps_dying_is_failed_and_tried_again_later(se
     from moncae.finetune.tasks import FinetuneTask, lost_finetune
 
     model = finetune.final_models(RunFolder(search_run), (28, 28, 1))[0]
-    record, model_bytes = lost_finetune(FinetuneTask(model, None, None, (28, 28, 1)), "its worker died")
-    assert model_bytes is None and record.genome_key == model.genome_key
+    out = lost_finetune(FinetuneTask(model, None, None, (28, 28, 1)), "its worker died")
+    record = out.record
+    assert out.model_bytes is None and out.test_losses is None and record.genome_key == model.genome_key
     assert (record.status, record.failure, record.error) == ("failed", "lost", "its worker died")
     assert record.transient and record.bottleneck in record.architecture
 

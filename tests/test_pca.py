@@ -68,3 +68,18 @@ def test_the_fitted_clip_never_scores_pca_worse_on_the_training_images():
         _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
         keras_eps = pixel_loss(flat, (flat - mean) @ vt[:k].T @ vt[:k] + mean, "bce").mean()
         assert fitted <= keras_eps + 1e-12
+
+
+def test_per_image_losses_are_each_image_s_own_and_average_to_the_baseline():
+    from moncae.report.pca import pca_image_losses
+
+    rng = np.random.default_rng(1)
+    train, test = rng.random((40, 3, 3, 1)), rng.random((7, 3, 3, 1))
+    per_image = pca_image_losses(train, test, [1, 3, 99], "bce", batch_size=3)  # batches cut mid-split
+    assert sorted(per_image) == [1, 3]  # 99 > the 39 components determined
+    baseline = pca_baseline(train, test, [1, 3], "bce").set_index("k")["rec_loss"]
+    for k, losses in per_image.items():
+        assert losses.shape == (7,) and losses.mean() == pytest.approx(baseline[k], rel=1e-12)
+        # image 4 alone, against the whole split: its own loss, not a share of the split's
+        alone = pca_baseline(train, test[4:5], [k], "bce")["rec_loss"].iloc[0]
+        assert losses[4] != pytest.approx(losses.mean()) and losses[4] == pytest.approx(alone, rel=1e-12)

@@ -232,6 +232,55 @@ def test_finetune_results_replace_search_values_when_present(results, tmp_path):
     assert (f"{no_pca} {'model has' if no_pca == 1 else 'models have'} more latent values" in text) == (no_pca > 0)
 
 
+def test_a_fine_tune_s_test_image_losses_give_each_lead_over_pca_an_interval(results, tmp_path, monkeypatch):
+    """A real fine-tune keeps each model's test images' losses; the report pairs them with PCA's on
+    the same images (the standard error of the per-image differences, by hand here), caches PCA's,
+    and takes a file that does not fit its model for no evidence, with a warning."""
+    from moncae.finetune import finetune_run
+    from moncae.report.pca import pca_image_losses
+    from moncae.store import image_losses_filename
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy, ignore=shutil.ignore_patterns("report*"))
+    run = run_dirs(copy)[0]
+    finetune_run(run, epochs=1, classifier_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReportWarning)
+        path = build_report(copy)
+    versus = pd.read_csv(path.parent / f"versus_pca_{DATASET}.csv", dtype={"bottleneck": str})
+    tuned = versus[(versus["source"] == "finetune") & (versus["pca_k"] == versus["latent_size"])]
+    assert len(tuned) >= 1  # seed 2's 4x4x4 bottleneck: 64 values, PCA has up to 127 components here
+    data = cached_dataset(tiny(copy, SEEDS[0]).data_spec())
+    pca = pca_image_losses(data.x_train, data.x_test, tuned["latent_size"].astype(int), "bce")
+    for _, m in tuned.iterrows():
+        model = np.load(run / "finetuned" / image_losses_filename(m["genome_key"]))
+        d = model - pca[int(m["latent_size"])]
+        assert d.mean() == pytest.approx(m["difference"], abs=1e-4)  # Keras: BCE from the logits
+        assert m["difference_se"] == pytest.approx(d.std(ddof=1) / math.sqrt(len(d)), rel=1e-9)
+        assert m["difference_low"] == pytest.approx(m["difference"] - 1.959964 * m["difference_se"])
+    assert versus.loc[versus["source"] == "search", "difference_se"].isna().all()  # seed 3: not fine-tuned
+    assert "test images' losses were kept" in path.read_text()
+    assert len(list((copy / ".baselines").glob("pca-*.npy"))) == len(set(tuned["latent_size"]))
+
+    def no_fit(*_args, **_kwargs):
+        raise AssertionError("PCA's per-image losses are in the cache")
+
+    monkeypatch.setattr("moncae.report.build.pca_image_losses", no_fit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReportWarning)
+        path = build_report(copy)
+    cached = pd.read_csv(path.parent / f"versus_pca_{DATASET}.csv", dtype={"bottleneck": str})
+    pd.testing.assert_frame_equal(cached, versus)
+    first = tuned.iloc[0]
+    np.save(run / "finetuned" / image_losses_filename(first["genome_key"]), np.zeros(3))  # another split's
+    with pytest.warns(ReportWarning, match="not 128 per-image test losses averaging to"):
+        path = build_report(copy)
+    again = pd.read_csv(path.parent / f"versus_pca_{DATASET}.csv", dtype={"bottleneck": str})
+    rows = again.set_index("genome_key")
+    assert pd.isna(rows.loc[first["genome_key"], "difference_se"])  # judged without it
+    assert rows.loc[tuned["genome_key"].iloc[1:], "difference_se"].notna().all()
+
+
 def test_default_threshold_follows_the_input_channels(results):
     files = sorted(str(f) for f in (run_dirs(results)[0] / "models").glob("*.keras"))
     assert channels_from_model(files) == 1  # read from the saved model, without Keras

@@ -129,7 +129,8 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
     # larger than the largest PCA (16): beside it; g is above it (so above any PCA), d below (unknown)
     assert versus.set_index("genome_key")["pca_k"].to_dict() == {"b": 2, "e": 4, "a": 8, "c": 16, "g": 16, "d": 16}
     counts = versus_pca_counts(versus)
-    assert counts == {"compared": 4, "below": 2, "narrow": 0, "capped": 1, "no_pca": 1, "not_finetuned": 1}
+    assert counts == {"compared": 4, "below": 2, "paired": 0, "narrow": 0, "capped": 1, "no_pca": 1,
+                      "not_finetuned": 1}
     text = "\n".join(versus_pca_section("tiny", versus, "bce"))
     assert "**2 of 4 fine-tuned final models lie below PCA" in text
     assert "1 of them has more latent values than PCA can have components here" in text
@@ -151,8 +152,43 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
     a_close = finals["rec_loss"].where(finals["genome_key"] != "a", 0.2485)
     close = collect_versus_pca(finals.assign(rec_loss=a_close), pca)
     assert versus_pca_counts(close)["narrow"] == 1  # a: 0.0015 below PCA's 0.25
-    assert "1 of those below is below by less than 0.002, within the test split's noise" in "\n".join(
+    assert "1 of those below is within the test split's noise (below by less than 0.002," in "\n".join(
         versus_pca_section("tiny", close, "bce"))
+
+
+def test_versus_pca_gives_a_paired_interval_where_the_test_images_losses_were_kept():
+    """A model's lead over PCA is judged by the 95% interval of its per-image differences where
+    they were kept: a 0.0015 lead is clear when the differences hardly vary, within noise when
+    they vary a lot; a model without them keeps the fixed margin; a model beside a smaller PCA
+    (larger than any PCA here) is given no interval."""
+    from moncae.method.image_loss import paired_difference
+
+    def model(key, latent, rec_loss, losses_file):
+        return {**dict.fromkeys(FINAL_COLUMNS, float("nan")), "seed": 1, "genome_key": key,
+                "bottleneck": str(latent), "latent_size": latent, "loc": np.log10(latent),
+                "rec_loss": rec_loss, "source": "finetune", "status": "ok", "test_losses_file": losses_file}
+
+    finals = pd.DataFrame([model("steady", 2, 0.3985, "s.npy"), model("noisy", 4, 0.2985, "n.npy"),
+                           model("old", 8, 0.2485, ""), model("big", 32, 0.10, "b.npy")])
+    pca = pd.DataFrame({"k": [2, 4, 8, 16], "loc": np.log10([2, 4, 8, 16]), "rec_loss": [0.4, 0.3, 0.25, 0.2]})
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.7, 1000)
+    steady = paired_difference(base - 0.0015 + rng.normal(0, 0.001, 1000), base)
+    noisy = paired_difference(base - 0.0015 + rng.normal(0, 0.05, 1000), base)
+    versus = collect_versus_pca(finals, pca, {"s.npy": steady, "n.npy": noisy, "b.npy": steady})
+    rows = versus.set_index("genome_key")
+    assert rows.loc["steady", "difference_se"] == steady.se and rows.loc["noisy", "difference_se"] == noisy.se
+    assert rows.loc["steady", "difference_high"] < 0 < rows.loc["noisy", "difference_high"]
+    assert rows.loc["steady", "difference_low"] == pytest.approx(-0.0015 - 1.959964 * steady.se)
+    assert rows[["difference_se"]].loc[["old", "big"]].isna().all().all()
+    counts = versus_pca_counts(versus)
+    assert (counts["below"], counts["paired"], counts["narrow"]) == (3, 2, 2)  # noisy and old
+    text = "\n".join(versus_pca_section("tiny", versus, "bce"))
+    assert "For 2 of them the test images' losses were kept" in text
+    assert ("2 of those below are within the test split's noise (its 95% interval holds 0, or, without "
+            "one, it is below by less than 0.002)") in text
+    low, high = rows.loc["steady", ["difference_low", "difference_high"]]
+    assert f"| -0.0015 ({low:+.4f} to {high:+.4f}) |" in text
 
 
 def test_runs_whose_data_was_found_in_other_folders_share_their_splits(tiny_npz, tmp_path):

@@ -1,7 +1,7 @@
 """Fine-tune one final model: continue training from its searched weights, measure it on the
 test split, score its frozen codes with the latent classifier (labeled data only), serialise it
-(Keras). Writes no file: the caller saves the model it returns (a worker process's result goes to
-the driver)."""
+(Keras), and keep each test image's loss. Writes no file: the caller saves what it returns (a
+worker process's result goes to the driver)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import warnings
 from moncae.config import SearchConfig
 from moncae.errors import MoncaeError, one_line
 from moncae.evaluation.records import evaluation_seed, failure_kind
-from moncae.finetune.records import FinalModel, FinetuneRecord, FinetuneSettings, failed_finetune
+from moncae.finetune.records import FinalModel, FinetuneOutput, FinetuneRecord, FinetuneSettings, failed_finetune
 from moncae.model.decode import build_autoencoder
 from moncae.model.latent import latent_classification
 from moncae.model.training import (
@@ -22,23 +22,24 @@ from moncae.model.training import (
     make_optimizer,
     model_to_bytes,
     quiet_tensorflow,
+    reconstruction_losses,
 )
 from moncae.model.vae import build_vae, compile_vae, evaluate_vae, fit_vae
 
 __all__ = ["finetune_model"]
 
 
-def finetune_model(model: FinalModel, data, config: SearchConfig,
-                   settings: FinetuneSettings) -> tuple[FinetuneRecord, bytes | None]:
-    """Fine-tune and measure one model: its record and, when it is ok, the `.keras` file's bytes.
-    Never raises: failures come back as 'failed' records (and no bytes)."""
+def finetune_model(model: FinalModel, data, config: SearchConfig, settings: FinetuneSettings) -> FinetuneOutput:
+    """Fine-tune and measure one model: its record and, when it is ok, the `.keras` file's bytes and
+    each test image's loss (the search's objective loss: a VAE's BCE of its mean decoding). Never
+    raises: failures come back as 'failed' records (and nothing else)."""
     import keras  # loaded (quietly) by moncae.model above
 
     quiet_tensorflow()
     start = time.perf_counter()
     genome, shape = model.genome, data.input_shape
     record = failed_finetune(model, shape)
-    model_bytes = None
+    model_bytes = test_losses = None
     seed = evaluation_seed(config.seed, model.genome_key)
     keras.backend.clear_session()
     try:
@@ -73,6 +74,8 @@ def finetune_model(model: FinalModel, data, config: SearchConfig,
         if not math.isfinite(rec_loss):
             raise FloatingPointError("test reconstruction loss is NaN or infinite")
         record.rec_loss = rec_loss
+        # per image, for the report's paired comparison with PCA on the same images
+        losses = reconstruction_losses(autoencoder, data.x_test, bs, "bce" if vae else config.loss)
         saved = model_to_bytes(autoencoder, optimizer=vae is not None)
         if data.labeled:  # unlabeled images: no classifier, cl_loss and cl_acc stay NaN
             score = latent_classification(
@@ -81,13 +84,13 @@ def finetune_model(model: FinalModel, data, config: SearchConfig,
                 encode_batch_size=bs,
             )
             record.cl_loss, record.cl_acc = score.loss, score.accuracy
-        record.status, model_bytes = "ok", saved
+        record.status, model_bytes, test_losses = "ok", saved, losses
     except Exception as err:  # noqa: BLE001 - one failing model must not stop the others
         record.error, record.failure = one_line(err), failure_kind(err)
     finally:
         keras.backend.clear_session()
     record.finetune_seconds = round(time.perf_counter() - start, 3)
-    return record, model_bytes
+    return FinetuneOutput(record, model_bytes, test_losses)
 
 
 def _finetune_vae(vae, data, settings: FinetuneSettings, seed: int, record: FinetuneRecord) -> None:

@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from moncae.config import python_number
 from moncae.errors import MoncaeError
 from moncae.evaluation.records import Outcome
@@ -17,7 +19,7 @@ from moncae.store import csv_float
 from moncae.store.run_folder import FINETUNE_CSV, FINETUNE_JSON, FINETUNED_DIR
 
 __all__ = ["FINETUNED_DIR", "FINETUNE_COLUMNS", "FINETUNE_CSV", "FINETUNE_VAE_COLUMNS",
-           "FINETUNE_JSON", "FinalModel",
+           "FINETUNE_JSON", "FinalModel", "FinetuneOutput",
            "FinetuneProgress", "FinetuneRecord", "FinetuneResult", "FinetuneSettings", "failed_finetune"]
 
 FINETUNE_COLUMNS = [
@@ -93,6 +95,16 @@ class FinetuneRecord(Outcome):
                    num("loc"), row["bottleneck"], num("cl_loss"), num("cl_acc"),
                    int(row["epochs"] or 0), num("finetune_seconds"), row["status"],
                    row.get("error") or "", row.get("failure") or "", num("kl"))
+
+
+@dataclass
+class FinetuneOutput:
+    """What one fine-tune sends back: its record and, when it is ok, the `.keras` file's bytes and
+    each test image's loss under the model (the run's objective loss: `image_losses`, float64)."""
+
+    record: FinetuneRecord
+    model_bytes: bytes | None = field(default=None, repr=False)
+    test_losses: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

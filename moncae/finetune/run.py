@@ -7,7 +7,9 @@ reconstruction loss (the search's loss), LOC, and how well a softmax classifier 
 frozen latent codes separates the classes (`moncae.model.latent`).
 
 Results go to `RUN_DIR/finetune.csv` (one row per unique genome, appended as each model
-finishes, so a rerun skips what is done) and the models to `RUN_DIR/finetuned/`. The models are
+finishes, so a rerun skips what is done) and the models to `RUN_DIR/finetuned/`, each with its
+test images' losses beside it (`KEY.test_losses.npy`: the report compares them image by image with
+PCA's). The models are
 fine-tuned by an executor (`moncae.executors`): with `workers = "auto"` two at a time in worker
 processes on a CPU-only machine with >= 2 cores, each with the cores shared out as TensorFlow
 threads (as the search trains), else one at a time in one worker process (an explicit
@@ -21,6 +23,8 @@ import os
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 from moncae.config import WORKERS_AUTO, SearchConfig
 from moncae.data import DATASET_NAMES, cached_dataset, dataset_status
@@ -50,6 +54,7 @@ from moncae.store import (
     RunLock,
     append_rows,
     atomic_open,
+    image_losses_filename,
     lock_holder,
     model_filename,
     read_csv_rows,
@@ -315,11 +320,15 @@ def _finetune_locked(run: RunFolder, config: SearchConfig, settings: FinetuneSet
     tasks = [FinetuneTask(m, config, settings, data.input_shape,
                           float(forward_flops(m.genome, data.input_shape, config.model)), data.fingerprint)
              for m in todo]
-    for model, (record, model_bytes) in zip(todo, executor.map_ordered(run_finetune_task, tasks), strict=True):
-        if model_bytes is not None:
+    for model, out in zip(todo, executor.map_ordered(run_finetune_task, tasks), strict=True):
+        record = out.record
+        if out.model_bytes is not None:
             try:
                 with atomic_open(out_dir / model_filename(model.genome_key), "wb") as fh:
-                    fh.write(model_bytes)
+                    fh.write(out.model_bytes)
+                if out.test_losses is not None:  # the report's paired comparison with PCA
+                    with atomic_open(out_dir / image_losses_filename(model.genome_key), "wb") as fh:
+                        np.save(fh, np.asarray(out.test_losses, dtype=np.float64), allow_pickle=False)
             except OSError as err:  # e.g. a full disk: worth trying again later
                 record = dataclasses.replace(record, status="failed", error=one_line(err), failure="io")
         append_rows(csv_path, columns, [record.row()])  # after its model file

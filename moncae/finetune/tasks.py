@@ -1,13 +1,13 @@
 """One fine-tune as a task an executor runs: in this process, or in a worker process that loads
-the run's data by name and sends back the record and the model's bytes (the driver writes every
-file). No TensorFlow until a task runs."""
+the run's data by name and sends back the record, the model's bytes and its test losses (the
+driver writes every file). No TensorFlow until a task runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from moncae.config import SearchConfig
-from moncae.finetune.records import FinalModel, FinetuneRecord, FinetuneSettings, failed_finetune
+from moncae.finetune.records import FinalModel, FinetuneOutput, FinetuneSettings, failed_finetune
 
 __all__ = ["FinetuneTask", "lost_finetune", "run_finetune_task"]
 
@@ -22,8 +22,9 @@ class FinetuneTask:
     fingerprint: str | None = None  # the run's data: a file changed since is refused, not trained on
 
 
-def run_finetune_task(task: FinetuneTask) -> tuple[FinetuneRecord, bytes | None]:
-    """Fine-tune and measure `task.model`: its record and, when ok, its `.keras` bytes."""
+def run_finetune_task(task: FinetuneTask) -> FinetuneOutput:
+    """Fine-tune and measure `task.model`: its record and, when ok, its `.keras` bytes and test
+    losses per image."""
     from moncae.data import cached_dataset
     from moncae.finetune.model import finetune_model  # loads TensorFlow
     from moncae.model.training import float32_keras
@@ -33,6 +34,6 @@ def run_finetune_task(task: FinetuneTask) -> tuple[FinetuneRecord, bytes | None]
         return finetune_model(task.model, cached_dataset(spec), task.config, task.settings)
 
 
-def lost_finetune(task: FinetuneTask, error: str) -> tuple[FinetuneRecord, None]:
+def lost_finetune(task: FinetuneTask, error: str) -> FinetuneOutput:
     """The failed record of a fine-tune whose worker process kept dying (a rerun tries it again)."""
-    return failed_finetune(task.model, task.input_shape, error, "lost"), None
+    return FinetuneOutput(failed_finetune(task.model, task.input_shape, error, "lost"))

@@ -16,6 +16,7 @@ import numpy as np
 
 from moncae.interrupts import check_signals
 from moncae.method.genome import Genome
+from moncae.method.image_loss import image_losses
 from moncae.model.fast_update import speed_up_update
 from moncae.model.steps import loss_step, train_step
 from moncae.tfquiet import import_tensorflow_quietly
@@ -24,7 +25,8 @@ import_tensorflow_quietly()
 import keras  # noqa: E402
 
 __all__ = ["Fit", "build_optimizer", "end_session", "evaluate_loss", "fit_autoencoder", "inference_latency_ms",
-           "make_loss", "make_optimizer", "model_to_bytes", "quiet_tensorflow", "tf_dataset"]
+           "make_loss", "make_optimizer", "model_to_bytes", "quiet_tensorflow", "reconstruction_losses",
+           "tf_dataset"]
 
 LOSSES = {"bce": keras.losses.BinaryCrossentropy, "mse": keras.losses.MeanSquaredError}
 
@@ -121,6 +123,18 @@ def evaluate_loss(model, x: np.ndarray, batch_size: int) -> float:
         total = np.float32(total + np.float32(step(part)) * np.float32(len(part)))
         count = np.float32(count + np.float32(len(part)))
     return float(total / count)
+
+
+def reconstruction_losses(model, x: np.ndarray, batch_size: int, loss: str) -> np.ndarray:
+    """Each image's reconstruction loss `loss` (bce or mse, `moncae.method.image_loss.image_losses`:
+    float64, Keras' clip) under `model` in inference (a VAE: its mean decoding), `batch_size` images
+    at a time; their mean is the model's loss on `x` up to float32 rounding."""
+    x = np.asarray(x, dtype=np.float32)
+    out = np.empty(len(x))
+    for start in range(0, len(x), batch_size):
+        part = x[start:start + batch_size]
+        out[start:start + len(part)] = image_losses(part, np.asarray(model(part, training=False)), loss)
+    return out
 
 
 @dataclass

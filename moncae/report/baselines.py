@@ -10,7 +10,8 @@ cached in `RESULTS/.baselines/DATASET.csv`, one row per (kind, k) keyed by every
 decides its result (data fingerprint, losses, architecture and training constants, seed), so a
 second `moncae report` trains nothing. PCA's test losses are cached there too (keyed by the data's
 fingerprint, the loss and `PCA_VERSION`): its exact fit takes minutes on large images (441 s on
-18,000 64x64x3 ones).
+18,000 64x64x3 ones); so are its per-image test losses at the latent sizes of fine-tuned models
+that kept theirs (`pca-KEY.npy`, for the paired comparison).
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from moncae.errors import MoncaeError, RunFolderError
 from moncae.method.dense_baselines import SETTINGS as TRAINING
 from moncae.report.pca import PCA_COLUMNS, pixel_loss
+from moncae.store.atomic import atomic_open
 from moncae.store.journal import append_rows, read_rows
 from moncae.store.lock import exclusive
 
 __all__ = ["BASELINE_COLUMNS", "BASELINE_KINDS", "BASELINE_SEED", "CACHE_DIRNAME", "DEFAULT_BASELINES",
-           "DENSE_SIZES", "MAX_RUN_LATENT", "PCA_VERSION", "cached_pca", "dense_baselines", "dense_sizes",
-           "parse_baselines"]
+           "DENSE_SIZES", "MAX_RUN_LATENT", "PCA_VERSION", "cached_pca", "cached_pca_image_losses",
+           "dense_baselines", "dense_sizes", "parse_baselines"]
 
 BASELINE_KINDS = ("pca", "dense_ae", "dense_vae")
 DEFAULT_BASELINES = ("pca",)
@@ -117,6 +120,36 @@ def cached_pca(ks: Sequence[int], *, fingerprint: str, loss: str, cache: Path | 
                  "rec_loss": r["rec_loss"], "kl": float("nan"), "epochs": 0, "seconds": 0.0}
                 for r in fresh.to_dict("records")])
     return pd.DataFrame([rows[k] for k in sorted(rows)], columns=PCA_COLUMNS)
+
+
+def cached_pca_image_losses(ks: Sequence[int], n_images: int, *, fingerprint: str, loss: str, cache: Path | None,
+                            compute: Callable[[list[int]], dict[int, np.ndarray]]) -> dict[int, np.ndarray]:
+    """PCA's per-image test losses (`pca.pca_image_losses`) for each k in `ks`: from `cache`'s
+    folder (`pca-KEY.npy`, KEY as `cached_pca`'s rows), the others from one `compute(missing)`,
+    saved there (`cache` None: nothing read or kept). A file that is not `n_images` finite values
+    (edited, torn) is computed again."""
+    if cache is None:
+        return compute(sorted(ks))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"data": fingerprint, "loss": loss, "pca": PCA_VERSION}
+    with exclusive(cache.with_name(cache.name + ".lock")):
+        losses, missing = {}, []
+        for k in sorted(ks):
+            try:
+                found = np.load(cache.parent / f"pca-{_key('pca', k, settings)}.npy", allow_pickle=False)
+            except (OSError, ValueError, EOFError):
+                found = None
+            usable = found is not None and found.dtype.kind == "f" and found.shape == (n_images,)
+            if usable and np.isfinite(found).all():
+                losses[k] = found.astype(np.float64)
+            else:
+                missing.append(k)
+        if missing:
+            for k, fresh in compute(missing).items():
+                with atomic_open(cache.parent / f"pca-{_key('pca', k, settings)}.npy", "wb") as fh:
+                    np.save(fh, np.asarray(fresh, dtype=np.float64), allow_pickle=False)
+                losses[k] = fresh
+    return losses
 
 
 def dense_baselines(kinds: Sequence[str], sizes: Sequence[int], data, *, fingerprint: str, loss: str,

@@ -19,10 +19,12 @@ import pandas as pd
 
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError, RunFolderError
+from moncae.method.image_loss import PairedDifference, paired_difference
 from moncae.report.baselines import (
     BASELINE_COLUMNS,
     CACHE_DIRNAME,
     cached_pca,
+    cached_pca_image_losses,
     dense_baselines,
     dense_sizes,
     parse_baselines,
@@ -36,12 +38,21 @@ from moncae.report.collect import (
     collect_projections,
     collect_runs,
     collect_versus_pca,
+    read_image_losses,
     versus_pca_counts,
     warn,
 )
 from moncae.report.markdown import DatasetSection, dataset_section, report_markdown, table1_markdown
 from moncae.report.output import staged_report
-from moncae.report.pca import PCA_COLUMNS, PcaFit, baseline_ks, fit_pca, max_components, pca_baseline
+from moncae.report.pca import (
+    PCA_COLUMNS,
+    PcaFit,
+    baseline_ks,
+    fit_pca,
+    max_components,
+    pca_baseline,
+    pca_image_losses,
+)
 from moncae.report.strategies import STRATEGY_COLUMNS, collect_strategies, strategies_markdown
 from moncae.report.table1 import (
     DEFAULT_LOC_THRESHOLDS,
@@ -208,6 +219,31 @@ def _pca_rows(data: _DatasetData, loss: str, fits: _PcaFits, components: int, ks
     return pca_baseline(data.x_train, data.x_test, ks, loss, fit=fits.of(data.x_train, components))
 
 
+def _paired_with_pca(runs: Sequence[RunInfo], finals: pd.DataFrame, data: _DatasetData, loss: str,
+                     fits: _PcaFits, components: int, cache: Path | None) -> dict[str, PairedDifference]:
+    """Each fine-tuned model that kept its test images' losses (`test_losses_file`), of a run on the
+    loaded split, against PCA of its latent size on the same images: `paired_difference` by file."""
+    split = replace(runs[0].config.data_spec(), data_dir=None)
+    same_split = {str(r.path) for r in runs if replace(r.config.data_spec(), data_dir=None) == split}
+    max_k = max_components(len(data.x_train), int(np.prod(data.x_train.shape[1:])))
+    models: dict[str, tuple[int, np.ndarray]] = {}
+    for _, m in finals.iterrows():
+        path = m["test_losses_file"]
+        if (m["status"] != "ok" or m["source"] != "finetune" or not path or pd.isna(m["latent_size"])
+                or int(m["latent_size"]) > max_k or str(Path(path).parent.parent) not in same_split):
+            continue
+        losses = read_image_losses(path, len(data.x_test), float(m["rec_loss"]))
+        if losses is not None:
+            models[path] = (int(m["latent_size"]), losses)
+    if not models:
+        return {}
+    pca = cached_pca_image_losses(
+        sorted({k for k, _ in models.values()}), len(data.x_test), fingerprint=data.fingerprint, loss=loss,
+        cache=cache, compute=lambda ks: pca_image_losses(data.x_train, data.x_test, ks, loss,
+                                                         fit=fits.of(data.x_train, components)))
+    return {path: paired_difference(losses, pca[k]) for path, (k, losses) in models.items()}
+
+
 def _baseline_cache(root: Path, dataset: str, *, say: bool = True) -> Path | None:
     """Where the baselines of `dataset` are cached: RESULTS/.baselines/DATASET.csv; None
     (computed, not kept) where the results folder cannot be written, with a warning if `say`
@@ -365,7 +401,8 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
                       pca_rows + dense.to_dict("records"))
         versus = None
         if pca is not None:
-            versus = versus_by_dataset[dataset] = collect_versus_pca(ds_finals, pca)
+            paired = _paired_with_pca(ds_runs, ds_finals, d, loss, pca_fits, max(ks), cache)
+            versus = versus_by_dataset[dataset] = collect_versus_pca(ds_finals, pca, paired)
             write_csv(out_dir / f"versus_pca_{dataset}.csv", VERSUS_PCA_COLUMNS, versus.to_dict("records"))
             n = versus_pca_counts(versus)
             log(f"{dataset}: {n['below']} of {n['compared']} fine-tuned final models below PCA at their "

@@ -12,7 +12,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,19 +24,21 @@ import pandas as pd
 from moncae.config import SearchConfig
 from moncae.errors import MoncaeError, MoncaeWarning, RunFolderError
 from moncae.finetune.records import read_finetune_json
+from moncae.method.image_loss import Z95, PairedDifference
 from moncae.method.objective_set import ObjectiveSet
 from moncae.method.objectives import REFERENCE_POINT, non_dominated_mask
 from moncae.report.pca import PCA_COLUMNS
-from moncae.store import lock_holder, model_filename, read_rows
+from moncae.store import image_losses_filename, lock_holder, model_filename, read_rows
 
 __all__ = ["FINAL_COLUMNS", "VERSUS_PCA_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models",
            "collect_hv_history", "collect_pareto", "collect_runs", "collect_versus_pca", "combined_source",
-           "latent_size", "pca_sizes", "read_table", "versus_pca_counts", "warn"]
+           "latent_size", "pca_sizes", "read_image_losses", "read_table", "versus_pca_counts", "warn"]
 
 FINAL_COLUMNS = [
     "dataset", "seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc",
     "search_rec_loss", "rec_loss", "source", "cl_loss", "cl_acc", "finetune_seconds",
     "individuals", "status", "model_file", "model_stage", "kl", "params", "flops", "latency_ms",
+    "test_losses_file",
 ]
 
 
@@ -368,6 +370,7 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
             "cl_loss": float("nan"), "cl_acc": float("nan"), "finetune_seconds": float("nan"),
             "individuals": n, "status": status if ok else "failed", "model_file": "",
             "model_stage": "", "kl": ev.get("kl", float("nan")),  # VAE runs only
+            "test_losses_file": "",
             **{c: ev.get(c, float("nan")) for c in ("params", "flops", "latency_ms")},
         }
         ft = finetune.get(key)
@@ -376,6 +379,9 @@ def collect_final_models(run: RunInfo) -> pd.DataFrame:
         if ok and ft is not None and ft["status"] == "ok" and math.isfinite(ft["rec_loss"]):
             row.update(rec_loss=ft["rec_loss"], source="finetune", cl_loss=ft["cl_loss"],
                        cl_acc=ft["cl_acc"], kl=ft["kl"])
+            losses = path / "finetuned" / image_losses_filename(key)  # fine-tunes since 2026-12-07
+            if losses.is_file():
+                row["test_losses_file"] = str(losses)
         elif ok and run.finetuned:
             missing_finetune += 1
             no_row += ft is None
@@ -430,10 +436,12 @@ def combined_source(sources: Iterable[str]) -> str:
 
 
 VERSUS_PCA_COLUMNS = ["seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc", "source",
-                      "rec_loss", "pca_k", "pca_rec_loss", "difference"]
+                      "rec_loss", "pca_k", "pca_rec_loss", "difference", "difference_se", "difference_low",
+                      "difference_high"]
 
 
-def collect_versus_pca(finals: pd.DataFrame, pca: pd.DataFrame | None) -> pd.DataFrame:
+def collect_versus_pca(finals: pd.DataFrame, pca: pd.DataFrame | None,
+                       paired: Mapping[str, PairedDifference] | None = None) -> pd.DataFrame:
     """Every ok final model beside PCA with as many components as the model has latent values
     (`pca`: `pca_baseline`'s `k, rec_loss`, test split), or, for a model with more latent values
     than the largest PCA there (`pca_k` < `latent_size`: PCA's components are at most the
@@ -442,17 +450,48 @@ def collect_versus_pca(finals: pd.DataFrame, pca: pd.DataFrame | None) -> pd.Dat
     not compared, `versus_pca_counts`). `difference` is the model's loss minus PCA's: negative
     where the model beats the linear reference. A model's `rec_loss` is its fine-tuned test loss
     (`source` 'finetune') or, not fine-tuned, its search validation loss ('search'): only the
-    first compares like with like."""
+    first compares like with like.
+
+    `paired` (by a model's `test_losses_file`): its per-image test losses against PCA's on the same
+    images (`paired_difference`), for a model compared with PCA of its own size; `difference_se`
+    is that standard error and `difference_low`/`_high` the 95% interval around `difference`
+    (NaN where there is none: a fine-tune from before the losses were kept, or no PCA of its size)."""
     by_k = {} if pca is None else dict(zip(pca["k"].astype(int), pca["rec_loss"].astype(float)))
     top = max(by_k, default=None)
+    paired = paired or {}
     rows = []
     for _, m in finals[finals["status"] == "ok"].sort_values(["seed", "loc", "rec_loss"]).iterrows():
         k = int(m["latent_size"]) if pd.notna(m["latent_size"]) else None
         pca_k = k if k in by_k else top if (k is not None and top is not None and k > top) else None
         ref = by_k[pca_k] if pca_k is not None else math.nan
+        diff = m["rec_loss"] - ref
+        pair = paired.get(m.get("test_losses_file", "")) if pca_k == k and m["source"] == "finetune" else None
+        se = pair.se if pair is not None else math.nan
         rows.append({**{c: m[c] for c in VERSUS_PCA_COLUMNS[:8]}, "pca_k": "" if pca_k is None else pca_k,
-                     "pca_rec_loss": ref, "difference": m["rec_loss"] - ref})
+                     "pca_rec_loss": ref, "difference": diff, "difference_se": se,
+                     "difference_low": diff - Z95 * se, "difference_high": diff + Z95 * se})
     return pd.DataFrame(rows, columns=VERSUS_PCA_COLUMNS)
+
+
+def read_image_losses(path: str | os.PathLike, n_images: int, rec_loss: float) -> np.ndarray | None:
+    """A fine-tuned model's per-image test losses (`finetune`'s `.test_losses.npy`), checked: one
+    finite value per test image here, averaging to the model's `rec_loss` within 1e-4 (Keras
+    scores a sigmoid's BCE from its logits, the file from the clipped probabilities: 3e-6 to
+    2.8e-5 apart on the demo's models); None with a warning otherwise (a file from another split,
+    or edited: data, never trusted), and the model is then judged by NARROW_MARGIN alone."""
+    try:
+        losses = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        warn(f"{path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+             "its model's lead over PCA is judged without it")
+        return None
+    ok = (losses.dtype.kind == "f" and losses.shape == (n_images,) and bool(np.isfinite(losses).all())
+          and abs(float(losses.mean()) - rec_loss) <= 1e-4)
+    if not ok:
+        warn(f"{path}: not {n_images} per-image test losses averaging to its model's {rec_loss:.6g} "
+             "(another split, or edited); its model's lead over PCA is judged without it")
+        return None
+    return losses.astype(np.float64)
 
 
 def pca_sizes(versus: pd.DataFrame) -> pd.Series:
@@ -461,25 +500,30 @@ def pca_sizes(versus: pd.DataFrame) -> pd.Series:
     return pd.to_numeric(versus["pca_k"], errors="coerce")
 
 
-# A model below PCA by less than this is said to be within the test split's noise: the standard
-# error of a mean per-pixel BCE over 1,000-10,000 test images is ~0.0005-0.002 on these datasets
-# (per-image BCE's standard deviation ~0.09 on Fashion-MNIST), and the difference of two such means
-# is noisier still.
+# A model below PCA whose lead is within the test split's noise is said to be so: where its
+# per-image test losses are kept, when the 95% interval of its paired difference from PCA
+# (`difference_low`/`_high`) holds 0; for older fine-tunes, when it is below by less than this
+# fixed margin: the standard error of a mean per-pixel BCE over 1,000-10,000 test images is
+# ~0.0005-0.002 on these datasets (per-image BCE's standard deviation ~0.09 on Fashion-MNIST).
 NARROW_MARGIN = 0.002
 
 
 def versus_pca_counts(versus: pd.DataFrame) -> dict[str, int]:
     """Of `collect_versus_pca`'s rows: `compared` (fine-tuned, beside PCA of their size, or above
-    the largest PCA here while larger than it), `below` (of those, below PCA), `narrow` (of those,
-    by less than NARROW_MARGIN), `capped` (of those,
+    the largest PCA here while larger than it), `below` (of those, below PCA), `paired` (of those,
+    with a paired standard error), `narrow` (of those below, within the noise: the 95% interval
+    holds 0, or without one, by less than NARROW_MARGIN), `capped` (of those,
     larger than the largest PCA), `no_pca` (fine-tuned, no PCA to tell: larger than the largest
     and below it, or no PCA at all) and `not_finetuned` (validation losses: not compared with
     PCA's test losses)."""
     tuned = versus[versus["source"] == "finetune"]
     larger = pca_sizes(tuned) < tuned["latent_size"]
     compared = tuned[tuned["pca_rec_loss"].notna() & (~larger | (tuned["difference"] >= 0))]
-    return {"compared": len(compared), "below": int((compared["difference"] < 0).sum()),
-            "narrow": int(((compared["difference"] < 0) & (compared["difference"] > -NARROW_MARGIN)).sum()),
+    below = compared[compared["difference"] < 0]
+    paired = below["difference_se"].notna()
+    narrow = (paired & (below["difference_high"] >= 0)) | (~paired & (below["difference"] > -NARROW_MARGIN))
+    return {"compared": len(compared), "below": len(below), "paired": int(compared["difference_se"].notna().sum()),
+            "narrow": int(narrow.sum()),
             "capped": int((pca_sizes(compared) < compared["latent_size"]).sum()),
             "no_pca": len(tuned) - len(compared), "not_finetuned": len(versus) - len(tuned)}
 

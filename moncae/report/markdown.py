@@ -148,10 +148,17 @@ def versus_pca_section(dataset: str, versus: pd.DataFrame, loss: str) -> list[st
             f"components as they have latent values** ({_loss_name(loss)}, test split; the difference "
             "is the model's loss minus PCA's, negative: the model beats the linear reference at its size)."
             if n["compared"] else "No fine-tuned final model has a PCA of its size to be compared with.")
+    if n["paired"]:
+        text += (f" For {n['paired']} of them the test images' losses were kept, so the difference has a 95% "
+                 "interval from the per-image differences (model minus PCA on the same images: "
+                 "`difference_low`, `difference_high`).")
     if n["narrow"]:
-        text += (f" {n['narrow']} of those below {'is' if n['narrow'] == 1 else 'are'} below by less than "
-                 f"{NARROW_MARGIN:g}, within the test split's noise (a mean over its images: its standard "
-                 "error is ~0.0005-0.002 on 1,000-10,000 images).")
+        how = ("its 95% interval holds 0" if n["paired"] == n["compared"] else
+               f"its 95% interval holds 0, or, without one, it is below by less than {NARROW_MARGIN:g}"
+               if n["paired"] else f"below by less than {NARROW_MARGIN:g}, while a mean over 1,000-10,000 "
+               "test images has a standard error of ~0.0005-0.002")
+        text += (f" {n['narrow']} of those below {'is' if n['narrow'] == 1 else 'are'} within the test "
+                 f"split's noise ({how}).")
     top = pca_sizes(versus).max()
     if n["capped"]:
         text += (f" {n['capped']} of them {'has' if n['capped'] == 1 else 'have'} more latent values than PCA "
@@ -178,9 +185,12 @@ def versus_pca_section(dataset: str, versus: pd.DataFrame, loss: str) -> list[st
                  _fmt(float(r["rec_loss"]), 4) + ("" if r["source"] == "finetune" else " (validation)"),
                  (_fmt(float(r["pca_rec_loss"]), 4) or "–")
                  + (f" (k={r['pca_k']})" if r["pca_k"] != "" and r["pca_k"] < r["latent_size"] else ""),
-                 "–" if r["source"] != "finetune" or pd.isna(r["difference"]) else f"{r['difference']:+.4f}"]
+                 "–" if r["source"] != "finetune" or pd.isna(r["difference"]) else f"{r['difference']:+.4f}"
+                 + ("" if pd.isna(r["difference_se"]) else
+                    f" ({r['difference_low']:+.4f} to {r['difference_high']:+.4f})")]
                 for _, r in versus.iterrows()]
-        parts += [_md_table(["Run", "Bottleneck", "LOC", "Rec loss", "PCA", "Difference"], rows), ""]
+        parts += [_md_table(["Run", "Bottleneck", "LOC", "Rec loss", "PCA", "Difference (95% interval)"], rows),
+                  ""]
     return parts
 
 

@@ -26,25 +26,15 @@ import numpy as np
 import pandas as pd
 
 from moncae.errors import MoncaeError
+from moncae.method.image_loss import EPSILON, image_losses, pixel_loss
 
-EPSILON = 1e-7  # keras.config.epsilon()
+__all__ = ["CLIP_GRID", "CLIP_IMAGES", "EPSILON", "PCA_COLUMNS", "PcaFit", "baseline_ks", "fit_clip", "fit_pca",
+           "max_components", "pca_baseline", "pca_image_losses", "pixel_loss"]
+
 PCA_COLUMNS = ["k", "loc", "rec_loss"]
 # the clips PCA's BCE reconstructions may take (`fit_clip`): Keras' eps, then 1e-6 .. 0.2
 CLIP_GRID = (EPSILON, *np.logspace(-6.0, -0.7, 40).tolist())
 CLIP_IMAGES = 3000  # training images (a seeded draw) the clip is fitted on
-
-
-def pixel_loss(x: np.ndarray, x_hat: np.ndarray, loss: str, clip: float = EPSILON) -> np.ndarray:
-    """Per-element loss of reconstructions `x_hat` of `x` (both in [0, 1]), as float64; `bce`
-    clips `x_hat` to [clip, 1 - clip]."""
-    x = np.asarray(x, dtype=np.float64)
-    p = np.asarray(x_hat, dtype=np.float64)
-    if loss == "bce":
-        p = np.clip(p, clip, 1.0 - clip)
-        return -(x * np.log(p) + (1.0 - x) * np.log1p(-p))
-    if loss == "mse":
-        return (x - np.clip(p, 0.0, 1.0)) ** 2
-    raise MoncaeError(f"`loss` must be bce or mse. Received: loss={loss!r}")
 
 
 def baseline_ks(latent_sizes: Iterable[int], max_k: int) -> list[int]:
@@ -101,6 +91,18 @@ def pca_baseline(x_train: np.ndarray, x_test: np.ndarray, ks: Iterable[int], los
     up to CLIP_IMAGES training images. Returns columns `k, loc, rec_loss`, sorted by k; values of
     k above `max_components` (training images - 1, or pixels) are dropped.
     """
+    per_image = pca_image_losses(x_train, x_test, ks, loss, batch_size=batch_size, fit=fit)
+    if not per_image:
+        return pd.DataFrame(columns=PCA_COLUMNS)
+    ks = sorted(per_image)
+    return pd.DataFrame({"k": ks, "loc": np.log10(ks), "rec_loss": [per_image[k].mean() for k in ks]})
+
+
+def pca_image_losses(x_train: np.ndarray, x_test: np.ndarray, ks: Iterable[int], loss: str, *,
+                     batch_size: int = 2048, fit: PcaFit | None = None) -> dict[int, np.ndarray]:
+    """Each test image's loss (`image_losses`, float64, in the test split's order) under PCA with
+    k components, for each k up to `max_components` (the others are left out); `pca_baseline`'s
+    losses are their means. `fit`: as in `pca_baseline`."""
     train = np.asarray(x_train).reshape(len(x_train), -1)
     test = np.asarray(x_test).reshape(len(x_test), -1)
     if train.shape[1] != test.shape[1] or len(train) < 2 or len(test) < 1:
@@ -109,7 +111,7 @@ def pca_baseline(x_train: np.ndarray, x_test: np.ndarray, ks: Iterable[int], los
     max_k = max_components(len(train), train.shape[1])
     ks = sorted({int(k) for k in ks if 1 <= int(k) <= max_k})
     if not ks:
-        return pd.DataFrame(columns=PCA_COLUMNS)
+        return {}
     if fit is None or len(fit.components) < ks[-1]:
         fit = fit_pca(train, ks[-1])
     components, mean = fit.components, fit.mean
@@ -119,12 +121,10 @@ def pca_baseline(x_train: np.ndarray, x_test: np.ndarray, ks: Iterable[int], los
         sample = train[np.sort(rows)].astype(np.float64)
         codes = (sample - mean) @ components[:ks[-1]].T
         clips = [fit_clip(sample, codes[:, :k] @ components[:k] + mean) for k in ks]
-    totals = np.zeros(len(ks))
+    losses = {k: np.empty(len(test)) for k in ks}
     for start in range(0, len(test), batch_size):
         x = test[start:start + batch_size].astype(np.float64)
         codes = (x - mean) @ components[:ks[-1]].T
-        for i, k in enumerate(ks):
-            x_hat = codes[:, :k] @ components[:k] + mean
-            totals[i] += pixel_loss(x, x_hat, loss, clips[i]).sum()
-    losses = totals / test.size
-    return pd.DataFrame({"k": ks, "loc": np.log10(ks), "rec_loss": losses})
+        for k, clip in zip(ks, clips, strict=True):
+            losses[k][start:start + len(x)] = image_losses(x, codes[:, :k] @ components[:k] + mean, loss, clip)
+    return losses

@@ -14,11 +14,12 @@ from moncae.store.run_folder import (
     RunFolder,
     check_writable_folder,
     data_record,
+    image_losses_filename,
     model_filename,
 )
 from moncae.store.tables import csv_float, read_csv_rows
 
 __all__ = ["FRONT_COLUMNS", "GENERATION_COLUMNS", "MODEL_INDEX_COLUMNS", "POPULATION_COLUMNS",
            "RUN_FOLDER_HINT", "Checkpoint", "RunFolder", "RunLock", "append_rows", "atomic_open",
-           "check_writable_folder", "csv_float", "data_record", "lock_holder", "model_filename", "read_csv_rows",
-           "read_rows", "rewrite_rows", "write_csv", "write_json", "write_text"]
+           "check_writable_folder", "csv_float", "data_record", "image_losses_filename", "lock_holder",
+           "model_filename", "read_csv_rows", "read_rows", "rewrite_rows", "write_csv", "write_json", "write_text"]

@@ -62,6 +62,11 @@ def model_filename(genome_key: str) -> str:
     return hashlib.sha256(genome_key.encode()).hexdigest()[:16] + ".keras"
 
 
+def image_losses_filename(genome_key: str) -> str:
+    """Beside a fine-tuned model: each test image's loss under it (a float64 `.npy` vector)."""
+    return hashlib.sha256(genome_key.encode()).hexdigest()[:16] + ".test_losses.npy"
+
+
 def check_writable_folder(path: str | os.PathLike, option: str) -> None:
     """Fail (a `RunFolderError` naming `option`, the command's way to choose another place) before
     anything is computed if the folder `path` cannot be created or written: a file on the way, a
