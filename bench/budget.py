@@ -187,9 +187,16 @@ def versus_pca(run_dir: Path) -> None:
     """The report's comparison (`moncae.report.collect.collect_versus_pca`) for one run's
     fine-tuned final models, printed."""
     from moncae.data import cached_dataset
+    from moncae.method.image_loss import paired_difference
     from moncae.report.build import objective_loss
-    from moncae.report.collect import collect_final_models, collect_runs, collect_versus_pca, versus_pca_counts
-    from moncae.report.pca import max_components, pca_baseline
+    from moncae.report.collect import (
+        collect_final_models,
+        collect_runs,
+        collect_versus_pca,
+        read_image_losses,
+        versus_pca_counts,
+    )
+    from moncae.report.pca import max_components, pca_image_losses
 
     (run,) = collect_runs(run_dir)
     loss = objective_loss(run.config)  # a VAE's is the BCE of its mean decoding
@@ -197,7 +204,15 @@ def versus_pca(run_dir: Path) -> None:
     data = cached_dataset(run.config.data_spec())
     top = max_components(len(data.x_train), int(np.prod(data.x_train.shape[1:])))
     ks = sorted({int(k) for k in finals["latent_size"].dropna()} | {top})  # the largest PCA: for larger codes
-    versus = collect_versus_pca(finals, pca_baseline(data.x_train, data.x_test, ks, loss))
+    per_image = pca_image_losses(data.x_train, data.x_test, ks, loss)
+    pca = pd.DataFrame({"k": list(per_image), "loc": np.log10(list(per_image)),
+                        "rec_loss": [v.mean() for v in per_image.values()]})
+    paired = {}  # a fine-tune since 2026-12-07 kept its test images' losses: as the report pairs them
+    for _, m in finals[(finals["source"] == "finetune") & (finals["test_losses_file"] != "")].iterrows():
+        losses = read_image_losses(m["test_losses_file"], len(data.x_test), float(m["rec_loss"]))
+        if losses is not None and int(m["latent_size"]) in per_image:
+            paired[m["test_losses_file"]] = paired_difference(losses, per_image[int(m["latent_size"])])
+    versus = collect_versus_pca(finals, pca, paired)
     versus = versus[versus["source"] == "finetune"]
     print(f"{run_dir}: fine-tuned final models, test {loss} minus PCA's at the same latent size")
     for _, row in versus.iterrows():
@@ -206,11 +221,14 @@ def versus_pca(run_dir: Path) -> None:
             print(f"  {row['bottleneck']:>10} (k={k}): no PCA with that many components")
             continue
         capped = f" (PCA k={row['pca_k']}, all it has)" if row["pca_k"] != k else ""
+        interval = ("" if pd.isna(row["difference_se"]) else
+                    f" (95%: {row['difference_low']:+.4f} to {row['difference_high']:+.4f})")
         print(f"  {row['bottleneck']:>10} k={k:<5} test {row['rec_loss']:.4f}  PCA {row['pca_rec_loss']:.4f}  "
-              f"difference {row['difference']:+.4f}{capped}")
+              f"difference {row['difference']:+.4f}{interval}{capped}")
     n = versus_pca_counts(versus)
     left = f" ({n['no_pca']} not compared)" if n["no_pca"] else ""
-    print(f"  {n['below']} of {n['compared']} below PCA{left}")
+    noise = f", {n['narrow']} of them within the test split's noise" if n["narrow"] else ""
+    print(f"  {n['below']} of {n['compared']} below PCA{noise}{left}")
 
 
 def _settings(config) -> dict:
