@@ -34,6 +34,7 @@ from moncae.model.vae import (
     evaluate_vae,
     kl_prior_op,
 )
+from moncae.store import image_losses_filename
 
 pytestmark = pytest.mark.slow  # builds and trains Keras models
 
@@ -190,10 +191,14 @@ def test_smoke_vae_search_completes_is_deterministic_and_resumes_identically(tmp
     ft = pd.read_csv(reference / "finetune.csv")
     assert ft.columns[-1] == "kl" and ft.loc[ft["status"] == "ok", "kl"].notna().all()
     assert ((ft["rec_loss"] > 0) & (ft["rec_loss"] < 1)).all()
+    for _, row in ft[ft["status"] == "ok"].iterrows():  # each test image's BCE of the mean decoding
+        losses = np.load(reference / "finetuned" / image_losses_filename(row["genome_key"]))
+        assert losses.mean() == pytest.approx(row["rec_loss"], abs=1e-4) and losses.std() > 0
     report = subprocess.run(_cli(str(tmp_path / "straight"), "--baselines", "pca,dense_ae,dense_vae",
                                  "--loc-threshold", "4", command="report"),
                             env=env, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
+    assert "per-image test losses" not in report.stderr  # each file fits its model
     out = tmp_path / "straight" / "report"
     assert (out / f"samples_mnist_5k_seed-{SEED}.png").stat().st_size > 1000
     baselines = pd.read_csv(out / "baselines_mnist_5k.csv")
