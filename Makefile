@@ -37,8 +37,9 @@ test: $(STAMP)
 
 # Everything but the tests marked `slow` (those train real models, import TensorFlow or build a wheel), with
 # os.fsync a no-op (no test can see it; tests/test_atomic.py checks the calls): 25-28 s here with nothing
-# else running, 32-34 s beside other work, 1,186 tests at 5fa5874, 25.9 s; 1,230 at cac3b98, 28.6-31.7 s
-# (target: < 30 s).
+# else running, 32-34 s beside other work, 1,186 tests at 5fa5874, 25.9 s; 1,230 at cac3b98, 28.6-31.7 s;
+# on an AVX2-only machine (2026-12-07, 1,260 tests, slower at everything) 46-48 s, the tests' own
+# seconds summing to 61 (target: < 30 s).
 test-fast: $(STAMP)
 	MONCAE_TEST_NO_FSYNC=1 $(PYTEST) -m "not slow"
 

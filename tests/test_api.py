@@ -25,6 +25,10 @@ def test_the_api_lists_its_names():
     assert set(moncae.__all__) <= set(dir(moncae))
     names = {"run_search", "SearchProgress", "RunResult", "default_executor", "FinetuneProgress"}
     assert names <= set(dir(moncae))
+
+
+@pytest.mark.slow  # `load_model` (moncae.export) imports TensorFlow
+def test_every_name_of_the_api_loads():
     for name in moncae.__all__:
         assert getattr(moncae, name) is not None
 

@@ -101,6 +101,7 @@ def test_search_cli_exits_1_with_one_line_when_the_disk_is_full(tiny_npz, tmp_pa
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow  # the CLI's default evaluator module imports TensorFlow
 def test_a_run_file_replaced_by_a_folder_is_bad_input_exit_2(tiny_npz, tmp_path, monkeypatch):
     """Not the disk-full advice with exit 1 (a helper's audit)."""
     import moncae.evaluation.train as train
