@@ -154,6 +154,9 @@ def test_versus_pca_pairs_each_model_with_pca_of_its_latent_size():
     assert versus_pca_counts(close)["narrow"] == 1  # a: 0.0015 below PCA's 0.25
     assert "1 of those below is within the test split's noise (below by less than 0.002," in "\n".join(
         versus_pca_section("tiny", close, "bce"))
+    assert versus_pca_summary({"tiny": close})[2] == (
+        "- tiny: **2 of 4** fine-tuned final models below PCA at their latent size (test split), 1 of them "
+        "within the test split's noise")
 
 
 def test_versus_pca_gives_a_paired_interval_where_the_test_images_losses_were_kept():

@@ -405,8 +405,9 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
             versus = versus_by_dataset[dataset] = collect_versus_pca(ds_finals, pca, paired)
             write_csv(out_dir / f"versus_pca_{dataset}.csv", VERSUS_PCA_COLUMNS, versus.to_dict("records"))
             n = versus_pca_counts(versus)
+            noise = f", {n['narrow']} of them within the test split's noise" if n["narrow"] else ""
             log(f"{dataset}: {n['below']} of {n['compared']} fine-tuned final models below PCA at their "
-                "latent size (test split)" if n["compared"] else
+                f"latent size (test split){noise}" if n["compared"] else
                 f"{dataset}: no fine-tuned final model to compare with PCA at its latent size")
         pareto = collect_pareto(ds_finals, pca, thresholds[dataset])
         pareto["baselines"] = dense

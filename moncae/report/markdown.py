@@ -269,8 +269,9 @@ def versus_pca_summary(versus: dict[str, pd.DataFrame]) -> list[str]:
     for dataset, rows in versus.items():
         n = versus_pca_counts(rows)
         if n["compared"]:
+            noise = f", {n['narrow']} of them within the test split's noise" if n["narrow"] else ""
             lines.append(f"- {dataset}: **{n['below']} of {n['compared']}** fine-tuned final models below PCA "
-                         "at their latent size (test split)")
+                         f"at their latent size (test split){noise}")
     return ["Against PCA (details in each dataset's section):", "", *lines, ""] if lines else []
 
 
