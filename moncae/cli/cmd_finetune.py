@@ -85,8 +85,9 @@ def command(run_dirs, epochs, classifier_epochs, batch_size, patience, data_dir,
     """Fine-tune the final population of each search run in RUN_DIRS (one or more, e.g.
     results/mnist/seed-*, one after another) and score it on the test split.
 
-    Writes RUN_DIR/finetune.csv (one row per unique genome) and RUN_DIR/finetuned/*.keras; a
-    rerun skips the models already in finetune.csv. With several runs, every folder (and its
+    Writes RUN_DIR/finetune.csv (one row per unique genome) and RUN_DIR/finetuned/*.keras, each
+    with its test images' losses (*.test_losses.npy, for the report's paired comparison with PCA);
+    a rerun skips the models already in finetune.csv. With several runs, every folder (and its
     rows already fine-tuned, against these settings) is checked before any is fine-tuned.
     """
     from moncae.config import parse_workers
