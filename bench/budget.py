@@ -187,13 +187,12 @@ def versus_pca(run_dir: Path) -> None:
     """The report's comparison (`moncae.report.collect.collect_versus_pca`) for one run's
     fine-tuned final models, printed."""
     from moncae.data import cached_dataset
-    from moncae.method.image_loss import paired_difference
     from moncae.report.build import objective_loss
     from moncae.report.collect import (
         collect_final_models,
         collect_runs,
         collect_versus_pca,
-        read_image_losses,
+        paired_with_pca,
         versus_pca_counts,
     )
     from moncae.report.pca import max_components, pca_image_losses
@@ -207,11 +206,8 @@ def versus_pca(run_dir: Path) -> None:
     per_image = pca_image_losses(data.x_train, data.x_test, ks, loss)
     pca = pd.DataFrame({"k": list(per_image), "loc": np.log10(list(per_image)),
                         "rec_loss": [v.mean() for v in per_image.values()]})
-    paired = {}  # a fine-tune since 2026-12-07 kept its test images' losses: as the report pairs them
-    for _, m in finals[(finals["source"] == "finetune") & (finals["test_losses_file"] != "")].iterrows():
-        losses = read_image_losses(m["test_losses_file"], len(data.x_test), float(m["rec_loss"]))
-        if losses is not None and int(m["latent_size"]) in per_image:
-            paired[m["test_losses_file"]] = paired_difference(losses, per_image[int(m["latent_size"])])
+    # a fine-tune since 2026-12-07 kept its test images' losses: paired with PCA's, as the report does
+    paired = paired_with_pca(finals, len(data.x_test), per_image)
     versus = collect_versus_pca(finals, pca, paired)
     versus = versus[versus["source"] == "finetune"]
     print(f"{run_dir}: fine-tuned final models, test {loss} minus PCA's at the same latent size")

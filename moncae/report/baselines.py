@@ -132,11 +132,15 @@ def cached_pca_image_losses(ks: Sequence[int], n_images: int, *, fingerprint: st
         return compute(sorted(ks))
     cache.parent.mkdir(parents=True, exist_ok=True)
     settings = {"data": fingerprint, "loss": loss, "pca": PCA_VERSION}
+
+    def path(k: int) -> Path:
+        return cache.parent / f"pca-{_key('pca', k, settings)}.npy"
+
     with exclusive(cache.with_name(cache.name + ".lock")):
         losses, missing = {}, []
         for k in sorted(ks):
             try:
-                found = np.load(cache.parent / f"pca-{_key('pca', k, settings)}.npy", allow_pickle=False)
+                found = np.load(path(k), allow_pickle=False)
             except (OSError, ValueError, EOFError):
                 found = None
             usable = found is not None and found.dtype.kind == "f" and found.shape == (n_images,)
@@ -146,7 +150,7 @@ def cached_pca_image_losses(ks: Sequence[int], n_images: int, *, fingerprint: st
                 missing.append(k)
         if missing:
             for k, fresh in compute(missing).items():
-                with atomic_open(cache.parent / f"pca-{_key('pca', k, settings)}.npy", "wb") as fh:
+                with atomic_open(path(k), "wb") as fh:
                     np.save(fh, np.asarray(fresh, dtype=np.float64), allow_pickle=False)
                 losses[k] = fresh
     return losses

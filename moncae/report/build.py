@@ -19,7 +19,7 @@ import pandas as pd
 
 from moncae.data import cached_dataset
 from moncae.errors import MoncaeError, RunFolderError
-from moncae.method.image_loss import PairedDifference, paired_difference
+from moncae.method.image_loss import PairedDifference
 from moncae.report.baselines import (
     BASELINE_COLUMNS,
     CACHE_DIRNAME,
@@ -38,7 +38,7 @@ from moncae.report.collect import (
     collect_projections,
     collect_runs,
     collect_versus_pca,
-    read_image_losses,
+    paired_with_pca,
     versus_pca_counts,
     warn,
 )
@@ -221,27 +221,20 @@ def _pca_rows(data: _DatasetData, loss: str, fits: _PcaFits, components: int, ks
 
 def _paired_with_pca(runs: Sequence[RunInfo], finals: pd.DataFrame, data: _DatasetData, loss: str,
                      fits: _PcaFits, components: int, cache: Path | None) -> dict[str, PairedDifference]:
-    """Each fine-tuned model that kept its test images' losses (`test_losses_file`), of a run on the
-    loaded split, against PCA of its latent size on the same images: `paired_difference` by file."""
+    """Each fine-tuned model that kept its test images' losses, of a run on the loaded split,
+    against PCA of its latent size on the same images (`paired_with_pca`)."""
     split = replace(runs[0].config.data_spec(), data_dir=None)
     same_split = {str(r.path) for r in runs if replace(r.config.data_spec(), data_dir=None) == split}
+    kept = finals[finals["test_losses_file"].map(lambda f: f != "" and str(Path(f).parent.parent) in same_split)]
     max_k = max_components(len(data.x_train), int(np.prod(data.x_train.shape[1:])))
-    models: dict[str, tuple[int, np.ndarray]] = {}
-    for _, m in finals.iterrows():
-        path = m["test_losses_file"]
-        if (m["status"] != "ok" or m["source"] != "finetune" or not path or pd.isna(m["latent_size"])
-                or int(m["latent_size"]) > max_k or str(Path(path).parent.parent) not in same_split):
-            continue
-        losses = read_image_losses(path, len(data.x_test), float(m["rec_loss"]))
-        if losses is not None:
-            models[path] = (int(m["latent_size"]), losses)
-    if not models:
+    ks = sorted({int(k) for k in kept["latent_size"].dropna() if int(k) <= max_k})
+    if not ks:
         return {}
     pca = cached_pca_image_losses(
-        sorted({k for k, _ in models.values()}), len(data.x_test), fingerprint=data.fingerprint, loss=loss,
-        cache=cache, compute=lambda ks: pca_image_losses(data.x_train, data.x_test, ks, loss,
-                                                         fit=fits.of(data.x_train, components)))
-    return {path: paired_difference(losses, pca[k]) for path, (k, losses) in models.items()}
+        ks, len(data.x_test), fingerprint=data.fingerprint, loss=loss, cache=cache,
+        compute=lambda missing: pca_image_losses(data.x_train, data.x_test, missing, loss,
+                                                 fit=fits.of(data.x_train, components)))
+    return paired_with_pca(kept, len(data.x_test), pca)
 
 
 def _baseline_cache(root: Path, dataset: str, *, say: bool = True) -> Path | None:

@@ -24,7 +24,7 @@ import pandas as pd
 from moncae.config import SearchConfig
 from moncae.errors import MoncaeError, MoncaeWarning, RunFolderError
 from moncae.finetune.records import read_finetune_json
-from moncae.method.image_loss import Z95, PairedDifference
+from moncae.method.image_loss import Z95, PairedDifference, paired_difference
 from moncae.method.objective_set import ObjectiveSet
 from moncae.method.objectives import REFERENCE_POINT, non_dominated_mask
 from moncae.report.pca import PCA_COLUMNS
@@ -32,7 +32,8 @@ from moncae.store import image_losses_filename, lock_holder, model_filename, rea
 
 __all__ = ["FINAL_COLUMNS", "VERSUS_PCA_COLUMNS", "ReportWarning", "RunInfo", "collect_final_models",
            "collect_hv_history", "collect_pareto", "collect_runs", "collect_versus_pca", "combined_source",
-           "latent_size", "pca_sizes", "read_image_losses", "read_table", "versus_pca_counts", "warn"]
+           "latent_size", "paired_with_pca", "pca_sizes", "read_image_losses", "read_table", "versus_pca_counts",
+           "warn"]
 
 FINAL_COLUMNS = [
     "dataset", "seed", "genome_key", "architecture", "bottleneck", "latent_size", "loc",
@@ -492,6 +493,23 @@ def read_image_losses(path: str | os.PathLike, n_images: int, rec_loss: float) -
              "(another split, or edited); its model's lead over PCA is judged without it")
         return None
     return losses.astype(np.float64)
+
+
+def paired_with_pca(finals: pd.DataFrame, n_images: int,
+                    pca_losses: Mapping[int, np.ndarray]) -> dict[str, PairedDifference]:
+    """Each final model that kept its test images' losses (`test_losses_file`: fine-tuned, ok),
+    read and checked (`read_image_losses`), against PCA of its latent size on the same images
+    (`pca_losses`: PCA's per-image losses by k; a model of another size is left out): the
+    `paired_difference` by file, as `collect_versus_pca` takes it."""
+    paired = {}
+    for _, m in finals[finals["test_losses_file"] != ""].iterrows():
+        k = int(m["latent_size"]) if pd.notna(m["latent_size"]) else None
+        if k not in pca_losses:
+            continue
+        losses = read_image_losses(m["test_losses_file"], n_images, float(m["rec_loss"]))
+        if losses is not None:
+            paired[m["test_losses_file"]] = paired_difference(losses, pca_losses[k])
+    return paired
 
 
 def pca_sizes(versus: pd.DataFrame) -> pd.Series:
