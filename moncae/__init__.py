@@ -19,6 +19,8 @@ _EXPORTS = {
     "run_search": "moncae.search.loop",
     "RunResult": "moncae.search.loop",
     "SearchProgress": "moncae.search.loop",
+    "run_side_by_side": "moncae.search.side_by_side",
+    "SeedOutcome": "moncae.search.side_by_side",
     "default_executor": "moncae.search",
     "finetune_run": "moncae.finetune",
     "FinetuneProgress": "moncae.finetune.records",

@@ -139,7 +139,7 @@ def test_several_seeds_share_one_executor_closed_at_the_end(tmp_path, monkeypatc
 
     monkeypatch.setattr(search, "default_executor", executor_for)
     monkeypatch.setattr(search, "run_search", fake_run)
-    argv = [*BASE, "--out", str(tmp_path)]
+    argv = [*BASE, "--out", str(tmp_path), "--seeds-at-once", "1"]  # one after another
     argv[argv.index("--seed") + 1] = "1,2"
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 0, result.output
@@ -326,7 +326,7 @@ def test_a_later_seed_refused_says_to_resume_for_the_seeds_done(tmp_path, monkey
     monkeypatch.setattr(search, "run_search", one_seed)
     monkeypatch.setattr(search, "default_executor", lambda config: SimpleNamespace(close=lambda: None))
     result = CliRunner().invoke(main, ["search", "--dataset", "mnist_5k", "--seed", "1,2", "--preset", "smoke",
-                                       "--out", str(tmp_path), "--quiet"])
+                                       "--out", str(tmp_path), "--quiet", "--seeds-at-once", "1"])
     assert result.exit_code == 2, result.output
     assert ("wait for it, then run this again (seed(s) 1 of this command are done: add --resume when you "
             "run it again)") in result.output

@@ -113,8 +113,9 @@ class BarProgress:
     says, so a refusal found while it starts (a resume's settings, a lock) comes alone."""
 
     def __init__(self, quiet: bool, header: str | None = None, max_minutes: float = 0.0,
-                 bar: bool | None = None) -> None:
+                 bar: bool | None = None, prefix: str = "") -> None:
         self.quiet = quiet
+        self.prefix = prefix  # before each line (seeds side by side: whose line it is)
         # the bar where stderr is a terminal (`bar` None); in a log, a line per generation and rung instead
         self.show_bar = not quiet and (sys.stderr.isatty() if bar is None else bar)
         self.header = header
@@ -135,7 +136,7 @@ class BarProgress:
         self.generation, self.generations = generation, generations
         self.trained, self.hits = 0, cache_hits
         if not self.quiet and not self.show_bar:
-            click.echo(f"gen {generation + 1}/{generations}: {to_train} to train, {cache_hits} cached", err=True)
+            self._echo(f"gen {generation + 1}/{generations}: {to_train} to train, {cache_hits} cached", err=True)
         self._open_bar(to_train)
 
     def _open_bar(self, to_train):
@@ -174,7 +175,10 @@ class BarProgress:
             self._open_bar(to_train)
         if not self.show_bar and candidates:  # no candidates: every genome of the generation was cached
             reused = f" ({promoted - to_train} trained before)" if promoted > to_train else ""
-            click.echo(f"  rung {rung}: {promoted} of {candidates} promoted{reused}", err=not self.quiet)
+            self._echo(f"  rung {rung}: {promoted} of {candidates} promoted{reused}", err=not self.quiet)
+
+    def _echo(self, text: str, err: bool = False) -> None:
+        click.echo(self.prefix + text, err=err)
 
     def announce(self) -> None:
         """Print the header, once."""
@@ -199,7 +203,7 @@ class BarProgress:
         if "search_seconds" in row:
             self.run_seconds = (row["search_seconds"], row["longest_seconds"])
         left = self.generations - row["generation"] - 1
-        click.echo(
+        self._echo(
             f"gen {row['generation'] + 1:>2}/{self.generations}  HV {row['hypervolume']:.4f}"
             f"{all_time_hv(row)}  "
             f"front {row['front_size']}  best loss {row['best_rec_loss']:.4f}  "
@@ -221,7 +225,7 @@ class BarProgress:
 
     def message(self, text):
         self.announce()
-        click.echo(text)
+        self._echo(text)
 
 
 def _dry_run(configs) -> None:
@@ -354,6 +358,13 @@ def _dry_run(configs) -> None:
               help="local: trainings at once, each in its own process (default auto: 2 on a CPU-only "
                    "machine with >= 2 cores, else 1, in a worker process; an explicit 1: in this "
                    "process); dask: start a LocalCluster of N workers.")
+@click.option("--seeds-at-once", default="auto", metavar="N|auto", show_default=True,
+              help="With several seeds: run N of them side by side, each with its share of the --workers "
+                   "(at most one seed per worker), every training with the threads --workers gives it, so "
+                   "each run folder is the one it gets alone, sooner in all (one seed's rung ends are "
+                   "another's trainings); a line per generation, each seed's lines marked. auto: one seed "
+                   "per worker process of the local executor, unless --max-minutes is set; 1: one after "
+                   "another, with progress bars.")
 @click.option("--models-per-gpu", type=int, default=None,
               help="Dask LocalCluster on GPUs: workers (models trained at once) per GPU (default 1).")
 @click.option("--scheduler", default=None, help="Dask: scheduler address, e.g. tcp://host:8786.")
@@ -364,8 +375,8 @@ def _dry_run(configs) -> None:
 @click.option("--dry-run", is_flag=True,
               help="Print the settings these options resolve to, as TOML that --config reads back, "
                    "and each seed's run folder; train and write nothing.")
-def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **flags):
-    """Run the MONCAE neuroevolution for one seed (or several, one after another)."""
+def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, seeds_at_once, **flags):
+    """Run the MONCAE neuroevolution for one seed (or several: one after another, or side by side)."""
     from moncae.config import parse_ref, read_toml, resolve_config, without_effect
     from moncae.store.run_folder import RunFolder
 
@@ -391,6 +402,9 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **f
         warnings.warn(MoncaeWarning(line), stacklevel=1)
     for config in configs:  # what the search checks before it writes: said by a dry run too
         RunFolder(config.run_dir).check_writable()
+    from moncae.search.side_by_side import resolve_at_once
+
+    at_once = resolve_at_once(seeds_at_once, configs)
     if not dry_run:  # every seed's folder before the first seed trains
         from moncae.search.loop import check_not_overwritten
 
@@ -401,7 +415,10 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, **f
     try:
         if dry_run:
             return _dry_run(configs)
-        _search(configs, resume, quiet)
+        if at_once > 1:
+            _side_by_side(configs, resume, quiet, at_once)
+        else:
+            _search(configs, resume, quiet)
     except SizeTooLarge as err:  # a size the data cannot hold: say where its value came from
         origin = _origin(err.setting, preset, from_file, config_file, flags)
         raise DataError(str(err).replace(SIZE_ORIGIN, f"({origin})")) from None
@@ -420,6 +437,69 @@ def _origin(name: str, preset, from_file, config_file, flags) -> str:
     if preset is not None and name in load_preset(preset):
         return f"preset {preset}'s value"
     return "the default"
+
+
+def _seed_progress(quiet: bool, config, i: int, n: int) -> BarProgress:
+    """A seed's progress in its own driver process (`--seeds-at-once`): lines, each marked."""
+    return BarProgress(quiet, header=f"search {config.dataset} seed {config.seed} ({i + 1} of {n}) -> "
+                       f"{config.run_dir}", max_minutes=config.max_minutes, bar=False,
+                       prefix=f"[seed {config.seed}] ")
+
+
+def _driver_setup() -> None:
+    """How a seed's driver process prints moncae's warnings: one line each, as the command does."""
+    from moncae.cli.main import one_line_warnings
+
+    warnings.simplefilter("always", MoncaeWarning)
+    warnings.showwarning = one_line_warnings(warnings.showwarning)
+
+
+def _side_by_side(configs, resume, quiet, at_once) -> None:
+    """`--seeds-at-once N`: the seeds' searches N at a time (`moncae.search.side_by_side`); each
+    seed's end is said as it comes, the failures again at the end (exit 2 for a refusal, 1 for a
+    passing cause), with what to run next."""
+    import functools
+
+    from moncae.executors import resolve_workers
+    from moncae.search.loop import search_data
+    from moncae.search.side_by_side import run_side_by_side, slot_plan
+
+    for config in configs:  # a data problem is said before any run is announced
+        search_data(config, warn=False)
+    workers = resolve_workers(configs[0].workers)
+    per_seed, threads = slot_plan(workers, at_once)
+    click.echo(f"{len(configs)} seeds, {at_once} at a time, each with {per_seed} worker process(es) of "
+               f"{threads} TensorFlow thread(s) (as --workers {workers} gives each training alone)")
+
+    def said(outcome) -> None:
+        if outcome.done:
+            click.echo(f"[seed {outcome.seed}] done: {outcome.ok}/{outcome.finals} final models trained, "
+                       f"{outcome.models_saved} with their model on disk; results in {outcome.run_dir}")
+        else:
+            click.echo(f"[seed {outcome.seed}] stopped: {outcome.failure}", err=True)
+
+    outcomes = run_side_by_side(configs, at_once, resume=resume, progress=functools.partial(_seed_progress, quiet),
+                                setup=_driver_setup, on_outcome=said)
+    failed = [o for o in outcomes if not o.done]
+    unsaved = [o for o in outcomes if o.done and o.unsaved]
+    empty = [o for o in outcomes if o.done and o.finals and not o.ok]
+    again = "" if resume else " with --resume"
+    for o in failed:
+        click.echo(f"Error: seed {o.seed}: {o.failure}", err=True)
+    for o in unsaved:
+        click.echo(f"Error: seed {o.seed}: {len(o.unsaved)} final model(s) failed for a passing reason (first: "
+                   f"{o.unsaved[0]}); fix it (e.g. free memory, or fewer --workers) and run the same command "
+                   f"with --resume to train them again", err=True)
+    for o in empty:
+        click.echo(f"Error: seed {o.seed}: every final model's training failed ({len(o.errors)} distinct "
+                   f"error(s); the first: {o.errors[0] if o.errors else 'none recorded'}); see the `error` "
+                   f"column of {o.run_dir / 'evaluations.csv'}", err=True)
+    if failed or unsaved or empty:
+        done = [str(o.seed) for o in outcomes if o.done and not o.unsaved]
+        if done and failed:
+            click.echo(f"seed(s) {', '.join(done)} of this command are done: run it again{again} once the "
+                       "cause is fixed", err=True)
+        sys.exit(2 if any(o.failure_kind == "input" for o in failed) else 1)
 
 
 def _search(configs, resume, quiet) -> None:

@@ -12,7 +12,7 @@ from moncae._version import __version__
 from moncae.errors import MoncaeError, MoncaeWarning, one_line
 
 
-def _one_line_warnings(original):
+def one_line_warnings(original):
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, MoncaeWarning):  # one line each, as they happen
             click.echo(f"Warning: {message}", err=True)
@@ -72,7 +72,7 @@ class MoncaeGroup(click.Group):
     def invoke(self, ctx: click.Context):
         with warnings.catch_warnings():  # restores showwarning and the filters afterwards
             warnings.simplefilter("always", MoncaeWarning)
-            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            warnings.showwarning = one_line_warnings(warnings.showwarning)
             previous = {}
             for signum in STOP_SIGNALS:
                 try:
