@@ -20,10 +20,14 @@ seconds, W trainings at once) was spent:
   (the driver's turn), and while some workers wait for the others (the end of a rung); with
   several workers a third: that waiting, rung by rung (`rung_waits`).
 
-Usage: python bench/search_overhead.py [--workers auto|N] [--set KEY=VALUE ...] [--warm] [smoke quick]
+Usage: python bench/search_overhead.py [--workers auto|N] [--set KEY=VALUE ...] [--warm]
+                                       [--seeds N [--one-after-another]] [smoke quick]
 (`--set promote_multiple=2`: a setting instead of the preset's, its value read as TOML; `--warm`:
 the workers first run a one-generation search of another seed, as they do for the second and later
-seeds of `moncae search --seed A,B,...`, so the measured search pays no worker start-up)
+seeds of `moncae search --seed A,B,...`, so the measured search pays no worker start-up; `--seeds N`:
+N seeds (46, 47, ...) as `moncae search --seed 46,47,...` runs them, side by side (one per worker,
+`moncae.search.side_by_side`), or with `--one-after-another` on one set of workers; the figures
+are then over all of them, from fresh workers, without the per-rung line)
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _cli import run
+from _cli import positive_int, run
 
 from moncae.config import read_toml, resolve_config
 from moncae.data import cached_dataset
+from moncae.errors import MoncaeError
 from moncae.executors import resolve_workers
 from moncae.search.loop import default_executor, run_search
+from moncae.search.side_by_side import run_side_by_side
 
 STEPS_FILE = "MONCAE_BENCH_STEPS"  # where each worker appends its trainings' batch timings
 TASKS_FILE = "MONCAE_BENCH_TASKS"  # where each worker appends when each of its tasks ran
@@ -126,8 +132,22 @@ def idle_shares(tasks: list[dict], begin: float, end: float, workers: int) -> di
             "some_idle_pct": 100 * some / capacity}
 
 
+def _run_seeds(configs: list, side_by_side: bool) -> list[Path]:
+    """`moncae search --seed A,B,...`'s way: side by side, or one after another on one executor."""
+    if side_by_side:
+        outcomes = run_side_by_side(configs, resolve_workers(configs[0].workers), task_fn=timed_task)
+        if not all(o.done for o in outcomes):
+            raise MoncaeError(f"a seed stopped: {[o.failure for o in outcomes if not o.done]}")
+        return [o.run_dir for o in outcomes]
+    executor = default_executor(configs[0], timed_task)
+    try:
+        return [run_search(c, task_fn=timed_task, executor=executor).run_dir for c in configs]
+    finally:
+        executor.close()
+
+
 def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = None,
-            warm: bool = False) -> dict[str, float]:
+            warm: bool = False, seeds: int = 1, side_by_side: bool = True) -> dict[str, float]:
     import pandas as pd  # here, not at the top: the spawned workers import this module first
 
     with tempfile.TemporaryDirectory() as out:
@@ -145,14 +165,18 @@ def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = N
                 for name in (STEPS_FILE, TASKS_FILE):
                     Path(os.environ[name]).write_text("")  # count the measured search only
             begin = time.time()  # wall clock, as the workers log their tasks
-            result = run_search(config, task_fn=timed_task, executor=executor)
+            if seeds > 1:
+                run_dirs = _run_seeds([dataclasses.replace(config, seed=seed + k) for k in range(seeds)],
+                                      side_by_side)
+            else:
+                run_dirs = [run_search(config, task_fn=timed_task, executor=executor).run_dir]
             end = time.time()
         finally:
             if executor is not None:
                 executor.close()
         wall = end - begin
-        ev = pd.read_csv(result.run_dir / "evaluations.csv")
-        gens = pd.read_csv(result.run_dir / "generations.csv")
+        ev = pd.concat([pd.read_csv(d / "evaluations.csv") for d in run_dirs])
+        gens = pd.concat([pd.read_csv(d / "generations.csv") for d in run_dirs])
         steps = [json.loads(line) for line in Path(os.environ[STEPS_FILE]).read_text().splitlines()]
         tasks = [json.loads(line) for line in Path(os.environ[TASKS_FILE]).read_text().splitlines()]
     fit, steady = ev["fit_seconds"].sum(), sum(s["steady"] for s in steps)
@@ -166,7 +190,8 @@ def measure(preset: str, workers: str, seed: int = 46, settings: dict | None = N
         "trainings": len(ev), "cache_hits": int(gens["cache_hits"].sum()),
         "failed": int((ev["status"] != "ok").sum()),
         "in_tasks_pct": 100 * sum(t["end"] - t["start"] for t in tasks) / capacity,
-        "rung_wait_pct": {r: 100 * w / capacity for r, w in sorted(rung_waits(tasks, n).items())},
+        "rung_wait_pct": {} if seeds > 1 else {r: 100 * w / capacity
+                                               for r, w in sorted(rung_waits(tasks, n).items())},
         **idle_shares(tasks, begin, end, n),
     }
 
@@ -179,10 +204,20 @@ def main() -> None:
                         help="a setting instead of the preset's, as TOML, e.g. --set promote_multiple=2")
     parser.add_argument("--warm", action="store_true",
                         help="workers already started (a one-generation search of another seed first)")
+    parser.add_argument("--seeds", type=positive_int, default=1,
+                        help="seeds 46, 47, ... as `moncae search --seed 46,47,...` runs them (default 1)")
+    parser.add_argument("--one-after-another", action="store_true",
+                        help="with --seeds: one seed after another on one set of workers, not side by side")
     args = parser.parse_args()
+    if args.warm and args.seeds > 1:
+        parser.error("--warm is for one seed (several start their own workers)")
     settings = read_toml("--set", text="\n".join(args.set))
     for preset in args.presets:
-        m = measure(preset, args.workers, settings=settings, warm=args.warm)
+        m = measure(preset, args.workers, settings=settings, warm=args.warm, seeds=args.seeds,
+                    side_by_side=not args.one_after_another)
+        if args.seeds > 1:
+            print(f"{preset:>6}: {args.seeds} seeds, " + ("one after another" if args.one_after_another
+                                                          else "side by side"))
         print(f"{preset:>6}: wall {m['wall_s']:.1f} s, {m['workers']} at once, {m['trainings']} trainings, "
               f"{m['cache_hits']} cache hits, {m['failed']} failed; of the capacity ({m['workers']} x wall): "
               f"outside steady-state steps {m['outside_steps_pct']:.1f}% (first batches of each fit, "
@@ -192,7 +227,7 @@ def main() -> None:
               f"{m['before_first_pct']:.1f}%, none running between tasks (the driver) "
               f"{m['none_running_pct']:.1f}%, some workers waiting for others (end of a rung) "
               f"{m['some_idle_pct']:.1f}%, after the last {m['after_last_pct']:.1f}%")
-        if m["workers"] > 1:
+        if m["workers"] > 1 and m["rung_wait_pct"]:
             print(f"{'':>6}  waiting at the end of each rung: " + ", ".join(
                 f"rung {r} {pct:.1f}%" for r, pct in m["rung_wait_pct"].items()))
 

@@ -28,6 +28,8 @@ def test_auto_runs_one_seed_per_worker_and_one_at_a_time_where_that_would_change
 
     assert resolve_at_once("auto", configs(3, workers=2)) == 2
     assert resolve_at_once("auto", configs(2, workers=4)) == 2  # not more than the seeds
+    assert resolve_at_once("auto", configs(3, workers=4)) == 2  # 2 workers each, not 3 seeds of 1
+    assert resolve_at_once("auto", configs(5, workers=3)) == 3
     assert resolve_at_once("auto", configs(1, workers=2)) == 1
     assert resolve_at_once("auto", configs(3, workers=1)) == 1  # in this process
     assert resolve_at_once("auto", configs(3, workers=2, max_minutes=5.0)) == 1  # each seed's budget
@@ -177,3 +179,26 @@ def test_real_trainings_side_by_side_equal_those_of_the_same_seeds_one_after_ano
     for seed in (1, 2):
         run = Path("mnist_5k") / f"seed-{seed}"
         assert_same(tmp_path / "side" / run, tmp_path / "alone" / run, WITH_INDEX)
+
+
+UNGUARDED_SCRIPT = """
+import sys
+from moncae.config import resolve_config
+from moncae.evaluation.surrogate import surrogate_task
+from moncae.search.side_by_side import run_side_by_side
+
+configs = [resolve_config(dataset=sys.argv[1], seed=s, out=sys.argv[2], generations=1, population=4, workers=2)
+           for s in (1, 2)]
+for outcome in run_side_by_side(configs, 2, task_fn=surrogate_task):
+    print(outcome.failure)
+"""
+
+
+@pytest.mark.slow
+def test_a_script_without_the_main_guard_is_told_how_to_call_it(tiny_npz, tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tiny_npz), str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=300)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2 and all('under `if __name__ == "__main__":`' in line for line in lines), done.stdout

@@ -362,9 +362,9 @@ def _dry_run(configs) -> None:
               help="With several seeds: run N of them side by side, each with its share of the --workers "
                    "(at most one seed per worker), every training with the threads --workers gives it, so "
                    "each run folder is the one it gets alone, sooner in all (one seed's rung ends are "
-                   "another's trainings); a line per generation, each seed's lines marked. auto: one seed "
-                   "per worker process of the local executor, unless --max-minutes is set; 1: one after "
-                   "another, with progress bars.")
+                   "another's trainings); a line per generation, each seed's lines marked. auto: up to one "
+                   "seed per worker process of the local executor (as many as share them out evenly), "
+                   "unless --max-minutes is set; 1: one after another, with progress bars.")
 @click.option("--models-per-gpu", type=int, default=None,
               help="Dask LocalCluster on GPUs: workers (models trained at once) per GPU (default 1).")
 @click.option("--scheduler", default=None, help="Dask: scheduler address, e.g. tcp://host:8786.")

@@ -77,15 +77,16 @@ def slot_plan(workers: int, at_once: int, cores: int | None = None) -> tuple[int
 
 
 def resolve_at_once(value: Any, configs: Sequence[SearchConfig]) -> int:
-    """How many seeds run at once: an integer as given (checked against the workers); "auto" runs
-    one seed per worker process when there are several seeds, the local executor with two or more
-    workers and no time budget (`max_minutes`, which would then end each seed elsewhere), else 1."""
+    """How many seeds run at once: an integer as given (checked against the workers); "auto", with
+    several seeds, the local executor and no time budget (`max_minutes`, which would then end each
+    seed elsewhere), the most seeds up to one per worker process that share the workers out evenly
+    (2 workers: 2; 4 workers and 3 seeds: 2 of 2 workers each), else 1."""
     if value in (None, WORKERS_AUTO):
         config = configs[0]
         if len(configs) < 2 or config.executor != "local" or any(c.max_minutes > 0 for c in configs):
             return 1
         workers = resolve_workers(config.workers)
-        return min(workers, len(configs)) if config.workers != 1 else 1
+        return max(d for d in range(1, min(workers, len(configs)) + 1) if workers % d == 0)
     try:
         at_once = int(value)
     except (TypeError, ValueError):
@@ -252,8 +253,12 @@ def run_side_by_side(configs: Sequence[SearchConfig], at_once: int, *, resume: b
     while take(0.1):  # anything still on its way
         pass
     codes = [d.exitcode for d in drivers if d.exitcode]
+    why = "killed, out of memory?"
+    if not found and codes and codes[0] > 0:  # no driver got as far as one seed: it could not start
+        why = ("it could not start: a script that calls moncae.run_side_by_side must make that call under "
+               "`if __name__ == \"__main__\":`, as each driver process imports the script again")
     return [found.get(i) or SeedOutcome(
         c.seed, c.run_dir, failure_kind="os",
-        failure=f"its driver process ended (exit code {codes[0] if codes else 'unknown'}: killed, out of "
-                "memory?) before the search did; what it journaled is kept")
+        failure=f"its driver process ended (exit code {codes[0] if codes else 'unknown'}: {why}) before the "
+                "search did; what it journaled is kept")
         for i, c in enumerate(configs)]
