@@ -220,6 +220,7 @@ def run_side_by_side(configs: Sequence[SearchConfig], at_once: int, *, resume: b
                                      task_fn, os.getpid()))
                for k in range(min(at_once, len(configs)))]
     found: dict[int, SeedOutcome] = {}
+    started: list = []
 
     def take(timeout: float) -> bool:
         try:
@@ -235,15 +236,16 @@ def run_side_by_side(configs: Sequence[SearchConfig], at_once: int, *, resume: b
         with _quiet_while_starting():
             for driver in drivers:
                 driver.start()
+                started.append(driver)
         while len(found) < len(configs):
             if not take(0.5) and not any(d.is_alive() for d in drivers):
                 break  # every driver has ended: what they sent last is taken below
     except BaseException:  # Ctrl-C, SIGTERM: every driver stops as `moncae search` does on SIGTERM
-        for driver in drivers:
+        for driver in started:
             if driver.is_alive():
                 with contextlib.suppress(OSError):
                     os.kill(driver.pid, signal.SIGTERM)
-        for driver in drivers:
+        for driver in started:
             driver.join(timeout=STOP_WAIT)
             if driver.is_alive():
                 driver.kill()
