@@ -36,6 +36,7 @@ def test_auto_runs_one_seed_per_worker_and_one_at_a_time_where_that_would_change
     assert resolve_at_once("auto", configs(3, executor="dask", workers=2)) == 1
     assert resolve_at_once("1", configs(3, workers=2)) == 1
     assert resolve_at_once("2", configs(3, workers=3)) == 2
+    assert resolve_at_once("2", configs(1, workers=2)) == 1  # one seed keeps both workers
     with pytest.warns(MoncaeWarning, match="each seed's budget counts its own time"):
         assert resolve_at_once("2", configs(2, workers=2, max_minutes=5.0)) == 2
 

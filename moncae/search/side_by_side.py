@@ -77,10 +77,10 @@ def slot_plan(workers: int, at_once: int, cores: int | None = None) -> tuple[int
 
 
 def resolve_at_once(value: Any, configs: Sequence[SearchConfig]) -> int:
-    """How many seeds run at once: an integer as given (checked against the workers); "auto", with
-    several seeds, the local executor and no time budget (`max_minutes`, which would then end each
-    seed elsewhere), the most seeds up to one per worker process that share the workers out evenly
-    (2 workers: 2; 4 workers and 3 seeds: 2 of 2 workers each), else 1."""
+    """How many seeds run at once: an integer as given (checked against the workers; at most the
+    seeds); "auto", with several seeds, the local executor and no time budget (`max_minutes`,
+    which would then end each seed elsewhere), the most seeds up to one per worker process that
+    share the workers out evenly (2 workers: 2; 4 workers and 3 seeds: 2 of 2 workers each), else 1."""
     if value in (None, WORKERS_AUTO):
         config = configs[0]
         if len(configs) < 2 or config.executor != "local" or any(c.max_minutes > 0 for c in configs):
@@ -107,7 +107,7 @@ def resolve_at_once(value: Any, configs: Sequence[SearchConfig]) -> int:
                 f"--max-minutes with --seeds-at-once {at_once}: each seed's budget counts its own time, which "
                 "runs longer while it shares the cores, so the budget ends it at an earlier generation than "
                 "alone"), stacklevel=2)
-    return at_once
+    return min(at_once, len(configs))  # one seed: it alone, with every worker
 
 
 class _Stopped(BaseException):
