@@ -48,7 +48,7 @@ from moncae.data import cached_dataset
 from moncae.errors import MoncaeError
 from moncae.executors import resolve_workers
 from moncae.search.loop import default_executor, run_search
-from moncae.search.side_by_side import run_side_by_side
+from moncae.search.side_by_side import resolve_at_once, run_side_by_side
 
 STEPS_FILE = "MONCAE_BENCH_STEPS"  # where each worker appends its trainings' batch timings
 TASKS_FILE = "MONCAE_BENCH_TASKS"  # where each worker appends when each of its tasks ran
@@ -135,7 +135,7 @@ def idle_shares(tasks: list[dict], begin: float, end: float, workers: int) -> di
 def _run_seeds(configs: list, side_by_side: bool) -> list[Path]:
     """`moncae search --seed A,B,...`'s way: side by side, or one after another on one executor."""
     if side_by_side:
-        outcomes = run_side_by_side(configs, resolve_workers(configs[0].workers), task_fn=timed_task)
+        outcomes = run_side_by_side(configs, resolve_at_once("auto", configs), task_fn=timed_task)
         if not all(o.done for o in outcomes):
             raise MoncaeError(f"a seed stopped: {[o.failure for o in outcomes if not o.done]}")
         return [o.run_dir for o in outcomes]
