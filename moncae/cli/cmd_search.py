@@ -8,7 +8,7 @@ import warnings
 
 import click
 
-from moncae.cli.options import data_dir_option, exit_if_unsaved
+from moncae.cli.options import data_dir_option, exit_if_unsaved, unsaved_text
 from moncae.config import (
     FIDELITIES,
     FINALS,
@@ -415,6 +415,10 @@ def command(dataset, seed, preset, config_file, resume, quiet, ref, dry_run, see
     try:
         if dry_run:
             return _dry_run(configs)
+        from moncae.search.loop import search_data
+
+        for config in configs:  # a data problem is said before any run is announced (the search reuses the data)
+            search_data(config, warn=False)  # what it has to say, the search says
         if at_once > 1:
             _side_by_side(configs, resume, quiet, at_once)
         else:
@@ -446,12 +450,19 @@ def _seed_progress(quiet: bool, config, i: int, n: int) -> BarProgress:
                        prefix=f"[seed {config.seed}] ")
 
 
-def _driver_setup() -> None:
-    """How a seed's driver process prints moncae's warnings: one line each, as the command does."""
-    from moncae.cli.main import one_line_warnings
+# a search's final models that failed for a passing reason: what they are, how to train them again, a fix
+UNSAVED = ("final model(s)", "with --resume to train them again", "e.g. free memory, or fewer --workers")
 
-    warnings.simplefilter("always", MoncaeWarning)
-    warnings.showwarning = one_line_warnings(warnings.showwarning)
+
+def _done_text(ok: int, finals: int, saved: int, run_dir) -> str:
+    return f"done: {ok}/{finals} final models trained, {saved} with their model on disk; results in {run_dir}"
+
+
+def _all_failed_text(errors, run_dir) -> str:
+    """Every final model's training failed: say why, not "done"."""
+    first = errors[0] if errors else "none recorded"
+    return (f"every final model's training failed ({len(errors)} distinct error(s); the first: {first}); see "
+            f"the `error` column of {run_dir / 'evaluations.csv'}")
 
 
 def _side_by_side(configs, resume, quiet, at_once) -> None:
@@ -460,12 +471,10 @@ def _side_by_side(configs, resume, quiet, at_once) -> None:
     passing cause), with what to run next."""
     import functools
 
+    from moncae.cli.main import say_warnings_in_one_line
     from moncae.executors import resolve_workers
-    from moncae.search.loop import search_data
     from moncae.search.side_by_side import run_side_by_side, slot_plan
 
-    for config in configs:  # a data problem is said before any run is announced
-        search_data(config, warn=False)
     workers = resolve_workers(configs[0].workers)
     per_seed, threads = slot_plan(workers, at_once)
     click.echo(f"{len(configs)} seeds, {at_once} at a time, each with {per_seed} worker process(es) of "
@@ -473,13 +482,13 @@ def _side_by_side(configs, resume, quiet, at_once) -> None:
 
     def said(outcome) -> None:
         if outcome.done:
-            click.echo(f"[seed {outcome.seed}] done: {outcome.ok}/{outcome.finals} final models trained, "
-                       f"{outcome.models_saved} with their model on disk; results in {outcome.run_dir}")
+            click.echo(f"[seed {outcome.seed}] "
+                       + _done_text(outcome.ok, outcome.finals, outcome.models_saved, outcome.run_dir))
         else:
             click.echo(f"[seed {outcome.seed}] stopped: {outcome.failure}", err=True)
 
     outcomes = run_side_by_side(configs, at_once, resume=resume, progress=functools.partial(_seed_progress, quiet),
-                                setup=_driver_setup, on_outcome=said)
+                                setup=say_warnings_in_one_line, on_outcome=said)
     failed = [o for o in outcomes if not o.done]
     unsaved = [o for o in outcomes if o.done and o.unsaved]
     empty = [o for o in outcomes if o.done and o.finals and not o.ok]
@@ -487,13 +496,9 @@ def _side_by_side(configs, resume, quiet, at_once) -> None:
     for o in failed:
         click.echo(f"Error: seed {o.seed}: {o.failure}", err=True)
     for o in unsaved:
-        click.echo(f"Error: seed {o.seed}: {len(o.unsaved)} final model(s) failed for a passing reason (first: "
-                   f"{o.unsaved[0]}); fix it (e.g. free memory, or fewer --workers) and run the same command "
-                   f"with --resume to train them again", err=True)
+        click.echo(f"Error: seed {o.seed}: {unsaved_text(len(o.unsaved), o.unsaved[0], *UNSAVED)}", err=True)
     for o in empty:
-        click.echo(f"Error: seed {o.seed}: every final model's training failed ({len(o.errors)} distinct "
-                   f"error(s); the first: {o.errors[0] if o.errors else 'none recorded'}); see the `error` "
-                   f"column of {o.run_dir / 'evaluations.csv'}", err=True)
+        click.echo(f"Error: seed {o.seed}: {_all_failed_text(o.errors, o.run_dir)}", err=True)
     if failed or unsaved or empty:
         done = [str(o.seed) for o in outcomes if o.done and not o.unsaved]
         if done and failed:
@@ -504,10 +509,7 @@ def _side_by_side(configs, resume, quiet, at_once) -> None:
 
 def _search(configs, resume, quiet) -> None:
     from moncae.search import default_executor, run_search
-    from moncae.search.loop import search_data
 
-    for config in configs:  # a data problem is said before any run is announced (the search reuses the data)
-        search_data(config, warn=False)  # what it has to say, the search says
     # several seeds share one executor: its worker processes import TensorFlow once, not per seed
     executor = default_executor(configs[0]) if len(configs) > 1 else None
     try:
@@ -527,17 +529,13 @@ def _search(configs, resume, quiet) -> None:
                 progress.close()
             progress.announce()
             ok = sum(r.ok for r in result.records)
-            click.echo(f"done: {ok}/{len(result.records)} final models trained, {result.models_saved} with "
-                       f"their model on disk; results in {result.run_dir}")
+            click.echo(_done_text(ok, len(result.records), result.models_saved, result.run_dir))
             # a model that could not be saved stops the search (StoppedOnIO); what is left is memory
             # or a worker that kept dying
-            exit_if_unsaved(result.unsaved, "final model(s)", "with --resume to train them again",
-                            "e.g. free memory, or fewer --workers")
+            exit_if_unsaved(result.unsaved, *UNSAVED)
             if result.records and not ok:  # nothing worth finding: say why, not "done"
                 errors = sorted({r.error for r in result.records if r.error})
-                click.echo(f"Error: every final model's training failed ({len(errors)} distinct error(s); the "
-                           f"first: {errors[0] if errors else 'none recorded'}); see the `error` column of "
-                           f"{result.run_dir / 'evaluations.csv'}", err=True)
+                click.echo(f"Error: {_all_failed_text(errors, result.run_dir)}", err=True)
                 sys.exit(1)
     finally:
         if executor is not None:

@@ -12,7 +12,7 @@ from moncae._version import __version__
 from moncae.errors import MoncaeError, MoncaeWarning, one_line
 
 
-def one_line_warnings(original):
+def _one_line_warnings(original):
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, MoncaeWarning):  # one line each, as they happen
             click.echo(f"Warning: {message}", err=True)
@@ -20,6 +20,12 @@ def one_line_warnings(original):
             original(message, category, filename, lineno, file, line)
 
     return show
+
+
+def say_warnings_in_one_line() -> None:
+    """Every moncae warning said, one line each (the commands; a side-by-side seed's driver)."""
+    warnings.simplefilter("always", MoncaeWarning)
+    warnings.showwarning = _one_line_warnings(warnings.showwarning)
 
 
 def _quiet_stdout() -> None:
@@ -71,8 +77,7 @@ class MoncaeGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         with warnings.catch_warnings():  # restores showwarning and the filters afterwards
-            warnings.simplefilter("always", MoncaeWarning)
-            warnings.showwarning = one_line_warnings(warnings.showwarning)
+            say_warnings_in_one_line()
             previous = {}
             for signum in STOP_SIGNALS:
                 try:

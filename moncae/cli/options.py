@@ -16,10 +16,16 @@ data_dir_option = click.option(
 )
 
 
+def unsaved_text(count: int, first: str, what: str, again: str, fix: str) -> str:
+    """`count` results that failed for a passing reason: the first reason, a likely `fix` and the
+    command that trains them again."""
+    return (f"{count} {what} failed for a passing reason (first: {first}); fix it ({fix}) and run the same "
+            f"command {again}")
+
+
 def exit_if_unsaved(unsaved, what: str, again: str, fix: str) -> None:
     """Exit 1 with one line when some results failed for a passing reason (disk, memory, a dying
     worker), naming the first reason, a likely `fix` and the command that trains them again."""
     if unsaved:
-        click.echo(f"Error: {len(unsaved)} {what} failed for a passing reason (first: {unsaved[0].error}); "
-                   f"fix it ({fix}) and run the same command {again}", err=True)
+        click.echo(f"Error: {unsaved_text(len(unsaved), unsaved[0].error, what, again, fix)}", err=True)
         sys.exit(1)

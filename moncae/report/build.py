@@ -42,7 +42,13 @@ from moncae.report.collect import (
     versus_pca_counts,
     warn,
 )
-from moncae.report.markdown import DatasetSection, dataset_section, report_markdown, table1_markdown
+from moncae.report.markdown import (
+    DatasetSection,
+    dataset_section,
+    report_markdown,
+    table1_markdown,
+    versus_pca_count_text,
+)
 from moncae.report.output import staged_report
 from moncae.report.pca import (
     PCA_COLUMNS,
@@ -398,9 +404,7 @@ def _write_report(root: Path, runs: list[RunInfo], finals: pd.DataFrame, dataset
             versus = versus_by_dataset[dataset] = collect_versus_pca(ds_finals, pca, paired)
             write_csv(out_dir / f"versus_pca_{dataset}.csv", VERSUS_PCA_COLUMNS, versus.to_dict("records"))
             n = versus_pca_counts(versus)
-            noise = f", {n['narrow']} of them within the test split's noise" if n["narrow"] else ""
-            log(f"{dataset}: {n['below']} of {n['compared']} fine-tuned final models below PCA at their "
-                f"latent size (test split){noise}" if n["compared"] else
+            log(f"{dataset}: {versus_pca_count_text(n)}" if n["compared"] else
                 f"{dataset}: no fine-tuned final model to compare with PCA at its latent size")
         pareto = collect_pareto(ds_finals, pca, thresholds[dataset])
         pareto["baselines"] = dense

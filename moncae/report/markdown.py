@@ -14,8 +14,8 @@ import pandas as pd
 from moncae._version import __version__
 from moncae.report.collect import NARROW_MARGIN, RunInfo, pca_sizes, settings_groups, versus_pca_counts
 
-__all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown", "versus_pca_section",
-           "versus_pca_summary"]
+__all__ = ["DatasetSection", "dataset_section", "report_markdown", "table1_markdown", "versus_pca_count_text",
+           "versus_pca_section", "versus_pca_summary"]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -263,15 +263,22 @@ def dataset_section(section: DatasetSection) -> str:
     return "\n".join(parts)
 
 
+def versus_pca_count_text(n: dict[str, int], *, bold: bool = False) -> str:
+    """`versus_pca_counts`' `n` in words: how many of the compared models lie below PCA, and how
+    many of those within the test split's noise (the report's summary; `moncae report`'s log)."""
+    count = f"{n['below']} of {n['compared']}"
+    noise = f", {n['narrow']} of them within the test split's noise" if n["narrow"] else ""
+    return (f"{f'**{count}**' if bold else count} fine-tuned final models below PCA at their latent size "
+            f"(test split){noise}")
+
+
 def versus_pca_summary(versus: dict[str, pd.DataFrame]) -> list[str]:
     """One line per dataset with a PCA baseline: how many fine-tuned final models beat it."""
     lines = []
     for dataset, rows in versus.items():
         n = versus_pca_counts(rows)
         if n["compared"]:
-            noise = f", {n['narrow']} of them within the test split's noise" if n["narrow"] else ""
-            lines.append(f"- {dataset}: **{n['below']} of {n['compared']}** fine-tuned final models below PCA "
-                         f"at their latent size (test split){noise}")
+            lines.append(f"- {dataset}: {versus_pca_count_text(n, bold=True)}")
     return ["Against PCA (details in each dataset's section):", "", *lines, ""] if lines else []
 
 

@@ -29,7 +29,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ class SeedOutcome:
     ok: int = 0  # of them trained ok
     models_saved: int = 0  # with their model on disk
     unsaved: tuple[str, ...] = ()  # the errors of final models that failed for a passing reason
-    errors: tuple[str, ...] = field(default=())  # the final models' distinct errors
+    errors: tuple[str, ...] = ()  # the final models' distinct errors (when none trained ok)
     failure: str | None = None  # why the seed stopped: one line
     failure_kind: str | None = None  # "input" (a MoncaeError: exit 2) or "os" (exit 1)
 
